@@ -1,0 +1,91 @@
+//! Types and constants shared by the eBPF programs (`profiler-ebpf`) and user space
+//! (`profiler`). Everything here is `#[repr(C)]` plain data with explicit padding, so the
+//! byte layout is the same on both sides; nothing here has behaviour.
+#![no_std]
+
+/// One completed system call, as written to the ring buffer by `sys_exit`.
+///
+/// 32 bytes: the smallest record that carries what the histograms need.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct SyscallEvent {
+    /// Time from `sys_enter` to `sys_exit`, in nanoseconds (`bpf_ktime_get_ns`).
+    pub duration_ns: u64,
+    /// The raw return value; `-4095..=-1` is an errno.
+    pub ret: i64,
+    /// Process id (thread-group id) in the initial pid namespace.
+    pub tgid: u32,
+    /// Thread id in the initial pid namespace.
+    pub tid: u32,
+    /// Syscall number, taken at `sys_enter` (the exit id may be -1).
+    pub nr: u32,
+    /// Explicit padding, always zero.
+    pub _pad: u32,
+}
+
+const _: () = assert!(core::mem::size_of::<SyscallEvent>() == 32);
+
+/// Per-thread state kept in task-local storage between `sys_enter` and `sys_exit`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default)]
+pub struct EnterState {
+    /// `bpf_ktime_get_ns` at enter; 0 when no call is in flight.
+    pub ts: u64,
+    /// Syscall number at enter, or [`NR_FORK_CHILD`] for a new task's first exit.
+    pub nr: u32,
+    /// Explicit padding.
+    pub _pad: u32,
+}
+
+const _: () = assert!(core::mem::size_of::<EnterState>() == 16);
+
+/// Marks a task created by a traced parent: its first `sys_exit` is the return from
+/// fork/clone in the child, which has no matching enter and is not a loss.
+pub const NR_FORK_CHILD: u32 = u32::MAX;
+
+/// `SyscallEvent::nr` of a process-exit record: the thread group `tgid` is dead, and
+/// `duration_ns` and `ret` hold its 16-byte command name (little endian), NUL-padded.
+/// It is not a syscall and is not counted as an emitted event.
+pub const NR_PROC_EXIT: u32 = u32::MAX - 1;
+
+/// Syscall numbers at or above this are ignored (no architecture has this many).
+pub const MAX_SYSCALLS: u32 = 1024;
+
+/// `FILTER_MODE` values: which processes the programs time.
+pub mod filter_mode {
+    /// Every process except syslat itself.
+    pub const ALL: u32 = 0;
+    /// Only processes whose tgid bit is set in `TGID_BITS` (descendants are added at fork).
+    pub const TGIDS: u32 = 1;
+}
+
+/// Indices into the per-CPU `COUNTERS` array.
+pub mod counter {
+    /// Events written to the ring buffer.
+    pub const EMITTED: u32 = 0;
+    /// Completed calls lost because the ring buffer was full.
+    pub const DROPPED: u32 = 1;
+    /// Exits of targeted threads with no recorded enter (in flight when tracing started).
+    pub const UNPAIRED: u32 = 2;
+    /// Enters that found a previous call still open (its exit was never seen).
+    pub const STALE: u32 = 3;
+    /// Enters whose per-thread slot could not be allocated (the call is not timed).
+    pub const NO_STORAGE: u32 = 4;
+    /// Threads that exited inside a syscall (`exit`, `exit_group`, or killed).
+    pub const UNFINISHED: u32 = 5;
+    /// Child processes added to the target set at fork.
+    pub const FORKS_FOLLOWED: u32 = 6;
+    /// Number of counters.
+    pub const COUNT: u32 = 7;
+}
+
+/// Default ring buffer size in bytes (a power of two, a multiple of the page size).
+pub const DEFAULT_RINGBUF_BYTES: u32 = 16 << 20;
+
+#[cfg(feature = "user")]
+mod pod {
+    // SAFETY: SyscallEvent is repr(C), has explicit padding, and every bit pattern is valid.
+    unsafe impl aya::Pod for super::SyscallEvent {}
+    // SAFETY: EnterState is repr(C), has explicit padding, and every bit pattern is valid.
+    unsafe impl aya::Pod for super::EnterState {}
+}

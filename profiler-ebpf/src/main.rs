@@ -1,0 +1,248 @@
+//! syslat's eBPF programs: time every syscall of the targeted processes.
+//!
+//! - `sys_enter` / `sys_exit` (raw tracepoints, the cheapest hook): the enter timestamp and
+//!   syscall number go to task-local storage; the exit pairs with it and writes one 32-byte
+//!   `SyscallEvent` to the ring buffer without waking user space.
+//! - `sched_process_fork` (tp_btf, for a typed child pointer): a traced parent's new child
+//!   process is added to the target set before it can run, and every new task of a traced
+//!   process is marked so that its first exit (the return from fork) is not an "unpaired" loss.
+//! - `sched_process_exit`: counts threads that die inside a syscall; when a traced thread
+//!   group dies, reports it (with its name) and drops it from the target set.
+//!
+//! Every path is O(1); nothing here logs on the per-syscall path.
+#![no_std]
+#![no_main]
+// Inline BPF assembly for atomic RMW (see atomic.rs); the build enables it with
+// RUSTC_BOOTSTRAP=syslat (the bin crate).
+#![feature(asm_experimental_arch)]
+
+mod atomic;
+mod maps;
+
+use aya_ebpf::{
+    bindings::{BPF_LOCAL_STORAGE_GET_F_CREATE, BPF_RB_NO_WAKEUP},
+    helpers::{
+        bpf_get_current_comm, bpf_get_current_pid_tgid, bpf_get_current_task,
+        bpf_get_current_task_btf, bpf_ktime_get_ns, bpf_probe_read_kernel,
+        generated::bpf_task_storage_get,
+    },
+    macros::{btf_tracepoint, raw_tracepoint},
+    programs::{BtfTracePointContext, RawTracePointContext},
+};
+use aya_log_ebpf::debug;
+use maps::{
+    ENTER, EVENTS, FILTER_MODE, OFF_SIGNAL_LIVE, OFF_TASK_SIGNAL, OFF_TASK_TGID, SELF_TGID,
+    TGID_BITS, bump, constant,
+};
+use profiler_common::{
+    EnterState, MAX_SYSCALLS, NR_FORK_CHILD, NR_PROC_EXIT, SyscallEvent, counter, filter_mode,
+};
+
+/// Whether the process `tgid` is targeted.
+#[inline(always)]
+fn targeted(tgid: u32) -> bool {
+    if constant(&FILTER_MODE) == filter_mode::ALL {
+        return tgid != constant(&SELF_TGID);
+    }
+    match TGID_BITS.get(tgid / 64) {
+        Some(word) => *word & (1u64 << (tgid % 64)) != 0,
+        None => false,
+    }
+}
+
+/// The current task's enter slot, created on demand when `create` is set.
+#[inline(always)]
+fn enter_slot(create: bool) -> Option<&'static mut EnterState> {
+    let flags = if create {
+        BPF_LOCAL_STORAGE_GET_F_CREATE as u64
+    } else {
+        0
+    };
+    // SAFETY: `ENTER` is a task storage map and `bpf_get_current_task_btf` returns a trusted
+    // pointer to the current task; the helper returns null or a pointer to a live value
+    // that stays valid for the rest of this program run.
+    unsafe {
+        let task = bpf_get_current_task_btf();
+        let p = bpf_task_storage_get(ENTER.as_ptr(), task.cast(), core::ptr::null_mut(), flags);
+        p.cast::<EnterState>().as_mut()
+    }
+}
+
+/// `raw_syscalls:sys_enter(struct pt_regs *regs, long id)`.
+#[raw_tracepoint(tracepoint = "sys_enter")]
+fn sys_enter(ctx: RawTracePointContext) -> i32 {
+    let tgid = (bpf_get_current_pid_tgid() >> 32) as u32;
+    if !targeted(tgid) {
+        return 0;
+    }
+    let id: i64 = ctx.arg(1);
+    let Some(slot) = enter_slot(true) else {
+        bump(counter::NO_STORAGE);
+        return 0;
+    };
+    if slot.ts != 0 {
+        bump(counter::STALE);
+    }
+    slot.nr = id as u32;
+    // SAFETY: helper with no arguments.
+    slot.ts = unsafe { bpf_ktime_get_ns() };
+    0
+}
+
+/// `raw_syscalls:sys_exit(struct pt_regs *regs, long ret)`.
+#[raw_tracepoint(tracepoint = "sys_exit")]
+fn sys_exit(ctx: RawTracePointContext) -> i32 {
+    let pid_tgid = bpf_get_current_pid_tgid();
+    let tgid = (pid_tgid >> 32) as u32;
+    if !targeted(tgid) {
+        return 0;
+    }
+    // SAFETY: helper with no arguments.
+    let now = unsafe { bpf_ktime_get_ns() };
+    let Some(slot) = enter_slot(false) else {
+        bump(counter::UNPAIRED);
+        return 0;
+    };
+    let (ts, nr) = (slot.ts, slot.nr);
+    if ts == 0 {
+        if nr == NR_FORK_CHILD {
+            // The child's return from fork/clone: expected, not a loss.
+            slot.nr = 0;
+        } else {
+            bump(counter::UNPAIRED);
+        }
+        return 0;
+    }
+    slot.ts = 0;
+    if nr >= MAX_SYSCALLS {
+        return 0;
+    }
+    let ret: i64 = ctx.arg(1);
+    match EVENTS.reserve(0) {
+        Some(mut entry) => {
+            entry.write(SyscallEvent {
+                duration_ns: now.saturating_sub(ts),
+                ret,
+                tgid,
+                tid: pid_tgid as u32,
+                nr,
+                _pad: 0,
+            });
+            entry.submit(BPF_RB_NO_WAKEUP as u64);
+            bump(counter::EMITTED);
+        }
+        None => bump(counter::DROPPED),
+    }
+    0
+}
+
+/// Reads a kernel `T` at `base + offset`.
+#[inline(always)]
+fn read_kernel<T>(base: *const u8, offset: u32) -> Option<T> {
+    // SAFETY: bpf_probe_read_kernel checks the address and fails cleanly on a bad one.
+    unsafe { bpf_probe_read_kernel(base.add(offset as usize).cast::<T>()) }.ok()
+}
+
+/// `sched:sched_process_fork(struct task_struct *parent, struct task_struct *child)`.
+#[btf_tracepoint(function = "sched_process_fork")]
+fn sched_process_fork(ctx: BtfTracePointContext) -> i32 {
+    let parent_tgid = (bpf_get_current_pid_tgid() >> 32) as u32;
+    if !targeted(parent_tgid) {
+        return 0;
+    }
+    let child: *const u8 = ctx.arg(1);
+    // Mark the new task so that its first sys_exit (returning from fork) pairs silently.
+    let mut init = EnterState {
+        ts: 0,
+        nr: NR_FORK_CHILD,
+        _pad: 0,
+    };
+    // SAFETY: `child` is the BTF-typed task pointer the tracepoint passes; the helper
+    // copies `init` into new storage for it.
+    unsafe {
+        bpf_task_storage_get(
+            ENTER.as_ptr(),
+            child.cast_mut().cast(),
+            core::ptr::from_mut(&mut init).cast(),
+            BPF_LOCAL_STORAGE_GET_F_CREATE as u64,
+        );
+    }
+    if constant(&FILTER_MODE) != filter_mode::TGIDS {
+        return 0;
+    }
+    let Some(child_tgid) = read_kernel::<u32>(child, constant(&OFF_TASK_TGID)) else {
+        return 0;
+    };
+    if child_tgid != parent_tgid {
+        if let Some(word) = TGID_BITS.get_ptr_mut(child_tgid / 64) {
+            // The atomic OR cannot lose a bit set concurrently for another tgid in the word.
+            atomic::or(word, 1 << (child_tgid % 64));
+            bump(counter::FORKS_FOLLOWED);
+            debug!(&ctx, "following child {} of {}", child_tgid, parent_tgid);
+        }
+    }
+    0
+}
+
+/// `sched:sched_process_exit(struct task_struct *p)`, run by the exiting task itself.
+#[raw_tracepoint(tracepoint = "sched_process_exit")]
+fn sched_process_exit(_ctx: RawTracePointContext) -> i32 {
+    let pid_tgid = bpf_get_current_pid_tgid();
+    let tgid = (pid_tgid >> 32) as u32;
+    if !targeted(tgid) {
+        return 0;
+    }
+    if let Some(slot) = enter_slot(false) {
+        if slot.ts != 0 {
+            // exit/exit_group never return; a killed thread dies inside its call.
+            bump(counter::UNFINISHED);
+            slot.ts = 0;
+        }
+    }
+    // The thread group is dead once `signal->live` reached 0 (do_exit decrements it
+    // before this tracepoint).
+    // SAFETY: helper with no arguments.
+    let task = unsafe { bpf_get_current_task() } as *const u8;
+    let Some(signal) = read_kernel::<*const u8>(task, constant(&OFF_TASK_SIGNAL)) else {
+        return 0;
+    };
+    if read_kernel::<i32>(signal, constant(&OFF_SIGNAL_LIVE)) != Some(0) {
+        return 0;
+    }
+    // Tell user space the process is gone and what it was called (it may not have had
+    // time to read /proc). Rare, so the comm helper is affordable here.
+    if let Some(mut entry) = EVENTS.reserve(0) {
+        let comm = bpf_get_current_comm().unwrap_or([0; 16]);
+        let mut lo = [0u8; 8];
+        let mut hi = [0u8; 8];
+        lo.copy_from_slice(&comm[..8]);
+        hi.copy_from_slice(&comm[8..]);
+        entry.write(SyscallEvent {
+            duration_ns: u64::from_le_bytes(lo),
+            ret: i64::from_le_bytes(hi),
+            tgid,
+            tid: pid_tgid as u32,
+            nr: NR_PROC_EXIT,
+            _pad: 0,
+        });
+        entry.submit(BPF_RB_NO_WAKEUP as u64);
+    }
+    // Drop the dead group from the target set, so a recycled pid is never traced.
+    if constant(&FILTER_MODE) == filter_mode::TGIDS {
+        if let Some(word) = TGID_BITS.get_ptr_mut(tgid / 64) {
+            atomic::and(word, !(1 << (tgid % 64)));
+        }
+    }
+    0
+}
+
+#[cfg(not(test))]
+#[panic_handler]
+fn panic(_info: &core::panic::PanicInfo<'_>) -> ! {
+    loop {}
+}
+
+/// The programs call GPL-only helpers (task storage, probe_read_kernel).
+#[unsafe(link_section = "license")]
+#[unsafe(no_mangle)]
+static LICENSE: [u8; 4] = *b"GPL\0";

@@ -1,0 +1,98 @@
+//! The maps shared by syslat's programs, and the load-time constants user space sets.
+//! Map names stay under 16 bytes (the kernel keeps 15 characters and a NUL).
+
+use aya_ebpf::{
+    bindings::{BPF_F_NO_PREALLOC, bpf_map_type::BPF_MAP_TYPE_TASK_STORAGE},
+    btf_maps::{Array, PerCpuArray, RingBuf},
+    macros::btf_map,
+};
+use profiler_common::{DEFAULT_RINGBUF_BYTES, EnterState, SyscallEvent, counter};
+
+/// A BTF definition of a `BPF_MAP_TYPE_TASK_STORAGE` map, which aya-ebpf 0.2 lacks.
+///
+/// The fields are never read: the loader reads their *types* from BTF (`type`, `key`,
+/// `value`, `max_entries` and `map_flags` encoded as pointer-to-array lengths, the libbpf
+/// convention). Task storage is freed with its task, so a thread that dies inside a syscall
+/// leaves nothing behind, and it needs no capacity planning.
+#[repr(C)]
+pub(crate) struct TaskStorage<T> {
+    r#type: *const [i32; BPF_MAP_TYPE_TASK_STORAGE as usize],
+    key: *const i32,
+    value: *const T,
+    max_entries: *const [i32; 0],
+    map_flags: *const [i32; BPF_F_NO_PREALLOC as usize],
+}
+
+// SAFETY: the fields are null placeholders that are never dereferenced; the kernel owns the
+// map. `Sync` is required for a static.
+unsafe impl<T> Sync for TaskStorage<T> {}
+
+impl<T> TaskStorage<T> {
+    const fn new() -> Self {
+        Self {
+            r#type: core::ptr::null(),
+            key: core::ptr::null(),
+            value: core::ptr::null(),
+            max_entries: core::ptr::null(),
+            map_flags: core::ptr::null(),
+        }
+    }
+
+    /// The map pointer the storage helpers take.
+    #[inline(always)]
+    pub(crate) fn as_ptr(&self) -> *mut core::ffi::c_void {
+        core::ptr::from_ref(self).cast_mut().cast()
+    }
+}
+
+/// Per-thread enter timestamp and syscall number.
+#[btf_map]
+pub(crate) static ENTER: TaskStorage<EnterState> = TaskStorage::new();
+
+/// Completed calls, read by user space on a timer (events are submitted without wake-ups).
+#[btf_map]
+pub(crate) static EVENTS: RingBuf<SyscallEvent, { DEFAULT_RINGBUF_BYTES as usize }> =
+    RingBuf::new();
+
+/// Loss and bookkeeping counters, indexed by `profiler_common::counter`.
+#[btf_map]
+pub(crate) static COUNTERS: PerCpuArray<u64, { counter::COUNT as usize }> = PerCpuArray::new();
+
+/// Bitmap of targeted tgids: bit `tgid % 64` of word `tgid / 64`. User space sizes it from
+/// `/proc/sys/kernel/pid_max`. An array lookup is inlined by the verifier, so an untargeted
+/// process pays a few instructions, not a hash.
+#[btf_map]
+pub(crate) static TGID_BITS: Array<u64, 512> = Array::new();
+
+/// Which processes to time: `profiler_common::filter_mode`.
+#[unsafe(no_mangle)]
+pub(crate) static FILTER_MODE: u32 = 0;
+/// syslat's own tgid, never traced in `filter_mode::ALL`.
+#[unsafe(no_mangle)]
+pub(crate) static SELF_TGID: u32 = 0;
+/// Byte offset of `task_struct.tgid`, read from the kernel's BTF by user space.
+#[unsafe(no_mangle)]
+pub(crate) static OFF_TASK_TGID: u32 = 0;
+/// Byte offset of `task_struct.signal`.
+#[unsafe(no_mangle)]
+pub(crate) static OFF_TASK_SIGNAL: u32 = 0;
+/// Byte offset of `signal_struct.live`.
+#[unsafe(no_mangle)]
+pub(crate) static OFF_SIGNAL_LIVE: u32 = 0;
+
+/// Reads a load-time constant. `read_volatile` keeps the compiler from folding the
+/// placeholder value; the verifier then sees the real, frozen value and prunes dead branches.
+#[inline(always)]
+pub(crate) fn constant(c: &'static u32) -> u32 {
+    // SAFETY: `c` is a valid, aligned static.
+    unsafe { core::ptr::read_volatile(c) }
+}
+
+/// Adds one to a per-CPU counter with an atomic add, so a program preempted on this CPU
+/// (syscall tracepoints may run preemptible since 6.14) cannot lose an increment.
+#[inline(always)]
+pub(crate) fn bump(index: u32) {
+    if let Some(p) = COUNTERS.get_ptr_mut(index) {
+        crate::atomic::add(p, 1);
+    }
+}

@@ -1,0 +1,177 @@
+//! The immutable result presenters read: rows of series plus the loss accounting.
+
+use std::collections::BTreeMap;
+
+use super::{GroupBy, Series};
+use crate::syscalls;
+
+/// Loss and bookkeeping counters, summed over CPUs, plus what user space received.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct LossCounters {
+    /// Events user space read from the ring buffer.
+    pub received: u64,
+    /// Events the kernel wrote to the ring buffer.
+    pub emitted: u64,
+    /// Completed calls lost because the ring buffer was full.
+    pub dropped: u64,
+    /// Calls not timed because no per-thread slot could be allocated.
+    pub no_storage: u64,
+    /// Exits with no recorded enter (calls in flight when tracing started).
+    pub unpaired: u64,
+    /// Enters that found an earlier call whose exit was never seen.
+    pub stale: u64,
+    /// Threads that exited inside a syscall (`exit_group` and `exit` never return).
+    pub unfinished: u64,
+    /// Child processes followed at fork.
+    pub forks_followed: u64,
+}
+
+impl LossCounters {
+    /// Completed calls that were not counted: dropped plus untimed.
+    pub fn lost(&self) -> u64 {
+        self.dropped + self.no_storage
+    }
+}
+
+/// The statistics presenters show for a row.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Stats {
+    /// Number of calls.
+    pub count: u64,
+    /// Failed calls.
+    pub errors: u64,
+    /// Failures by errno name, largest first.
+    pub errnos: Vec<(String, u64)>,
+    /// Exact total time.
+    pub total_ns: u64,
+    /// Fastest call.
+    pub min_ns: u64,
+    /// Exact mean (total / count).
+    pub mean_ns: u64,
+    /// Median.
+    pub p50_ns: u64,
+    /// 90th percentile.
+    pub p90_ns: u64,
+    /// 99th percentile.
+    pub p99_ns: u64,
+    /// 99.9th percentile.
+    pub p999_ns: u64,
+    /// Slowest call.
+    pub max_ns: u64,
+}
+
+/// One row: a syscall, or a process and a syscall.
+#[derive(Clone, Debug)]
+pub struct Row {
+    /// Syscall number.
+    pub nr: u32,
+    /// Syscall name.
+    pub syscall: String,
+    /// Process id, when grouping by process.
+    pub pid: Option<u32>,
+    /// Process name, when grouping by process and known.
+    pub comm: Option<String>,
+    /// The data.
+    pub series: Series,
+}
+
+impl Row {
+    /// A row for syscall `nr`.
+    pub fn new(nr: u32, pid: Option<u32>, comm: Option<String>, series: Series) -> Self {
+        Self {
+            nr,
+            syscall: syscalls::name(nr),
+            pid,
+            comm,
+            series,
+        }
+    }
+
+    /// Computes the row's statistics.
+    pub fn stats(&self) -> Stats {
+        let s = &self.series;
+        let h = &s.hist;
+        let count = s.count();
+        let mut errnos: Vec<(String, u64)> = s
+            .errnos
+            .iter()
+            .map(|(e, n)| (syscalls::errno_name(*e), *n))
+            .collect();
+        errnos.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+        Stats {
+            count,
+            errors: s.errors,
+            errnos,
+            total_ns: s.total_ns,
+            min_ns: h.min(),
+            mean_ns: s.total_ns.checked_div(count).unwrap_or(0),
+            p50_ns: h.percentile(50.0),
+            p90_ns: h.percentile(90.0),
+            p99_ns: h.percentile(99.0),
+            p999_ns: h.percentile(99.9),
+            max_ns: h.max(),
+        }
+    }
+}
+
+/// Everything recorded over one period.
+#[derive(Clone, Debug)]
+pub struct Snapshot {
+    /// Wall-clock start, ns since the Unix epoch.
+    pub start_unix_ns: u64,
+    /// Length of the period, ns.
+    pub duration_ns: u64,
+    /// How rows are keyed.
+    pub group: GroupBy,
+    /// Loss accounting.
+    pub loss: LossCounters,
+    /// Events aggregated.
+    pub events: u64,
+    /// Rows, largest total time first.
+    pub rows: Vec<Row>,
+}
+
+impl Snapshot {
+    /// Total calls over all rows.
+    pub fn total_calls(&self) -> u64 {
+        self.rows.iter().map(|r| r.series.count()).sum()
+    }
+
+    /// Per-errno totals over all rows, by name.
+    pub fn errno_totals(&self) -> BTreeMap<String, u64> {
+        let mut m = BTreeMap::new();
+        for r in &self.rows {
+            for (e, n) in &r.series.errnos {
+                *m.entry(syscalls::errno_name(*e)).or_default() += n;
+            }
+        }
+        m
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stats_of_a_row() {
+        let mut s = Series::default();
+        for ns in [100u64, 200, 300, 400] {
+            s.record(ns, None);
+        }
+        s.record(500, Some(2));
+        let st = Row::new(110, None, None, s).stats();
+        assert_eq!(st.count, 5);
+        assert_eq!(st.total_ns, 1500);
+        assert_eq!(st.mean_ns, 300);
+        assert_eq!((st.min_ns, st.max_ns), (100, 500));
+        assert_eq!(st.p50_ns, 300);
+        assert_eq!(st.errnos, vec![("ENOENT".to_string(), 1)]);
+    }
+
+    #[test]
+    fn empty_row_stats_are_zero() {
+        let st = Row::new(0, None, None, Series::default()).stats();
+        assert_eq!((st.count, st.mean_ns, st.p99_ns, st.max_ns), (0, 0, 0, 0));
+    }
+}

@@ -1,0 +1,68 @@
+//! Command-line flags (clap derive). No validation beyond parsing: see [`crate::config`].
+#![forbid(unsafe_code)]
+
+use std::{path::PathBuf, time::Duration};
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+use crate::{output::Format, units::parse_duration};
+
+/// syslat: exact syscall counts and latency percentiles, per syscall and per process, via eBPF.
+#[derive(Debug, Parser)]
+#[command(name = "syslat", version, about, long_about = None, propagate_version = true)]
+pub struct Cli {
+    /// More log output on stderr (-v info, -vv debug, including the verifier log on failure).
+    #[arg(short, long, action = clap::ArgAction::Count, global = true)]
+    pub verbose: u8,
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Record syscall latencies of a command, of running processes, or of the whole system,
+    /// and print a summary when done (Ctrl-C, -d elapsed, or the command exits).
+    Record(RecordArgs),
+}
+
+/// How rows are keyed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum By {
+    /// One row per syscall.
+    Syscall,
+    /// One row per process and syscall.
+    Process,
+}
+
+/// Which processes to trace (shared by the tracing subcommands).
+#[derive(Debug, Args, Clone, Default)]
+pub struct TargetArgs {
+    /// Trace these running processes (comma-separated pids) and their descendants.
+    #[arg(short = 'p', long = "pid", value_delimiter = ',', value_name = "PID")]
+    pub pids: Vec<u32>,
+    /// Start this command and trace it and every descendant, from its first syscall.
+    #[arg(last = true, value_name = "CMD")]
+    pub command: Vec<String>,
+}
+
+/// `syslat record`.
+#[derive(Debug, Args)]
+pub struct RecordArgs {
+    /// Targets; with none, every process on the system is traced.
+    #[command(flatten)]
+    pub target: TargetArgs,
+    /// Stop after this long (e.g. 10s, 500ms, 2m).
+    #[arg(short, long, value_parser = parse_duration, value_name = "DURATION")]
+    pub duration: Option<Duration>,
+    /// Write the output here instead of stdout.
+    #[arg(short, long, value_name = "PATH")]
+    pub output: Option<PathBuf>,
+    /// Output format.
+    #[arg(short, long, value_enum, default_value_t = Format::Text)]
+    pub format: Format,
+    /// Row key.
+    #[arg(long, value_enum, default_value_t = By::Syscall)]
+    pub by: By,
+}

@@ -1,0 +1,13 @@
+//! Subcommand wiring: the only place that sees every layer (flags, collection,
+//! aggregation, output).
+
+pub mod record;
+
+use crate::cli::{Cli, Command};
+
+/// Runs the parsed command line; returns the process exit status.
+pub async fn run(cli: Cli) -> anyhow::Result<i32> {
+    match cli.command {
+        Command::Record(args) => record::run(&args).await,
+    }
+}

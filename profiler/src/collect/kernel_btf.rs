@@ -1,0 +1,49 @@
+//! Field offsets of kernel structs, read from the running kernel's BTF
+//! (`/sys/kernel/btf/vmlinux`), so the programs can read `task_struct` fields without
+//! CO-RE relocations (which aya does not apply to Rust programs).
+#![forbid(unsafe_code)]
+
+use btf_rs::{Btf, Type};
+
+/// Where the BTF of the running kernel lives.
+pub const VMLINUX_BTF: &str = "/sys/kernel/btf/vmlinux";
+
+/// The offsets the programs need.
+#[derive(Clone, Copy, Debug)]
+pub struct Offsets {
+    /// `task_struct.tgid`.
+    pub task_tgid: u32,
+    /// `task_struct.signal`.
+    pub task_signal: u32,
+    /// `signal_struct.live`.
+    pub signal_live: u32,
+}
+
+/// Reads [`Offsets`] from the kernel's BTF.
+pub fn offsets() -> Result<Offsets, String> {
+    let btf = Btf::from_file(VMLINUX_BTF).map_err(|e| format!("{VMLINUX_BTF}: {e}"))?;
+    Ok(Offsets {
+        task_tgid: member_offset(&btf, "task_struct", "tgid")?,
+        task_signal: member_offset(&btf, "task_struct", "signal")?,
+        signal_live: member_offset(&btf, "signal_struct", "live")?,
+    })
+}
+
+/// Byte offset of the top-level member `member` of `struct name`.
+fn member_offset(btf: &Btf, name: &str, member: &str) -> Result<u32, String> {
+    let types = btf
+        .resolve_types_by_name(name)
+        .map_err(|e| format!("struct {name}: {e}"))?;
+    for t in types {
+        if let Type::Struct(s) = t {
+            for m in &s.members {
+                if btf.resolve_name(m).is_ok_and(|n| n == member) {
+                    return Ok(m.bit_offset() / 8);
+                }
+            }
+        }
+    }
+    Err(format!(
+        "struct {name} has no member {member} in the kernel's BTF"
+    ))
+}

@@ -1,0 +1,217 @@
+//! Starts `-- CMD` so that not one of its syscalls is missed: the child is forked, parks
+//! in a spin loop on a shared page (no syscalls), syslat adds its pid to the target set,
+//! and only then lets it `execve`. The first syscall traced is that `execve`.
+//!
+//! `std::process::Command` cannot do this: its `spawn` waits for the `exec`, which would
+//! deadlock with a child waiting for syslat.
+
+use std::{
+    ffi::{CString, OsStr, c_char},
+    num::NonZeroUsize,
+    os::unix::{ffi::OsStrExt, fs::PermissionsExt},
+    path::{Path, PathBuf},
+    ptr::NonNull,
+    sync::atomic::{AtomicU32, Ordering},
+    time::{Duration, Instant},
+};
+
+use nix::{
+    sys::{
+        mman::{MapFlags, ProtFlags, mmap_anonymous, munmap},
+        wait::{WaitStatus, waitpid},
+    },
+    unistd::{ForkResult, Pid, fork},
+};
+
+/// Why the command could not be started.
+#[derive(Debug, thiserror::Error)]
+pub enum LaunchError {
+    /// Not found in PATH, or not executable.
+    #[error("command not found: {0}")]
+    NotFound(String),
+    /// An argument holds a NUL byte.
+    #[error("argument contains a NUL byte: {0:?}")]
+    Nul(String),
+    /// fork/mmap failed.
+    #[error("failed to start {cmd}: {err}")]
+    Sys {
+        /// The command.
+        cmd: String,
+        /// The error.
+        err: nix::Error,
+    },
+    /// The child never reached its start gate.
+    #[error("the child process for {0} did not start")]
+    Stuck(String),
+}
+
+const READY: u32 = 1;
+const GO: u32 = 2;
+
+/// A forked child parked before `execve`.
+#[derive(Debug)]
+pub struct Parked {
+    pid: u32,
+    page: NonNull<core::ffi::c_void>,
+}
+
+/// Finds `program` like `execvp` would: as given when it has a `/`, else in `PATH`.
+pub fn resolve(program: &str) -> Result<PathBuf, LaunchError> {
+    let executable = |p: &Path| {
+        p.is_file()
+            && p.metadata()
+                .is_ok_and(|m| m.permissions().mode() & 0o111 != 0)
+    };
+    if program.contains('/') {
+        let p = PathBuf::from(program);
+        return if executable(&p) {
+            Ok(p)
+        } else {
+            Err(LaunchError::NotFound(program.into()))
+        };
+    }
+    let path = std::env::var_os("PATH").unwrap_or_else(|| "/usr/local/bin:/usr/bin:/bin".into());
+    std::env::split_paths(&path)
+        .map(|d| d.join(program))
+        .find(|p| executable(p))
+        .ok_or_else(|| LaunchError::NotFound(program.into()))
+}
+
+fn cstring(s: &OsStr) -> Result<CString, LaunchError> {
+    CString::new(s.as_bytes()).map_err(|_| LaunchError::Nul(s.to_string_lossy().into_owned()))
+}
+
+/// Forks `argv` and parks the child before `execve`; returns once it is parked.
+pub fn spawn_parked(argv: &[String]) -> Result<Parked, LaunchError> {
+    let cmd = argv.first().cloned().unwrap_or_default();
+    let path = cstring(resolve(&cmd)?.as_os_str())?;
+    let args: Vec<CString> = argv
+        .iter()
+        .map(|a| cstring(OsStr::new(a)))
+        .collect::<Result<_, _>>()?;
+    let mut arg_ptrs: Vec<*const c_char> = args.iter().map(|a| a.as_ptr()).collect();
+    arg_ptrs.push(std::ptr::null());
+    let sys = |err| LaunchError::Sys {
+        cmd: cmd.clone(),
+        err,
+    };
+    let page_len = NonZeroUsize::new(4096).expect("non-zero");
+    // SAFETY: a fresh anonymous shared mapping; no existing memory is affected.
+    let page = unsafe {
+        mmap_anonymous(
+            None,
+            page_len,
+            ProtFlags::PROT_READ | ProtFlags::PROT_WRITE,
+            MapFlags::MAP_SHARED,
+        )
+    }
+    .map_err(sys)?;
+    // SAFETY: the page is zeroed, page-aligned and lives until `Parked` is dropped (the
+    // child's copy lives until its execve).
+    let gate: &AtomicU32 = unsafe { AtomicU32::from_ptr(page.as_ptr().cast()) };
+    let parent = std::process::id() as i32;
+    // SAFETY: between fork and execve the child only makes async-signal-safe calls
+    // (prctl, getppid, atomics, execv, _exit) and allocates nothing.
+    match unsafe { fork() }.map_err(sys)? {
+        ForkResult::Child => {
+            // SAFETY: plain syscalls; the pointers are valid C strings built before fork.
+            unsafe {
+                libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+                if libc::getppid() != parent {
+                    libc::_exit(126);
+                }
+                gate.store(READY, Ordering::Release);
+                while gate.load(Ordering::Acquire) != GO {
+                    std::hint::spin_loop();
+                }
+                libc::execv(path.as_ptr(), arg_ptrs.as_ptr());
+                libc::_exit(127);
+            }
+        }
+        ForkResult::Parent { child } => {
+            let parked = Parked {
+                pid: child.as_raw() as u32,
+                page,
+            };
+            let deadline = Instant::now() + Duration::from_secs(10);
+            while gate.load(Ordering::Acquire) != READY {
+                if Instant::now() > deadline {
+                    let _ = nix::sys::signal::kill(child, nix::sys::signal::Signal::SIGKILL);
+                    let _ = waitpid(child, None);
+                    return Err(LaunchError::Stuck(cmd));
+                }
+                std::thread::sleep(Duration::from_micros(50));
+            }
+            Ok(parked)
+        }
+    }
+}
+
+impl Parked {
+    /// The child's pid.
+    pub fn pid(&self) -> u32 {
+        self.pid
+    }
+
+    /// Lets the child `execve`. Returns its pid.
+    pub fn release(self) -> u32 {
+        // SAFETY: the page stays mapped until `self` is dropped at the end of this call.
+        let gate = unsafe { AtomicU32::from_ptr(self.page.as_ptr().cast()) };
+        gate.store(GO, Ordering::Release);
+        self.pid
+    }
+}
+
+impl Drop for Parked {
+    fn drop(&mut self) {
+        // SAFETY: unmaps the page mapped in `spawn_parked`; nothing refers to it after this.
+        let _ = unsafe { munmap(self.page, 4096) };
+    }
+}
+
+/// Waits for child `pid` to end; returns the shell-style status (code, or 128+signal).
+pub async fn wait(pid: u32) -> std::io::Result<i32> {
+    tokio::task::spawn_blocking(move || {
+        loop {
+            match waitpid(Pid::from_raw(pid as i32), None) {
+                Ok(WaitStatus::Exited(_, code)) => return Ok(code),
+                Ok(WaitStatus::Signaled(_, sig, _)) => return Ok(128 + sig as i32),
+                Ok(_) => continue,
+                Err(nix::Error::EINTR) => continue,
+                Err(e) => return Err(std::io::Error::from(e)),
+            }
+        }
+    })
+    .await
+    .map_err(std::io::Error::other)?
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn resolves_programs() {
+        assert!(resolve("sh").unwrap().is_absolute());
+        assert!(matches!(
+            resolve("no-such-program-xyz"),
+            Err(LaunchError::NotFound(_))
+        ));
+        assert!(matches!(
+            resolve("/nonexistent/bin"),
+            Err(LaunchError::NotFound(_))
+        ));
+    }
+
+    #[tokio::test]
+    async fn parks_then_runs() {
+        let parked = spawn_parked(&["sh".into(), "-c".into(), "exit 7".into()]).unwrap();
+        let pid = parked.pid();
+        assert!(super::super::target::alive(pid), "parked child is alive");
+        assert_eq!(parked.release(), pid);
+        assert_eq!(wait(pid).await.unwrap(), 7);
+        let parked = spawn_parked(&["sh".into(), "-c".into(), "kill -TERM $$".into()]).unwrap();
+        let pid = parked.release();
+        assert_eq!(wait(pid).await.unwrap(), 128 + 15);
+    }
+}

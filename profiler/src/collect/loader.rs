@@ -1,0 +1,332 @@
+//! Loads syslat's embedded eBPF object, sets its load-time constants (filter mode, own
+//! pid, kernel struct offsets), attaches the programs, and gives typed access to the maps:
+//! the target bitmap, the event ring buffer and the loss counters.
+//!
+//! Nothing is pinned: when syslat exits, for any reason including SIGKILL, the kernel
+//! closes the file descriptors and detaches every program.
+
+use aya::{
+    Btf, Ebpf, EbpfLoader,
+    maps::{Array, MapData, PerCpuArray, RingBuf},
+    programs::{BtfTracePoint, ProgramError, RawTracePoint},
+};
+use profiler_common::{NR_PROC_EXIT, SyscallEvent, counter, filter_mode};
+
+use super::{kernel_btf, privileges};
+use crate::aggregate::LossCounters;
+
+/// The eBPF object built by `build.rs`.
+static OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/syslat.bpf.o"));
+
+/// Which processes are timed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Filter {
+    /// Every process but syslat.
+    All,
+    /// Processes added with [`Probe::add_tgid`], and their descendants.
+    Tgids,
+}
+
+/// Why tracing could not start. Each message is one line that names what is missing.
+#[derive(Debug, thiserror::Error)]
+pub enum LoadError {
+    /// Not root and lacking capabilities.
+    #[error("permission denied: loading eBPF programs needs root, or {0} (try sudo)")]
+    NotPermitted(String),
+    /// No kernel BTF.
+    #[error("cannot read kernel BTF ({0}); syslat needs a kernel built with CONFIG_DEBUG_INFO_BTF")]
+    Btf(String),
+    /// The object or a map could not be loaded.
+    #[error("failed to load the eBPF object: {0}")]
+    Object(String),
+    /// The verifier rejected a program.
+    #[error("the kernel rejected program {prog}: {err}{hint}")]
+    Verifier {
+        /// Program name.
+        prog: &'static str,
+        /// The syscall error.
+        err: String,
+        /// Where to find the verifier log.
+        hint: &'static str,
+    },
+    /// Attaching failed.
+    #[error("failed to attach {prog} to {hook}: {err}")]
+    Attach {
+        /// Program name.
+        prog: &'static str,
+        /// Hook name.
+        hook: &'static str,
+        /// The error.
+        err: String,
+    },
+    /// A map was missing or of the wrong type.
+    #[error("eBPF map {0} is missing or has the wrong type: {1}")]
+    Map(&'static str, String),
+    /// The target set could not be written.
+    #[error("failed to add pid {0} to the target set: {1}")]
+    Target(u32, String),
+}
+
+/// Loaded and attached programs plus their maps. Dropping it detaches everything.
+pub struct Probe {
+    // Field order matters for drop: maps before the object that owns the programs.
+    events: RingBuf<MapData>,
+    counters: PerCpuArray<MapData, u64>,
+    bits: Array<MapData, u64>,
+    received: u64,
+    exits: Vec<(u32, String)>,
+    _logger: Option<tokio::task::JoinHandle<()>>,
+    ebpf: Ebpf,
+}
+
+impl std::fmt::Debug for Probe {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Probe")
+            .field("received", &self.received)
+            .finish_non_exhaustive()
+    }
+}
+
+fn pid_max() -> u32 {
+    std::fs::read_to_string("/proc/sys/kernel/pid_max")
+        .ok()
+        .and_then(|s| s.trim().parse().ok())
+        .unwrap_or(4_194_304)
+}
+
+impl Probe {
+    /// Loads the programs (not yet attached) with the given filter.
+    pub fn load(filter: Filter) -> Result<Self, LoadError> {
+        if let Some(missing) = privileges::missing_capabilities() {
+            return Err(LoadError::NotPermitted(missing));
+        }
+        raise_memlock();
+        let offsets = kernel_btf::offsets().map_err(LoadError::Btf)?;
+        let words = pid_max().div_ceil(64).max(1);
+        let mode = match filter {
+            Filter::All => filter_mode::ALL,
+            Filter::Tgids => filter_mode::TGIDS,
+        };
+        let self_tgid = std::process::id();
+        let mut ebpf = EbpfLoader::new()
+            // The ENTER task-storage map is a type aya 0.14 does not model.
+            .allow_unsupported_maps()
+            .override_global("FILTER_MODE", &mode, true)
+            .override_global("SELF_TGID", &self_tgid, true)
+            .override_global("OFF_TASK_TGID", &offsets.task_tgid, true)
+            .override_global("OFF_TASK_SIGNAL", &offsets.task_signal, true)
+            .override_global("OFF_SIGNAL_LIVE", &offsets.signal_live, true)
+            .map_max_entries("TGID_BITS", words)
+            .load(OBJECT)
+            .map_err(|e| LoadError::Object(format!("{e:#}")))?;
+        let logger = start_logger(&mut ebpf);
+        let events = RingBuf::try_from(take_map(&mut ebpf, "EVENTS")?)
+            .map_err(|e| LoadError::Map("EVENTS", e.to_string()))?;
+        let counters = PerCpuArray::try_from(take_map(&mut ebpf, "COUNTERS")?)
+            .map_err(|e| LoadError::Map("COUNTERS", e.to_string()))?;
+        let bits = Array::try_from(take_map(&mut ebpf, "TGID_BITS")?)
+            .map_err(|e| LoadError::Map("TGID_BITS", e.to_string()))?;
+        let mut probe = Probe {
+            events,
+            counters,
+            bits,
+            received: 0,
+            exits: Vec::new(),
+            _logger: logger,
+            ebpf,
+        };
+        probe.load_programs()?;
+        Ok(probe)
+    }
+
+    fn load_programs(&mut self) -> Result<(), LoadError> {
+        let btf = Btf::from_sys_fs().map_err(|e| LoadError::Btf(e.to_string()))?;
+        for name in ["sys_enter", "sys_exit", "sched_process_exit"] {
+            let prog: &mut RawTracePoint = self.program(name)?;
+            prog.load().map_err(|e| verifier_error(name, e))?;
+        }
+        let prog: &mut BtfTracePoint = self.program("sched_process_fork")?;
+        prog.load("sched_process_fork", &btf)
+            .map_err(|e| verifier_error("sched_process_fork", e))?;
+        Ok(())
+    }
+
+    fn program<'a, T>(&'a mut self, name: &'static str) -> Result<&'a mut T, LoadError>
+    where
+        &'a mut T: TryFrom<&'a mut aya::programs::Program, Error = ProgramError>,
+    {
+        let prog = self.ebpf.program_mut(name).ok_or_else(|| {
+            LoadError::Object(format!("program {name} is missing from the object"))
+        })?;
+        prog.try_into()
+            .map_err(|e: ProgramError| LoadError::Object(format!("program {name}: {e}")))
+    }
+
+    /// Attaches every program: fork tracking first, then enter, exit and process exit.
+    pub fn attach(&mut self) -> Result<(), LoadError> {
+        let attach_err = |prog, hook, e: ProgramError| LoadError::Attach {
+            prog,
+            hook,
+            err: e.to_string(),
+        };
+        let p: &mut BtfTracePoint = self.program("sched_process_fork")?;
+        p.attach()
+            .map_err(|e| attach_err("sched_process_fork", "tp_btf/sched_process_fork", e))?;
+        for (name, hook) in [
+            ("sys_enter", "raw_tp/sys_enter"),
+            ("sys_exit", "raw_tp/sys_exit"),
+            ("sched_process_exit", "raw_tp/sched_process_exit"),
+        ] {
+            let p: &mut RawTracePoint = self.program(name)?;
+            p.attach(name).map_err(|e| attach_err(name, hook, e))?;
+        }
+        Ok(())
+    }
+
+    /// Adds process `tgid` to the target set (its future children follow automatically).
+    pub fn add_tgid(&mut self, tgid: u32) -> Result<(), LoadError> {
+        let idx = tgid / 64;
+        let err = |e: aya::maps::MapError| LoadError::Target(tgid, e.to_string());
+        // Read-modify-write from user space: the kernel only ORs in bits of traced
+        // parents' children, and targets are added before those exist.
+        let word = self.bits.get(&idx, 0).map_err(err)?;
+        self.bits
+            .set(idx, word | (1u64 << (tgid % 64)), 0)
+            .map_err(err)
+    }
+
+    /// Appends every completed call waiting in the ring buffer to `out`; returns how many.
+    /// Process-exit records are kept aside for [`Self::take_exits`].
+    pub fn drain(&mut self, out: &mut Vec<SyscallEvent>) -> usize {
+        let before = out.len();
+        while let Some(item) = self.events.next() {
+            if item.len() < std::mem::size_of::<SyscallEvent>() {
+                continue;
+            }
+            // SAFETY: the record is at least size_of::<SyscallEvent>() bytes, written by
+            // the programs as a SyscallEvent (repr(C), every bit pattern valid);
+            // read_unaligned copes with any alignment.
+            let ev = unsafe { std::ptr::read_unaligned(item.as_ptr().cast::<SyscallEvent>()) };
+            if ev.nr == NR_PROC_EXIT {
+                self.exits.push((
+                    ev.tgid,
+                    super::procinfo::decode_comm(ev.duration_ns, ev.ret),
+                ));
+            } else {
+                out.push(ev);
+            }
+        }
+        let n = out.len() - before;
+        self.received += n as u64;
+        n
+    }
+
+    /// Processes whose thread group died since the last call, with their names.
+    pub fn take_exits(&mut self) -> Vec<(u32, String)> {
+        std::mem::take(&mut self.exits)
+    }
+
+    /// The loss counters, summed over CPUs, and the count received so far.
+    pub fn loss(&self) -> LossCounters {
+        let get = |i: u32| -> u64 {
+            self.counters
+                .get(&i, 0)
+                .map(|v| v.iter().sum())
+                .unwrap_or(0)
+        };
+        LossCounters {
+            received: self.received,
+            emitted: get(counter::EMITTED),
+            dropped: get(counter::DROPPED),
+            no_storage: get(counter::NO_STORAGE),
+            unpaired: get(counter::UNPAIRED),
+            stale: get(counter::STALE),
+            unfinished: get(counter::UNFINISHED),
+            forks_followed: get(counter::FORKS_FOLLOWED),
+        }
+    }
+}
+
+fn take_map(ebpf: &mut Ebpf, name: &'static str) -> Result<aya::maps::Map, LoadError> {
+    ebpf.take_map(name)
+        .ok_or_else(|| LoadError::Map(name, "not in the object".into()))
+}
+
+fn verifier_error(prog: &'static str, e: ProgramError) -> LoadError {
+    match e {
+        ProgramError::LoadError {
+            io_error,
+            verifier_log,
+        } => {
+            let log = verifier_log.to_string();
+            let tail: Vec<&str> = log.lines().rev().take(25).collect();
+            for line in tail.into_iter().rev() {
+                log::debug!("verifier: {line}");
+            }
+            LoadError::Verifier {
+                prog,
+                err: io_error.to_string(),
+                hint: if log::log_enabled!(log::Level::Debug) {
+                    " (verifier log above)"
+                } else {
+                    " (run with -vv for the verifier log)"
+                },
+            }
+        }
+        other => LoadError::Object(format!("program {prog}: {other}")),
+    }
+}
+
+/// Kernels before 5.11 charge BPF maps to RLIMIT_MEMLOCK; newer ones use the memory cgroup.
+/// Failing to raise it is harmless on those, so it is only logged.
+fn raise_memlock() {
+    let rlim = libc::rlimit {
+        rlim_cur: libc::RLIM_INFINITY,
+        rlim_max: libc::RLIM_INFINITY,
+    };
+    // SAFETY: setrlimit reads the struct we pass; no memory is retained.
+    let ret = unsafe { libc::setrlimit(libc::RLIMIT_MEMLOCK, &rlim) };
+    if ret != 0 {
+        log::debug!(
+            "could not raise RLIMIT_MEMLOCK: {}",
+            std::io::Error::last_os_error()
+        );
+    }
+}
+
+/// Forwards the programs' aya-log messages to `log` (shown with `-vv`).
+fn start_logger(ebpf: &mut Ebpf) -> Option<tokio::task::JoinHandle<()>> {
+    let logger = match aya_log::EbpfLogger::init(ebpf) {
+        Ok(l) => l,
+        Err(e) => {
+            log::debug!("eBPF logger not started: {e}");
+            return None;
+        }
+    };
+    // SAFETY: the logger owns its ring buffer fd, which stays open and unchanged until the
+    // logger (moved into the AsyncFd) is dropped.
+    let registered = unsafe {
+        tokio::io::unix::AsyncFd::register_with_interest(logger, tokio::io::Interest::READABLE)
+    };
+    let mut fd = match registered {
+        Ok(fd) => fd,
+        Err(e) => {
+            log::debug!("eBPF logger not started: {e}");
+            return None;
+        }
+    };
+    Some(tokio::spawn(async move {
+        loop {
+            match fd.readable_mut().await {
+                Ok(mut guard) => {
+                    guard.get_inner_mut().flush();
+                    guard.clear_ready();
+                }
+                Err(e) => {
+                    log::debug!("eBPF logger stopped: {e}");
+                    return;
+                }
+            }
+        }
+    }))
+}

@@ -1,0 +1,12 @@
+//! Collection: everything that talks to the kernel. Loading and attaching the programs,
+//! draining the ring buffer, reading the loss counters, resolving targets in /proc, and
+//! starting a command under tracing. The rest of syslat sees plain data only.
+
+pub mod kernel_btf;
+pub mod launch;
+pub mod loader;
+pub mod privileges;
+pub mod procinfo;
+pub mod target;
+
+pub use loader::{Filter, LoadError, Probe};

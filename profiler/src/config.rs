@@ -1,0 +1,200 @@
+//! Validated settings built from the flags. Every bad-input error is raised here, before
+//! anything is loaded into the kernel, as one line that names the bad value.
+#![forbid(unsafe_code)]
+
+use std::{fs::File, path::PathBuf, time::Duration};
+
+use crate::{
+    aggregate::GroupBy,
+    cli::{By, RecordArgs, TargetArgs},
+    collect::{launch, target},
+    output::Format,
+};
+
+/// A bad flag value.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum ConfigError {
+    /// `-p` of a pid that does not exist.
+    #[error("no such process: {0}")]
+    NoSuchProcess(u32),
+    /// `-p` of a thread id.
+    #[error("pid {0} is a thread, not a process (use the process id)")]
+    NotAProcess(u32),
+    /// `-p` and a command together.
+    #[error("give either -p PID or -- CMD, not both")]
+    PidAndCommand,
+    /// `-- CMD` that cannot be run.
+    #[error("{0}")]
+    Command(String),
+    /// Zero duration.
+    #[error("invalid duration: must be greater than zero")]
+    ZeroDuration,
+    /// The output cannot be written.
+    #[error("cannot write {path}: {err}")]
+    Output {
+        /// The path.
+        path: String,
+        /// The OS error.
+        err: String,
+    },
+}
+
+/// What to trace.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Targets {
+    /// Every process.
+    All,
+    /// These processes and their descendants.
+    Pids(Vec<u32>),
+    /// A command to start.
+    Command(Vec<String>),
+}
+
+impl Targets {
+    /// Validates `-p` and `-- CMD`.
+    pub fn from_args(t: &TargetArgs) -> Result<Self, ConfigError> {
+        match (t.pids.is_empty(), t.command.is_empty()) {
+            (false, false) => Err(ConfigError::PidAndCommand),
+            (true, true) => Ok(Targets::All),
+            (false, true) => {
+                for &p in &t.pids {
+                    if !target::alive(p) {
+                        return Err(ConfigError::NoSuchProcess(p));
+                    }
+                    if !target::is_process(p) {
+                        return Err(ConfigError::NotAProcess(p));
+                    }
+                }
+                Ok(Targets::Pids(t.pids.clone()))
+            }
+            (true, false) => {
+                launch::resolve(&t.command[0]).map_err(|e| ConfigError::Command(e.to_string()))?;
+                Ok(Targets::Command(t.command.clone()))
+            }
+        }
+    }
+}
+
+/// Where the output goes.
+#[derive(Debug)]
+pub enum Sink {
+    /// Standard output.
+    Stdout,
+    /// A file, created (truncated) while validating, so an unwritable path fails early.
+    File(PathBuf, File),
+}
+
+/// Validated `record` settings.
+#[derive(Debug)]
+pub struct RecordConfig {
+    /// What to trace.
+    pub targets: Targets,
+    /// Stop after this long.
+    pub duration: Option<Duration>,
+    /// Output format.
+    pub format: Format,
+    /// Row key.
+    pub group: GroupBy,
+    /// Output destination.
+    pub sink: Sink,
+}
+
+impl RecordConfig {
+    /// Validates `record`'s flags.
+    pub fn from_args(a: &RecordArgs) -> Result<Self, ConfigError> {
+        let targets = Targets::from_args(&a.target)?;
+        if a.duration == Some(Duration::ZERO) {
+            return Err(ConfigError::ZeroDuration);
+        }
+        let sink = match &a.output {
+            None => Sink::Stdout,
+            Some(p) => Sink::File(p.clone(), open_output(p)?),
+        };
+        Ok(RecordConfig {
+            targets,
+            duration: a.duration,
+            format: a.format,
+            group: match a.by {
+                By::Syscall => GroupBy::Syscall,
+                By::Process => GroupBy::Process,
+            },
+            sink,
+        })
+    }
+}
+
+/// Creates (truncates) `path` for writing.
+pub fn open_output(path: &std::path::Path) -> Result<File, ConfigError> {
+    File::create(path).map_err(|e| ConfigError::Output {
+        path: path.display().to_string(),
+        err: e.to_string(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    use super::*;
+    use crate::cli::{Cli, Command};
+
+    fn record(args: &[&str]) -> Result<RecordConfig, ConfigError> {
+        let mut argv = vec!["syslat", "record"];
+        argv.extend_from_slice(args);
+        let Command::Record(r) = Cli::try_parse_from(argv).expect("parses").command;
+        RecordConfig::from_args(&r)
+    }
+
+    #[test]
+    fn targets() {
+        assert_eq!(record(&[]).unwrap().targets, Targets::All);
+        let me = std::process::id();
+        assert_eq!(
+            record(&["-p", &me.to_string()]).unwrap().targets,
+            Targets::Pids(vec![me])
+        );
+        assert_eq!(
+            record(&["--", "true"]).unwrap().targets,
+            Targets::Command(vec!["true".into()])
+        );
+    }
+
+    #[test]
+    fn bad_inputs() {
+        assert_eq!(
+            record(&["-p", "4000000000"]).unwrap_err(),
+            ConfigError::NoSuchProcess(4_000_000_000)
+        );
+        assert_eq!(
+            record(&["-p", "1", "--", "true"]).unwrap_err(),
+            ConfigError::PidAndCommand
+        );
+        assert_eq!(
+            record(&["--", "no-such-cmd-xyz"]).unwrap_err().to_string(),
+            "command not found: no-such-cmd-xyz"
+        );
+        assert_eq!(
+            record(&["-d", "0s"]).unwrap_err(),
+            ConfigError::ZeroDuration
+        );
+        let e = record(&["-o", "/nonexistent-dir/x.json"])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.starts_with("cannot write /nonexistent-dir/x.json: "),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn clap_rejects_bad_values() {
+        for args in [
+            vec!["syslat", "record", "-d", "soon"],
+            vec!["syslat", "record", "-p", "abc"],
+            vec!["syslat", "record", "-f", "xml"],
+            vec!["syslat", "record", "--by", "color"],
+        ] {
+            assert!(Cli::try_parse_from(&args).is_err(), "{args:?}");
+        }
+    }
+}

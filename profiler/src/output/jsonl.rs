@@ -1,0 +1,191 @@
+//! JSON Lines. Every line is one object with a `type`; `record` ends with one
+//! `{"type":"summary", ...}` line. The schema is a public interface (README, "JSON Lines").
+
+use serde::Serialize;
+
+use crate::aggregate::{GroupBy, Row, Snapshot};
+
+/// Version of the JSON Lines schema, carried in every line as `"version"`.
+pub const SCHEMA_VERSION: u32 = 1;
+
+/// One row, as serialized.
+#[derive(Serialize)]
+pub struct JsonRow {
+    /// Syscall name.
+    pub syscall: String,
+    /// Syscall number.
+    pub nr: u32,
+    /// Process id (`--by process`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pid: Option<u32>,
+    /// Process name (`--by process`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub comm: Option<String>,
+    /// Calls.
+    pub count: u64,
+    /// Failed calls.
+    pub errors: u64,
+    /// Failures by errno name.
+    pub errnos: serde_json::Map<String, serde_json::Value>,
+    /// Exact total time, ns.
+    pub total_ns: u64,
+    /// Fastest call, ns.
+    pub min_ns: u64,
+    /// Exact mean, ns.
+    pub mean_ns: u64,
+    /// Percentiles, ns.
+    pub p50_ns: u64,
+    /// 90th percentile, ns.
+    pub p90_ns: u64,
+    /// 99th percentile, ns.
+    pub p99_ns: u64,
+    /// 99.9th percentile, ns.
+    pub p999_ns: u64,
+    /// Slowest call, ns.
+    pub max_ns: u64,
+    /// The histogram: HdrHistogram V2 compressed encoding, base64.
+    pub hdr: String,
+}
+
+impl From<&Row> for JsonRow {
+    fn from(row: &Row) -> Self {
+        let st = row.stats();
+        let (pid, comm) = match row.pid {
+            Some(p) => (Some(p), Some(row.comm.clone().unwrap_or_default())),
+            None => (None, None),
+        };
+        JsonRow {
+            syscall: row.syscall.clone(),
+            nr: row.nr,
+            pid,
+            comm,
+            count: st.count,
+            errors: st.errors,
+            errnos: st.errnos.into_iter().map(|(k, v)| (k, v.into())).collect(),
+            total_ns: st.total_ns,
+            min_ns: st.min_ns,
+            mean_ns: st.mean_ns,
+            p50_ns: st.p50_ns,
+            p90_ns: st.p90_ns,
+            p99_ns: st.p99_ns,
+            p999_ns: st.p999_ns,
+            max_ns: st.max_ns,
+            hdr: row.series.hist.to_base64(),
+        }
+    }
+}
+
+#[derive(Serialize)]
+struct Line<'a> {
+    r#type: &'a str,
+    version: u32,
+    by: &'a str,
+    start_unix_ns: u64,
+    duration_ns: u64,
+    calls: u64,
+    lost_events: u64,
+    dropped_events: u64,
+    unpaired_events: u64,
+    stale_events: u64,
+    unfinished_calls: u64,
+    rows: Vec<JsonRow>,
+}
+
+/// One JSON line (with its newline) of type `kind` (`summary`, `interval`) for `snap`.
+pub fn line(kind: &str, snap: &Snapshot) -> String {
+    let l = Line {
+        r#type: kind,
+        version: SCHEMA_VERSION,
+        by: match snap.group {
+            GroupBy::Syscall => "syscall",
+            GroupBy::Process => "process",
+        },
+        start_unix_ns: snap.start_unix_ns,
+        duration_ns: snap.duration_ns,
+        calls: snap.total_calls(),
+        lost_events: snap.loss.lost(),
+        dropped_events: snap.loss.dropped,
+        unpaired_events: snap.loss.unpaired,
+        stale_events: snap.loss.stale,
+        unfinished_calls: snap.loss.unfinished,
+        rows: snap.rows.iter().map(JsonRow::from).collect(),
+    };
+    let mut s = serde_json::to_string(&l).expect("plain data serializes");
+    s.push('\n');
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use profiler_common::SyscallEvent;
+
+    use super::*;
+    use crate::aggregate::{Aggregator, LatencyHist, LossCounters};
+
+    #[test]
+    fn summary_line_schema() {
+        let mut a = Aggregator::new(GroupBy::Process);
+        let nr = crate::syscalls::number("openat").unwrap();
+        for i in 0..4 {
+            let ret = if i < 3 { -2 } else { 3 };
+            a.record(&SyscallEvent {
+                duration_ns: 1000 * (i + 1),
+                ret,
+                tgid: 9,
+                tid: 9,
+                nr,
+                _pad: 0,
+            });
+        }
+        let loss = LossCounters {
+            dropped: 1,
+            unpaired: 2,
+            ..Default::default()
+        };
+        let snap = a.snapshot(123, 456, loss, &|_| Some("cat".into()));
+        let text = line("summary", &snap);
+        assert!(text.ends_with('\n') && !text[..text.len() - 1].contains('\n'));
+        let v: serde_json::Value = serde_json::from_str(&text).unwrap();
+        assert_eq!(v["type"], "summary");
+        assert_eq!(v["start_unix_ns"], 123);
+        assert_eq!(v["duration_ns"], 456);
+        assert_eq!(v["lost_events"], 1);
+        assert_eq!(v["unpaired_events"], 2);
+        let row = &v["rows"][0];
+        assert_eq!(row["syscall"], "openat");
+        assert_eq!(row["nr"], nr);
+        assert_eq!(row["pid"], 9);
+        assert_eq!(row["comm"], "cat");
+        assert_eq!(row["count"], 4);
+        assert_eq!(row["errors"], 3);
+        assert_eq!(row["errnos"]["ENOENT"], 3);
+        assert_eq!(row["total_ns"], 10_000);
+        assert_eq!(row["mean_ns"], 2_500);
+        assert_eq!(row["min_ns"], 1000);
+        assert_eq!(row["max_ns"], 4000);
+        let h = LatencyHist::from_base64(row["hdr"].as_str().unwrap()).unwrap();
+        assert_eq!(h.count(), 4);
+        assert_eq!(h.percentile(50.0), row["p50_ns"].as_u64().unwrap());
+    }
+
+    #[test]
+    fn by_syscall_rows_have_no_pid() {
+        let mut a = Aggregator::new(GroupBy::Syscall);
+        a.record(&SyscallEvent {
+            duration_ns: 5,
+            ret: 0,
+            tgid: 1,
+            tid: 1,
+            nr: 0,
+            _pad: 0,
+        });
+        let v: serde_json::Value = serde_json::from_str(&line(
+            "summary",
+            &a.snapshot(0, 0, LossCounters::default(), &|_| None),
+        ))
+        .unwrap();
+        assert!(v["rows"][0].get("pid").is_none());
+        assert!(v["rows"][0].get("comm").is_none());
+        assert_eq!(v["by"], "syscall");
+    }
+}

@@ -1,0 +1,15 @@
+//! Presentation: a [`Snapshot`](crate::aggregate::Snapshot) turned into bytes, one module
+//! per format. Nothing here touches the kernel.
+#![forbid(unsafe_code)]
+
+pub mod jsonl;
+pub mod text;
+
+/// Output formats of `record`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum Format {
+    /// An aligned table, sorted by total time.
+    Text,
+    /// JSON Lines (schema in the README).
+    Json,
+}

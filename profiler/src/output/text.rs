@@ -1,0 +1,190 @@
+//! The text table: one row per syscall (or process and syscall), sorted by total time,
+//! with human units, followed by the loss accounting.
+
+use std::fmt::Write as _;
+
+use crate::{
+    aggregate::{GroupBy, Snapshot},
+    units::fmt_ns,
+};
+
+/// Renders `snap` as a table. `limit` caps the number of rows (0: all).
+pub fn render(snap: &Snapshot, limit: usize) -> String {
+    let mut out = String::new();
+    let by_proc = snap.group == GroupBy::Process;
+    let calls = snap.total_calls();
+    let _ = writeln!(
+        out,
+        "{} calls traced in {}, {} syscalls{}",
+        calls,
+        fmt_ns(snap.duration_ns),
+        count_distinct(snap),
+        if by_proc {
+            format!(", {} rows", snap.rows.len())
+        } else {
+            String::new()
+        },
+    );
+    let mut table: Vec<Vec<String>> = Vec::new();
+    let mut header = vec![];
+    if by_proc {
+        header.extend(["PID", "COMM"]);
+    }
+    header.extend([
+        "SYSCALL", "CALLS", "ERRORS", "TOTAL", "P50", "P90", "P99", "P99.9", "MAX",
+    ]);
+    table.push(header.iter().map(|s| s.to_string()).collect());
+    let rows = if limit == 0 {
+        snap.rows.len()
+    } else {
+        limit.min(snap.rows.len())
+    };
+    for row in &snap.rows[..rows] {
+        let st = row.stats();
+        let mut cells = vec![];
+        if by_proc {
+            cells.push(row.pid.map(|p| p.to_string()).unwrap_or_default());
+            cells.push(row.comm.clone().unwrap_or_else(|| "?".into()));
+        }
+        cells.push(row.syscall.clone());
+        cells.push(st.count.to_string());
+        cells.push(st.errors.to_string());
+        for v in [
+            st.total_ns,
+            st.p50_ns,
+            st.p90_ns,
+            st.p99_ns,
+            st.p999_ns,
+            st.max_ns,
+        ] {
+            cells.push(fmt_ns(v));
+        }
+        table.push(cells);
+    }
+    let text_cols = if by_proc { 3 } else { 1 };
+    write_table(&mut out, &table, text_cols);
+    if rows < snap.rows.len() {
+        let _ = writeln!(out, "... {} more rows", snap.rows.len() - rows);
+    }
+    let errnos = snap.errno_totals();
+    if !errnos.is_empty() {
+        let list: Vec<String> = errnos.iter().map(|(e, n)| format!("{e} {n}")).collect();
+        let _ = writeln!(out, "errors: {}", list.join(", "));
+    }
+    let l = &snap.loss;
+    let _ = writeln!(
+        out,
+        "events: {} received, {} dropped (ring buffer full), {} untimed (no slot), {} unpaired, {} stale, {} unfinished",
+        l.received, l.dropped, l.no_storage, l.unpaired, l.stale, l.unfinished
+    );
+    if l.lost() > 0 {
+        let _ = writeln!(
+            out,
+            "WARNING: {} completed calls were lost and are not in the table",
+            l.lost()
+        );
+    }
+    out
+}
+
+fn count_distinct(snap: &Snapshot) -> usize {
+    let mut nrs: Vec<u32> = snap.rows.iter().map(|r| r.nr).collect();
+    nrs.sort_unstable();
+    nrs.dedup();
+    nrs.len()
+}
+
+/// Writes an aligned table: the first `left` columns left-aligned, the rest right-aligned.
+fn write_table(out: &mut String, table: &[Vec<String>], left: usize) {
+    let ncols = table.first().map_or(0, Vec::len);
+    let widths: Vec<usize> = (0..ncols)
+        .map(|c| {
+            table
+                .iter()
+                .map(|r| r[c].chars().count())
+                .max()
+                .unwrap_or(0)
+        })
+        .collect();
+    for row in table {
+        let mut line = String::new();
+        for (c, cell) in row.iter().enumerate() {
+            if c > 0 {
+                line.push_str("  ");
+            }
+            let pad = widths[c] - cell.chars().count();
+            if c < left {
+                line.push_str(cell);
+                line.extend(std::iter::repeat_n(' ', pad));
+            } else {
+                line.extend(std::iter::repeat_n(' ', pad));
+                line.push_str(cell);
+            }
+        }
+        out.push_str(line.trim_end());
+        out.push('\n');
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use profiler_common::SyscallEvent;
+
+    use super::*;
+    use crate::aggregate::{Aggregator, LossCounters};
+
+    fn snap(group: GroupBy) -> Snapshot {
+        let mut a = Aggregator::new(group);
+        let getppid = crate::syscalls::number("getppid").unwrap();
+        let openat = crate::syscalls::number("openat").unwrap();
+        for _ in 0..10 {
+            a.record(&SyscallEvent {
+                duration_ns: 1_500,
+                ret: 1,
+                tgid: 5,
+                tid: 5,
+                nr: getppid,
+                _pad: 0,
+            });
+        }
+        a.record(&SyscallEvent {
+            duration_ns: 2_000_000,
+            ret: -2,
+            tgid: 6,
+            tid: 6,
+            nr: openat,
+            _pad: 0,
+        });
+        let loss = LossCounters {
+            received: 11,
+            dropped: 3,
+            ..Default::default()
+        };
+        a.snapshot(0, 1_000_000_000, loss, &|p| Some(format!("proc{p}")))
+    }
+
+    #[test]
+    fn table_sorted_with_units_and_loss() {
+        let t = render(&snap(GroupBy::Syscall), 0);
+        let lines: Vec<&str> = t.lines().collect();
+        assert_eq!(lines[0], "11 calls traced in 1.00s, 2 syscalls");
+        assert!(lines[1].starts_with("SYSCALL"), "{t}");
+        assert!(lines[2].starts_with("openat "), "largest total first: {t}");
+        assert!(lines[2].contains("2.00ms"), "{t}");
+        assert!(lines[3].starts_with("getppid"), "{t}");
+        assert!(lines[3].contains("1.50µs"), "{t}");
+        assert!(t.contains("errors: ENOENT 1"), "{t}");
+        assert!(t.contains("3 dropped"), "{t}");
+        assert!(t.contains("WARNING: 3 completed calls were lost"), "{t}");
+        // Columns line up: every row has the same width up to the last column.
+        assert_eq!(lines[1].len(), lines[3].len(), "{t}");
+    }
+
+    #[test]
+    fn by_process_has_pid_and_comm() {
+        let t = render(&snap(GroupBy::Process), 1);
+        assert!(t.lines().nth(1).unwrap().starts_with("PID  COMM"), "{t}");
+        assert!(t.contains("6    proc6  openat"), "{t}");
+        assert!(t.contains("... 1 more rows"), "{t}");
+    }
+}

@@ -1,0 +1,1 @@
+//! Workload helpers shared by the integration tests.
