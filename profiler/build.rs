@@ -73,15 +73,14 @@ fn main() {
         "--release",
         "--target",
         "bpfel-unknown-none",
-        "--bin",
-        "syslat",
+        "--bins",
     ])
     .arg("--manifest-path")
     .arg(root.join("profiler-ebpf/Cargo.toml"))
     .arg("--target-dir")
     .arg(&target_dir)
     // aya-ebpf uses an unstable feature; our crate (bin "syslat") uses inline BPF asm.
-    .env("RUSTC_BOOTSTRAP", "aya_ebpf,syslat")
+    .env("RUSTC_BOOTSTRAP", "aya_ebpf,syslat,floor")
     .env("CARGO_ENCODED_RUSTFLAGS", flags.join("\x1f"))
     .env("CARGO_TARGET_BPFEL_UNKNOWN_NONE_LINKER", &linker);
     // The outer build's wrappers and flags are for the host, not for BPF.
@@ -99,6 +98,7 @@ fn main() {
         Ok(o) => o,
         Err(e) => fail(&format!("failed to run cargo for profiler-ebpf: {e}")),
     };
+    std::fs::write(target_dir.join("last-build.log"), &output.stderr).ok();
     if !output.status.success() {
         let stderr = String::from_utf8_lossy(&output.stderr);
         let tail: Vec<&str> = stderr.lines().rev().take(40).collect();
@@ -108,6 +108,9 @@ fn main() {
         fail("building the eBPF programs (profiler-ebpf) failed; see the lines above");
     }
     copy(&target_dir.join("bpfel-unknown-none/release/syslat"), &out);
+    // The bench's floor programs, left where `cargo xtask bench` looks for them.
+    let floor = target_dir.join("bpfel-unknown-none/release/floor");
+    copy(&floor, &target_dir.join("floor.bpf.o"));
 }
 
 fn find_bpf_linker() -> Option<PathBuf> {

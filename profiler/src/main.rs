@@ -7,7 +7,10 @@ use clap::Parser;
 use profiler::cli::Cli;
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => return usage_error(e),
+    };
     let level = match cli.verbose {
         0 => log::LevelFilter::Warn,
         1 => log::LevelFilter::Info,
@@ -40,6 +43,23 @@ fn main() -> ExitCode {
                 return ExitCode::SUCCESS;
             }
             eprintln!("syslat: {err:#}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+/// Help and version go out as clap prints them; a bad flag becomes one line and exit 2.
+fn usage_error(e: clap::Error) -> ExitCode {
+    use clap::error::ErrorKind;
+    match e.kind() {
+        ErrorKind::DisplayHelp
+        | ErrorKind::DisplayVersion
+        | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand => e.exit(),
+        _ => {
+            let text = e.to_string();
+            let line = text.lines().next().unwrap_or("invalid arguments");
+            let line = line.strip_prefix("error: ").unwrap_or(line);
+            eprintln!("syslat: {line} (see --help)");
             ExitCode::from(2)
         }
     }

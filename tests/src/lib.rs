@@ -1,1 +1,64 @@
-//! Workload helpers shared by the integration tests.
+//! Helpers for syslat's integration tests: find the `syslat` binary and the workload,
+//! run them, and read the JSON summary.
+#![forbid(unsafe_code)]
+
+use std::{
+    path::PathBuf,
+    process::{Command, Output},
+};
+
+/// The `syslat` binary under test: `$SYSLAT_BIN`, else next to this test's target dir.
+pub fn syslat_bin() -> PathBuf {
+    if let Some(p) = std::env::var_os("SYSLAT_BIN") {
+        return PathBuf::from(p);
+    }
+    // target/<profile>/deps/<test> -> target/<profile>/syslat
+    let exe = std::env::current_exe().expect("test executable path");
+    let dir = exe.parent().and_then(|d| d.parent()).expect("target/<profile>");
+    let bin = dir.join("syslat");
+    assert!(bin.exists(), "{} not built: run `cargo xtask test`", bin.display());
+    bin
+}
+
+/// A `Command` for `syslat` with `args`.
+pub fn syslat(args: &[&str]) -> Command {
+    let mut c = Command::new(syslat_bin());
+    c.args(args);
+    c
+}
+
+/// Runs syslat and returns its output.
+pub fn run(args: &[&str]) -> Output {
+    syslat(args).output().expect("syslat runs")
+}
+
+/// A fresh temporary path for an output file.
+pub fn temp_path(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("syslat-test-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    dir.join(name)
+}
+
+/// The last line of a JSON Lines file, parsed (the summary).
+pub fn summary(path: &std::path::Path) -> serde_json::Value {
+    let text = std::fs::read_to_string(path).expect("output file");
+    let last = text.lines().last().expect("at least one line");
+    let v: serde_json::Value = serde_json::from_str(last).expect("valid JSON");
+    assert_eq!(v["type"], "summary", "last line is the summary");
+    v
+}
+
+/// The row of `syscall` in a summary (summed over processes when grouped by process).
+pub fn count(summary: &serde_json::Value, syscall: &str) -> u64 {
+    rows(summary, syscall).iter().map(|r| r["count"].as_u64().expect("count")).sum()
+}
+
+/// Every row of `syscall` in a summary.
+pub fn rows<'a>(summary: &'a serde_json::Value, syscall: &str) -> Vec<&'a serde_json::Value> {
+    summary["rows"]
+        .as_array()
+        .expect("rows")
+        .iter()
+        .filter(|r| r["syscall"] == syscall)
+        .collect()
+}

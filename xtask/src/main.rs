@@ -1,1 +1,134 @@
-fn main() {}
+//! Developer tasks: `cargo xtask setup|build|run|test|lint|bench`.
+//!
+//! `setup` installs what a fresh machine lacks (see shared/ebpf-toolchain.md) and is
+//! quick when everything is there; every other task runs it first.
+
+mod bench;
+mod setup;
+
+use std::{
+    path::{Path, PathBuf},
+    process::{Command, ExitCode},
+};
+
+use anyhow::{Context, Result, bail};
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(name = "xtask", about = "syslat developer tasks")]
+struct Cli {
+    #[command(subcommand)]
+    task: Task,
+}
+
+#[derive(Subcommand)]
+enum Task {
+    /// Install the eBPF toolchain and test tools (apt packages, bpf-linker).
+    Setup,
+    /// Build the release `syslat` binary (eBPF object embedded).
+    Build,
+    /// Build, then run `syslat` with the given arguments (as root).
+    Run {
+        /// Arguments for syslat.
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<String>,
+    },
+    /// Run every test: unit tests and the integration tests that load real eBPF.
+    Test,
+    /// cargo fmt --check and clippy -D warnings (user space and eBPF).
+    Lint,
+    /// Measure the cost per syscall against a baseline and the floor.
+    Bench(bench::BenchArgs),
+}
+
+fn main() -> ExitCode {
+    match run(Cli::parse().task) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("xtask: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(task: Task) -> Result<()> {
+    let root = root();
+    match task {
+        Task::Setup => setup::run(),
+        Task::Build => {
+            setup::run()?;
+            build(&root)
+        }
+        Task::Run { args } => {
+            setup::run()?;
+            build(&root)?;
+            let status = Command::new(root.join("target/release/syslat"))
+                .args(&args)
+                .status()
+                .context("failed to run syslat")?;
+            std::process::exit(status.code().unwrap_or(1));
+        }
+        Task::Test => {
+            setup::run()?;
+            test(&root)
+        }
+        Task::Lint => {
+            setup::run()?;
+            lint(&root)
+        }
+        Task::Bench(args) => {
+            setup::run()?;
+            build(&root)?;
+            bench::run(&root, &args)
+        }
+    }
+}
+
+/// The workspace root.
+pub(crate) fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("xtask/ has a parent").to_path_buf()
+}
+
+/// Runs a command, failing on a non-zero exit.
+pub(crate) fn sh(cmd: &mut Command) -> Result<()> {
+    let status = cmd.status().with_context(|| format!("failed to run {cmd:?}"))?;
+    if !status.success() {
+        bail!("{cmd:?} failed with {status}");
+    }
+    Ok(())
+}
+
+fn cargo(root: &Path) -> Command {
+    let mut c = Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()));
+    c.current_dir(root);
+    c
+}
+
+fn build(root: &Path) -> Result<()> {
+    sh(cargo(root).args(["build", "--release", "-p", "profiler", "-p", "tests", "--bins"]))
+}
+
+fn test(root: &Path) -> Result<()> {
+    build(root)?;
+    if !nix_is_root() {
+        bail!("the integration tests load eBPF programs: run `cargo xtask test` as root");
+    }
+    // One test at a time: the kernel is shared state (aya's integration tests do the same).
+    sh(cargo(root)
+        .args(["test", "--release", "--workspace", "--exclude", "profiler-ebpf"])
+        .env("SYSLAT_BIN", root.join("target/release/syslat"))
+        .args(["--", "--test-threads=1"]))
+}
+
+fn lint(root: &Path) -> Result<()> {
+    sh(cargo(root).args(["fmt", "--all", "--check"]))?;
+    sh(cargo(root).args(["clippy", "--release", "--all-targets", "--", "-D", "warnings"]))
+}
+
+fn nix_is_root() -> bool {
+    Command::new("id")
+        .arg("-u")
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
+        .unwrap_or(false)
+}

@@ -44,7 +44,7 @@ pub struct Stats {
     pub errnos: Vec<(String, u64)>,
     /// Exact total time.
     pub total_ns: u64,
-    /// Fastest call.
+    /// Fastest call (exact).
     pub min_ns: u64,
     /// Exact mean (total / count).
     pub mean_ns: u64,
@@ -56,7 +56,7 @@ pub struct Stats {
     pub p99_ns: u64,
     /// 99.9th percentile.
     pub p999_ns: u64,
-    /// Slowest call.
+    /// Slowest call (exact).
     pub max_ns: u64,
 }
 
@@ -103,13 +103,13 @@ impl Row {
             errors: s.errors,
             errnos,
             total_ns: s.total_ns,
-            min_ns: h.min(),
+            min_ns: s.min(),
             mean_ns: s.total_ns.checked_div(count).unwrap_or(0),
             p50_ns: h.percentile(50.0),
             p90_ns: h.percentile(90.0),
             p99_ns: h.percentile(99.0),
             p999_ns: h.percentile(99.9),
-            max_ns: h.max(),
+            max_ns: s.max_ns,
         }
     }
 }

@@ -39,6 +39,11 @@ pub async fn run(args: &RecordArgs) -> anyhow::Result<i32> {
         watched = pids.clone();
     }
     probe.attach()?;
+    match &cfg.targets {
+        Targets::All => eprintln!("syslat: tracing all processes; Ctrl-C to stop"),
+        Targets::Pids(p) => eprintln!("syslat: tracing {} process(es) and their children; Ctrl-C to stop", p.len()),
+        Targets::Command(_) => {}
+    }
     let start_unix_ns = unix_ns(SystemTime::now());
     let t0 = Instant::now();
 

@@ -177,7 +177,7 @@ mod tests {
         assert!(t.contains("3 dropped"), "{t}");
         assert!(t.contains("WARNING: 3 completed calls were lost"), "{t}");
         // Columns line up: every row has the same width up to the last column.
-        assert_eq!(lines[1].len(), lines[3].len(), "{t}");
+        assert_eq!(lines[1].chars().count(), lines[3].chars().count(), "{t}");
     }
 
     #[test]

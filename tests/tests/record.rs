@@ -1,0 +1,249 @@
+//! `syslat record` against workloads with exactly known syscalls, through the real binary
+//! and the real eBPF programs. Run as root, one test at a time (`cargo xtask test`).
+//! These tests never skip: a machine that cannot load eBPF fails them.
+
+use std::{
+    io::{BufRead, BufReader, Write},
+    process::{Command, Stdio},
+    time::{Duration, Instant},
+};
+
+use tests::{count, rows, run, summary, syslat, temp_path};
+
+const WORKLOAD: &str = env!("CARGO_BIN_EXE_workload");
+
+/// `syslat record -f json -o FILE [extra] -- workload steps`, returning the summary.
+fn record(extra: &[&str], steps: &[&str]) -> serde_json::Value {
+    let out = temp_path(&format!("rec-{}.json", steps.join("-")));
+    let mut args = vec!["record", "-f", "json", "-o", out.to_str().unwrap()];
+    args.extend_from_slice(extra);
+    args.push("--");
+    args.push(WORKLOAD);
+    args.extend_from_slice(steps);
+    let o = run(&args);
+    assert!(o.status.success(), "syslat failed: {}", String::from_utf8_lossy(&o.stderr));
+    summary(&out)
+}
+
+fn p50_ms(s: &serde_json::Value, syscall: &str) -> f64 {
+    let r = rows(s, syscall);
+    assert_eq!(r.len(), 1, "one {syscall} row");
+    r[0]["p50_ns"].as_u64().unwrap() as f64 / 1e6
+}
+
+#[test]
+fn getppid_counted_exactly() {
+    let s = record(&[], &["getppid", "100000"]);
+    assert_eq!(count(&s, "getppid"), 100_000);
+    assert_eq!(s["lost_events"], 0);
+    assert_eq!(s["unpaired_events"], 0, "the command's first syscall is traced from its enter");
+    assert_eq!(count(&s, "execve"), 1, "exactly one execve: the command's own");
+}
+
+#[test]
+fn threads_counted_exactly() {
+    let s = record(&[], &["threads", "4", "25000"]);
+    assert_eq!(count(&s, "getppid"), 100_000);
+    assert_eq!(s["lost_events"], 0);
+    assert_eq!(s["unpaired_events"], 0, "new threads' first return from clone is not a loss");
+}
+
+#[test]
+fn sleeps_have_the_right_latency() {
+    let s = record(&[], &["sleep", "20", "10"]);
+    assert_eq!(count(&s, "clock_nanosleep"), 20);
+    let p50 = p50_ms(&s, "clock_nanosleep");
+    // A 10 ms sleep takes at least 10 ms; timer slack and scheduling add well under 5%.
+    assert!((10.0..10.5).contains(&p50), "p50 {p50} ms");
+}
+
+#[test]
+fn blocking_reads_pair_across_cpus() {
+    // The reader blocks and is woken by another thread, often on the other CPU.
+    let s = record(&[], &["pipe", "20", "5"]);
+    let reads = rows(&s, "read");
+    assert_eq!(reads.len(), 1);
+    assert_eq!(reads[0]["count"], 20);
+    let p50 = p50_ms(&s, "read");
+    assert!((4.9..6.5).contains(&p50), "p50 {p50} ms for reads woken after 5 ms");
+}
+
+#[test]
+fn failures_counted_by_errno() {
+    // The dynamic loader's own ENOENTs are the same in both runs; the difference is exact.
+    let base = record(&[], &["enoent", "0"]);
+    let s = record(&[], &["enoent", "500"]);
+    let enoent = |v: &serde_json::Value| -> u64 {
+        rows(v, "openat").iter().map(|r| r["errnos"]["ENOENT"].as_u64().unwrap_or(0)).sum()
+    };
+    assert_eq!(enoent(&s) - enoent(&base), 500);
+    assert_eq!(count(&s, "openat") - count(&base, "openat"), 500);
+    let errors: u64 = rows(&s, "openat").iter().map(|r| r["errors"].as_u64().unwrap()).sum();
+    assert!(errors >= 500);
+}
+
+#[test]
+fn short_lived_children_leave_no_stale_state() {
+    let s = record(&[], &["forks", "3000", "getppid", "20000"]);
+    assert_eq!(count(&s, "getppid"), 20_000);
+    assert_eq!(count(&s, "clone"), 3000, "the parent's forks");
+    assert_eq!(count(&s, "wait4"), 3000);
+    assert_eq!(s["stale_events"], 0);
+    assert_eq!(s["unpaired_events"], 0);
+    assert_eq!(s["lost_events"], 0);
+    // Every child and the workload itself end inside exit_group.
+    assert_eq!(s["unfinished_calls"], 3001);
+}
+
+#[test]
+fn by_process_separates_children() {
+    let s = record(&["--by", "process"], &["forks", "3", "getppid", "50"]);
+    let getppid = rows(&s, "getppid");
+    assert_eq!(getppid.len(), 1);
+    assert_eq!(getppid[0]["count"], 50);
+    assert_eq!(getppid[0]["comm"], "workload");
+    let pids: std::collections::BTreeSet<u64> =
+        s["rows"].as_array().unwrap().iter().map(|r| r["pid"].as_u64().unwrap()).collect();
+    assert_eq!(pids.len(), 4, "the workload and its 3 children");
+}
+
+#[test]
+fn exit_status_is_the_commands() {
+    let o = run(&["record", "-o", "/dev/null", "--", "sh", "-c", "exit 3"]);
+    assert_eq!(o.status.code(), Some(3));
+    let o = run(&["record", "-o", "/dev/null", "--", "sh", "-c", "kill -KILL $$"]);
+    assert_eq!(o.status.code(), Some(128 + 9));
+}
+
+/// Starts a workload that waits on stdin before running `steps`.
+fn gated(steps: &[&str]) -> std::process::Child {
+    Command::new(WORKLOAD)
+        .arg("gate")
+        .args(steps)
+        .stdin(Stdio::piped())
+        .spawn()
+        .expect("workload starts")
+}
+
+#[test]
+fn pid_targets_only_that_process_and_its_children() {
+    let mut a = gated(&["getppid", "3000", "forks", "2"]);
+    let mut b = gated(&["getppid", "5000"]);
+    let out = temp_path("pid.json");
+    let mut rec = syslat(&["record", "-f", "json", "--by", "process", "-o", out.to_str().unwrap(), "-p", &a.id().to_string()])
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Wait until syslat says it is tracing.
+    let mut err = BufReader::new(rec.stderr.take().unwrap());
+    let mut line = String::new();
+    err.read_line(&mut line).unwrap();
+    assert!(line.contains("tracing 1 process"), "{line}");
+    b.stdin.take().unwrap().write_all(b"go\n").unwrap();
+    assert!(b.wait().unwrap().success());
+    a.stdin.take().unwrap().write_all(b"go\n").unwrap();
+    assert!(a.wait().unwrap().success());
+    // syslat ends by itself once its only target has exited.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let status = loop {
+        if let Some(st) = rec.try_wait().unwrap() {
+            break st;
+        }
+        assert!(Instant::now() < deadline, "syslat did not stop after its target exited");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert!(status.success());
+    let s = summary(&out);
+    assert_eq!(count(&s, "getppid"), 3000, "b's 5000 calls are not counted");
+    let pids: std::collections::BTreeSet<u64> =
+        s["rows"].as_array().unwrap().iter().map(|r| r["pid"].as_u64().unwrap()).collect();
+    assert!(pids.contains(&(a.id() as u64)));
+    assert!(!pids.contains(&(b.id() as u64)), "untargeted process appears");
+    assert_eq!(pids.len(), 3, "a and its two children");
+    // The gate read was in flight when tracing started: the only unpaired exit.
+    assert_eq!(s["unpaired_events"], 1);
+}
+
+/// Runs syslat with `args` and checks it fails with exit 2 and exactly one stderr line.
+fn fails_with(args: &[&str], expect: &str) {
+    let o = run(args);
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(2), "{args:?}: {stderr}");
+    assert_eq!(stderr.lines().count(), 1, "{args:?}: one line expected: {stderr}");
+    assert!(stderr.starts_with("syslat: "), "{stderr}");
+    assert!(stderr.contains(expect), "{args:?}: {stderr:?} lacks {expect:?}");
+    assert!(!stderr.contains("panicked"), "{stderr}");
+}
+
+#[test]
+fn bad_inputs_fail_with_one_line() {
+    fails_with(&["record", "-p", "3999999"], "no such process: 3999999");
+    fails_with(&["record", "-d", "soon"], "invalid duration 'soon'");
+    fails_with(&["record", "-d", "0"], "invalid duration");
+    fails_with(&["record", "-o", "/nonexistent-dir/out.json", "--", "true"], "cannot write /nonexistent-dir/out.json");
+    fails_with(&["record", "--", "no-such-command-xyz"], "command not found: no-such-command-xyz");
+    fails_with(&["record", "-f", "xml"], "invalid value 'xml'");
+    fails_with(&["frobnicate"], "unrecognized subcommand");
+}
+
+#[test]
+fn unprivileged_user_is_told_what_is_missing() {
+    let o = Command::new("setpriv")
+        .args(["--reuid=65534", "--regid=65534", "--clear-groups", "--inh-caps=-all"])
+        .arg(tests::syslat_bin())
+        .args(["record", "-d", "1"])
+        .output()
+        .expect("setpriv runs");
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(2), "{stderr}");
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    assert!(stderr.contains("CAP_BPF and CAP_PERFMON"), "{stderr}");
+}
+
+/// Names of loaded BPF programs (from bpftool).
+fn loaded_programs() -> Vec<String> {
+    let o = Command::new("bpftool").args(["prog", "show"]).output().expect("bpftool runs");
+    assert!(o.status.success());
+    String::from_utf8_lossy(&o.stdout)
+        .lines()
+        .filter_map(|l| l.split_whitespace().skip_while(|w| *w != "name").nth(1).map(str::to_string))
+        .collect()
+}
+
+fn ours(progs: &[String]) -> usize {
+    progs.iter().filter(|p| ["sys_enter", "sys_exit", "sched_process_fork", "sched_process_exit"].contains(&p.as_str())).count()
+}
+
+#[test]
+fn nothing_stays_attached_after_sigkill() {
+    let before = ours(&loaded_programs());
+    let mut rec = syslat(&["record", "-o", "/dev/null"]).stderr(Stdio::piped()).spawn().unwrap();
+    let mut line = String::new();
+    BufReader::new(rec.stderr.take().unwrap()).read_line(&mut line).unwrap();
+    assert!(line.contains("tracing all processes"), "{line}");
+    assert_eq!(ours(&loaded_programs()), before + 4, "4 programs loaded while running");
+    rec.kill().unwrap();
+    rec.wait().unwrap();
+    // The kernel releases programs when the last fd closes; allow it a moment.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while ours(&loaded_programs()) != before {
+        assert!(Instant::now() < deadline, "programs still loaded after SIGKILL");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+#[test]
+fn sigint_writes_the_final_dump() {
+    let out = temp_path("sigint.json");
+    let mut rec = syslat(&["record", "-f", "json", "-o", out.to_str().unwrap()]).stderr(Stdio::piped()).spawn().unwrap();
+    let mut line = String::new();
+    BufReader::new(rec.stderr.take().unwrap()).read_line(&mut line).unwrap();
+    let w = Command::new(WORKLOAD).args(["getppid", "1000"]).status().unwrap();
+    assert!(w.success());
+    // SAFETY: plain kill(2) on our child's pid.
+    unsafe { libc::kill(rec.id() as i32, libc::SIGINT) };
+    let st = rec.wait().unwrap();
+    assert_eq!(st.code(), Some(130));
+    let s = summary(&out);
+    assert!(count(&s, "getppid") >= 1000, "system-wide recording includes the workload");
+}

@@ -1,0 +1,346 @@
+//! `cargo xtask bench`: the cost per syscall of a tight getppid loop, measured in one run,
+//! as medians of interleaved repetitions so machine noise hits every row alike:
+//! no tracing (base), the floor (empty raw_tp programs on sys_enter/sys_exit, loaded here),
+//! `syslat record` tracing everything, `syslat record -p` of the loop itself, syslat
+//! filtered to another process (what an untargeted process pays), and with `--peers`
+//! bpftrace, bcc's syscount -L, perf trace -s and strace -c -f.
+
+use std::{
+    io::{BufRead, BufReader, Write},
+    path::Path,
+    process::{Child, Command, Stdio},
+    time::{Duration, Instant},
+};
+
+use anyhow::{Context, Result, bail};
+use aya::{Ebpf, programs::RawTracePoint};
+
+/// Flags of `cargo xtask bench`.
+#[derive(clap::Args)]
+pub(crate) struct BenchArgs {
+    /// Interleaved rounds; the median of each row is reported.
+    #[arg(long, default_value_t = 5)]
+    rounds: usize,
+    /// getppid calls per measurement.
+    #[arg(long, default_value_t = 2_000_000)]
+    calls: u64,
+    /// Also measure bpftrace, syscount -L, perf trace -s and strace -c -f (installed with apt
+    /// when missing).
+    #[arg(long)]
+    peers: bool,
+    /// Write the table into README.md's performance section.
+    #[arg(long)]
+    readme: bool,
+}
+
+#[derive(Clone, Copy, PartialEq)]
+enum Setup {
+    Base,
+    Floor,
+    SyslatAll,
+    SyslatPid,
+    SyslatOther,
+    Bpftrace,
+    Syscount,
+    PerfTrace,
+    Strace,
+}
+
+impl Setup {
+    fn label(self) -> &'static str {
+        match self {
+            Setup::Base => "no tracing (base)",
+            Setup::Floor => "floor: empty raw_tp programs",
+            Setup::SyslatAll => "`syslat record` (all processes)",
+            Setup::SyslatPid => "`syslat record -p` (the loop)",
+            Setup::SyslatOther => "untargeted (`syslat record -p` of another process)",
+            Setup::Bpftrace => "bpftrace, tid-keyed hist one-liner",
+            Setup::Syscount => "bcc `syscount -L -p`",
+            Setup::PerfTrace => "`perf trace -s -p`",
+            Setup::Strace => "`strace -c -f -p`",
+        }
+    }
+
+    /// Slow tracers get fewer calls so a round stays short.
+    fn calls(self, base: u64) -> u64 {
+        match self {
+            Setup::Strace => (base / 100).max(10_000),
+            Setup::PerfTrace => (base / 10).max(10_000),
+            _ => base,
+        }
+    }
+}
+
+struct Sample {
+    ns: f64,
+    /// syslat's CPU time per million traced syscalls, ms, and its peak RSS, KiB.
+    cost: Option<(f64, u64)>,
+}
+
+pub(crate) fn run(root: &Path, args: &BenchArgs) -> Result<()> {
+    let syslat = root.join("target/release/syslat");
+    let workload = root.join("target/release/workload");
+    let floor = root.join("target/ebpf/floor.bpf.o");
+    for p in [&syslat, &workload, &floor] {
+        if !p.exists() {
+            bail!("{} is missing: the build did not produce it", p.display());
+        }
+    }
+    let mut setups = vec![Setup::Base, Setup::Floor, Setup::SyslatAll, Setup::SyslatPid, Setup::SyslatOther];
+    if args.peers {
+        setups.extend(install_peers());
+    }
+    let ctx = Ctx { syslat: &syslat, workload: &workload, floor: &floor };
+    let mut samples: Vec<Vec<Sample>> = setups.iter().map(|_| Vec::new()).collect();
+    for round in 0..args.rounds {
+        for (i, s) in setups.iter().enumerate() {
+            eprint!("\rxtask bench: round {}/{}, {:<55}", round + 1, args.rounds, s.label());
+            let _ = std::io::stderr().flush();
+            match ctx.measure(*s, s.calls(args.calls)) {
+                Ok(sample) => samples[i].push(sample),
+                Err(e) => eprintln!("\nxtask bench: {} failed: {e:#}", s.label()),
+            }
+        }
+    }
+    eprintln!();
+    let table = render(&setups, &samples);
+    println!("{table}");
+    if args.readme {
+        write_readme(root, &table)?;
+    }
+    Ok(())
+}
+
+struct Ctx<'a> {
+    syslat: &'a Path,
+    workload: &'a Path,
+    floor: &'a Path,
+}
+
+impl Ctx<'_> {
+    fn measure(&self, setup: Setup, calls: u64) -> Result<Sample> {
+        let mut w = Command::new(self.workload)
+            .args(["gate", "time-getppid", &calls.to_string()])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .context("workload")?;
+        let pid = w.id().to_string();
+        let mut other: Option<Child> = None;
+        let mut floor: Option<Ebpf> = None;
+        let mut tracer: Option<Child> = match setup {
+            Setup::Base => None,
+            Setup::Floor => {
+                floor = Some(load_floor(self.floor)?);
+                None
+            }
+            Setup::SyslatAll => Some(self.syslat(&[])?),
+            Setup::SyslatPid => Some(self.syslat(&["-p", &pid])?),
+            Setup::SyslatOther => {
+                let o = Command::new("sleep").arg("600").spawn()?;
+                let t = self.syslat(&["-p", &o.id().to_string()])?;
+                other = Some(o);
+                Some(t)
+            }
+            Setup::Bpftrace => Some(peer(Command::new("bpftrace").arg("-e").arg(format!(
+                "tracepoint:raw_syscalls:sys_enter /pid == {pid}/ {{ @s[tid] = nsecs; }} \
+                 tracepoint:raw_syscalls:sys_exit /@s[tid]/ {{ @h = hist(nsecs - @s[tid]); delete(@s[tid]); }}"
+            )))?),
+            Setup::Syscount => Some(peer(Command::new(syscount_bin()).args(["-L", "-p", &pid]))?),
+            Setup::PerfTrace => Some(peer(Command::new("perf").args(["trace", "-s", "-p", &pid]))?),
+            Setup::Strace => Some(peer(Command::new("strace").args(["-c", "-f", "-p", &pid]))?),
+        };
+        let before = tracer.as_ref().map(|t| cpu_ticks(t.id()));
+        w.stdin.take().context("stdin")?.write_all(b"go\n")?;
+        let mut out = String::new();
+        BufReader::new(w.stdout.take().context("stdout")?).read_line(&mut out)?;
+        w.wait()?;
+        let ns: f64 = out.trim().parse().with_context(|| format!("workload printed {out:?}"))?;
+        let mut cost = None;
+        if let Some(t) = tracer.as_mut() {
+            let is_syslat = matches!(setup, Setup::SyslatAll | Setup::SyslatPid);
+            if is_syslat {
+                let cpu_ms = (cpu_ticks(t.id()) - before.unwrap_or(0)) as f64 * 10.0;
+                cost = Some((cpu_ms / calls as f64 * 1e6, peak_rss_kib(t.id())));
+            }
+            // SAFETY: kill(2) on a child we spawned and have not reaped.
+            unsafe { libc_kill(t.id(), 2) };
+            let deadline = Instant::now() + Duration::from_secs(20);
+            while t.try_wait()?.is_none() {
+                if Instant::now() > deadline {
+                    t.kill()?;
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        }
+        if let Some(mut o) = other {
+            o.kill()?;
+            o.wait()?;
+        }
+        drop(floor);
+        Ok(Sample { ns, cost })
+    }
+
+    fn syslat(&self, args: &[&str]) -> Result<Child> {
+        let mut c = Command::new(self.syslat)
+            .args(["record", "-o", "/dev/null"])
+            .args(args)
+            .stderr(Stdio::piped())
+            .spawn()
+            .context("syslat")?;
+        let mut line = String::new();
+        BufReader::new(c.stderr.take().context("stderr")?).read_line(&mut line)?;
+        if !line.contains("tracing") {
+            bail!("syslat did not start: {line}");
+        }
+        Ok(c)
+    }
+}
+
+fn peer(cmd: &mut Command) -> Result<Child> {
+    let c = cmd.stdout(Stdio::null()).stderr(Stdio::null()).spawn()?;
+    // Peers print no reliable "attached" line; give them time to compile and attach.
+    std::thread::sleep(Duration::from_secs(3));
+    Ok(c)
+}
+
+fn load_floor(path: &Path) -> Result<Ebpf> {
+    let mut ebpf = Ebpf::load_file(path).context("loading the floor programs")?;
+    for (name, tp) in [("floor_enter", "sys_enter"), ("floor_exit", "sys_exit")] {
+        let p: &mut RawTracePoint = ebpf.program_mut(name).context(name)?.try_into()?;
+        p.load()?;
+        p.attach(tp)?;
+    }
+    Ok(ebpf)
+}
+
+unsafe extern "C" {
+    fn kill(pid: i32, sig: i32) -> i32;
+}
+
+/// Sends signal `sig` to `pid`.
+///
+/// # Safety
+/// `pid` must be a live child of ours.
+unsafe fn libc_kill(pid: u32, sig: i32) {
+    // SAFETY: upheld by the caller; kill(2) has no memory effects.
+    unsafe { kill(pid as i32, sig) };
+}
+
+/// utime + stime of `pid`, in clock ticks (10 ms each on Linux).
+fn cpu_ticks(pid: u32) -> u64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    let rest = stat.rsplit_once(')').map(|(_, r)| r).unwrap_or("");
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    // Fields after the comm start at state (field 3); utime is 14, stime 15.
+    let get = |i: usize| f.get(i - 3).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0);
+    get(14) + get(15)
+}
+
+fn peak_rss_kib(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap_or(0)
+}
+
+fn median(mut v: Vec<f64>) -> Option<f64> {
+    if v.is_empty() {
+        return None;
+    }
+    v.sort_by(|a, b| a.total_cmp(b));
+    Some(v[v.len() / 2])
+}
+
+fn render(setups: &[Setup], samples: &[Vec<Sample>]) -> String {
+    let med: Vec<Option<f64>> = samples.iter().map(|s| median(s.iter().map(|x| x.ns).collect())).collect();
+    let base = med[0].unwrap_or(0.0);
+    let floor_added = med[1].map(|f| f - base).unwrap_or(0.0);
+    let mut t = String::from(
+        "| setup | ns/syscall | added ns | added / floor's added |\n|---|---:|---:|---:|\n",
+    );
+    for (i, s) in setups.iter().enumerate() {
+        match med[i] {
+            Some(ns) => {
+                let added = ns - base;
+                let ratio = if *s == Setup::Base || floor_added <= 0.0 {
+                    "-".to_string()
+                } else {
+                    format!("{:.2}x", added / floor_added)
+                };
+                t.push_str(&format!("| {} | {ns:.0} | {added:+.0} | {ratio} |\n", s.label()));
+            }
+            None => t.push_str(&format!("| {} | failed | | |\n", s.label())),
+        }
+    }
+    for (i, s) in setups.iter().enumerate() {
+        let costs: Vec<(f64, u64)> = samples[i].iter().filter_map(|x| x.cost).collect();
+        if let (Some(cpu), Some(rss)) = (
+            median(costs.iter().map(|c| c.0).collect()),
+            costs.iter().map(|c| c.1).max(),
+        ) {
+            t.push_str(&format!(
+                "\n{}: syslat CPU {cpu:.0} ms per million traced syscalls, peak RSS {:.1} MiB",
+                s.label(),
+                rss as f64 / 1024.0
+            ));
+        }
+    }
+    t
+}
+
+fn write_readme(root: &Path, table: &str) -> Result<()> {
+    let path = root.join("README.md");
+    let text = std::fs::read_to_string(&path)?;
+    let (start, end) = ("<!-- bench:start -->", "<!-- bench:end -->");
+    let (Some(a), Some(b)) = (text.find(start), text.find(end)) else {
+        bail!("README.md has no {start} ... {end} section");
+    };
+    let date = Command::new("date").arg("-u").arg("+%Y-%m-%d").output()?;
+    let kernel = Command::new("uname").arg("-r").output()?;
+    let cpus = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0);
+    let body = format!(
+        "{start}\nMeasured {} on {cpus} vCPUs, kernel {} (`cargo xtask bench`):\n\n{table}\n{end}",
+        String::from_utf8_lossy(&date.stdout).trim(),
+        String::from_utf8_lossy(&kernel.stdout).trim()
+    );
+    let new = format!("{}{}{}", &text[..a], body, &text[b + end.len()..]);
+    std::fs::write(&path, new)?;
+    Ok(())
+}
+
+fn syscount_bin() -> &'static str {
+    if Path::new("/usr/sbin/syscount-bpfcc").exists() { "/usr/sbin/syscount-bpfcc" } else { "syscount" }
+}
+
+/// Installs the peers with apt when missing; returns those available.
+fn install_peers() -> Vec<Setup> {
+    let wanted = [
+        (Setup::Bpftrace, "bpftrace", "/usr/bin/bpftrace"),
+        (Setup::Syscount, "bpfcc-tools", "/usr/sbin/syscount-bpfcc"),
+        (Setup::PerfTrace, "linux-perf", "/usr/bin/perf"),
+        (Setup::Strace, "strace", "/usr/bin/strace"),
+    ];
+    let missing: Vec<&str> =
+        wanted.iter().filter(|(_, _, p)| !Path::new(p).exists()).map(|(_, pkg, _)| *pkg).collect();
+    if !missing.is_empty() {
+        let _ = Command::new("apt-get")
+            .args(["install", "-y", "-q", "--no-install-recommends"])
+            .args(&missing)
+            .env("DEBIAN_FRONTEND", "noninteractive")
+            .status();
+    }
+    wanted
+        .iter()
+        .filter(|(_, pkg, p)| {
+            let ok = Path::new(p).exists();
+            if !ok {
+                eprintln!("xtask bench: {pkg} is not available; its row is left out");
+            }
+            ok
+        })
+        .map(|(s, _, _)| *s)
+        .collect()
+}
