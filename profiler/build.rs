@@ -43,7 +43,7 @@ fn main() {
 
     let target_dir = root.join("target/ebpf");
     let cargo = env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-    let flags = vec![
+    let flags = [
         "-C",
         "debuginfo=2",
         "-C",

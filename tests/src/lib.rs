@@ -14,9 +14,16 @@ pub fn syslat_bin() -> PathBuf {
     }
     // target/<profile>/deps/<test> -> target/<profile>/syslat
     let exe = std::env::current_exe().expect("test executable path");
-    let dir = exe.parent().and_then(|d| d.parent()).expect("target/<profile>");
+    let dir = exe
+        .parent()
+        .and_then(|d| d.parent())
+        .expect("target/<profile>");
     let bin = dir.join("syslat");
-    assert!(bin.exists(), "{} not built: run `cargo xtask test`", bin.display());
+    assert!(
+        bin.exists(),
+        "{} not built: run `cargo xtask test`",
+        bin.display()
+    );
     bin
 }
 
@@ -50,7 +57,10 @@ pub fn summary(path: &std::path::Path) -> serde_json::Value {
 
 /// The row of `syscall` in a summary (summed over processes when grouped by process).
 pub fn count(summary: &serde_json::Value, syscall: &str) -> u64 {
-    rows(summary, syscall).iter().map(|r| r["count"].as_u64().expect("count")).sum()
+    rows(summary, syscall)
+        .iter()
+        .map(|r| r["count"].as_u64().expect("count"))
+        .sum()
 }
 
 /// Every row of `syscall` in a summary.
@@ -61,4 +71,28 @@ pub fn rows<'a>(summary: &'a serde_json::Value, syscall: &str) -> Vec<&'a serde_
         .iter()
         .filter(|r| r["syscall"] == syscall)
         .collect()
+}
+
+/// A child process killed (SIGKILL) and reaped when dropped, so a failing test never
+/// leaves a tracer running behind it.
+pub struct Reaped(pub std::process::Child);
+
+impl Drop for Reaped {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+impl std::ops::Deref for Reaped {
+    type Target = std::process::Child;
+    fn deref(&self) -> &Self::Target {
+        &self.0
+    }
+}
+
+impl std::ops::DerefMut for Reaped {
+    fn deref_mut(&mut self) -> &mut Self::Target {
+        &mut self.0
+    }
 }

@@ -86,15 +86,30 @@ pub(crate) fn run(root: &Path, args: &BenchArgs) -> Result<()> {
             bail!("{} is missing: the build did not produce it", p.display());
         }
     }
-    let mut setups = vec![Setup::Base, Setup::Floor, Setup::SyslatAll, Setup::SyslatPid, Setup::SyslatOther];
+    let mut setups = vec![
+        Setup::Base,
+        Setup::Floor,
+        Setup::SyslatAll,
+        Setup::SyslatPid,
+        Setup::SyslatOther,
+    ];
     if args.peers {
         setups.extend(install_peers());
     }
-    let ctx = Ctx { syslat: &syslat, workload: &workload, floor: &floor };
+    let ctx = Ctx {
+        syslat: &syslat,
+        workload: &workload,
+        floor: &floor,
+    };
     let mut samples: Vec<Vec<Sample>> = setups.iter().map(|_| Vec::new()).collect();
     for round in 0..args.rounds {
         for (i, s) in setups.iter().enumerate() {
-            eprint!("\rxtask bench: round {}/{}, {:<55}", round + 1, args.rounds, s.label());
+            eprint!(
+                "\rxtask bench: round {}/{}, {:<55}",
+                round + 1,
+                args.rounds,
+                s.label()
+            );
             let _ = std::io::stderr().flush();
             match ctx.measure(*s, s.calls(args.calls)) {
                 Ok(sample) => samples[i].push(sample),
@@ -155,7 +170,10 @@ impl Ctx<'_> {
         let mut out = String::new();
         BufReader::new(w.stdout.take().context("stdout")?).read_line(&mut out)?;
         w.wait()?;
-        let ns: f64 = out.trim().parse().with_context(|| format!("workload printed {out:?}"))?;
+        let ns: f64 = out
+            .trim()
+            .parse()
+            .with_context(|| format!("workload printed {out:?}"))?;
         let mut cost = None;
         if let Some(t) = tracer.as_mut() {
             let is_syslat = matches!(setup, Setup::SyslatAll | Setup::SyslatPid);
@@ -233,7 +251,11 @@ fn cpu_ticks(pid: u32) -> u64 {
     let rest = stat.rsplit_once(')').map(|(_, r)| r).unwrap_or("");
     let f: Vec<&str> = rest.split_whitespace().collect();
     // Fields after the comm start at state (field 3); utime is 14, stime 15.
-    let get = |i: usize| f.get(i - 3).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0);
+    let get = |i: usize| {
+        f.get(i - 3)
+            .and_then(|v| v.parse::<u64>().ok())
+            .unwrap_or(0)
+    };
     get(14) + get(15)
 }
 
@@ -255,7 +277,10 @@ fn median(mut v: Vec<f64>) -> Option<f64> {
 }
 
 fn render(setups: &[Setup], samples: &[Vec<Sample>]) -> String {
-    let med: Vec<Option<f64>> = samples.iter().map(|s| median(s.iter().map(|x| x.ns).collect())).collect();
+    let med: Vec<Option<f64>> = samples
+        .iter()
+        .map(|s| median(s.iter().map(|x| x.ns).collect()))
+        .collect();
     let base = med[0].unwrap_or(0.0);
     let floor_added = med[1].map(|f| f - base).unwrap_or(0.0);
     let mut t = String::from(
@@ -270,7 +295,10 @@ fn render(setups: &[Setup], samples: &[Vec<Sample>]) -> String {
                 } else {
                     format!("{:.2}x", added / floor_added)
                 };
-                t.push_str(&format!("| {} | {ns:.0} | {added:+.0} | {ratio} |\n", s.label()));
+                t.push_str(&format!(
+                    "| {} | {ns:.0} | {added:+.0} | {ratio} |\n",
+                    s.label()
+                ));
             }
             None => t.push_str(&format!("| {} | failed | | |\n", s.label())),
         }
@@ -300,7 +328,9 @@ fn write_readme(root: &Path, table: &str) -> Result<()> {
     };
     let date = Command::new("date").arg("-u").arg("+%Y-%m-%d").output()?;
     let kernel = Command::new("uname").arg("-r").output()?;
-    let cpus = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0);
+    let cpus = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(0);
     let body = format!(
         "{start}\nMeasured {} on {cpus} vCPUs, kernel {} (`cargo xtask bench`):\n\n{table}\n{end}",
         String::from_utf8_lossy(&date.stdout).trim(),
@@ -312,7 +342,11 @@ fn write_readme(root: &Path, table: &str) -> Result<()> {
 }
 
 fn syscount_bin() -> &'static str {
-    if Path::new("/usr/sbin/syscount-bpfcc").exists() { "/usr/sbin/syscount-bpfcc" } else { "syscount" }
+    if Path::new("/usr/sbin/syscount-bpfcc").exists() {
+        "/usr/sbin/syscount-bpfcc"
+    } else {
+        "syscount"
+    }
 }
 
 /// Installs the peers with apt when missing; returns those available.
@@ -323,8 +357,11 @@ fn install_peers() -> Vec<Setup> {
         (Setup::PerfTrace, "linux-perf", "/usr/bin/perf"),
         (Setup::Strace, "strace", "/usr/bin/strace"),
     ];
-    let missing: Vec<&str> =
-        wanted.iter().filter(|(_, _, p)| !Path::new(p).exists()).map(|(_, pkg, _)| *pkg).collect();
+    let missing: Vec<&str> = wanted
+        .iter()
+        .filter(|(_, _, p)| !Path::new(p).exists())
+        .map(|(_, pkg, _)| *pkg)
+        .collect();
     if !missing.is_empty() {
         let _ = Command::new("apt-get")
             .args(["install", "-y", "-q", "--no-install-recommends"])

@@ -86,12 +86,17 @@ fn run(task: Task) -> Result<()> {
 
 /// The workspace root.
 pub(crate) fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("xtask/ has a parent").to_path_buf()
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("xtask/ has a parent")
+        .to_path_buf()
 }
 
 /// Runs a command, failing on a non-zero exit.
 pub(crate) fn sh(cmd: &mut Command) -> Result<()> {
-    let status = cmd.status().with_context(|| format!("failed to run {cmd:?}"))?;
+    let status = cmd
+        .status()
+        .with_context(|| format!("failed to run {cmd:?}"))?;
     if !status.success() {
         bail!("{cmd:?} failed with {status}");
     }
@@ -105,7 +110,15 @@ fn cargo(root: &Path) -> Command {
 }
 
 fn build(root: &Path) -> Result<()> {
-    sh(cargo(root).args(["build", "--release", "-p", "profiler", "-p", "tests", "--bins"]))
+    sh(cargo(root).args([
+        "build",
+        "--release",
+        "-p",
+        "profiler",
+        "-p",
+        "tests",
+        "--bins",
+    ]))
 }
 
 fn test(root: &Path) -> Result<()> {
@@ -115,14 +128,27 @@ fn test(root: &Path) -> Result<()> {
     }
     // One test at a time: the kernel is shared state (aya's integration tests do the same).
     sh(cargo(root)
-        .args(["test", "--release", "--workspace", "--exclude", "profiler-ebpf"])
+        .args([
+            "test",
+            "--release",
+            "--workspace",
+            "--exclude",
+            "profiler-ebpf",
+        ])
         .env("SYSLAT_BIN", root.join("target/release/syslat"))
         .args(["--", "--test-threads=1"]))
 }
 
 fn lint(root: &Path) -> Result<()> {
     sh(cargo(root).args(["fmt", "--all", "--check"]))?;
-    sh(cargo(root).args(["clippy", "--release", "--all-targets", "--", "-D", "warnings"]))
+    sh(cargo(root).args([
+        "clippy",
+        "--release",
+        "--all-targets",
+        "--",
+        "-D",
+        "warnings",
+    ]))
 }
 
 fn nix_is_root() -> bool {

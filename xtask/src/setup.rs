@@ -14,7 +14,10 @@ use crate::sh;
 
 const APT_PACKAGES: &[(&str, &str)] = &[
     ("rustc-web", "/usr/bin/rustc"),
-    ("libstd-rust-web-dev-bpf", "/usr/lib/rustlib/bpfel-unknown-none/lib"),
+    (
+        "libstd-rust-web-dev-bpf",
+        "/usr/lib/rustlib/bpfel-unknown-none/lib",
+    ),
     ("llvm-22-dev", "/usr/lib/llvm-22/bin/llvm-config"),
     ("bpftool", "/usr/sbin/bpftool"),
     ("tmux", "/usr/bin/tmux"),
@@ -24,11 +27,16 @@ const BPF_LINKER: &str = "bpf-linker@0.13.0";
 
 /// Installs what is missing.
 pub(crate) fn run() -> Result<()> {
-    let missing: Vec<&str> =
-        APT_PACKAGES.iter().filter(|(_, p)| !Path::new(p).exists()).map(|(n, _)| *n).collect();
+    let missing: Vec<&str> = APT_PACKAGES
+        .iter()
+        .filter(|(_, p)| !Path::new(p).exists())
+        .map(|(n, _)| *n)
+        .collect();
     if !missing.is_empty() {
         if !is_root() {
-            bail!("missing packages {missing:?}: run `cargo xtask setup` as root (it uses apt-get)");
+            bail!(
+                "missing packages {missing:?}: run `cargo xtask setup` as root (it uses apt-get)"
+            );
         }
         eprintln!("xtask: installing {}", missing.join(" "));
         sh(Command::new("apt-get").args(["update", "-q"]))?;
@@ -39,21 +47,33 @@ pub(crate) fn run() -> Result<()> {
     }
     if bpf_linker().is_none() {
         eprintln!("xtask: installing {BPF_LINKER} (about 1.5 minutes)");
-        sh(Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()))
-            .args(["install", BPF_LINKER, "--locked", "--no-default-features", "--features", "llvm-22"])
-            // Without this, bpf-linker's build finds Debian's default LLVM 14 and fails.
-            .env("LLVM_PREFIX", "/usr/lib/llvm-22"))?;
+        sh(
+            Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()))
+                .args([
+                    "install",
+                    BPF_LINKER,
+                    "--locked",
+                    "--no-default-features",
+                    "--features",
+                    "llvm-22",
+                ])
+                // Without this, bpf-linker's build finds Debian's default LLVM 14 and fails.
+                .env("LLVM_PREFIX", "/usr/lib/llvm-22"),
+        )?;
     }
     Ok(())
 }
 
 fn bpf_linker() -> Option<PathBuf> {
-    let mut dirs: Vec<PathBuf> =
-        std::env::var_os("PATH").map(|p| std::env::split_paths(&p).collect()).unwrap_or_default();
+    let mut dirs: Vec<PathBuf> = std::env::var_os("PATH")
+        .map(|p| std::env::split_paths(&p).collect())
+        .unwrap_or_default();
     if let Some(home) = std::env::var_os("HOME") {
         dirs.push(PathBuf::from(home).join(".cargo/bin"));
     }
-    dirs.into_iter().map(|d| d.join("bpf-linker")).find(|p| p.is_file())
+    dirs.into_iter()
+        .map(|d| d.join("bpf-linker"))
+        .find(|p| p.is_file())
 }
 
 fn is_root() -> bool {

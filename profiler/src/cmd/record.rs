@@ -41,7 +41,10 @@ pub async fn run(args: &RecordArgs) -> anyhow::Result<i32> {
     probe.attach()?;
     match &cfg.targets {
         Targets::All => eprintln!("syslat: tracing all processes; Ctrl-C to stop"),
-        Targets::Pids(p) => eprintln!("syslat: tracing {} process(es) and their children; Ctrl-C to stop", p.len()),
+        Targets::Pids(p) => eprintln!(
+            "syslat: tracing {} process(es) and their children; Ctrl-C to stop",
+            p.len()
+        ),
         Targets::Command(_) => {}
     }
     let start_unix_ns = unix_ns(SystemTime::now());

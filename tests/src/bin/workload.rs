@@ -22,11 +22,20 @@ fn getppid(n: u64) {
 }
 
 fn sleep(n: u64, ms: u64) {
-    let ts = libc::timespec { tv_sec: (ms / 1000) as _, tv_nsec: ((ms % 1000) * 1_000_000) as _ };
+    let ts = libc::timespec {
+        tv_sec: (ms / 1000) as _,
+        tv_nsec: ((ms % 1000) * 1_000_000) as _,
+    };
     for _ in 0..n {
         // SAFETY: valid timespec pointer, null remainder.
         unsafe {
-            libc::syscall(libc::SYS_clock_nanosleep, libc::CLOCK_MONOTONIC, 0, &ts, std::ptr::null_mut::<libc::timespec>())
+            libc::syscall(
+                libc::SYS_clock_nanosleep,
+                libc::CLOCK_MONOTONIC,
+                0,
+                &ts,
+                std::ptr::null_mut::<libc::timespec>(),
+            )
         };
     }
 }
@@ -59,7 +68,14 @@ fn enoent(n: u64) {
     let path = c"/nonexistent/syslat-test-path";
     for _ in 0..n {
         // SAFETY: valid NUL-terminated path.
-        unsafe { libc::syscall(libc::SYS_openat, libc::AT_FDCWD, path.as_ptr(), libc::O_RDONLY) };
+        unsafe {
+            libc::syscall(
+                libc::SYS_openat,
+                libc::AT_FDCWD,
+                path.as_ptr(),
+                libc::O_RDONLY,
+            )
+        };
     }
 }
 
