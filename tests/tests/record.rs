@@ -2,7 +2,10 @@
 //! and the real eBPF programs. Run as root, one test at a time (`cargo xtask test`).
 //! These tests never skip: a machine that cannot load eBPF fails them.
 
-#![allow(clippy::unwrap_used, reason = "a test panics on failure, with the location")]
+#![allow(
+    clippy::unwrap_used,
+    reason = "a test panics on failure, with the location"
+)]
 
 use std::{
     io::{BufRead, BufReader, Write},

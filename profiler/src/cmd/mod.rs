@@ -2,6 +2,7 @@
 //! aggregation, output).
 
 pub mod record;
+pub mod trace;
 
 use crate::cli::{Cli, Command};
 

@@ -1,0 +1,201 @@
+//! A tracing session shared by `record`, `top` and `serve`: load and attach the programs,
+//! set up the targets (processes, or a command started parked), then deliver drain ticks
+//! and end conditions (command exit, `-d` elapsed, SIGINT/SIGTERM, every `-p` target gone).
+
+use std::{
+    pin::Pin,
+    time::{Duration, Instant, SystemTime, UNIX_EPOCH},
+};
+
+use anyhow::Context as _;
+use profiler_common::SyscallEvent;
+use tokio::{
+    signal::unix::{Signal, SignalKind, signal},
+    task::JoinHandle,
+    time::{Interval, Sleep},
+};
+
+use crate::{
+    aggregate::LossCounters,
+    collect::{Filter, Probe, launch, procinfo::Comms, target},
+    config::Targets,
+};
+
+/// How often the ring buffer is drained. Events are submitted without wake-ups, so this
+/// sets the latency of the data, not its completeness (the ring buffer holds seconds).
+pub const DRAIN_EVERY: Duration = Duration::from_millis(10);
+
+/// What [`Trace::next`] reports.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Event {
+    /// Time to drain (every [`DRAIN_EVERY`]).
+    Tick,
+    /// SIGUSR1: the user asks for a dump now.
+    DumpRequested,
+    /// The session is over; the value is the exit status to use.
+    End(i32),
+}
+
+/// A running tracing session. Dropping it detaches every program.
+pub struct Trace {
+    probe: Probe,
+    /// Process names, learned from /proc and from process-exit records.
+    pub comms: Comms,
+    buf: Vec<SyscallEvent>,
+    child: Option<(u32, JoinHandle<std::io::Result<i32>>)>,
+    watched: Vec<u32>,
+    last_check: Instant,
+    deadline: Option<Pin<Box<Sleep>>>,
+    tick: Interval,
+    sigint: Signal,
+    sigterm: Signal,
+    sigusr1: Signal,
+    /// When tracing started, ns since the Unix epoch.
+    pub start_unix_ns: u64,
+    started: Instant,
+}
+
+impl Trace {
+    /// Loads, attaches and starts the targets. With `announce`, says on stderr what is
+    /// traced once tracing is in place (not for a command, whose output comes first).
+    pub fn start(
+        targets: &Targets,
+        duration: Option<Duration>,
+        announce: bool,
+    ) -> anyhow::Result<Self> {
+        let filter = if *targets == Targets::All {
+            Filter::All
+        } else {
+            Filter::Tgids
+        };
+        let mut probe = Probe::load(filter)?;
+        let mut watched = Vec::new();
+        if let Targets::Pids(pids) = targets {
+            for tgid in target::with_descendants(pids) {
+                probe.add_tgid(tgid)?;
+            }
+            watched = pids.clone();
+        }
+        probe.attach()?;
+        let sig = |k, name| signal(k).with_context(|| format!("failed to handle {name}"));
+        let mut trace = Trace {
+            probe,
+            comms: Comms::default(),
+            buf: Vec::with_capacity(1 << 16),
+            child: None,
+            watched,
+            last_check: Instant::now(),
+            deadline: duration.map(|d| Box::pin(tokio::time::sleep(d))),
+            tick: {
+                let mut t = tokio::time::interval(DRAIN_EVERY);
+                t.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+                t
+            },
+            sigint: sig(SignalKind::interrupt(), "SIGINT")?,
+            sigterm: sig(SignalKind::terminate(), "SIGTERM")?,
+            sigusr1: sig(SignalKind::user_defined1(), "SIGUSR1")?,
+            start_unix_ns: unix_ns(SystemTime::now()),
+            started: Instant::now(),
+        };
+        match targets {
+            Targets::Command(argv) => {
+                let parked = launch::spawn_parked(argv)?;
+                trace.probe.add_tgid(parked.pid())?;
+                let pid = parked.release();
+                trace.child = Some((pid, tokio::spawn(launch::wait(pid))));
+            }
+            Targets::All if announce => eprintln!("syslat: tracing all processes; Ctrl-C to stop"),
+            Targets::Pids(p) if announce => eprintln!(
+                "syslat: tracing {} process(es) and their children; Ctrl-C to stop",
+                p.len()
+            ),
+            _ => {}
+        }
+        Ok(trace)
+    }
+
+    /// The pid of the traced command, if one was started.
+    pub fn child_pid(&self) -> Option<u32> {
+        self.child.as_ref().map(|(p, _)| *p)
+    }
+
+    /// Time since tracing started.
+    pub fn elapsed(&self) -> Duration {
+        self.started.elapsed()
+    }
+
+    /// Waits for the next tick or end condition.
+    pub async fn next(&mut self) -> anyhow::Result<Event> {
+        let deadline = async {
+            match self.deadline.as_mut() {
+                Some(d) => d.as_mut().await,
+                None => std::future::pending().await,
+            }
+        };
+        let child = async {
+            match self.child.as_mut() {
+                Some((_, h)) => h.await,
+                None => std::future::pending().await,
+            }
+        };
+        tokio::select! {
+            _ = self.tick.tick() => {}
+            status = child => {
+                self.child = None;
+                let code = status.context("failed to wait for the command")?
+                    .context("failed to wait for the command")?;
+                return Ok(Event::End(code));
+            }
+            _ = deadline => return Ok(Event::End(0)),
+            _ = self.sigint.recv() => return Ok(Event::End(128 + libc::SIGINT)),
+            _ = self.sigterm.recv() => return Ok(Event::End(128 + libc::SIGTERM)),
+            _ = self.sigusr1.recv() => return Ok(Event::DumpRequested),
+        }
+        if !self.watched.is_empty() && self.last_check.elapsed() >= Duration::from_millis(200) {
+            self.last_check = Instant::now();
+            self.watched.retain(|&p| target::alive(p));
+            if self.watched.is_empty() {
+                log::info!("every traced process exited");
+                return Ok(Event::End(0));
+            }
+        }
+        Ok(Event::Tick)
+    }
+
+    /// Drains every waiting event, in batches, into `fold`. With `names`, reads the name of
+    /// each new process from /proc while it still exists.
+    pub fn drain(&mut self, names: bool, mut fold: impl FnMut(&[SyscallEvent])) {
+        loop {
+            self.buf.clear();
+            if self.probe.drain(&mut self.buf) == 0 {
+                break;
+            }
+            if names {
+                for ev in &self.buf {
+                    if self.comms.cached(ev.tgid).is_none() {
+                        let _ = self.comms.get(ev.tgid);
+                    }
+                }
+            }
+            fold(&self.buf);
+            if self.buf.len() < self.buf.capacity() {
+                break;
+            }
+        }
+        for (tgid, name) in self.probe.take_exits() {
+            self.comms.learn(tgid, name);
+        }
+    }
+
+    /// The loss counters now.
+    pub fn loss(&self) -> LossCounters {
+        self.probe.loss()
+    }
+}
+
+/// Nanoseconds since the Unix epoch.
+pub fn unix_ns(t: SystemTime) -> u64 {
+    t.duration_since(UNIX_EPOCH)
+        .map(|d| d.as_nanos() as u64)
+        .unwrap_or(0)
+}
