@@ -62,6 +62,10 @@ pub struct RecordArgs {
     /// Output format.
     #[arg(short, long, value_enum, default_value_t = Format::Text)]
     pub format: Format,
+    /// Also dump every DURATION the calls completed in that interval (with -o, the file is
+    /// appended to and flushed at each dump). SIGUSR1 forces a dump at any time.
+    #[arg(short, long, value_parser = parse_duration, value_name = "DURATION")]
+    pub interval: Option<Duration>,
     /// Row key.
     #[arg(long, value_enum, default_value_t = By::Syscall)]
     pub by: By,

@@ -97,18 +97,20 @@ pub struct RecordConfig {
     pub group: GroupBy,
     /// Output destination.
     pub sink: Sink,
+    /// Interval between dumps.
+    pub interval: Option<Duration>,
 }
 
 impl RecordConfig {
     /// Validates `record`'s flags.
     pub fn from_args(a: &RecordArgs) -> Result<Self, ConfigError> {
         let targets = Targets::from_args(&a.target)?;
-        if a.duration == Some(Duration::ZERO) {
+        if a.duration == Some(Duration::ZERO) || a.interval == Some(Duration::ZERO) {
             return Err(ConfigError::ZeroDuration);
         }
         let sink = match &a.output {
             None => Sink::Stdout,
-            Some(p) => Sink::File(p.clone(), open_output(p)?),
+            Some(p) => Sink::File(p.clone(), open_output(p, a.interval.is_some())?),
         };
         Ok(RecordConfig {
             targets,
@@ -119,13 +121,21 @@ impl RecordConfig {
                 By::Process => GroupBy::Process,
             },
             sink,
+            interval: a.interval,
         })
     }
 }
 
-/// Creates (truncates) `path` for writing.
-pub fn open_output(path: &std::path::Path) -> Result<File, ConfigError> {
-    File::create(path).map_err(|e| ConfigError::Output {
+/// Opens `path` for writing: appending (interval dumps), or created afresh.
+pub fn open_output(path: &std::path::Path, append: bool) -> Result<File, ConfigError> {
+    let mut opts = std::fs::OpenOptions::new();
+    opts.write(true).create(true);
+    if append {
+        opts.append(true);
+    } else {
+        opts.truncate(true);
+    }
+    opts.open(path).map_err(|e| ConfigError::Output {
         path: path.display().to_string(),
         err: e.to_string(),
     })

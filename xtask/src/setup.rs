@@ -45,6 +45,15 @@ pub(crate) fn run() -> Result<()> {
             .args(&missing)
             .env("DEBIAN_FRONTEND", "noninteractive"))?;
     }
+    // The tests read syslat's HdrHistogram output with an independent implementation.
+    let has_hdrh = Command::new("python3")
+        .args(["-c", "import hdrh"])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !has_hdrh {
+        eprintln!("xtask: installing the Python hdrhistogram package (for the tests)");
+        sh(Command::new("python3").args(["-m", "pip", "install", "-q", "hdrhistogram"]))?;
+    }
     if bpf_linker().is_none() {
         eprintln!("xtask: installing {BPF_LINKER} (about 1.5 minutes)");
         sh(

@@ -67,6 +67,30 @@ impl Aggregator {
         }
     }
 
+    /// Takes everything folded so far, leaving this aggregator empty (same grouping).
+    /// Events are folded batch by batch, so each one lands in exactly one taken part.
+    pub fn take(&mut self) -> Aggregator {
+        std::mem::replace(self, Aggregator::new(self.group))
+    }
+
+    /// Adds every series of `other` (same grouping) into `self`.
+    pub fn merge(&mut self, other: &Aggregator) {
+        if self.by_syscall.len() < other.by_syscall.len() {
+            self.by_syscall.resize_with(other.by_syscall.len(), || None);
+        }
+        for (nr, s) in other.by_syscall.iter().enumerate() {
+            if let Some(s) = s {
+                self.by_syscall[nr]
+                    .get_or_insert_with(Series::default)
+                    .merge(s);
+            }
+        }
+        for (k, s) in &other.by_process {
+            self.by_process.entry(*k).or_default().merge(s);
+        }
+        self.events += other.events;
+    }
+
     /// Events folded so far.
     pub fn events(&self) -> u64 {
         self.events
@@ -159,6 +183,24 @@ mod tests {
         assert_eq!(s.rows[0].series.errnos.get(&2), Some(&1));
         assert_eq!((s.rows[1].nr, s.rows[1].series.count()), (0, 2));
         assert_eq!(s.rows[1].pid, None);
+    }
+
+    #[test]
+    fn take_and_merge_keep_totals_exact() {
+        let mut total = Aggregator::new(GroupBy::Process);
+        let mut cur = Aggregator::new(GroupBy::Process);
+        cur.fold(&[ev(1, 0, 10, 0), ev(2, 3, 20, -11)]);
+        let first = cur.take();
+        assert_eq!(cur.events(), 0);
+        cur.fold(&[ev(1, 0, 30, 0)]);
+        total.merge(&first);
+        total.merge(&cur.take());
+        let s = total.snapshot(0, 0, LossCounters::default(), &|_| None);
+        assert_eq!(s.events, 3);
+        assert_eq!(s.total_calls(), 3);
+        let row = s.rows.iter().find(|r| r.pid == Some(1)).unwrap();
+        assert_eq!((row.series.count(), row.series.total_ns), (2, 40));
+        assert_eq!(s.errno_totals().get("EAGAIN"), Some(&1));
     }
 
     #[test]

@@ -27,6 +27,20 @@ pub struct LossCounters {
 }
 
 impl LossCounters {
+    /// The counts accumulated since `earlier` (counters only grow).
+    pub fn since(&self, earlier: &LossCounters) -> LossCounters {
+        LossCounters {
+            received: self.received.saturating_sub(earlier.received),
+            emitted: self.emitted.saturating_sub(earlier.emitted),
+            dropped: self.dropped.saturating_sub(earlier.dropped),
+            no_storage: self.no_storage.saturating_sub(earlier.no_storage),
+            unpaired: self.unpaired.saturating_sub(earlier.unpaired),
+            stale: self.stale.saturating_sub(earlier.stale),
+            unfinished: self.unfinished.saturating_sub(earlier.unfinished),
+            forks_followed: self.forks_followed.saturating_sub(earlier.forks_followed),
+        }
+    }
+
     /// Completed calls that were not counted: dropped plus untimed.
     pub fn lost(&self) -> u64 {
         self.dropped + self.no_storage

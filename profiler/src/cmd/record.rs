@@ -1,67 +1,194 @@
 //! `syslat record`: trace until Ctrl-C, `-d`, the command's exit or the `-p` targets' exit,
-//! then write the summary. The final dump is always written, whatever ends the recording.
+//! then write the summary. With `-i` (or on SIGUSR1) it also dumps each interval: every
+//! call lands in exactly one interval (events are folded batch by batch into the current
+//! interval, which is swapped out whole), so the intervals add up to the summary exactly.
+//! The final dump is always written, whatever ends the recording.
 
-use std::io::Write;
+use std::{
+    io::Write,
+    time::{Duration, Instant},
+};
 
 use anyhow::Context as _;
 
-use super::trace::{Event, Trace};
+use super::trace::{Event, Trace, unix_ns};
 use crate::{
-    aggregate::{Aggregator, GroupBy, Snapshot},
+    aggregate::{Aggregator, GroupBy, LossCounters, Snapshot},
     cli::RecordArgs,
     config::{RecordConfig, Sink, Targets},
-    output::{Format, jsonl, text},
+    output::{Format, hdrlog, jsonl, text},
 };
 
 /// Runs `record`; returns the exit status.
 pub async fn run(args: &RecordArgs) -> anyhow::Result<i32> {
     let cfg = RecordConfig::from_args(args)?;
     let mut trace = Trace::start(&cfg.targets, cfg.duration, true)?;
-    let mut agg = Aggregator::new(cfg.group);
+    let mut out = Output::new(&cfg, trace.start_unix_ns);
+    out.write(&out.header())?;
     let names = cfg.group == GroupBy::Process;
+    let mut total = Aggregator::new(cfg.group);
+    let mut cur = Interval::new(cfg.group, &trace);
+    let mut next_dump = cfg.interval.map(|i| Instant::now() + i);
     let code = loop {
         match trace.next().await? {
-            Event::Tick | Event::DumpRequested => trace.drain(names, |evs| agg.fold(evs)),
+            Event::Tick => {
+                trace.drain(names, |evs| cur.agg.fold(evs));
+                if let Some(at) = next_dump.filter(|at| Instant::now() >= *at) {
+                    next_dump = cfg.interval.map(|i| at + i);
+                    cur.dump(&mut trace, &mut total, &mut out)?;
+                }
+            }
+            Event::DumpRequested => {
+                trace.drain(names, |evs| cur.agg.fold(evs));
+                cur.dump(&mut trace, &mut total, &mut out)?;
+            }
             Event::End(code) => break code,
         }
     };
-    trace.drain(names, |evs| agg.fold(evs));
+    trace.drain(names, |evs| cur.agg.fold(evs));
+    if cfg.interval.is_some() || cur.dumped_any {
+        cur.dump(&mut trace, &mut total, &mut out)?;
+    } else {
+        total.merge(&cur.agg.take());
+    }
     let loss = trace.loss();
     let duration_ns = trace.elapsed().as_nanos() as u64;
     let start = trace.start_unix_ns;
     let comms = std::mem::take(&mut trace.comms);
     drop(trace); // detach: nothing more is recorded
-    let snap = agg.snapshot(start, duration_ns, loss, &|tgid| comms.cached(tgid));
-    write_output(&cfg, &snap, matches!(cfg.targets, Targets::Command(_)))?;
+    let snap = total.snapshot(start, duration_ns, loss, &|tgid| comms.cached(tgid));
+    out.summary(&snap)?;
     Ok(code)
 }
 
-/// Writes the final dump. Without `-o`, it goes to stdout, or to stderr when a command
-/// was traced (its own output owns stdout, as with `strace -c`).
-fn write_output(cfg: &RecordConfig, snap: &Snapshot, traced_command: bool) -> anyhow::Result<()> {
-    let body = match cfg.format {
-        Format::Text => text::render(snap, 0),
-        Format::Json => jsonl::line("summary", snap),
-    };
-    match &cfg.sink {
-        Sink::File(path, file) => {
-            let mut f = file;
-            f.write_all(body.as_bytes())
-                .and_then(|_| f.flush())
-                .with_context(|| format!("failed to write {}", path.display()))
-                .inspect_err(|_| {
-                    // Nothing recorded is lost: the data goes to stderr instead.
-                    let _ = std::io::stderr().write_all(body.as_bytes());
-                })
+/// The interval being filled.
+struct Interval {
+    agg: Aggregator,
+    start_unix_ns: u64,
+    started: Instant,
+    loss_before: LossCounters,
+    dumped_any: bool,
+}
+
+impl Interval {
+    fn new(group: GroupBy, trace: &Trace) -> Self {
+        Interval {
+            agg: Aggregator::new(group),
+            start_unix_ns: trace.start_unix_ns,
+            started: Instant::now(),
+            loss_before: LossCounters::default(),
+            dumped_any: false,
         }
-        Sink::Stdout if traced_command => std::io::stderr()
-            .write_all(body.as_bytes())
-            .context("failed to write to stderr"),
-        Sink::Stdout => {
-            let mut out = std::io::stdout().lock();
-            out.write_all(body.as_bytes())
-                .and_then(|_| out.flush())
-                .context("failed to write to stdout")
+    }
+
+    /// Writes the current interval, adds it to `total`, and starts the next one.
+    fn dump(
+        &mut self,
+        trace: &mut Trace,
+        total: &mut Aggregator,
+        out: &mut Output<'_>,
+    ) -> anyhow::Result<()> {
+        let part = self.agg.take();
+        let loss_now = trace.loss();
+        let now = Instant::now();
+        let snap = part.snapshot(
+            self.start_unix_ns,
+            now.duration_since(self.started).as_nanos() as u64,
+            loss_now.since(&self.loss_before),
+            &|tgid| trace.comms.cached(tgid),
+        );
+        total.merge(&part);
+        self.start_unix_ns = unix_ns(std::time::SystemTime::now());
+        self.started = now;
+        self.loss_before = loss_now;
+        self.dumped_any = true;
+        out.interval(&snap)
+    }
+}
+
+/// Where dumps go, in the chosen format. Without `-o`: stdout, or stderr when a command is
+/// traced (its own output owns stdout, as with `strace -c`).
+struct Output<'a> {
+    cfg: &'a RecordConfig,
+    base_unix_ns: u64,
+    intervals: u64,
+}
+
+impl<'a> Output<'a> {
+    fn new(cfg: &'a RecordConfig, base_unix_ns: u64) -> Self {
+        Output {
+            cfg,
+            base_unix_ns,
+            intervals: 0,
+        }
+    }
+
+    fn header(&self) -> String {
+        match self.cfg.format {
+            Format::Hdrlog => hdrlog::header(self.base_unix_ns),
+            Format::Text | Format::Json => String::new(),
+        }
+    }
+
+    fn interval(&mut self, snap: &Snapshot) -> anyhow::Result<()> {
+        self.intervals += 1;
+        let body = match self.cfg.format {
+            Format::Text => {
+                let ts = humantime::format_rfc3339_seconds(
+                    std::time::UNIX_EPOCH + Duration::from_nanos(snap.start_unix_ns),
+                );
+                format!(
+                    "--- interval {} from {ts} ---\n{}\n",
+                    self.intervals,
+                    text::render(snap, 0)
+                )
+            }
+            Format::Json => jsonl::line("interval", snap),
+            Format::Hdrlog => hdrlog::interval(snap, self.base_unix_ns),
+        };
+        self.write(&body)
+    }
+
+    fn summary(&mut self, snap: &Snapshot) -> anyhow::Result<()> {
+        let body = match self.cfg.format {
+            Format::Text if self.intervals > 0 => {
+                format!("--- summary ---\n{}", text::render(snap, 0))
+            }
+            Format::Text => text::render(snap, 0),
+            Format::Json => jsonl::line("summary", snap),
+            // The intervals already hold every call; without any, the whole recording is one.
+            Format::Hdrlog if self.intervals > 0 => String::new(),
+            Format::Hdrlog => hdrlog::interval(snap, self.base_unix_ns),
+        };
+        self.write(&body)
+    }
+
+    /// Writes one whole dump with a single write and flushes it, so a crash loses at most
+    /// the dump in progress and never leaves half a line behind an earlier dump.
+    fn write(&mut self, body: &str) -> anyhow::Result<()> {
+        if body.is_empty() {
+            return Ok(());
+        }
+        match &self.cfg.sink {
+            Sink::File(path, file) => {
+                let mut f = file;
+                f.write_all(body.as_bytes())
+                    .and_then(|_| f.flush())
+                    .with_context(|| format!("failed to write {}", path.display()))
+                    .inspect_err(|_| {
+                        // Nothing recorded is lost: the data goes to stderr instead.
+                        let _ = std::io::stderr().write_all(body.as_bytes());
+                    })
+            }
+            Sink::Stdout if matches!(self.cfg.targets, Targets::Command(_)) => std::io::stderr()
+                .write_all(body.as_bytes())
+                .context("failed to write to stderr"),
+            Sink::Stdout => {
+                let mut out = std::io::stdout().lock();
+                out.write_all(body.as_bytes())
+                    .and_then(|_| out.flush())
+                    .context("failed to write to stdout")
+            }
         }
     }
 }

@@ -2,6 +2,7 @@
 //! per format. Nothing here touches the kernel.
 #![forbid(unsafe_code)]
 
+pub mod hdrlog;
 pub mod jsonl;
 pub mod text;
 
@@ -12,4 +13,6 @@ pub enum Format {
     Text,
     /// JSON Lines (schema in the README).
     Json,
+    /// HdrHistogram interval log (readable by HdrHistogram's log tools and ports).
+    Hdrlog,
 }
