@@ -25,6 +25,9 @@ pub enum Command {
     /// Record syscall latencies of a command, of running processes, or of the whole system,
     /// and print a summary when done (Ctrl-C, -d elapsed, or the command exits).
     Record(RecordArgs),
+    /// Serve live metrics over HTTP in the Prometheus text format (and OpenMetrics on request):
+    /// `/metrics`, plus a short page at `/`.
+    Serve(ServeArgs),
 }
 
 /// How rows are keyed.
@@ -69,4 +72,29 @@ pub struct RecordArgs {
     /// Row key.
     #[arg(long, value_enum, default_value_t = By::Syscall)]
     pub by: By,
+}
+
+/// `syslat serve`.
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// Targets; with none, every process on the system is traced.
+    #[command(flatten)]
+    pub target: TargetArgs,
+    /// Address and port to listen on (only this machine by default).
+    #[arg(
+        short,
+        long,
+        default_value = "127.0.0.1:9876",
+        value_name = "ADDR:PORT"
+    )]
+    pub listen: String,
+    /// Label series by syscall, or by process name (`comm`) and syscall; pids are never labels.
+    #[arg(long, value_enum, default_value_t = By::Syscall)]
+    pub by: By,
+    /// Most label sets per metric; the rest are folded, exactly, into `other`.
+    #[arg(long, default_value_t = 500, value_name = "N")]
+    pub max_series: usize,
+    /// Stop after this long (default: until Ctrl-C, or until the command exits).
+    #[arg(short, long, value_parser = parse_duration, value_name = "DURATION")]
+    pub duration: Option<Duration>,
 }

@@ -29,6 +29,12 @@ pub enum ConfigError {
     /// Zero duration.
     #[error("invalid duration: must be greater than zero")]
     ZeroDuration,
+    /// `--listen` is not an address.
+    #[error("invalid listen address '{0}': expected ADDR:PORT, e.g. 127.0.0.1:9876")]
+    Listen(String),
+    /// `--max-series 0`.
+    #[error("invalid --max-series: must be at least 1")]
+    MaxSeries,
     /// The output cannot be written.
     #[error("cannot write {path}: {err}")]
     Output {
@@ -122,6 +128,47 @@ impl RecordConfig {
             },
             sink,
             interval: a.interval,
+        })
+    }
+}
+
+/// Validated `serve` settings.
+#[derive(Debug)]
+pub struct ServeConfig {
+    /// What to trace.
+    pub targets: Targets,
+    /// Where to listen.
+    pub listen: std::net::SocketAddr,
+    /// Label by process name too.
+    pub group: GroupBy,
+    /// Cardinality cap.
+    pub max_series: usize,
+    /// Stop after this long.
+    pub duration: Option<Duration>,
+}
+
+impl ServeConfig {
+    /// Validates `serve`'s flags.
+    pub fn from_args(a: &crate::cli::ServeArgs) -> Result<Self, ConfigError> {
+        let listen = a
+            .listen
+            .parse()
+            .map_err(|_| ConfigError::Listen(a.listen.clone()))?;
+        if a.max_series == 0 {
+            return Err(ConfigError::MaxSeries);
+        }
+        if a.duration == Some(Duration::ZERO) {
+            return Err(ConfigError::ZeroDuration);
+        }
+        Ok(ServeConfig {
+            targets: Targets::from_args(&a.target)?,
+            listen,
+            group: match a.by {
+                By::Syscall => GroupBy::Syscall,
+                By::Process => GroupBy::Process,
+            },
+            max_series: a.max_series,
+            duration: a.duration,
         })
     }
 }

@@ -21,6 +21,8 @@ const APT_PACKAGES: &[(&str, &str)] = &[
     ("llvm-22-dev", "/usr/lib/llvm-22/bin/llvm-config"),
     ("bpftool", "/usr/sbin/bpftool"),
     ("tmux", "/usr/bin/tmux"),
+    // promtool checks `syslat serve`'s exposition in the tests.
+    ("prometheus", "/usr/bin/promtool"),
 ];
 
 const BPF_LINKER: &str = "bpf-linker@0.13.0";

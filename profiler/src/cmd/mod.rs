@@ -2,6 +2,7 @@
 //! aggregation, output).
 
 pub mod record;
+pub mod serve;
 pub mod trace;
 
 use crate::cli::{Cli, Command};
@@ -10,5 +11,6 @@ use crate::cli::{Cli, Command};
 pub async fn run(cli: Cli) -> anyhow::Result<i32> {
     match cli.command {
         Command::Record(args) => record::run(&args).await,
+        Command::Serve(args) => serve::run(&args).await,
     }
 }

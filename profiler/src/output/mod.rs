@@ -4,6 +4,7 @@
 
 pub mod hdrlog;
 pub mod jsonl;
+pub mod prometheus;
 pub mod text;
 
 /// Output formats of `record`.

@@ -1,0 +1,161 @@
+//! `syslat serve`: trace like `record`, and answer HTTP requests with the live cumulative
+//! numbers: `/metrics` (Prometheus text, or OpenMetrics when the scraper asks for it) and a
+//! short page at `/`. The collector publishes an immutable snapshot every 250 ms over a
+//! `watch` channel; the HTTP side only reads it, so a slow scraper never stalls collection.
+
+use std::{sync::Arc, time::Duration};
+
+use anyhow::Context as _;
+use tokio::{
+    io::{AsyncReadExt, AsyncWriteExt},
+    net::{TcpListener, TcpStream},
+    sync::watch,
+};
+
+use super::trace::{Event, Trace};
+use crate::{
+    aggregate::{Aggregator, GroupBy, LossCounters, Snapshot},
+    cli::ServeArgs,
+    config::ServeConfig,
+    output::prometheus::{self, SelfStats},
+};
+
+const PUBLISH_EVERY: Duration = Duration::from_millis(250);
+
+/// Runs `serve`; returns the exit status.
+pub async fn run(args: &ServeArgs) -> anyhow::Result<i32> {
+    let cfg = ServeConfig::from_args(args)?;
+    // Bind before loading anything, so a port in use is reported first.
+    let listener = TcpListener::bind(cfg.listen)
+        .await
+        .with_context(|| format!("cannot listen on {}", cfg.listen))?;
+    let mut trace = Trace::start(&cfg.targets, cfg.duration, false)?;
+    eprintln!(
+        "syslat: serving http://{}/metrics; Ctrl-C to stop",
+        cfg.listen
+    );
+    let mut agg = Aggregator::new(cfg.group);
+    let empty = agg.snapshot(trace.start_unix_ns, 0, LossCounters::default(), &|_| None);
+    let (tx, rx) = watch::channel(Arc::new(empty));
+    let server = tokio::spawn(serve_http(listener, rx, cfg.max_series));
+    let names = cfg.group == GroupBy::Process;
+    let mut last = std::time::Instant::now();
+    let code = loop {
+        match trace.next().await? {
+            Event::Tick | Event::DumpRequested => {
+                trace.drain(names, |evs| agg.fold(evs));
+                if last.elapsed() >= PUBLISH_EVERY {
+                    last = std::time::Instant::now();
+                    let comms = &trace.comms;
+                    let snap = agg.snapshot(
+                        trace.start_unix_ns,
+                        trace.elapsed().as_nanos() as u64,
+                        trace.loss(),
+                        &|t| comms.cached(t),
+                    );
+                    tx.send_replace(Arc::new(snap));
+                }
+            }
+            Event::End(code) => break code,
+        }
+    };
+    server.abort();
+    Ok(code)
+}
+
+async fn serve_http(listener: TcpListener, rx: watch::Receiver<Arc<Snapshot>>, max_series: usize) {
+    loop {
+        match listener.accept().await {
+            Ok((stream, _)) => {
+                let snap = rx.borrow().clone();
+                tokio::spawn(async move {
+                    if let Err(e) = answer(stream, &snap, max_series).await {
+                        log::debug!("http: {e:#}");
+                    }
+                });
+            }
+            Err(e) => {
+                log::warn!("http accept failed: {e}");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        }
+    }
+}
+
+/// Reads one request head (bounded in size and time) and answers it; HTTP/1.1, no keep-alive.
+async fn answer(mut stream: TcpStream, snap: &Snapshot, max_series: usize) -> anyhow::Result<()> {
+    let mut buf = Vec::with_capacity(1024);
+    let read = async {
+        let mut chunk = [0u8; 1024];
+        while !buf.windows(4).any(|w| w == b"\r\n\r\n") && buf.len() < 16 * 1024 {
+            let n = stream.read(&mut chunk).await?;
+            if n == 0 {
+                break;
+            }
+            buf.extend_from_slice(&chunk[..n]);
+        }
+        anyhow::Ok(())
+    };
+    tokio::time::timeout(Duration::from_secs(5), read)
+        .await
+        .context("request timed out")??;
+    let head = String::from_utf8_lossy(&buf);
+    let mut first = head.lines().next().unwrap_or("").split_whitespace();
+    let (method, path) = (first.next().unwrap_or(""), first.next().unwrap_or(""));
+    let openmetrics = head
+        .lines()
+        .filter_map(|l| l.split_once(':'))
+        .any(|(k, v)| {
+            k.eq_ignore_ascii_case("accept") && v.contains("application/openmetrics-text")
+        });
+    let (status, ctype, body) = match (method, path.split('?').next().unwrap_or("")) {
+        ("GET", "/metrics") => {
+            let body = prometheus::render(snap, self_stats(), openmetrics, max_series);
+            let ctype = if openmetrics {
+                "application/openmetrics-text; version=1.0.0; charset=utf-8"
+            } else {
+                "text/plain; version=0.0.4; charset=utf-8"
+            };
+            ("200 OK", ctype, body)
+        }
+        ("GET", "/") => ("200 OK", "text/html; charset=utf-8", INDEX.to_string()),
+        ("GET", _) => ("404 Not Found", "text/plain", "not found\n".to_string()),
+        _ => (
+            "405 Method Not Allowed",
+            "text/plain",
+            "only GET\n".to_string(),
+        ),
+    };
+    let resp = format!(
+        "HTTP/1.1 {status}\r\nContent-Type: {ctype}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    stream.write_all(resp.as_bytes()).await?;
+    stream.shutdown().await?;
+    Ok(())
+}
+
+const INDEX: &str = "<!doctype html><html><head><title>syslat</title></head><body>\
+<h1>syslat</h1><p>Syscall latency metrics: <a href=\"/metrics\">/metrics</a></p></body></html>\n";
+
+/// syslat's own CPU time and resident memory, from /proc/self.
+fn self_stats() -> SelfStats {
+    let Ok(me) = procfs::process::Process::myself() else {
+        return SelfStats::default();
+    };
+    let tps = procfs::ticks_per_second() as f64;
+    let cpu_seconds = me
+        .stat()
+        .map(|s| (s.utime + s.stime) as f64 / tps)
+        .unwrap_or(0.0);
+    let rss_bytes = me
+        .status()
+        .ok()
+        .and_then(|s| s.vmrss)
+        .map(|kb| kb * 1024)
+        .unwrap_or(0);
+    SelfStats {
+        cpu_seconds,
+        rss_bytes,
+    }
+}
