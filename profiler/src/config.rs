@@ -198,7 +198,9 @@ mod tests {
     fn record(args: &[&str]) -> Result<RecordConfig, ConfigError> {
         let mut argv = vec!["syslat", "record"];
         argv.extend_from_slice(args);
-        let Command::Record(r) = Cli::try_parse_from(argv).expect("parses").command;
+        let Command::Record(r) = Cli::try_parse_from(argv).expect("parses").command else {
+            panic!("not record")
+        };
         RecordConfig::from_args(&r)
     }
 
@@ -240,6 +242,37 @@ mod tests {
         assert!(
             e.starts_with("cannot write /nonexistent-dir/x.json: "),
             "{e}"
+        );
+    }
+
+    fn serve(args: &[&str]) -> Result<ServeConfig, ConfigError> {
+        let mut argv = vec!["syslat", "serve"];
+        argv.extend_from_slice(args);
+        let Command::Serve(s) = Cli::try_parse_from(argv).expect("parses").command else {
+            panic!("not serve")
+        };
+        ServeConfig::from_args(&s)
+    }
+
+    #[test]
+    fn serve_settings() {
+        let c = serve(&[]).unwrap();
+        assert_eq!(
+            c.listen.to_string(),
+            "127.0.0.1:9876",
+            "only this machine by default"
+        );
+        assert_eq!(
+            serve(&["--listen", "[::1]:80"]).unwrap().listen.to_string(),
+            "[::1]:80"
+        );
+        assert_eq!(
+            serve(&["--listen", "nope"]).unwrap_err(),
+            ConfigError::Listen("nope".into())
+        );
+        assert_eq!(
+            serve(&["--max-series", "0"]).unwrap_err(),
+            ConfigError::MaxSeries
         );
     }
 
