@@ -4,6 +4,7 @@
 
 pub mod hdrlog;
 pub mod jsonl;
+pub mod plot;
 pub mod prometheus;
 pub mod text;
 
