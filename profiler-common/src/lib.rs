@@ -43,6 +43,12 @@ const _: () = assert!(core::mem::size_of::<EnterState>() == 16);
 /// fork/clone in the child, which has no matching enter and is not a loss.
 pub const NR_FORK_CHILD: u32 = u32::MAX;
 
+/// Marks a call excluded by the syscall filter: its exit is ignored (not a loss).
+pub const NR_IGNORED: u32 = u32::MAX - 2;
+
+/// Most process names `--comm` accepts.
+pub const MAX_COMMS: u32 = 8;
+
 /// `SyscallEvent::nr` of a process-exit record: the thread group `tgid` is dead, and
 /// `duration_ns` and `ret` hold its 16-byte command name (little endian), NUL-padded.
 /// It is not a syscall and is not counted as an emitted event.
@@ -57,7 +63,14 @@ pub mod filter_mode {
     pub const ALL: u32 = 0;
     /// Only processes whose tgid bit is set in `TGID_BITS` (descendants are added at fork).
     pub const TGIDS: u32 = 1;
+    /// Only threads whose tid bit is set in `TGID_BITS` (new threads are not added).
+    pub const TIDS: u32 = 2;
+    /// Only tasks in the cgroup v2 subtree `CGROUP_ID` at level `CGROUP_LEVEL`.
+    pub const CGROUP: u32 = 3;
 }
+
+/// Size of the syscall filter bitmap, in 64-bit words.
+pub const SYSCALL_WORDS: u32 = MAX_SYSCALLS / 64;
 
 /// Indices into the per-CPU `COUNTERS` array.
 pub mod counter {

@@ -19,6 +19,7 @@
 mod atomic;
 mod maps;
 
+use aya_ebpf::helpers::bpf_get_current_ancestor_cgroup_id;
 use aya_ebpf::{
     bindings::{BPF_LOCAL_STORAGE_GET_F_CREATE, BPF_RB_NO_WAKEUP},
     helpers::{
@@ -31,21 +32,50 @@ use aya_ebpf::{
 };
 use aya_log_ebpf::debug;
 use maps::{
-    ENTER, EVENTS, FILTER_MODE, OFF_SIGNAL_LIVE, OFF_TASK_SIGNAL, OFF_TASK_TGID, SELF_TGID,
-    TGID_BITS, bump, constant,
+    CGROUP_ID, CGROUP_LEVEL, COMMS, ENTER, ERRORS_ONLY, EVENTS, FILTER_MODE, NCOMMS,
+    OFF_SIGNAL_LIVE, OFF_TASK_SIGNAL, OFF_TASK_TGID, SELF_TGID, SYSCALL_BITS, SYSCALL_FILTER,
+    TGID_BITS, bump, constant, constant64,
 };
 use profiler_common::{
-    EnterState, MAX_SYSCALLS, NR_FORK_CHILD, NR_PROC_EXIT, SyscallEvent, counter, filter_mode,
+    EnterState, MAX_COMMS, MAX_SYSCALLS, NR_FORK_CHILD, NR_IGNORED, NR_PROC_EXIT, SyscallEvent,
+    counter, filter_mode,
 };
 
-/// Whether the process `tgid` is targeted.
+/// Whether bit `n` of the `TGID_BITS` bitmap is set.
 #[inline(always)]
-fn targeted(tgid: u32) -> bool {
-    if constant(&FILTER_MODE) == filter_mode::ALL {
-        return tgid != constant(&SELF_TGID);
+fn bit(n: u32) -> bool {
+    match TGID_BITS.get(n / 64) {
+        Some(word) => *word & (1u64 << (n % 64)) != 0,
+        None => false,
     }
-    match TGID_BITS.get(tgid / 64) {
-        Some(word) => *word & (1u64 << (tgid % 64)) != 0,
+}
+
+/// Whether the current task (`pid_tgid` from `bpf_get_current_pid_tgid`) is targeted.
+/// The mode is a load-time constant, so the verifier prunes the other branches.
+#[inline(always)]
+fn targeted(pid_tgid: u64) -> bool {
+    let tgid = (pid_tgid >> 32) as u32;
+    match constant(&FILTER_MODE) {
+        filter_mode::ALL => tgid != constant(&SELF_TGID),
+        filter_mode::TIDS => bit(pid_tgid as u32),
+        filter_mode::CGROUP => {
+            // SAFETY: helper with a plain integer argument.
+            let id = unsafe { bpf_get_current_ancestor_cgroup_id(constant(&CGROUP_LEVEL) as i32) };
+            id == constant64(&CGROUP_ID) && tgid != constant(&SELF_TGID)
+        }
+        _ => bit(tgid),
+    }
+}
+
+/// Whether syscall `id` passes the `-s` filter.
+#[inline(always)]
+fn syscall_wanted(id: i64) -> bool {
+    if constant(&SYSCALL_FILTER) == 0 {
+        return true;
+    }
+    let nr = id as u32;
+    match SYSCALL_BITS.get(nr / 64) {
+        Some(word) => *word & (1u64 << (nr % 64)) != 0,
         None => false,
     }
 }
@@ -71,8 +101,7 @@ fn enter_slot(create: bool) -> Option<&'static mut EnterState> {
 /// `raw_syscalls:sys_enter(struct pt_regs *regs, long id)`.
 #[raw_tracepoint(tracepoint = "sys_enter")]
 fn sys_enter(ctx: RawTracePointContext) -> i32 {
-    let tgid = (bpf_get_current_pid_tgid() >> 32) as u32;
-    if !targeted(tgid) {
+    if !targeted(bpf_get_current_pid_tgid()) {
         return 0;
     }
     let id: i64 = ctx.arg(1);
@@ -82,6 +111,12 @@ fn sys_enter(ctx: RawTracePointContext) -> i32 {
     };
     if slot.ts != 0 {
         bump(counter::STALE);
+    }
+    if !syscall_wanted(id) {
+        // Not timed; the matching exit is ignored, not counted as unpaired.
+        slot.ts = 0;
+        slot.nr = NR_IGNORED;
+        return 0;
     }
     slot.nr = id as u32;
     // SAFETY: helper with no arguments.
@@ -94,7 +129,7 @@ fn sys_enter(ctx: RawTracePointContext) -> i32 {
 fn sys_exit(ctx: RawTracePointContext) -> i32 {
     let pid_tgid = bpf_get_current_pid_tgid();
     let tgid = (pid_tgid >> 32) as u32;
-    if !targeted(tgid) {
+    if !targeted(pid_tgid) {
         return 0;
     }
     // SAFETY: helper with no arguments.
@@ -105,8 +140,8 @@ fn sys_exit(ctx: RawTracePointContext) -> i32 {
     };
     let (ts, nr) = (slot.ts, slot.nr);
     if ts == 0 {
-        if nr == NR_FORK_CHILD {
-            // The child's return from fork/clone: expected, not a loss.
+        if nr == NR_FORK_CHILD || nr == NR_IGNORED {
+            // The child's return from fork/clone, or a filtered-out call: not a loss.
             slot.nr = 0;
         } else {
             bump(counter::UNPAIRED);
@@ -118,6 +153,9 @@ fn sys_exit(ctx: RawTracePointContext) -> i32 {
         return 0;
     }
     let ret: i64 = ctx.arg(1);
+    if constant(&ERRORS_ONLY) != 0 && !(-4095..0).contains(&ret) {
+        return 0;
+    }
     match EVENTS.reserve(0) {
         Some(mut entry) => {
             entry.write(SyscallEvent {
@@ -146,8 +184,9 @@ fn read_kernel<T>(base: *const u8, offset: u32) -> Option<T> {
 /// `sched:sched_process_fork(struct task_struct *parent, struct task_struct *child)`.
 #[btf_tracepoint(function = "sched_process_fork")]
 fn sched_process_fork(ctx: BtfTracePointContext) -> i32 {
-    let parent_tgid = (bpf_get_current_pid_tgid() >> 32) as u32;
-    if !targeted(parent_tgid) {
+    let pid_tgid = bpf_get_current_pid_tgid();
+    let parent_tgid = (pid_tgid >> 32) as u32;
+    if !targeted(pid_tgid) {
         return 0;
     }
     let child: *const u8 = ctx.arg(1);
@@ -189,7 +228,7 @@ fn sched_process_fork(ctx: BtfTracePointContext) -> i32 {
 fn sched_process_exit(_ctx: RawTracePointContext) -> i32 {
     let pid_tgid = bpf_get_current_pid_tgid();
     let tgid = (pid_tgid >> 32) as u32;
-    if !targeted(tgid) {
+    if !targeted(pid_tgid) {
         return 0;
     }
     if let Some(slot) = enter_slot(false) {
@@ -230,6 +269,35 @@ fn sched_process_exit(_ctx: RawTracePointContext) -> i32 {
     // Drop the dead group from the target set, so a recycled pid is never traced.
     if constant(&FILTER_MODE) == filter_mode::TGIDS {
         if let Some(word) = TGID_BITS.get_ptr_mut(tgid / 64) {
+            atomic::and(word, !(1 << (tgid % 64)));
+        }
+    }
+    0
+}
+
+/// `sched:sched_process_exec`, run by the task after exec: with `--comm`, the process is
+/// targeted exactly when its new name is one of the names (rare path, so a loop is fine).
+#[raw_tracepoint(tracepoint = "sched_process_exec")]
+fn sched_process_exec(_ctx: RawTracePointContext) -> i32 {
+    let n = constant(&NCOMMS);
+    if n == 0 || constant(&FILTER_MODE) != filter_mode::TGIDS {
+        return 0;
+    }
+    let tgid = (bpf_get_current_pid_tgid() >> 32) as u32;
+    let comm = bpf_get_current_comm().unwrap_or([0; 16]);
+    let mut matched = false;
+    for i in 0..MAX_COMMS {
+        if i >= n {
+            break;
+        }
+        if COMMS.get(i).is_some_and(|name| *name == comm) {
+            matched = true;
+        }
+    }
+    if let Some(word) = TGID_BITS.get_ptr_mut(tgid / 64) {
+        if matched {
+            atomic::or(word, 1 << (tgid % 64));
+        } else {
             atomic::and(word, !(1 << (tgid % 64)));
         }
     }

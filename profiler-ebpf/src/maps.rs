@@ -6,7 +6,9 @@ use aya_ebpf::{
     btf_maps::{Array, PerCpuArray, RingBuf},
     macros::btf_map,
 };
-use profiler_common::{DEFAULT_RINGBUF_BYTES, EnterState, SyscallEvent, counter};
+use profiler_common::{
+    DEFAULT_RINGBUF_BYTES, EnterState, MAX_COMMS, SYSCALL_WORDS, SyscallEvent, counter,
+};
 
 /// A BTF definition of a `BPF_MAP_TYPE_TASK_STORAGE` map, which aya-ebpf 0.2 lacks.
 ///
@@ -64,6 +66,30 @@ pub(crate) static COUNTERS: PerCpuArray<u64, { counter::COUNT as usize }> = PerC
 #[btf_map]
 pub(crate) static TGID_BITS: Array<u64, 512> = Array::new();
 
+/// Syscalls to time when `SYSCALL_FILTER` is set: bit `nr % 64` of word `nr / 64`.
+#[btf_map]
+pub(crate) static SYSCALL_BITS: Array<u64, { SYSCALL_WORDS as usize }> = Array::new();
+
+/// Process names for `--comm` (NUL-padded), the first `NCOMMS` entries used.
+#[btf_map]
+pub(crate) static COMMS: Array<[u8; 16], { MAX_COMMS as usize }> = Array::new();
+
+/// Whether `SYSCALL_BITS` restricts the syscalls timed.
+#[unsafe(no_mangle)]
+pub(crate) static SYSCALL_FILTER: u32 = 0;
+/// Whether only failed calls are reported.
+#[unsafe(no_mangle)]
+pub(crate) static ERRORS_ONLY: u32 = 0;
+/// Number of names in `COMMS`; when non-zero, an exec sets or clears the tgid bit by name.
+#[unsafe(no_mangle)]
+pub(crate) static NCOMMS: u32 = 0;
+/// cgroup v2 id (directory inode) for `filter_mode::CGROUP`.
+#[unsafe(no_mangle)]
+pub(crate) static CGROUP_ID: u64 = 0;
+/// Depth of that cgroup below the root (the root is level 0).
+#[unsafe(no_mangle)]
+pub(crate) static CGROUP_LEVEL: u32 = 0;
+
 /// Which processes to time: `profiler_common::filter_mode`.
 #[unsafe(no_mangle)]
 pub(crate) static FILTER_MODE: u32 = 0;
@@ -84,6 +110,13 @@ pub(crate) static OFF_SIGNAL_LIVE: u32 = 0;
 /// placeholder value; the verifier then sees the real, frozen value and prunes dead branches.
 #[inline(always)]
 pub(crate) fn constant(c: &'static u32) -> u32 {
+    // SAFETY: `c` is a valid, aligned static.
+    unsafe { core::ptr::read_volatile(c) }
+}
+
+/// Reads a 64-bit load-time constant (see [`constant`]).
+#[inline(always)]
+pub(crate) fn constant64(c: &'static u64) -> u64 {
     // SAFETY: `c` is a valid, aligned static.
     unsafe { core::ptr::read_volatile(c) }
 }

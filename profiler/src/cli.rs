@@ -39,12 +39,35 @@ pub enum By {
     Process,
 }
 
-/// Which processes to trace (shared by the tracing subcommands).
+/// Which processes and calls to trace (shared by the tracing subcommands). The filters are
+/// applied in the kernel: an untargeted process pays only the filter check.
 #[derive(Debug, Args, Clone, Default)]
 pub struct TargetArgs {
     /// Trace these running processes (comma-separated pids) and their descendants.
     #[arg(short = 'p', long = "pid", value_delimiter = ',', value_name = "PID")]
     pub pids: Vec<u32>,
+    /// Trace only these threads (comma-separated thread ids).
+    #[arg(short = 't', long = "tid", value_delimiter = ',', value_name = "TID")]
+    pub tids: Vec<u32>,
+    /// Trace processes whose command name is NAME: the kernel's name, at most 15 characters
+    /// (as in /proc/PID/comm and `ps -o comm`); repeatable. Processes that start later with
+    /// that name (at exec) are picked up.
+    #[arg(short = 'c', long = "comm", value_name = "NAME")]
+    pub comms: Vec<String>,
+    /// Trace every process in this cgroup v2 directory and below, present and future
+    /// (e.g. /sys/fs/cgroup/system.slice/nginx.service).
+    #[arg(long, value_name = "PATH")]
+    pub cgroup: Option<std::path::PathBuf>,
+    /// Trace a container: its cgroup is found from /proc/*/cgroup (a prefix of the id is enough).
+    #[arg(long, value_name = "ID")]
+    pub container: Option<String>,
+    /// Time only these syscalls: names or numbers, comma-separated, and classes like strace's
+    /// (%file, %network, %process, %memory, %signal, %ipc, %desc).
+    #[arg(short = 's', long = "syscall", value_name = "LIST")]
+    pub syscalls: Option<String>,
+    /// Count only failed calls (return value -4095..-1).
+    #[arg(long)]
+    pub errors_only: bool,
     /// Start this command and trace it and every descendant, from its first syscall.
     #[arg(last = true, value_name = "CMD")]
     pub command: Vec<String>,

@@ -7,7 +7,7 @@ use std::{fs::File, path::PathBuf, time::Duration};
 use crate::{
     aggregate::GroupBy,
     cli::{By, RecordArgs, TargetArgs},
-    collect::{launch, target},
+    collect::{cgroup, launch, target},
     output::Format,
 };
 
@@ -20,9 +20,21 @@ pub enum ConfigError {
     /// `-p` of a thread id.
     #[error("pid {0} is a thread, not a process (use the process id)")]
     NotAProcess(u32),
-    /// `-p` and a command together.
-    #[error("give either -p PID or -- CMD, not both")]
-    PidAndCommand,
+    /// Two kinds of target.
+    #[error("give one kind of target: -p, -t, -c, --cgroup, --container or -- CMD")]
+    TooManyTargets,
+    /// `-t` of a thread that does not exist.
+    #[error("no such thread: {0}")]
+    NoSuchThread(u32),
+    /// `-c` with a bad name.
+    #[error("invalid process name '{0}': the kernel's names are 1 to 15 characters")]
+    CommLength(String),
+    /// `--cgroup`/`--container` problems.
+    #[error("{0}")]
+    Cgroup(String),
+    /// `-s` problems.
+    #[error("{0}")]
+    Syscalls(String),
     /// `-- CMD` that cannot be run.
     #[error("{0}")]
     Command(String),
@@ -52,32 +64,107 @@ pub enum Targets {
     All,
     /// These processes and their descendants.
     Pids(Vec<u32>),
+    /// These threads only.
+    Tids(Vec<u32>),
+    /// Processes with these names (now and at every exec).
+    Comms(Vec<String>),
+    /// A cgroup v2 subtree.
+    Cgroup(CgroupTarget),
     /// A command to start.
     Command(Vec<String>),
 }
 
+/// A resolved cgroup v2 directory.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CgroupTarget {
+    /// The directory.
+    pub path: PathBuf,
+    /// Its cgroup id (the directory's inode number).
+    pub id: u64,
+    /// Its depth below the cgroup v2 root (the root is 0).
+    pub level: u32,
+}
+
 impl Targets {
-    /// Validates `-p` and `-- CMD`.
+    /// Validates the target flags (at most one kind of target).
     pub fn from_args(t: &TargetArgs) -> Result<Self, ConfigError> {
-        match (t.pids.is_empty(), t.command.is_empty()) {
-            (false, false) => Err(ConfigError::PidAndCommand),
-            (true, true) => Ok(Targets::All),
-            (false, true) => {
-                for &p in &t.pids {
-                    if !target::alive(p) {
-                        return Err(ConfigError::NoSuchProcess(p));
-                    }
-                    if !target::is_process(p) {
-                        return Err(ConfigError::NotAProcess(p));
-                    }
-                }
-                Ok(Targets::Pids(t.pids.clone()))
-            }
-            (true, false) => {
-                launch::resolve(&t.command[0]).map_err(|e| ConfigError::Command(e.to_string()))?;
-                Ok(Targets::Command(t.command.clone()))
-            }
+        let kinds = [
+            !t.pids.is_empty(),
+            !t.tids.is_empty(),
+            !t.comms.is_empty(),
+            t.cgroup.is_some(),
+            t.container.is_some(),
+            !t.command.is_empty(),
+        ];
+        if kinds.iter().filter(|k| **k).count() > 1 {
+            return Err(ConfigError::TooManyTargets);
         }
+        if !t.pids.is_empty() {
+            for &p in &t.pids {
+                if !target::alive(p) {
+                    return Err(ConfigError::NoSuchProcess(p));
+                }
+                if !target::is_process(p) {
+                    return Err(ConfigError::NotAProcess(p));
+                }
+            }
+            return Ok(Targets::Pids(t.pids.clone()));
+        }
+        if !t.tids.is_empty() {
+            for &tid in &t.tids {
+                if !target::alive(tid) {
+                    return Err(ConfigError::NoSuchThread(tid));
+                }
+            }
+            return Ok(Targets::Tids(t.tids.clone()));
+        }
+        if !t.comms.is_empty() {
+            for c in &t.comms {
+                if c.is_empty() || c.len() > 15 {
+                    return Err(ConfigError::CommLength(c.clone()));
+                }
+            }
+            return Ok(Targets::Comms(t.comms.clone()));
+        }
+        if let Some(path) = &t.cgroup {
+            return cgroup::resolve(path)
+                .map(Targets::Cgroup)
+                .map_err(ConfigError::Cgroup);
+        }
+        if let Some(id) = &t.container {
+            let path = cgroup::container(id).map_err(ConfigError::Cgroup)?;
+            return cgroup::resolve(&path)
+                .map(Targets::Cgroup)
+                .map_err(ConfigError::Cgroup);
+        }
+        if !t.command.is_empty() {
+            launch::resolve(&t.command[0]).map_err(|e| ConfigError::Command(e.to_string()))?;
+            return Ok(Targets::Command(t.command.clone()));
+        }
+        Ok(Targets::All)
+    }
+}
+
+/// Which calls of the targets are counted.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Filters {
+    /// Only these syscall numbers (`-s`).
+    pub syscalls: Option<Vec<u32>>,
+    /// Only failed calls.
+    pub errors_only: bool,
+}
+
+impl Filters {
+    /// Validates `-s` and `--errors-only`.
+    pub fn from_args(t: &TargetArgs) -> Result<Self, ConfigError> {
+        let syscalls = match &t.syscalls {
+            Some(list) => Some(crate::syscalls::parse_list(list).map_err(ConfigError::Syscalls)?),
+            None => None,
+        };
+        Ok(Filters {
+            syscalls,
+            errors_only: t.errors_only,
+        })
     }
 }
 
@@ -95,6 +182,8 @@ pub enum Sink {
 pub struct RecordConfig {
     /// What to trace.
     pub targets: Targets,
+    /// Which calls.
+    pub filters: Filters,
     /// Stop after this long.
     pub duration: Option<Duration>,
     /// Output format.
@@ -111,6 +200,7 @@ impl RecordConfig {
     /// Validates `record`'s flags.
     pub fn from_args(a: &RecordArgs) -> Result<Self, ConfigError> {
         let targets = Targets::from_args(&a.target)?;
+        let filters = Filters::from_args(&a.target)?;
         if a.duration == Some(Duration::ZERO) || a.interval == Some(Duration::ZERO) {
             return Err(ConfigError::ZeroDuration);
         }
@@ -120,6 +210,7 @@ impl RecordConfig {
         };
         Ok(RecordConfig {
             targets,
+            filters,
             duration: a.duration,
             format: a.format,
             group: match a.by {
@@ -137,6 +228,8 @@ impl RecordConfig {
 pub struct ServeConfig {
     /// What to trace.
     pub targets: Targets,
+    /// Which calls.
+    pub filters: Filters,
     /// Where to listen.
     pub listen: std::net::SocketAddr,
     /// Label by process name too.
@@ -162,6 +255,7 @@ impl ServeConfig {
         }
         Ok(ServeConfig {
             targets: Targets::from_args(&a.target)?,
+            filters: Filters::from_args(&a.target)?,
             listen,
             group: match a.by {
                 By::Syscall => GroupBy::Syscall,
@@ -226,7 +320,29 @@ mod tests {
         );
         assert_eq!(
             record(&["-p", "1", "--", "true"]).unwrap_err(),
-            ConfigError::PidAndCommand
+            ConfigError::TooManyTargets
+        );
+        assert_eq!(
+            record(&["-c", "a", "-t", "1"]).unwrap_err(),
+            ConfigError::TooManyTargets
+        );
+        assert_eq!(
+            record(&["-c", "sixteen-chars-xx"]).unwrap_err(),
+            ConfigError::CommLength("sixteen-chars-xx".into())
+        );
+        assert_eq!(
+            record(&["-t", "3999998"]).unwrap_err(),
+            ConfigError::NoSuchThread(3_999_998)
+        );
+        assert!(matches!(
+            record(&["-s", "opnat"]).unwrap_err(),
+            ConfigError::Syscalls(_)
+        ));
+        assert!(
+            record(&["--cgroup", "/tmp"])
+                .unwrap_err()
+                .to_string()
+                .contains("not a cgroup v2 directory")
         );
         assert_eq!(
             record(&["--", "no-such-cmd-xyz"]).unwrap_err().to_string(),

@@ -58,3 +58,385 @@ mod tests {
         assert_eq!(errno_of(140_000_000_000), None);
     }
 }
+
+/// Syscall classes for `-s %class`, in the spirit of `strace -e trace=%class`. Names the
+/// architecture lacks are skipped.
+pub const CLASSES: &[(&str, &[&str])] = &[
+    (
+        "file",
+        &[
+            "open",
+            "openat",
+            "openat2",
+            "creat",
+            "access",
+            "faccessat",
+            "faccessat2",
+            "stat",
+            "lstat",
+            "newfstatat",
+            "statx",
+            "statfs",
+            "chdir",
+            "chroot",
+            "chmod",
+            "fchmodat",
+            "fchmodat2",
+            "chown",
+            "lchown",
+            "fchownat",
+            "link",
+            "linkat",
+            "unlink",
+            "unlinkat",
+            "symlink",
+            "symlinkat",
+            "readlink",
+            "readlinkat",
+            "rename",
+            "renameat",
+            "renameat2",
+            "mkdir",
+            "mkdirat",
+            "rmdir",
+            "mknod",
+            "mknodat",
+            "truncate",
+            "utime",
+            "utimes",
+            "utimensat",
+            "futimesat",
+            "execve",
+            "execveat",
+            "getxattr",
+            "lgetxattr",
+            "setxattr",
+            "lsetxattr",
+            "listxattr",
+            "llistxattr",
+            "removexattr",
+            "lremovexattr",
+            "mount",
+            "umount2",
+            "swapon",
+            "swapoff",
+            "acct",
+            "pivot_root",
+            "quotactl",
+            "name_to_handle_at",
+            "inotify_add_watch",
+            "fanotify_mark",
+            "uselib",
+        ],
+    ),
+    (
+        "network",
+        &[
+            "socket",
+            "socketpair",
+            "bind",
+            "connect",
+            "listen",
+            "accept",
+            "accept4",
+            "getsockname",
+            "getpeername",
+            "sendto",
+            "recvfrom",
+            "sendmsg",
+            "recvmsg",
+            "sendmmsg",
+            "recvmmsg",
+            "shutdown",
+            "setsockopt",
+            "getsockopt",
+        ],
+    ),
+    (
+        "process",
+        &[
+            "fork",
+            "vfork",
+            "clone",
+            "clone3",
+            "execve",
+            "execveat",
+            "exit",
+            "exit_group",
+            "wait4",
+            "waitid",
+            "kill",
+            "tkill",
+            "tgkill",
+            "rt_sigqueueinfo",
+            "rt_tgsigqueueinfo",
+            "pidfd_open",
+            "pidfd_send_signal",
+            "unshare",
+        ],
+    ),
+    (
+        "memory",
+        &[
+            "brk",
+            "mmap",
+            "munmap",
+            "mremap",
+            "mprotect",
+            "madvise",
+            "mlock",
+            "mlock2",
+            "munlock",
+            "mlockall",
+            "munlockall",
+            "mincore",
+            "msync",
+            "remap_file_pages",
+            "mbind",
+            "set_mempolicy",
+            "get_mempolicy",
+            "migrate_pages",
+            "move_pages",
+            "pkey_mprotect",
+            "process_madvise",
+        ],
+    ),
+    (
+        "signal",
+        &[
+            "rt_sigaction",
+            "rt_sigprocmask",
+            "rt_sigpending",
+            "rt_sigsuspend",
+            "rt_sigtimedwait",
+            "rt_sigqueueinfo",
+            "rt_tgsigqueueinfo",
+            "rt_sigreturn",
+            "sigaltstack",
+            "kill",
+            "tkill",
+            "tgkill",
+            "signalfd",
+            "signalfd4",
+            "pause",
+            "pidfd_send_signal",
+        ],
+    ),
+    (
+        "ipc",
+        &[
+            "msgget",
+            "msgsnd",
+            "msgrcv",
+            "msgctl",
+            "semget",
+            "semop",
+            "semtimedop",
+            "semctl",
+            "shmget",
+            "shmat",
+            "shmdt",
+            "shmctl",
+        ],
+    ),
+    (
+        "desc",
+        &[
+            "read",
+            "write",
+            "readv",
+            "writev",
+            "pread64",
+            "pwrite64",
+            "preadv",
+            "pwritev",
+            "preadv2",
+            "pwritev2",
+            "close",
+            "close_range",
+            "dup",
+            "dup2",
+            "dup3",
+            "fcntl",
+            "ioctl",
+            "lseek",
+            "fstat",
+            "fstatfs",
+            "fsync",
+            "fdatasync",
+            "ftruncate",
+            "fchmod",
+            "fchown",
+            "fchdir",
+            "getdents",
+            "getdents64",
+            "select",
+            "pselect6",
+            "poll",
+            "ppoll",
+            "epoll_create",
+            "epoll_create1",
+            "epoll_ctl",
+            "epoll_wait",
+            "epoll_pwait",
+            "epoll_pwait2",
+            "eventfd",
+            "eventfd2",
+            "timerfd_create",
+            "timerfd_settime",
+            "timerfd_gettime",
+            "signalfd",
+            "signalfd4",
+            "pipe",
+            "pipe2",
+            "sendfile",
+            "splice",
+            "tee",
+            "vmsplice",
+            "copy_file_range",
+            "fadvise64",
+            "fallocate",
+            "flock",
+            "sync_file_range",
+            "openat",
+            "open",
+            "openat2",
+            "creat",
+            "socket",
+            "accept",
+            "accept4",
+            "memfd_create",
+            "inotify_init",
+            "inotify_init1",
+            "fanotify_init",
+            "io_uring_enter",
+            "io_uring_setup",
+            "io_uring_register",
+            "mmap",
+            "readahead",
+            "fgetxattr",
+            "fsetxattr",
+            "flistxattr",
+            "fremovexattr",
+            "newfstatat",
+            "statx",
+            "faccessat",
+            "unlinkat",
+            "mkdirat",
+            "renameat",
+            "renameat2",
+            "fchmodat",
+            "fchownat",
+            "linkat",
+            "symlinkat",
+            "readlinkat",
+            "utimensat",
+        ],
+    ),
+];
+
+/// Parses `-s`: comma-separated syscall names, numbers and `%class`es, into sorted numbers.
+pub fn parse_list(list: &str) -> Result<Vec<u32>, String> {
+    let mut out = Vec::new();
+    for item in list.split(',').map(str::trim).filter(|s| !s.is_empty()) {
+        if let Some(class) = item.strip_prefix('%') {
+            let Some((_, names)) = CLASSES.iter().find(|(c, _)| *c == class) else {
+                let all: Vec<String> = CLASSES.iter().map(|(c, _)| format!("%{c}")).collect();
+                return Err(format!(
+                    "unknown syscall class '%{class}' (classes: {})",
+                    all.join(", ")
+                ));
+            };
+            out.extend(names.iter().filter_map(|n| number(n)));
+        } else if let Ok(nr) = item.parse::<u32>() {
+            if nr >= profiler_common::MAX_SYSCALLS || Sysno::new(nr as usize).is_none() {
+                return Err(format!("unknown syscall number {nr}"));
+            }
+            out.push(nr);
+        } else {
+            match number(item) {
+                Some(nr) => out.push(nr),
+                None => return Err(unknown_name(item)),
+            }
+        }
+    }
+    if out.is_empty() {
+        return Err("empty syscall list".into());
+    }
+    out.sort_unstable();
+    out.dedup();
+    Ok(out)
+}
+
+fn unknown_name(name: &str) -> String {
+    let mut close: Vec<(f64, &'static str)> = Sysno::iter()
+        .map(|s| (strsim::jaro_winkler(name, s.name()), s.name()))
+        .filter(|(score, _)| *score > 0.85)
+        .collect();
+    close.sort_by(|a, b| b.0.total_cmp(&a.0));
+    let names: Vec<&str> = close.iter().take(3).map(|(_, n)| *n).collect();
+    if names.is_empty() {
+        format!("unknown syscall '{name}'")
+    } else {
+        format!(
+            "unknown syscall '{name}' (did you mean {}?)",
+            names.join(", ")
+        )
+    }
+}
+
+#[cfg(test)]
+mod list_tests {
+    use super::*;
+
+    #[test]
+    fn parses_names_numbers_and_classes() {
+        let getppid = number("getppid").unwrap();
+        assert_eq!(
+            parse_list(&format!("getppid,{getppid}")).unwrap(),
+            vec![getppid]
+        );
+        let net = parse_list("%network").unwrap();
+        assert!(net.contains(&number("connect").unwrap()));
+        assert!(!net.contains(&getppid));
+        let file = parse_list("%file,read").unwrap();
+        assert!(
+            file.contains(&number("openat").unwrap()) && file.contains(&number("read").unwrap())
+        );
+    }
+
+    #[test]
+    fn rejects_unknowns_with_close_matches() {
+        let e = parse_list("getpid,opnat").unwrap_err();
+        assert!(
+            e.starts_with("unknown syscall 'opnat' (did you mean "),
+            "{e}"
+        );
+        assert!(e.contains("openat"), "{e}");
+        assert_eq!(
+            parse_list("zzzzzzzzzz").unwrap_err(),
+            "unknown syscall 'zzzzzzzzzz'"
+        );
+        assert!(
+            parse_list("%disk")
+                .unwrap_err()
+                .starts_with("unknown syscall class '%disk'")
+        );
+        assert_eq!(
+            parse_list("99999").unwrap_err(),
+            "unknown syscall number 99999"
+        );
+        assert_eq!(parse_list(",").unwrap_err(), "empty syscall list");
+    }
+
+    #[test]
+    fn every_class_name_exists_somewhere() {
+        for (class, names) in CLASSES {
+            let known = names.iter().filter(|n| number(n).is_some()).count();
+            assert!(
+                known * 2 > names.len(),
+                "%{class}: most names should exist on this arch"
+            );
+        }
+    }
+}

@@ -112,6 +112,10 @@ impl Row {
             .map(|(e, n)| (syscalls::errno_name(*e), *n))
             .collect();
         errnos.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+        // Percentiles are bucket values (3 significant digits); keep them within the exact
+        // range so that p99.9 never shows above the exact max.
+        let (min, max) = (s.min(), s.max_ns);
+        let pct = |p: f64| h.percentile(p).clamp(min, max.max(min));
         Stats {
             count,
             errors: s.errors,
@@ -119,10 +123,10 @@ impl Row {
             total_ns: s.total_ns,
             min_ns: s.min(),
             mean_ns: s.total_ns.checked_div(count).unwrap_or(0),
-            p50_ns: h.percentile(50.0),
-            p90_ns: h.percentile(90.0),
-            p99_ns: h.percentile(99.0),
-            p999_ns: h.percentile(99.9),
+            p50_ns: pct(50.0),
+            p90_ns: pct(90.0),
+            p99_ns: pct(99.0),
+            p999_ns: pct(99.9),
             max_ns: s.max_ns,
         }
     }

@@ -22,7 +22,7 @@ use crate::{
 /// Runs `record`; returns the exit status.
 pub async fn run(args: &RecordArgs) -> anyhow::Result<i32> {
     let cfg = RecordConfig::from_args(args)?;
-    let mut trace = Trace::start(&cfg.targets, cfg.duration, true)?;
+    let mut trace = Trace::start_with(&cfg.targets, &cfg.filters, cfg.duration, true)?;
     let mut out = Output::new(&cfg, trace.start_unix_ns);
     out.write(&out.header())?;
     let names = cfg.group == GroupBy::Process;

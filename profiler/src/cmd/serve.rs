@@ -29,7 +29,7 @@ pub async fn run(args: &ServeArgs) -> anyhow::Result<i32> {
     let listener = TcpListener::bind(cfg.listen)
         .await
         .with_context(|| format!("cannot listen on {}", cfg.listen))?;
-    let mut trace = Trace::start(&cfg.targets, cfg.duration, false)?;
+    let mut trace = Trace::start_with(&cfg.targets, &cfg.filters, cfg.duration, false)?;
     eprintln!(
         "syslat: serving http://{}/metrics; Ctrl-C to stop",
         cfg.listen

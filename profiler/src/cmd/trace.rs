@@ -17,8 +17,8 @@ use tokio::{
 
 use crate::{
     aggregate::LossCounters,
-    collect::{Filter, Probe, launch, procinfo::Comms, target},
-    config::Targets,
+    collect::{Filter, LoadOptions, Probe, launch, procinfo::Comms, target},
+    config::{Filters, Targets},
 };
 
 /// How often the ring buffer is drained. Events are submitted without wake-ups, so this
@@ -56,25 +56,59 @@ pub struct Trace {
 }
 
 impl Trace {
-    /// Loads, attaches and starts the targets. With `announce`, says on stderr what is
-    /// traced once tracing is in place (not for a command, whose output comes first).
+    /// [`Trace::start_with`] without call filters.
     pub fn start(
         targets: &Targets,
         duration: Option<Duration>,
         announce: bool,
     ) -> anyhow::Result<Self> {
-        let filter = if *targets == Targets::All {
-            Filter::All
-        } else {
-            Filter::Tgids
+        Self::start_with(targets, &Filters::default(), duration, announce)
+    }
+
+    /// Loads, attaches and starts the targets. With `announce`, says on stderr what is
+    /// traced once tracing is in place (not for a command, whose output comes first).
+    pub fn start_with(
+        targets: &Targets,
+        filters: &Filters,
+        duration: Option<Duration>,
+        announce: bool,
+    ) -> anyhow::Result<Self> {
+        let filter = match targets {
+            Targets::All => Filter::All,
+            Targets::Tids(_) => Filter::Tids,
+            Targets::Cgroup(c) => Filter::Cgroup(c.id, c.level),
+            Targets::Pids(_) | Targets::Comms(_) | Targets::Command(_) => Filter::Tgids,
         };
-        let mut probe = Probe::load(filter)?;
+        let opts = LoadOptions {
+            filter,
+            syscalls: filters.syscalls.clone(),
+            errors_only: filters.errors_only,
+            comms: match targets {
+                Targets::Comms(c) => c.clone(),
+                _ => Vec::new(),
+            },
+        };
+        let mut probe = Probe::load(&opts)?;
         let mut watched = Vec::new();
-        if let Targets::Pids(pids) = targets {
-            for tgid in target::with_descendants(pids) {
-                probe.add_tgid(tgid)?;
+        match targets {
+            Targets::Pids(pids) => {
+                for tgid in target::with_descendants(pids) {
+                    probe.add_tgid(tgid)?;
+                }
+                watched = pids.clone();
             }
-            watched = pids.clone();
+            Targets::Tids(tids) => {
+                for &tid in tids {
+                    probe.add_tgid(tid)?;
+                }
+                watched = tids.clone();
+            }
+            Targets::Comms(names) => {
+                for pid in target::by_comm(names) {
+                    probe.add_tgid(pid)?;
+                }
+            }
+            _ => {}
         }
         probe.attach()?;
         let sig = |k, name| signal(k).with_context(|| format!("failed to handle {name}"));
@@ -109,6 +143,21 @@ impl Trace {
                 "syslat: tracing {} process(es) and their children; Ctrl-C to stop",
                 p.len()
             ),
+            Targets::Tids(t) if announce => {
+                eprintln!("syslat: tracing {} thread(s); Ctrl-C to stop", t.len())
+            }
+            Targets::Comms(c) if announce => {
+                eprintln!(
+                    "syslat: tracing processes named {}; Ctrl-C to stop",
+                    c.join(", ")
+                )
+            }
+            Targets::Cgroup(c) if announce => {
+                eprintln!(
+                    "syslat: tracing cgroup {}; Ctrl-C to stop",
+                    c.path.display()
+                )
+            }
             _ => {}
         }
         Ok(trace)

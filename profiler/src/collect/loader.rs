@@ -10,7 +10,7 @@ use aya::{
     maps::{Array, MapData, PerCpuArray, RingBuf},
     programs::{BtfTracePoint, ProgramError, RawTracePoint},
 };
-use profiler_common::{NR_PROC_EXIT, SyscallEvent, counter, filter_mode};
+use profiler_common::{MAX_COMMS, NR_PROC_EXIT, SYSCALL_WORDS, SyscallEvent, counter, filter_mode};
 
 use super::{kernel_btf, privileges};
 use crate::aggregate::LossCounters;
@@ -19,12 +19,30 @@ use crate::aggregate::LossCounters;
 static OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/syslat.bpf.o"));
 
 /// Which processes are timed.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
 pub enum Filter {
     /// Every process but syslat.
+    #[default]
     All,
     /// Processes added with [`Probe::add_tgid`], and their descendants.
     Tgids,
+    /// Threads added with [`Probe::add_tgid`] (thread ids), nothing else.
+    Tids,
+    /// Every task in a cgroup v2 subtree: (cgroup id, level below the root).
+    Cgroup(u64, u32),
+}
+
+/// Everything fixed at load time.
+#[derive(Clone, Debug, Default)]
+pub struct LoadOptions {
+    /// Which processes.
+    pub filter: Filter,
+    /// Only these syscall numbers, if set.
+    pub syscalls: Option<Vec<u32>>,
+    /// Only failed calls.
+    pub errors_only: bool,
+    /// With [`Filter::Tgids`]: process names that are (re)targeted at every exec.
+    pub comms: Vec<String>,
 }
 
 /// Why tracing could not start. Each message is one line that names what is missing.
@@ -95,19 +113,24 @@ fn pid_max() -> u32 {
 }
 
 impl Probe {
-    /// Loads the programs (not yet attached) with the given filter.
-    pub fn load(filter: Filter) -> Result<Self, LoadError> {
+    /// Loads the programs (not yet attached) with the given options.
+    pub fn load(opts: &LoadOptions) -> Result<Self, LoadError> {
         if let Some(missing) = privileges::missing_capabilities() {
             return Err(LoadError::NotPermitted(missing));
         }
         raise_memlock();
         let offsets = kernel_btf::offsets().map_err(LoadError::Btf)?;
         let words = pid_max().div_ceil(64).max(1);
-        let mode = match filter {
-            Filter::All => filter_mode::ALL,
-            Filter::Tgids => filter_mode::TGIDS,
+        let (mode, cgroup_id, cgroup_level) = match opts.filter {
+            Filter::All => (filter_mode::ALL, 0u64, 0u32),
+            Filter::Tgids => (filter_mode::TGIDS, 0, 0),
+            Filter::Tids => (filter_mode::TIDS, 0, 0),
+            Filter::Cgroup(id, level) => (filter_mode::CGROUP, id, level),
         };
         let self_tgid = std::process::id();
+        let syscall_filter = u32::from(opts.syscalls.is_some());
+        let errors_only = u32::from(opts.errors_only);
+        let ncomms = opts.comms.len().min(MAX_COMMS as usize) as u32;
         let mut ebpf = EbpfLoader::new()
             // The ENTER task-storage map is a type aya 0.14 does not model.
             .allow_unsupported_maps()
@@ -116,9 +139,15 @@ impl Probe {
             .override_global("OFF_TASK_TGID", &offsets.task_tgid, true)
             .override_global("OFF_TASK_SIGNAL", &offsets.task_signal, true)
             .override_global("OFF_SIGNAL_LIVE", &offsets.signal_live, true)
+            .override_global("SYSCALL_FILTER", &syscall_filter, true)
+            .override_global("ERRORS_ONLY", &errors_only, true)
+            .override_global("NCOMMS", &ncomms, true)
+            .override_global("CGROUP_ID", &cgroup_id, true)
+            .override_global("CGROUP_LEVEL", &cgroup_level, true)
             .map_max_entries("TGID_BITS", words)
             .load(OBJECT)
             .map_err(|e| LoadError::Object(format!("{e:#}")))?;
+        fill_filters(&mut ebpf, opts)?;
         let logger = start_logger(&mut ebpf);
         let events = RingBuf::try_from(take_map(&mut ebpf, "EVENTS")?)
             .map_err(|e| LoadError::Map("EVENTS", e.to_string()))?;
@@ -141,7 +170,12 @@ impl Probe {
 
     fn load_programs(&mut self) -> Result<(), LoadError> {
         let btf = Btf::from_sys_fs().map_err(|e| LoadError::Btf(e.to_string()))?;
-        for name in ["sys_enter", "sys_exit", "sched_process_exit"] {
+        for name in [
+            "sys_enter",
+            "sys_exit",
+            "sched_process_exit",
+            "sched_process_exec",
+        ] {
             let prog: &mut RawTracePoint = self.program(name)?;
             prog.load().map_err(|e| verifier_error(name, e))?;
         }
@@ -176,6 +210,7 @@ impl Probe {
             ("sys_enter", "raw_tp/sys_enter"),
             ("sys_exit", "raw_tp/sys_exit"),
             ("sched_process_exit", "raw_tp/sched_process_exit"),
+            ("sched_process_exec", "raw_tp/sched_process_exec"),
         ] {
             let p: &mut RawTracePoint = self.program(name)?;
             p.attach(name).map_err(|e| attach_err(name, hook, e))?;
@@ -183,7 +218,8 @@ impl Probe {
         Ok(())
     }
 
-    /// Adds process `tgid` to the target set (its future children follow automatically).
+    /// Adds process `tgid` to the target set (its future children follow automatically);
+    /// with [`Filter::Tids`], a thread id.
     pub fn add_tgid(&mut self, tgid: u32) -> Result<(), LoadError> {
         let idx = tgid / 64;
         let err = |e: aya::maps::MapError| LoadError::Target(tgid, e.to_string());
@@ -245,6 +281,41 @@ impl Probe {
             forks_followed: get(counter::FORKS_FOLLOWED),
         }
     }
+}
+
+/// Writes the syscall bitmap and the names into their maps.
+fn fill_filters(ebpf: &mut Ebpf, opts: &LoadOptions) -> Result<(), LoadError> {
+    if let Some(nrs) = &opts.syscalls {
+        let map = ebpf
+            .map_mut("SYSCALL_BITS")
+            .ok_or(LoadError::Map("SYSCALL_BITS", "missing".into()))?;
+        let mut bits: Array<&mut MapData, u64> =
+            Array::try_from(map).map_err(|e| LoadError::Map("SYSCALL_BITS", e.to_string()))?;
+        let mut words = [0u64; SYSCALL_WORDS as usize];
+        for &nr in nrs.iter().filter(|&&nr| nr < SYSCALL_WORDS * 64) {
+            words[(nr / 64) as usize] |= 1 << (nr % 64);
+        }
+        for (i, w) in words.iter().enumerate() {
+            bits.set(i as u32, w, 0)
+                .map_err(|e| LoadError::Map("SYSCALL_BITS", e.to_string()))?;
+        }
+    }
+    if !opts.comms.is_empty() {
+        let map = ebpf
+            .map_mut("COMMS")
+            .ok_or(LoadError::Map("COMMS", "missing".into()))?;
+        let mut comms: Array<&mut MapData, [u8; 16]> =
+            Array::try_from(map).map_err(|e| LoadError::Map("COMMS", e.to_string()))?;
+        for (i, name) in opts.comms.iter().take(MAX_COMMS as usize).enumerate() {
+            let mut v = [0u8; 16];
+            let b = name.as_bytes();
+            v[..b.len().min(15)].copy_from_slice(&b[..b.len().min(15)]);
+            comms
+                .set(i as u32, v, 0)
+                .map_err(|e| LoadError::Map("COMMS", e.to_string()))?;
+        }
+    }
+    Ok(())
 }
 
 fn take_map(ebpf: &mut Ebpf, name: &'static str) -> Result<aya::maps::Map, LoadError> {

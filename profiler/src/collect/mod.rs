@@ -2,6 +2,7 @@
 //! draining the ring buffer, reading the loss counters, resolving targets in /proc, and
 //! starting a command under tracing. The rest of syslat sees plain data only.
 
+pub mod cgroup;
 pub mod kernel_btf;
 pub mod launch;
 pub mod loader;
@@ -9,4 +10,4 @@ pub mod privileges;
 pub mod procinfo;
 pub mod target;
 
-pub use loader::{Filter, LoadError, Probe};
+pub use loader::{Filter, LoadError, LoadOptions, Probe};

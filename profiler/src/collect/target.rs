@@ -42,6 +42,21 @@ pub fn with_descendants(roots: &[u32]) -> BTreeSet<u32> {
     out
 }
 
+/// Processes whose command name is one of `names`, right now.
+pub fn by_comm(names: &[String]) -> Vec<u32> {
+    let mut out = Vec::new();
+    if let Ok(all) = procfs::process::all_processes() {
+        for p in all.flatten() {
+            if let Ok(stat) = p.stat()
+                && names.contains(&stat.comm)
+            {
+                out.push(stat.pid as u32);
+            }
+        }
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -7,6 +7,7 @@
 //! - `pipe N MS`: N blocking reads on a pipe, each woken by another thread after MS ms;
 //! - `enoent N`: N openat calls on a missing path (ENOENT);
 //! - `forks K`: K children that exit at once (via fork + _exit), each reaped;
+//! - `mixed N M`: N getppid calls on the main thread while a second thread makes M;
 //! - `gate`: block until a line arrives on stdin;
 //! - `time-getppid N`: N getppid calls, then print the mean ns per call (for the bench).
 //!
@@ -144,6 +145,13 @@ fn main() {
                 getppid(n);
                 println!("{:.1}", t.elapsed().as_nanos() as f64 / n.max(1) as f64);
                 i += 2;
+            }
+            "mixed" => {
+                let (n, m) = (num(i + 1), num(i + 2));
+                let h = thread::spawn(move || getppid(m));
+                getppid(n);
+                h.join().expect("thread");
+                i += 3;
             }
             "gate" => {
                 gate();

@@ -1,0 +1,134 @@
+//! cgroup v2 targets: find the v2 hierarchy (from /proc/self/mounts, never assumed: it is
+//! `/sys/fs/cgroup` on most systems and `/sys/fs/cgroup/unified` on hybrid ones), turn a
+//! directory into the (id, level) pair the kernel filter compares, and find a container's
+//! cgroup from /proc/*/cgroup.
+#![forbid(unsafe_code)]
+
+use std::{
+    os::unix::fs::MetadataExt,
+    path::{Path, PathBuf},
+};
+
+use crate::config::CgroupTarget;
+
+/// The cgroup v2 mount point.
+pub fn v2_root() -> Result<PathBuf, String> {
+    let mounts = std::fs::read_to_string("/proc/self/mounts")
+        .map_err(|e| format!("cannot read /proc/self/mounts: {e}"))?;
+    mounts
+        .lines()
+        .map(|l| l.split_whitespace().collect::<Vec<_>>())
+        .find(|f| f.len() > 2 && f[2] == "cgroup2")
+        .map(|f| PathBuf::from(f[1]))
+        .ok_or_else(|| "no cgroup v2 hierarchy is mounted".to_string())
+}
+
+/// Resolves a cgroup v2 directory to its id and depth.
+pub fn resolve(path: &Path) -> Result<CgroupTarget, String> {
+    let root = v2_root()?;
+    let canon = path
+        .canonicalize()
+        .map_err(|e| format!("cannot open cgroup {}: {e}", path.display()))?;
+    let rel = canon.strip_prefix(&root).map_err(|_| {
+        format!(
+            "{} is not a cgroup v2 directory (the v2 hierarchy is at {})",
+            path.display(),
+            root.display()
+        )
+    })?;
+    if !canon.join("cgroup.procs").exists() {
+        return Err(format!(
+            "{} is not a cgroup v2 directory (no cgroup.procs)",
+            path.display()
+        ));
+    }
+    let meta =
+        std::fs::metadata(&canon).map_err(|e| format!("cannot stat {}: {e}", canon.display()))?;
+    Ok(CgroupTarget {
+        path: canon.clone(),
+        id: meta.ino(),
+        level: rel.components().count() as u32,
+    })
+}
+
+/// The cgroup directory of the container whose id starts with `id`, from /proc/*/cgroup.
+pub fn container(id: &str) -> Result<PathBuf, String> {
+    if id.len() < 4
+        || !id
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+    {
+        return Err(format!(
+            "invalid container id '{id}': give at least 4 characters of it"
+        ));
+    }
+    let root = v2_root()?;
+    let mut found: Vec<PathBuf> = Vec::new();
+    for entry in std::fs::read_dir("/proc")
+        .map_err(|e| format!("cannot read /proc: {e}"))?
+        .flatten()
+    {
+        let Ok(text) = std::fs::read_to_string(entry.path().join("cgroup")) else {
+            continue;
+        };
+        let Some(rel) = text.lines().find_map(|l| l.strip_prefix("0::")) else {
+            continue;
+        };
+        let mut dir = PathBuf::new();
+        for comp in Path::new(rel.trim_start_matches('/')).components() {
+            dir.push(comp);
+            let name = comp.as_os_str().to_string_lossy();
+            // docker-<id>.scope, libpod-<id>.scope, cri-containerd-<id>.scope, or a bare id.
+            let bare = name
+                .rsplit('-')
+                .next()
+                .unwrap_or(&name)
+                .trim_end_matches(".scope");
+            if bare.starts_with(id) {
+                let full = root.join(&dir);
+                if !found.contains(&full) {
+                    found.push(full);
+                }
+                break;
+            }
+        }
+    }
+    match found.len() {
+        0 => Err(format!(
+            "no container with id {id} (no process's cgroup names it)"
+        )),
+        1 => Ok(found.remove(0)),
+        _ => Err(format!(
+            "container id {id} is ambiguous: {} cgroups match",
+            found.len()
+        )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn resolves_a_fresh_cgroup() {
+        let root = v2_root().expect("cgroup v2 is mounted here");
+        let dir = root.join(format!("syslat-unit-{}", std::process::id()));
+        std::fs::create_dir(&dir).expect("root may create cgroups");
+        let t = resolve(&dir);
+        let _ = std::fs::remove_dir(&dir);
+        let t = t.unwrap();
+        assert_eq!(t.level, 1);
+        assert!(t.id > 1);
+        assert!(
+            resolve(Path::new("/tmp"))
+                .unwrap_err()
+                .contains("not a cgroup v2 directory")
+        );
+        assert!(container("ab").is_err());
+        assert!(
+            container("ffffffffffff")
+                .unwrap_err()
+                .starts_with("no container")
+        );
+    }
+}

@@ -1,0 +1,222 @@
+//! Targeting and filters, applied in the kernel: `-t`, `-c` (including a process started
+//! later), `--cgroup`, `-s` (names and classes) and `--errors-only`, each with exact counts
+//! while other workloads run beside the target.
+#![allow(
+    clippy::unwrap_used,
+    reason = "a test panics on failure, with the location"
+)]
+
+use std::{
+    io::{BufRead, BufReader, Write},
+    path::PathBuf,
+    process::{Child, Command, Stdio},
+};
+
+use tests::{Reaped, count, rows, run, summary, syslat, temp_path};
+
+const WORKLOAD: &str = env!("CARGO_BIN_EXE_workload");
+
+fn gated(bin: &str, steps: &[&str]) -> Reaped {
+    Reaped(
+        Command::new(bin)
+            .arg("gate")
+            .args(steps)
+            .stdin(Stdio::piped())
+            .spawn()
+            .unwrap(),
+    )
+}
+
+fn release(c: &mut Child) {
+    c.stdin.take().unwrap().write_all(b"go\n").unwrap();
+    assert!(c.wait().unwrap().success());
+}
+
+/// Starts `syslat record -f json -o OUT ARGS` and waits until it traces.
+fn recording(out: &std::path::Path, args: &[&str]) -> Reaped {
+    let mut a = vec!["record", "-f", "json", "-o", out.to_str().unwrap()];
+    a.extend_from_slice(args);
+    let mut rec = Reaped(syslat(&a).stderr(Stdio::piped()).spawn().unwrap());
+    let mut line = String::new();
+    BufReader::new(rec.stderr.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    assert!(line.contains("syslat: tracing"), "{line}");
+    rec
+}
+
+fn stop(mut rec: Reaped) {
+    // SAFETY: kill(2) on our own child.
+    unsafe { libc::kill(rec.id() as i32, libc::SIGINT) };
+    assert_eq!(rec.wait().unwrap().code(), Some(130));
+}
+
+/// A copy of the workload under a unique name (its comm), so concurrent runs elsewhere on
+/// the machine cannot match it.
+fn renamed(name: &str) -> PathBuf {
+    let p = std::env::temp_dir().join(name);
+    std::fs::copy(WORKLOAD, &p).unwrap();
+    p
+}
+
+#[test]
+fn tid_traces_only_that_thread() {
+    let mut w = gated(WORKLOAD, &["mixed", "3000", "5000"]);
+    let out = temp_path("tid.json");
+    let rec = recording(&out, &["-t", &w.id().to_string()]);
+    release(&mut w);
+    stop(rec);
+    let s = summary(&out);
+    assert_eq!(count(&s, "getppid"), 3000, "only the main thread's calls");
+}
+
+#[test]
+fn comm_picks_up_matching_processes_old_and_new() {
+    let me = std::process::id() % 100_000;
+    let (name, other) = (format!("slc{me}"), format!("slo{me}"));
+    let (bin, other_bin) = (renamed(&name), renamed(&other));
+    let mut before = gated(bin.to_str().unwrap(), &["getppid", "1000"]);
+    let out = temp_path("comm.json");
+    let rec = recording(&out, &["-c", &name, "--by", "process"]);
+    release(&mut before);
+    // Started after syslat: picked up at exec.
+    assert!(
+        Command::new(&bin)
+            .args(["getppid", "2000"])
+            .status()
+            .unwrap()
+            .success()
+    );
+    assert!(
+        Command::new(&other_bin)
+            .args(["getppid", "4000"])
+            .status()
+            .unwrap()
+            .success()
+    );
+    stop(rec);
+    let s = summary(&out);
+    assert_eq!(count(&s, "getppid"), 3000);
+    assert!(
+        rows(&s, "getppid")
+            .iter()
+            .all(|r| r["comm"] == name.as_str())
+    );
+}
+
+#[test]
+fn cgroup_traces_its_processes_only() {
+    let root = v2_root();
+    let dir = root.join(format!("syslat-test-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let mut inside = gated(
+        WORKLOAD,
+        &["getppid", "1500", "forks", "2", "getppid", "500"],
+    );
+    let mut outside = gated(WORKLOAD, &["getppid", "7000"]);
+    std::fs::write(dir.join("cgroup.procs"), inside.id().to_string()).unwrap();
+    let out = temp_path("cgroup.json");
+    let rec = recording(
+        &out,
+        &["--cgroup", dir.to_str().unwrap(), "--by", "process"],
+    );
+    release(&mut outside);
+    release(&mut inside);
+    stop(rec);
+    let _ = std::fs::remove_dir(&dir);
+    let s = summary(&out);
+    assert_eq!(
+        count(&s, "getppid"),
+        2000,
+        "the process moved into the cgroup, not the other"
+    );
+    assert_eq!(count(&s, "clone"), 2);
+}
+
+fn v2_root() -> PathBuf {
+    let mounts = std::fs::read_to_string("/proc/self/mounts").unwrap();
+    mounts
+        .lines()
+        .map(|l| l.split_whitespace().collect::<Vec<_>>())
+        .find(|f| f[2] == "cgroup2")
+        .map(|f| PathBuf::from(f[1]))
+        .expect("cgroup v2 mounted")
+}
+
+fn record_cmd(extra: &[&str], steps: &[&str]) -> serde_json::Value {
+    let out = temp_path(&format!("f-{}.json", extra.join("")));
+    let mut args = vec!["record", "-f", "json", "-o", out.to_str().unwrap()];
+    args.extend_from_slice(extra);
+    args.push("--");
+    args.push(WORKLOAD);
+    args.extend_from_slice(steps);
+    let o = run(&args);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    summary(&out)
+}
+
+#[test]
+fn syscall_filter_keeps_only_the_named_calls() {
+    let s = record_cmd(&["-s", "getppid"], &["getppid", "500", "enoent", "20"]);
+    let names: Vec<&str> = s["rows"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["syscall"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, vec!["getppid"]);
+    assert_eq!(count(&s, "getppid"), 500);
+    assert_eq!(s["unpaired_events"], 0, "filtered calls are not losses");
+    let s = record_cmd(&["-s", "%file"], &["getppid", "500", "enoent", "20"]);
+    assert_eq!(count(&s, "getppid"), 0);
+    assert!(count(&s, "openat") >= 20);
+    assert!(rows(&s, "openat")[0]["errnos"]["ENOENT"].as_u64().unwrap() >= 20);
+}
+
+#[test]
+fn errors_only_counts_failures() {
+    let s = record_cmd(&["--errors-only"], &["enoent", "300", "getppid", "1000"]);
+    assert_eq!(count(&s, "getppid"), 0);
+    for r in s["rows"].as_array().unwrap() {
+        assert_eq!(r["errors"], r["count"], "{r}");
+    }
+    let base = record_cmd(&["--errors-only"], &["enoent", "0"]);
+    assert_eq!(count(&s, "openat") - count(&base, "openat"), 300);
+}
+
+#[test]
+fn bad_filters_fail_with_one_line() {
+    for (args, expect) in [
+        (
+            vec!["record", "-s", "opnat"],
+            "unknown syscall 'opnat' (did you mean",
+        ),
+        (
+            vec!["record", "-s", "%disk"],
+            "unknown syscall class '%disk'",
+        ),
+        (
+            vec!["record", "-c", "a-name-longer-than-15"],
+            "invalid process name",
+        ),
+        (
+            vec!["record", "--cgroup", "/tmp"],
+            "not a cgroup v2 directory",
+        ),
+        (
+            vec!["record", "--container", "deadbeefcafe"],
+            "no container with id deadbeefcafe",
+        ),
+        (vec!["record", "-t", "3999997"], "no such thread: 3999997"),
+        (
+            vec!["record", "-p", "1", "-c", "x"],
+            "give one kind of target",
+        ),
+    ] {
+        let o = run(&args);
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert_eq!(o.status.code(), Some(2), "{args:?}: {err}");
+        assert_eq!(err.lines().count(), 1, "{args:?}: {err}");
+        assert!(err.contains(expect), "{args:?}: {err}");
+    }
+}
