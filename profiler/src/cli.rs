@@ -37,6 +37,8 @@ pub enum By {
     Syscall,
     /// One row per process and syscall.
     Process,
+    /// One row per thread and syscall.
+    Thread,
 }
 
 /// Which processes and calls to trace (shared by the tracing subcommands). The filters are
@@ -95,6 +97,10 @@ pub struct RecordArgs {
     /// Row key.
     #[arg(long, value_enum, default_value_t = By::Syscall)]
     pub by: By,
+    /// Most process (or thread) keys kept with --by process|thread; calls of further keys
+    /// fold into exact `other` rows, and the output says how many keys were folded.
+    #[arg(long, default_value_t = crate::aggregate::DEFAULT_MAX_KEYS, value_name = "N")]
+    pub max_keys: usize,
 }
 
 /// `syslat serve`.

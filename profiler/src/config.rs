@@ -190,6 +190,8 @@ pub struct RecordConfig {
     pub format: Format,
     /// Row key.
     pub group: GroupBy,
+    /// Cap on per-process keys.
+    pub max_keys: usize,
     /// Output destination.
     pub sink: Sink,
     /// Interval between dumps.
@@ -213,13 +215,20 @@ impl RecordConfig {
             filters,
             duration: a.duration,
             format: a.format,
-            group: match a.by {
-                By::Syscall => GroupBy::Syscall,
-                By::Process => GroupBy::Process,
-            },
+            group: group_by(a.by),
+            max_keys: a.max_keys,
             sink,
             interval: a.interval,
         })
+    }
+}
+
+/// The aggregation key for `--by`.
+pub fn group_by(by: By) -> GroupBy {
+    match by {
+        By::Syscall => GroupBy::Syscall,
+        By::Process => GroupBy::Process,
+        By::Thread => GroupBy::Thread,
     }
 }
 
@@ -257,10 +266,7 @@ impl ServeConfig {
             targets: Targets::from_args(&a.target)?,
             filters: Filters::from_args(&a.target)?,
             listen,
-            group: match a.by {
-                By::Syscall => GroupBy::Syscall,
-                By::Process => GroupBy::Process,
-            },
+            group: group_by(a.by),
             max_series: a.max_series,
             duration: a.duration,
         })

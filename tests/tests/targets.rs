@@ -220,3 +220,59 @@ fn bad_filters_fail_with_one_line() {
         assert!(err.contains(expect), "{args:?}: {err}");
     }
 }
+
+#[test]
+fn by_thread_rows_match_each_threads_calls() {
+    let s = record_cmd(&["--by", "thread"], &["mixed", "3000", "5000"]);
+    let mut per_thread: Vec<u64> = rows(&s, "getppid")
+        .iter()
+        .map(|r| r["count"].as_u64().unwrap())
+        .collect();
+    per_thread.sort_unstable();
+    assert_eq!(per_thread, vec![3000, 5000]);
+    let tids: std::collections::BTreeSet<u64> = rows(&s, "getppid")
+        .iter()
+        .map(|r| r["tid"].as_u64().unwrap())
+        .collect();
+    assert_eq!(tids.len(), 2);
+    assert_eq!(s["by"], "thread");
+}
+
+#[test]
+fn max_keys_folds_with_exact_totals() {
+    // 40 children, each making a few syscalls of their own, capped at 5 keys.
+    let full = record_cmd(&["--by", "process"], &["forks", "40", "getppid", "100"]);
+    let capped = record_cmd(
+        &["--by", "process", "--max-keys", "5"],
+        &["forks", "40", "getppid", "100"],
+    );
+    let keys = |v: &serde_json::Value| -> usize {
+        v["rows"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|r| r.get("other").is_none())
+            .count()
+    };
+    assert_eq!(keys(&capped), 5);
+    assert!(capped["folded_keys"].as_u64().unwrap() > 0);
+    assert_eq!(capped["calls"], full["calls"], "folding loses no call");
+    assert_eq!(count(&capped, "getppid"), 100);
+    assert_eq!(count(&capped, "clone"), 40);
+    assert!(
+        rows(&capped, "exit_group").is_empty(),
+        "exit_group never returns, so is never a row"
+    );
+    let other: Vec<&serde_json::Value> = capped["rows"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| r["other"] == true)
+        .collect();
+    assert!(
+        !other.is_empty()
+            && other
+                .iter()
+                .all(|r| r["comm"] == "other" && r.get("pid").is_none())
+    );
+}

@@ -1,10 +1,14 @@
-//! Folds batches of completed-call events into series keyed by syscall, and by process
-//! and syscall when asked. The per-syscall series are a vector indexed by syscall number,
-//! so the common case costs one histogram record per event.
+//! Folds batches of completed-call events into series keyed by syscall, and by process (or
+//! thread) and syscall when asked. The per-syscall series are a vector indexed by syscall
+//! number, so the common case costs one histogram record per event.
+//!
+//! Per-process keys are bounded (`max_keys`): beyond the cap, calls fold into one exact
+//! `other` row per syscall. A process-exit record retires its pid: a later process that
+//! reuses the number gets a new generation, so two processes never merge.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
-use profiler_common::{MAX_SYSCALLS, SyscallEvent};
+use profiler_common::{MAX_SYSCALLS, NR_PROC_EXIT, SyscallEvent};
 
 use super::{LossCounters, Row, Series, Snapshot};
 use crate::syscalls;
@@ -17,23 +21,66 @@ pub enum GroupBy {
     Syscall,
     /// One row per (process, syscall).
     Process,
+    /// One row per (thread, syscall).
+    Thread,
+}
+
+/// The default cap on per-process (or per-thread) keys.
+pub const DEFAULT_MAX_KEYS: usize = 10_000;
+
+/// tgid of the `other` rows.
+const OTHER: u32 = u32::MAX;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+struct Key {
+    tgid: u32,
+    generation: u32,
+    tid: u32,
+    nr: u32,
 }
 
 /// Accumulates events; cheap to fold into, turned into a [`Snapshot`] for presenters.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct Aggregator {
     group: GroupBy,
+    max_keys: usize,
     by_syscall: Vec<Option<Series>>,
-    by_process: HashMap<(u32, u32), Series>,
+    keyed: HashMap<Key, Series>,
+    /// Keys in `keyed` that are not `other` rows (what the cap counts).
+    real_keys: usize,
+    /// Current generation of each pid that was reused at least once.
+    generations: HashMap<u32, u32>,
+    /// Names learned from process-exit records, by (tgid, generation).
+    names: HashMap<(u32, u32), String>,
+    /// Keys folded into `other` (distinct).
+    folded: HashSet<Key>,
     events: u64,
 }
 
+impl Default for Aggregator {
+    fn default() -> Self {
+        Self::new(GroupBy::Syscall)
+    }
+}
+
 impl Aggregator {
-    /// An empty aggregator grouping rows by `group`.
+    /// An empty aggregator grouping rows by `group`, with the default key cap.
     pub fn new(group: GroupBy) -> Self {
-        Self {
+        Self::with_max_keys(group, DEFAULT_MAX_KEYS)
+    }
+
+    /// An empty aggregator with at most `max_keys` per-process (or thread) keys.
+    pub fn with_max_keys(group: GroupBy, max_keys: usize) -> Self {
+        Aggregator {
             group,
-            ..Self::default()
+            max_keys: max_keys.max(1),
+            by_syscall: Vec::new(),
+            keyed: HashMap::new(),
+            real_keys: 0,
+            generations: HashMap::new(),
+            names: HashMap::new(),
+            folded: HashSet::new(),
+            events: 0,
         }
     }
 
@@ -44,9 +91,13 @@ impl Aggregator {
         }
     }
 
-    /// Folds one event.
+    /// Folds one event (a completed call, or a process-exit record).
     #[inline]
     pub fn record(&mut self, ev: &SyscallEvent) {
+        if ev.nr == NR_PROC_EXIT {
+            self.retire(ev);
+            return;
+        }
         if ev.nr >= MAX_SYSCALLS {
             return;
         }
@@ -59,18 +110,64 @@ impl Aggregator {
         self.by_syscall[idx]
             .get_or_insert_with(Series::default)
             .record(ev.duration_ns, errno);
-        if self.group == GroupBy::Process {
-            self.by_process
-                .entry((ev.tgid, ev.nr))
-                .or_default()
-                .record(ev.duration_ns, errno);
+        if self.group == GroupBy::Syscall {
+            return;
         }
+        let mut key = Key {
+            tgid: ev.tgid,
+            generation: self.generations.get(&ev.tgid).copied().unwrap_or(0),
+            tid: if self.group == GroupBy::Thread {
+                ev.tid
+            } else {
+                0
+            },
+            nr: ev.nr,
+        };
+        key = self.admit(key);
+        self.keyed
+            .entry(key)
+            .or_default()
+            .record(ev.duration_ns, errno);
     }
 
-    /// Takes everything folded so far, leaving this aggregator empty (same grouping).
-    /// Events are folded batch by batch, so each one lands in exactly one taken part.
+    /// The key to record under: `key` itself, or its syscall's `other` key once the cap
+    /// is reached.
+    fn admit(&mut self, key: Key) -> Key {
+        if key.tgid == OTHER || self.keyed.contains_key(&key) {
+            return key;
+        }
+        if self.real_keys >= self.max_keys {
+            self.folded.insert(key);
+            return Key {
+                tgid: OTHER,
+                generation: 0,
+                tid: 0,
+                nr: key.nr,
+            };
+        }
+        self.real_keys += 1;
+        key
+    }
+
+    /// A process-exit record: remember the name, and start a new generation for the pid.
+    fn retire(&mut self, ev: &SyscallEvent) {
+        if self.group == GroupBy::Syscall {
+            return;
+        }
+        let generation = self.generations.entry(ev.tgid).or_insert(0);
+        self.names
+            .insert((ev.tgid, *generation), decode_comm(ev.duration_ns, ev.ret));
+        *generation += 1;
+    }
+
+    /// Takes everything folded so far, leaving this aggregator empty (same grouping and
+    /// cap; pid generations and names carry over). Events are folded batch by batch, so
+    /// each one lands in exactly one taken part.
     pub fn take(&mut self) -> Aggregator {
-        std::mem::replace(self, Aggregator::new(self.group))
+        let mut next = Aggregator::with_max_keys(self.group, self.max_keys);
+        next.generations = self.generations.clone();
+        next.names = self.names.clone();
+        std::mem::replace(self, next)
     }
 
     /// Adds every series of `other` (same grouping) into `self`.
@@ -85,8 +182,21 @@ impl Aggregator {
                     .merge(s);
             }
         }
-        for (k, s) in &other.by_process {
-            self.by_process.entry(*k).or_default().merge(s);
+        // Real keys in a stable order, so which keys survive a cap does not depend on
+        // hash order.
+        let mut keys: Vec<&Key> = other.keyed.keys().collect();
+        keys.sort_unstable_by_key(|k| (k.tgid == OTHER, **k));
+        for k in keys {
+            let key = self.admit(*k);
+            self.keyed.entry(key).or_default().merge(&other.keyed[k]);
+        }
+        self.folded.extend(other.folded.iter().copied());
+        for (k, v) in &other.generations {
+            let g = self.generations.entry(*k).or_insert(0);
+            *g = (*g).max(*v);
+        }
+        for (k, v) in &other.names {
+            self.names.entry(*k).or_insert_with(|| v.clone());
         }
         self.events += other.events;
     }
@@ -96,13 +206,8 @@ impl Aggregator {
         self.events
     }
 
-    /// The tgids seen so far (for naming processes).
-    pub fn tgids(&self) -> impl Iterator<Item = u32> + '_ {
-        self.by_process.keys().map(|(tgid, _)| *tgid)
-    }
-
     /// An immutable snapshot, rows sorted by total time (largest first). `comm` names a
-    /// process; it is only asked when grouping by process.
+    /// live process; names of exited ones come from their exit records.
     pub fn snapshot(
         &self,
         start_unix_ns: u64,
@@ -120,10 +225,32 @@ impl Aggregator {
                         .map(|s| Row::new(nr as u32, None, None, s.clone()))
                 })
                 .collect(),
-            GroupBy::Process => self
-                .by_process
+            GroupBy::Process | GroupBy::Thread => self
+                .keyed
                 .iter()
-                .map(|(&(tgid, nr), s)| Row::new(nr, Some(tgid), comm(tgid), s.clone()))
+                .map(|(k, s)| {
+                    if k.tgid == OTHER {
+                        let mut r = Row::new(k.nr, None, Some("other".into()), s.clone());
+                        r.other = true;
+                        return r;
+                    }
+                    let name = self
+                        .names
+                        .get(&(k.tgid, k.generation))
+                        .cloned()
+                        .or_else(|| {
+                            // A retired generation without a name stays unnamed rather than
+                            // taking the name of the pid's new owner.
+                            (self.generations.get(&k.tgid).copied().unwrap_or(0) == k.generation)
+                                .then(|| comm(k.tgid))
+                                .flatten()
+                        });
+                    let mut r = Row::new(k.nr, Some(k.tgid), name, s.clone());
+                    if self.group == GroupBy::Thread {
+                        r.tid = Some(k.tid);
+                    }
+                    r
+                })
                 .collect(),
         };
         rows.sort_by(|a, b| {
@@ -131,6 +258,7 @@ impl Aggregator {
                 .total_ns
                 .cmp(&a.series.total_ns)
                 .then_with(|| a.pid.cmp(&b.pid))
+                .then_with(|| a.tid.cmp(&b.tid))
                 .then_with(|| a.nr.cmp(&b.nr))
         });
         Snapshot {
@@ -139,9 +267,19 @@ impl Aggregator {
             group: self.group,
             loss,
             events: self.events,
+            folded_keys: self.folded.len() as u64,
             rows,
         }
     }
+}
+
+/// Decodes the NUL-padded 16-byte command name carried by a process-exit record.
+pub fn decode_comm(lo: u64, hi: i64) -> String {
+    let mut bytes = [0u8; 16];
+    bytes[..8].copy_from_slice(&lo.to_le_bytes());
+    bytes[8..].copy_from_slice(&hi.to_le_bytes());
+    let end = bytes.iter().position(|&b| b == 0).unwrap_or(16);
+    String::from_utf8_lossy(&bytes[..end]).into_owned()
 }
 
 #[cfg(test)]
@@ -155,6 +293,19 @@ mod tests {
             tgid,
             tid: tgid,
             nr,
+            _pad: 0,
+        }
+    }
+
+    fn exit(tgid: u32, name: &[u8]) -> SyscallEvent {
+        let mut b = [0u8; 16];
+        b[..name.len()].copy_from_slice(name);
+        SyscallEvent {
+            duration_ns: u64::from_le_bytes(b[..8].try_into().unwrap()),
+            ret: i64::from_le_bytes(b[8..].try_into().unwrap()),
+            tgid,
+            tid: tgid,
+            nr: NR_PROC_EXIT,
             _pad: 0,
         }
     }
@@ -212,5 +363,65 @@ mod tests {
         assert_eq!((s.rows[0].pid, s.rows[0].series.count()), (Some(8), 1));
         assert_eq!(s.rows[1].comm.as_deref(), Some("p7"));
         assert_eq!(s.rows[1].series.count(), 2);
+    }
+
+    #[test]
+    fn threads_are_separate_rows() {
+        let mut a = Aggregator::new(GroupBy::Thread);
+        let mut e = ev(7, 0, 10, 0);
+        a.record(&e);
+        e.tid = 8;
+        a.record(&e);
+        a.record(&e);
+        let s = a.snapshot(0, 0, LossCounters::default(), &|_| None);
+        let tids: Vec<(Option<u32>, Option<u32>, u64)> = s
+            .rows
+            .iter()
+            .map(|r| (r.pid, r.tid, r.series.count()))
+            .collect();
+        assert_eq!(tids, vec![(Some(7), Some(8), 2), (Some(7), Some(7), 1)]);
+    }
+
+    #[test]
+    fn reused_pids_do_not_merge() {
+        let mut a = Aggregator::new(GroupBy::Process);
+        a.fold(&[ev(5, 0, 10, 0), exit(5, b"first"), ev(5, 0, 20, 0)]);
+        let s = a.snapshot(0, 0, LossCounters::default(), &|_| Some("second".into()));
+        let mut names: Vec<(String, u64)> = s
+            .rows
+            .iter()
+            .map(|r| (r.comm.clone().unwrap(), r.series.total_ns))
+            .collect();
+        names.sort();
+        assert_eq!(names, vec![("first".into(), 10), ("second".into(), 20)]);
+    }
+
+    #[test]
+    fn key_cap_folds_into_exact_other_rows() {
+        let mut a = Aggregator::with_max_keys(GroupBy::Process, 3);
+        for pid in 0..100u32 {
+            a.record(&ev(pid, 0, 10, 0));
+            a.record(&ev(pid, 1, 10, -2));
+        }
+        let s = a.snapshot(0, 0, LossCounters::default(), &|_| None);
+        assert_eq!(
+            s.rows.len(),
+            3 + 2,
+            "3 keys, then one other row per syscall"
+        );
+        assert_eq!(s.total_calls(), 200, "folding keeps totals exact");
+        assert_eq!(s.folded_keys, 197);
+        let other: Vec<&Row> = s.rows.iter().filter(|r| r.other).collect();
+        assert_eq!(other.len(), 2);
+        assert_eq!(other.iter().map(|r| r.series.count()).sum::<u64>(), 197);
+        assert_eq!(s.errno_totals().get("ENOENT"), Some(&100));
+    }
+
+    #[test]
+    fn decodes_comm() {
+        let name = b"kworker/0:1\0\0\0\0\0";
+        let lo = u64::from_le_bytes(name[..8].try_into().unwrap());
+        let hi = i64::from_le_bytes(name[8..].try_into().unwrap());
+        assert_eq!(decode_comm(lo, hi), "kworker/0:1");
     }
 }

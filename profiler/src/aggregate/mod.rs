@@ -8,7 +8,7 @@ mod hist;
 mod series;
 mod snapshot;
 
-pub use fold::{Aggregator, GroupBy};
+pub use fold::{Aggregator, DEFAULT_MAX_KEYS, GroupBy, decode_comm};
 pub use hist::{HistError, LatencyHist, MAX_TRACKED_NS};
 pub use series::Series;
 pub use snapshot::{LossCounters, Row, Snapshot, Stats};

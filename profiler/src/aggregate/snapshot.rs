@@ -83,8 +83,12 @@ pub struct Row {
     pub syscall: String,
     /// Process id, when grouping by process.
     pub pid: Option<u32>,
-    /// Process name, when grouping by process and known.
+    /// Process name, when grouping by process and known (`other` for folded rows).
     pub comm: Option<String>,
+    /// Thread id, when grouping by thread.
+    pub tid: Option<u32>,
+    /// Whether this row holds the calls of keys folded beyond `--max-keys`.
+    pub other: bool,
     /// The data.
     pub series: Series,
 }
@@ -97,6 +101,8 @@ impl Row {
             syscall: syscalls::name(nr),
             pid,
             comm,
+            tid: None,
+            other: false,
             series,
         }
     }
@@ -145,6 +151,8 @@ pub struct Snapshot {
     pub loss: LossCounters,
     /// Events aggregated.
     pub events: u64,
+    /// Distinct keys folded into `other` rows by the key cap.
+    pub folded_keys: u64,
     /// Rows, largest total time first.
     pub rows: Vec<Row>,
 }

@@ -25,9 +25,9 @@ pub async fn run(args: &RecordArgs) -> anyhow::Result<i32> {
     let mut trace = Trace::start_with(&cfg.targets, &cfg.filters, cfg.duration, true)?;
     let mut out = Output::new(&cfg, trace.start_unix_ns);
     out.write(&out.header())?;
-    let names = cfg.group == GroupBy::Process;
-    let mut total = Aggregator::new(cfg.group);
-    let mut cur = Interval::new(cfg.group, &trace);
+    let names = cfg.group != GroupBy::Syscall;
+    let mut total = Aggregator::with_max_keys(cfg.group, cfg.max_keys);
+    let mut cur = Interval::new(Aggregator::with_max_keys(cfg.group, cfg.max_keys), &trace);
     let mut next_dump = cfg.interval.map(|i| Instant::now() + i);
     let code = loop {
         match trace.next().await? {
@@ -71,9 +71,9 @@ struct Interval {
 }
 
 impl Interval {
-    fn new(group: GroupBy, trace: &Trace) -> Self {
+    fn new(agg: Aggregator, trace: &Trace) -> Self {
         Interval {
-            agg: Aggregator::new(group),
+            agg,
             start_unix_ns: trace.start_unix_ns,
             started: Instant::now(),
             loss_before: LossCounters::default(),

@@ -38,7 +38,7 @@ pub async fn run(args: &ServeArgs) -> anyhow::Result<i32> {
     let empty = agg.snapshot(trace.start_unix_ns, 0, LossCounters::default(), &|_| None);
     let (tx, rx) = watch::channel(Arc::new(empty));
     let server = tokio::spawn(serve_http(listener, rx, cfg.max_series));
-    let names = cfg.group == GroupBy::Process;
+    let names = cfg.group != GroupBy::Syscall;
     let mut last = std::time::Instant::now();
     let code = loop {
         match trace.next().await? {

@@ -8,7 +8,7 @@ use std::{
 };
 
 use anyhow::Context as _;
-use profiler_common::SyscallEvent;
+use profiler_common::{NR_PROC_EXIT, SyscallEvent};
 use tokio::{
     signal::unix::{Signal, SignalKind, signal},
     task::JoinHandle,
@@ -16,7 +16,7 @@ use tokio::{
 };
 
 use crate::{
-    aggregate::LossCounters,
+    aggregate::{LossCounters, decode_comm},
     collect::{Filter, LoadOptions, Probe, launch, procinfo::Comms, target},
     config::{Filters, Targets},
 };
@@ -211,29 +211,24 @@ impl Trace {
         Ok(Event::Tick)
     }
 
-    /// Drains every waiting event, in batches, into `fold`. With `names`, reads the name of
-    /// each new process from /proc while it still exists.
+    /// Drains every waiting record (completed calls and process-exit records, in order)
+    /// into `fold`. With `names`, reads the name of each new process from /proc while it
+    /// still exists.
     pub fn drain(&mut self, names: bool, mut fold: impl FnMut(&[SyscallEvent])) {
-        loop {
-            self.buf.clear();
-            if self.probe.drain(&mut self.buf) == 0 {
-                break;
-            }
-            if names {
-                for ev in &self.buf {
-                    if self.comms.cached(ev.tgid).is_none() {
-                        let _ = self.comms.get(ev.tgid);
-                    }
-                }
-            }
-            fold(&self.buf);
-            if self.buf.len() < self.buf.capacity() {
-                break;
+        self.buf.clear();
+        self.probe.drain(&mut self.buf);
+        if self.buf.is_empty() {
+            return;
+        }
+        for ev in &self.buf {
+            if ev.nr == NR_PROC_EXIT {
+                self.comms
+                    .learn(ev.tgid, decode_comm(ev.duration_ns, ev.ret));
+            } else if names && self.comms.cached(ev.tgid).is_none() {
+                let _ = self.comms.get(ev.tgid);
             }
         }
-        for (tgid, name) in self.probe.take_exits() {
-            self.comms.learn(tgid, name);
-        }
+        fold(&self.buf);
     }
 
     /// The loss counters now.

@@ -92,7 +92,6 @@ pub struct Probe {
     counters: PerCpuArray<MapData, u64>,
     bits: Array<MapData, u64>,
     received: u64,
-    exits: Vec<(u32, String)>,
     _logger: Option<tokio::task::JoinHandle<()>>,
     ebpf: Ebpf,
 }
@@ -160,7 +159,6 @@ impl Probe {
             counters,
             bits,
             received: 0,
-            exits: Vec::new(),
             _logger: logger,
             ebpf,
         };
@@ -231,8 +229,8 @@ impl Probe {
             .map_err(err)
     }
 
-    /// Appends every completed call waiting in the ring buffer to `out`; returns how many.
-    /// Process-exit records are kept aside for [`Self::take_exits`].
+    /// Appends every record waiting in the ring buffer to `out`, in order: completed calls
+    /// and process-exit records (`nr == NR_PROC_EXIT`). Returns how many.
     pub fn drain(&mut self, out: &mut Vec<SyscallEvent>) -> usize {
         let before = out.len();
         while let Some(item) = self.events.next() {
@@ -243,23 +241,12 @@ impl Probe {
             // the programs as a SyscallEvent (repr(C), every bit pattern valid);
             // read_unaligned copes with any alignment.
             let ev = unsafe { std::ptr::read_unaligned(item.as_ptr().cast::<SyscallEvent>()) };
-            if ev.nr == NR_PROC_EXIT {
-                self.exits.push((
-                    ev.tgid,
-                    super::procinfo::decode_comm(ev.duration_ns, ev.ret),
-                ));
-            } else {
-                out.push(ev);
+            if ev.nr != NR_PROC_EXIT {
+                self.received += 1;
             }
+            out.push(ev);
         }
-        let n = out.len() - before;
-        self.received += n as u64;
-        n
-    }
-
-    /// Processes whose thread group died since the last call, with their names.
-    pub fn take_exits(&mut self) -> Vec<(u32, String)> {
-        std::mem::take(&mut self.exits)
+        out.len() - before
     }
 
     /// The loss counters, summed over CPUs, and the count received so far.

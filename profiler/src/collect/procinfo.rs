@@ -1,5 +1,6 @@
 //! Process names: read from /proc at first sight, cached, and completed by the kernel's
-//! process-exit records for processes that were gone before /proc could be read.
+//! process-exit records (see `aggregate::decode_comm`) for processes that were gone before
+//! /proc could be read.
 #![forbid(unsafe_code)]
 
 use std::collections::HashMap;
@@ -53,30 +54,9 @@ pub fn read_comm(pid: u32) -> Option<String> {
         .map(|s| s.comm)
 }
 
-/// Decodes the NUL-padded 16-byte command name carried by a process-exit record.
-pub fn decode_comm(lo: u64, hi: i64) -> String {
-    let mut bytes = [0u8; 16];
-    bytes[..8].copy_from_slice(&lo.to_le_bytes());
-    bytes[8..].copy_from_slice(&hi.to_le_bytes());
-    let end = bytes.iter().position(|&b| b == 0).unwrap_or(16);
-    String::from_utf8_lossy(&bytes[..end]).into_owned()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn decodes_comm() {
-        let name = b"kworker/0:1\0\0\0\0\0";
-        let lo = u64::from_le_bytes(name[..8].try_into().unwrap());
-        let hi = i64::from_le_bytes(name[8..].try_into().unwrap());
-        assert_eq!(decode_comm(lo, hi), "kworker/0:1");
-        let full = b"0123456789abcdef";
-        let lo = u64::from_le_bytes(full[..8].try_into().unwrap());
-        let hi = i64::from_le_bytes(full[8..].try_into().unwrap());
-        assert_eq!(decode_comm(lo, hi), "0123456789abcdef");
-    }
 
     #[test]
     fn reads_own_comm() {

@@ -24,7 +24,8 @@ pub fn header(base_unix_ns: u64) -> String {
     h
 }
 
-/// The tag of a row: the syscall name, or `comm.pid.syscall` when grouped by process (tags
+/// The tag of a row: the syscall name, `comm.pid.syscall` by process, `comm.pid.tid.syscall`
+/// by thread, `other.syscall` for folded rows (tags
 /// may not hold commas, spaces or `=`, so those are replaced in names).
 pub fn tag(row: &Row, group: GroupBy) -> String {
     let clean = |s: &str| -> String {

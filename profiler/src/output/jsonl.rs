@@ -18,9 +18,15 @@ pub struct JsonRow {
     /// Process id (`--by process`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub pid: Option<u32>,
-    /// Process name (`--by process`).
+    /// Thread id (`--by thread`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tid: Option<u32>,
+    /// Process name (`--by process|thread`); `other` for folded rows.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub comm: Option<String>,
+    /// Set on rows that hold the calls of keys folded beyond `--max-keys`.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub other: bool,
     /// Calls.
     pub count: u64,
     /// Failed calls.
@@ -50,15 +56,18 @@ pub struct JsonRow {
 impl From<&Row> for JsonRow {
     fn from(row: &Row) -> Self {
         let st = row.stats();
-        let (pid, comm) = match row.pid {
-            Some(p) => (Some(p), Some(row.comm.clone().unwrap_or_default())),
-            None => (None, None),
+        let (pid, comm) = match (row.pid, row.other) {
+            (Some(p), _) => (Some(p), Some(row.comm.clone().unwrap_or_default())),
+            (None, true) => (None, Some("other".to_string())),
+            (None, false) => (None, None),
         };
         JsonRow {
             syscall: row.syscall.clone(),
             nr: row.nr,
             pid,
+            tid: row.tid,
             comm,
+            other: row.other,
             count: st.count,
             errors: st.errors,
             errnos: st.errnos.into_iter().map(|(k, v)| (k, v.into())).collect(),
@@ -88,6 +97,7 @@ struct Line<'a> {
     unpaired_events: u64,
     stale_events: u64,
     unfinished_calls: u64,
+    folded_keys: u64,
     rows: Vec<JsonRow>,
 }
 
@@ -99,6 +109,7 @@ pub fn line(kind: &str, snap: &Snapshot) -> String {
         by: match snap.group {
             GroupBy::Syscall => "syscall",
             GroupBy::Process => "process",
+            GroupBy::Thread => "thread",
         },
         start_unix_ns: snap.start_unix_ns,
         duration_ns: snap.duration_ns,
@@ -108,6 +119,7 @@ pub fn line(kind: &str, snap: &Snapshot) -> String {
         unpaired_events: snap.loss.unpaired,
         stale_events: snap.loss.stale,
         unfinished_calls: snap.loss.unfinished,
+        folded_keys: snap.folded_keys,
         rows: snap.rows.iter().map(JsonRow::from).collect(),
     };
     let mut s = serde_json::to_string(&l).expect("plain data serializes");

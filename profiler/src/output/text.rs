@@ -11,7 +11,8 @@ use crate::{
 /// Renders `snap` as a table. `limit` caps the number of rows (0: all).
 pub fn render(snap: &Snapshot, limit: usize) -> String {
     let mut out = String::new();
-    let by_proc = snap.group == GroupBy::Process;
+    let by_proc = snap.group != GroupBy::Syscall;
+    let by_thread = snap.group == GroupBy::Thread;
     let calls = snap.total_calls();
     let _ = writeln!(
         out,
@@ -30,6 +31,9 @@ pub fn render(snap: &Snapshot, limit: usize) -> String {
     if by_proc {
         header.extend(["PID", "COMM"]);
     }
+    if by_thread {
+        header.push("TID");
+    }
     header.extend([
         "SYSCALL", "CALLS", "ERRORS", "TOTAL", "P50", "P90", "P99", "P99.9", "MAX",
     ]);
@@ -45,6 +49,9 @@ pub fn render(snap: &Snapshot, limit: usize) -> String {
         if by_proc {
             cells.push(row.pid.map(|p| p.to_string()).unwrap_or_default());
             cells.push(row.comm.clone().unwrap_or_else(|| "?".into()));
+        }
+        if by_thread {
+            cells.push(row.tid.map(|t| t.to_string()).unwrap_or_default());
         }
         cells.push(row.syscall.clone());
         cells.push(st.count.to_string());
@@ -62,9 +69,17 @@ pub fn render(snap: &Snapshot, limit: usize) -> String {
         table.push(cells);
     }
     let text_cols = if by_proc { 3 } else { 1 };
+    let text_cols = if by_thread { 4 } else { text_cols };
     write_table(&mut out, &table, text_cols);
     if rows < snap.rows.len() {
         let _ = writeln!(out, "... {} more rows", snap.rows.len() - rows);
+    }
+    if snap.folded_keys > 0 {
+        let _ = writeln!(
+            out,
+            "{} keys beyond --max-keys are folded into the 'other' rows (their counts are exact)",
+            snap.folded_keys
+        );
     }
     let errnos = snap.errno_totals();
     if !errnos.is_empty() {
