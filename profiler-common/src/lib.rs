@@ -35,9 +35,26 @@ pub struct EnterState {
     pub nr: u32,
     /// Explicit padding.
     pub _pad: u32,
+    /// The first three syscall arguments, saved only when the slow-call log is on.
+    pub args: [u64; 3],
 }
 
-const _: () = assert!(core::mem::size_of::<EnterState>() == 16);
+const _: () = assert!(core::mem::size_of::<EnterState>() == 40);
+
+/// A completed call slower than `--slow`: written instead of a [`SyscallEvent`] (it starts
+/// with one), and told apart by its size.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct SlowEvent {
+    /// The call, as for every other.
+    pub call: SyscallEvent,
+    /// Its first three arguments.
+    pub args: [u64; 3],
+    /// `bpf_ktime_get_ns` at exit (CLOCK_MONOTONIC).
+    pub exit_ns: u64,
+}
+
+const _: () = assert!(core::mem::size_of::<SlowEvent>() == 64);
 
 /// Marks a task created by a traced parent: its first `sys_exit` is the return from
 /// fork/clone in the child, which has no matching enter and is not a loss.
@@ -101,4 +118,6 @@ mod pod {
     unsafe impl aya::Pod for super::SyscallEvent {}
     // SAFETY: EnterState is repr(C), has explicit padding, and every bit pattern is valid.
     unsafe impl aya::Pod for super::EnterState {}
+    // SAFETY: SlowEvent is repr(C) over u64s and a SyscallEvent; every bit pattern is valid.
+    unsafe impl aya::Pod for super::SlowEvent {}
 }

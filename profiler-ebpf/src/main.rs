@@ -32,13 +32,13 @@ use aya_ebpf::{
 };
 use aya_log_ebpf::debug;
 use maps::{
-    CGROUP_ID, CGROUP_LEVEL, COMMS, ENTER, ERRORS_ONLY, EVENTS, FILTER_MODE, NCOMMS,
-    OFF_SIGNAL_LIVE, OFF_TASK_SIGNAL, OFF_TASK_TGID, SELF_TGID, SYSCALL_BITS, SYSCALL_FILTER,
-    TGID_BITS, bump, constant, constant64,
+    CGROUP_ID, CGROUP_LEVEL, COMMS, ENTER, ERRORS_ONLY, EVENTS, FILTER_MODE, NCOMMS, OFF_ARGS,
+    OFF_SIGNAL_LIVE, OFF_TASK_SIGNAL, OFF_TASK_TGID, SELF_TGID, SLOW_NS, SYSCALL_BITS,
+    SYSCALL_FILTER, TGID_BITS, bump, constant, constant64,
 };
 use profiler_common::{
-    EnterState, MAX_COMMS, MAX_SYSCALLS, NR_FORK_CHILD, NR_IGNORED, NR_PROC_EXIT, SyscallEvent,
-    counter, filter_mode,
+    EnterState, MAX_COMMS, MAX_SYSCALLS, NR_FORK_CHILD, NR_IGNORED, NR_PROC_EXIT, SlowEvent,
+    SyscallEvent, counter, filter_mode,
 };
 
 /// Whether bit `n` of the `TGID_BITS` bitmap is set.
@@ -119,6 +119,15 @@ fn sys_enter(ctx: RawTracePointContext) -> i32 {
         return 0;
     }
     slot.nr = id as u32;
+    if constant64(&SLOW_NS) != 0 {
+        let regs: *const u8 = ctx.arg(0);
+        for i in 0..3 {
+            // SAFETY: `OFF_ARGS` is a valid, aligned static; read_volatile keeps the
+            // loader's values from being folded away.
+            let off = unsafe { core::ptr::read_volatile(&OFF_ARGS[i]) };
+            slot.args[i] = read_kernel::<u64>(regs, off).unwrap_or(0);
+        }
+    }
     // SAFETY: helper with no arguments.
     slot.ts = unsafe { bpf_ktime_get_ns() };
     0
@@ -156,16 +165,35 @@ fn sys_exit(ctx: RawTracePointContext) -> i32 {
     if constant(&ERRORS_ONLY) != 0 && !(-4095..0).contains(&ret) {
         return 0;
     }
+    let duration_ns = now.saturating_sub(ts);
+    let call = SyscallEvent {
+        duration_ns,
+        ret,
+        tgid,
+        tid: pid_tgid as u32,
+        nr,
+        _pad: 0,
+    };
+    let slow = constant64(&SLOW_NS);
+    if slow != 0 && duration_ns >= slow {
+        let args = slot.args;
+        match EVENTS.reserve_untyped::<SlowEvent>(0) {
+            Some(mut entry) => {
+                entry.write(SlowEvent {
+                    call,
+                    args,
+                    exit_ns: now,
+                });
+                entry.submit(BPF_RB_NO_WAKEUP as u64);
+                bump(counter::EMITTED);
+            }
+            None => bump(counter::DROPPED),
+        }
+        return 0;
+    }
     match EVENTS.reserve(0) {
         Some(mut entry) => {
-            entry.write(SyscallEvent {
-                duration_ns: now.saturating_sub(ts),
-                ret,
-                tgid,
-                tid: pid_tgid as u32,
-                nr,
-                _pad: 0,
-            });
+            entry.write(call);
             entry.submit(BPF_RB_NO_WAKEUP as u64);
             bump(counter::EMITTED);
         }
@@ -195,6 +223,7 @@ fn sched_process_fork(ctx: BtfTracePointContext) -> i32 {
         ts: 0,
         nr: NR_FORK_CHILD,
         _pad: 0,
+        args: [0; 3],
     };
     // SAFETY: `child` is the BTF-typed task pointer the tracepoint passes; the helper
     // copies `init` into new storage for it.

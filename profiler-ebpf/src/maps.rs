@@ -90,6 +90,13 @@ pub(crate) static CGROUP_ID: u64 = 0;
 #[unsafe(no_mangle)]
 pub(crate) static CGROUP_LEVEL: u32 = 0;
 
+/// Calls at least this slow (ns) are written as `SlowEvent`s with their arguments; 0: off.
+#[unsafe(no_mangle)]
+pub(crate) static SLOW_NS: u64 = 0;
+/// Byte offsets of the first three syscall arguments in `struct pt_regs` (from BTF).
+#[unsafe(no_mangle)]
+pub(crate) static OFF_ARGS: [u32; 3] = [0; 3];
+
 /// Which processes to time: `profiler_common::filter_mode`.
 #[unsafe(no_mangle)]
 pub(crate) static FILTER_MODE: u32 = 0;

@@ -94,6 +94,10 @@ pub struct RecordArgs {
     /// appended to and flushed at each dump). SIGUSR1 forces a dump at any time.
     #[arg(short, long, value_parser = parse_duration, value_name = "DURATION")]
     pub interval: Option<Duration>,
+    /// Also log every call slower than DURATION as it completes: time, pid, tid, comm,
+    /// syscall, duration, return value and first three arguments (rate-limited).
+    #[arg(long, value_parser = parse_duration, value_name = "DURATION")]
+    pub slow: Option<Duration>,
     /// Row key.
     #[arg(long, value_enum, default_value_t = By::Syscall)]
     pub by: By,

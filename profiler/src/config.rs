@@ -152,6 +152,8 @@ pub struct Filters {
     pub syscalls: Option<Vec<u32>>,
     /// Only failed calls.
     pub errors_only: bool,
+    /// Log calls at least this slow, with their arguments (`record --slow`).
+    pub slow: Option<Duration>,
 }
 
 impl Filters {
@@ -164,6 +166,7 @@ impl Filters {
         Ok(Filters {
             syscalls,
             errors_only: t.errors_only,
+            slow: None,
         })
     }
 }
@@ -202,8 +205,12 @@ impl RecordConfig {
     /// Validates `record`'s flags.
     pub fn from_args(a: &RecordArgs) -> Result<Self, ConfigError> {
         let targets = Targets::from_args(&a.target)?;
-        let filters = Filters::from_args(&a.target)?;
-        if a.duration == Some(Duration::ZERO) || a.interval == Some(Duration::ZERO) {
+        let mut filters = Filters::from_args(&a.target)?;
+        filters.slow = a.slow;
+        if a.duration == Some(Duration::ZERO)
+            || a.interval == Some(Duration::ZERO)
+            || a.slow == Some(Duration::ZERO)
+        {
             return Err(ConfigError::ZeroDuration);
         }
         let sink = match &a.output {

@@ -276,3 +276,53 @@ fn max_keys_folds_with_exact_totals() {
                 .all(|r| r["comm"] == "other" && r.get("pid").is_none())
     );
 }
+
+#[test]
+fn slow_log_has_exactly_the_slow_calls() {
+    let out = temp_path("slow.json");
+    let o = run(&[
+        "record",
+        "-f",
+        "json",
+        "--slow",
+        "5ms",
+        "-o",
+        out.to_str().unwrap(),
+        "--",
+        WORKLOAD,
+        "sleep",
+        "4",
+        "10",
+        "sleep",
+        "20",
+        "1",
+        "getppid",
+        "1000",
+    ]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let text = std::fs::read_to_string(&out).unwrap();
+    let lines: Vec<serde_json::Value> = text
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let slow: Vec<&serde_json::Value> = lines.iter().filter(|l| l["type"] == "slow").collect();
+    assert_eq!(
+        slow.len(),
+        4,
+        "the four 10 ms sleeps, none of the 1 ms ones: {text}"
+    );
+    for s in &slow {
+        assert_eq!(s["syscall"], "clock_nanosleep");
+        assert!(s["duration_ns"].as_u64().unwrap() >= 10_000_000);
+        assert_eq!(s["comm"], "workload");
+        assert_eq!(s["args"][0], 1, "CLOCK_MONOTONIC, the first argument");
+        assert_eq!(s["ret"], 0);
+    }
+    let summary = lines.last().unwrap();
+    assert_eq!(summary["type"], "summary");
+    assert_eq!(
+        count(summary, "clock_nanosleep"),
+        24,
+        "slow calls are still in the histograms"
+    );
+}

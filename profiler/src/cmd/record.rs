@@ -11,12 +11,16 @@ use std::{
 
 use anyhow::Context as _;
 
-use super::trace::{Event, Trace, unix_ns};
+use super::trace::{Event, Trace, monotonic_to_unix_offset, unix_ns};
 use crate::{
     aggregate::{Aggregator, GroupBy, LossCounters, Snapshot},
     cli::RecordArgs,
     config::{RecordConfig, Sink, Targets},
-    output::{Format, hdrlog, jsonl, text},
+    output::{
+        Format, hdrlog, jsonl,
+        slow::{RateLimit, SlowCall, suppressed_line},
+        text,
+    },
 };
 
 /// Runs `record`; returns the exit status.
@@ -29,10 +33,12 @@ pub async fn run(args: &RecordArgs) -> anyhow::Result<i32> {
     let mut total = Aggregator::with_max_keys(cfg.group, cfg.max_keys);
     let mut cur = Interval::new(Aggregator::with_max_keys(cfg.group, cfg.max_keys), &trace);
     let mut next_dump = cfg.interval.map(|i| Instant::now() + i);
+    let mut slow = SlowLog::new(&cfg);
     let code = loop {
         match trace.next().await? {
             Event::Tick => {
                 trace.drain(names, |evs| cur.agg.fold(evs));
+                slow.write(&mut trace, &mut out)?;
                 if let Some(at) = next_dump.filter(|at| Instant::now() >= *at) {
                     next_dump = cfg.interval.map(|i| at + i);
                     cur.dump(&mut trace, &mut total, &mut out)?;
@@ -40,12 +46,15 @@ pub async fn run(args: &RecordArgs) -> anyhow::Result<i32> {
             }
             Event::DumpRequested => {
                 trace.drain(names, |evs| cur.agg.fold(evs));
+                slow.write(&mut trace, &mut out)?;
                 cur.dump(&mut trace, &mut total, &mut out)?;
             }
             Event::End(code) => break code,
         }
     };
     trace.drain(names, |evs| cur.agg.fold(evs));
+    slow.write(&mut trace, &mut out)?;
+    slow.flush_suppressed(&mut out)?;
     if cfg.interval.is_some() || cur.dumped_any {
         cur.dump(&mut trace, &mut total, &mut out)?;
     } else {
@@ -59,6 +68,68 @@ pub async fn run(args: &RecordArgs) -> anyhow::Result<i32> {
     let snap = total.snapshot(start, duration_ns, loss, &|tgid| comms.cached(tgid));
     out.summary(&snap)?;
     Ok(code)
+}
+
+/// Most slow-call lines printed per second; the rest are counted.
+const SLOW_LINES_PER_SECOND: u32 = 100;
+
+/// Writes the slow-call log (`--slow`) as calls complete.
+struct SlowLog {
+    json: bool,
+    limit: RateLimit,
+    offset: i128,
+}
+
+impl SlowLog {
+    fn new(cfg: &RecordConfig) -> Self {
+        SlowLog {
+            json: cfg.format == Format::Json,
+            limit: RateLimit::new(SLOW_LINES_PER_SECOND),
+            offset: monotonic_to_unix_offset(),
+        }
+    }
+
+    fn write(&mut self, trace: &mut Trace, out: &mut Output<'_>) -> anyhow::Result<()> {
+        let calls = trace.take_slow();
+        if calls.is_empty() {
+            return Ok(());
+        }
+        let mut text = String::new();
+        for c in calls {
+            let unix = (c.exit_ns as i128 + self.offset).max(0) as u64;
+            if !self.limit.allow(unix) {
+                continue;
+            }
+            let ev = c.call;
+            let comm = trace.comms.get(ev.tgid).unwrap_or_else(|| "?".into());
+            let line = SlowCall::new(
+                unix,
+                ev.tgid,
+                ev.tid,
+                comm,
+                ev.nr,
+                ev.duration_ns,
+                ev.ret,
+                c.args,
+            );
+            text.push_str(&if self.json { line.json() } else { line.text() });
+        }
+        self.flush_suppressed_into(&mut text);
+        out.write_log(&text)
+    }
+
+    fn flush_suppressed_into(&mut self, text: &mut String) {
+        let n = self.limit.take_suppressed();
+        if n > 0 {
+            text.push_str(&suppressed_line(n, self.json));
+        }
+    }
+
+    fn flush_suppressed(&mut self, out: &mut Output<'_>) -> anyhow::Result<()> {
+        let mut text = String::new();
+        self.flush_suppressed_into(&mut text);
+        out.write_log(&text)
+    }
 }
 
 /// The interval being filled.
@@ -161,6 +232,20 @@ impl<'a> Output<'a> {
             Format::Hdrlog => hdrlog::interval(snap, self.base_unix_ns),
         };
         self.write(&body)
+    }
+
+    /// Writes log lines (the slow-call log): into the output with text and JSON, to
+    /// stderr with hdrlog (whose files hold histograms only).
+    fn write_log(&mut self, text: &str) -> anyhow::Result<()> {
+        if text.is_empty() {
+            return Ok(());
+        }
+        if self.cfg.format == Format::Hdrlog {
+            return std::io::stderr()
+                .write_all(text.as_bytes())
+                .context("failed to write to stderr");
+        }
+        self.write(text)
     }
 
     /// Writes one whole dump with a single write and flushes it, so a crash loses at most

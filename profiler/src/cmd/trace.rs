@@ -83,6 +83,7 @@ impl Trace {
             filter,
             syscalls: filters.syscalls.clone(),
             errors_only: filters.errors_only,
+            slow_ns: filters.slow.map_or(0, |d| d.as_nanos().max(1) as u64),
             comms: match targets {
                 Targets::Comms(c) => c.clone(),
                 _ => Vec::new(),
@@ -231,10 +232,23 @@ impl Trace {
         fold(&self.buf);
     }
 
+    /// Slow calls (with `--slow`) seen by the last drains, oldest first.
+    pub fn take_slow(&mut self) -> Vec<profiler_common::SlowEvent> {
+        self.probe.take_slow()
+    }
+
     /// The loss counters now.
     pub fn loss(&self) -> LossCounters {
         self.probe.loss()
     }
+}
+
+/// What to add to a `bpf_ktime_get_ns` (CLOCK_MONOTONIC) time to get Unix time, in ns.
+pub fn monotonic_to_unix_offset() -> i128 {
+    let mono = nix::time::clock_gettime(nix::time::ClockId::CLOCK_MONOTONIC)
+        .map(|t| t.tv_sec() as i128 * 1_000_000_000 + t.tv_nsec() as i128)
+        .unwrap_or(0);
+    unix_ns(SystemTime::now()) as i128 - mono
 }
 
 /// Nanoseconds since the Unix epoch.

@@ -17,6 +17,8 @@ pub struct Offsets {
     pub task_signal: u32,
     /// `signal_struct.live`.
     pub signal_live: u32,
+    /// Where the first three syscall arguments are in `struct pt_regs`.
+    pub args: [u32; 3],
 }
 
 /// Reads [`Offsets`] from the kernel's BTF.
@@ -26,7 +28,23 @@ pub fn offsets() -> Result<Offsets, String> {
         task_tgid: member_offset(&btf, "task_struct", "tgid")?,
         task_signal: member_offset(&btf, "task_struct", "signal")?,
         signal_live: member_offset(&btf, "signal_struct", "live")?,
+        args: arg_offsets(&btf)?,
     })
+}
+
+/// Offsets of the registers holding syscall arguments 1 to 3 (the syscall ABI).
+fn arg_offsets(btf: &Btf) -> Result<[u32; 3], String> {
+    if cfg!(target_arch = "x86_64") {
+        Ok([
+            member_offset(btf, "pt_regs", "di")?,
+            member_offset(btf, "pt_regs", "si")?,
+            member_offset(btf, "pt_regs", "dx")?,
+        ])
+    } else {
+        // aarch64 and most others: regs[0..] hold the arguments.
+        let base = member_offset(btf, "pt_regs", "regs")?;
+        Ok([base, base + 8, base + 16])
+    }
 }
 
 /// Byte offset of the top-level member `member` of `struct name`.

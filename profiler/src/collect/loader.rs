@@ -10,7 +10,9 @@ use aya::{
     maps::{Array, MapData, PerCpuArray, RingBuf},
     programs::{BtfTracePoint, ProgramError, RawTracePoint},
 };
-use profiler_common::{MAX_COMMS, NR_PROC_EXIT, SYSCALL_WORDS, SyscallEvent, counter, filter_mode};
+use profiler_common::{
+    MAX_COMMS, NR_PROC_EXIT, SYSCALL_WORDS, SlowEvent, SyscallEvent, counter, filter_mode,
+};
 
 use super::{kernel_btf, privileges};
 use crate::aggregate::LossCounters;
@@ -43,6 +45,8 @@ pub struct LoadOptions {
     pub errors_only: bool,
     /// With [`Filter::Tgids`]: process names that are (re)targeted at every exec.
     pub comms: Vec<String>,
+    /// Calls at least this slow (ns) come with their arguments ([`SlowEvent`]); 0: off.
+    pub slow_ns: u64,
 }
 
 /// Why tracing could not start. Each message is one line that names what is missing.
@@ -92,6 +96,7 @@ pub struct Probe {
     counters: PerCpuArray<MapData, u64>,
     bits: Array<MapData, u64>,
     received: u64,
+    slow: Vec<SlowEvent>,
     _logger: Option<tokio::task::JoinHandle<()>>,
     ebpf: Ebpf,
 }
@@ -143,6 +148,8 @@ impl Probe {
             .override_global("NCOMMS", &ncomms, true)
             .override_global("CGROUP_ID", &cgroup_id, true)
             .override_global("CGROUP_LEVEL", &cgroup_level, true)
+            .override_global("SLOW_NS", &opts.slow_ns, true)
+            .override_global("OFF_ARGS", &offsets.args, true)
             .map_max_entries("TGID_BITS", words)
             .load(OBJECT)
             .map_err(|e| LoadError::Object(format!("{e:#}")))?;
@@ -159,6 +166,7 @@ impl Probe {
             counters,
             bits,
             received: 0,
+            slow: Vec::new(),
             _logger: logger,
             ebpf,
         };
@@ -241,12 +249,23 @@ impl Probe {
             // the programs as a SyscallEvent (repr(C), every bit pattern valid);
             // read_unaligned copes with any alignment.
             let ev = unsafe { std::ptr::read_unaligned(item.as_ptr().cast::<SyscallEvent>()) };
+            if item.len() >= std::mem::size_of::<SlowEvent>() {
+                // SAFETY: as above, for the larger SlowEvent, whose first field is `ev`.
+                let slow = unsafe { std::ptr::read_unaligned(item.as_ptr().cast::<SlowEvent>()) };
+                self.slow.push(slow);
+            }
             if ev.nr != NR_PROC_EXIT {
                 self.received += 1;
             }
             out.push(ev);
         }
         out.len() - before
+    }
+
+    /// Slow calls (with `slow_ns`) drained since the last call; each is also in `drain`'s
+    /// output as an ordinary event.
+    pub fn take_slow(&mut self) -> Vec<SlowEvent> {
+        std::mem::take(&mut self.slow)
     }
 
     /// The loss counters, summed over CPUs, and the count received so far.

@@ -6,6 +6,7 @@ pub mod hdrlog;
 pub mod jsonl;
 pub mod plot;
 pub mod prometheus;
+pub mod slow;
 pub mod text;
 
 /// Output formats of `record`.
