@@ -19,8 +19,9 @@ pub struct SyscallEvent {
     pub tid: u32,
     /// Syscall number, taken at `sys_enter` (the exit id may be -1).
     pub nr: u32,
-    /// Explicit padding, always zero.
-    pub _pad: u32,
+    /// With `--by cgroup`: the low 32 bits of the task's cgroup v2 id (its directory's inode
+    /// number; ids are allocated small and cyclically); otherwise zero.
+    pub cgroup: u32,
 }
 
 const _: () = assert!(core::mem::size_of::<SyscallEvent>() == 32);

@@ -19,7 +19,7 @@
 mod atomic;
 mod maps;
 
-use aya_ebpf::helpers::bpf_get_current_ancestor_cgroup_id;
+use aya_ebpf::helpers::{bpf_get_current_ancestor_cgroup_id, bpf_get_current_cgroup_id};
 use aya_ebpf::{
     bindings::{BPF_LOCAL_STORAGE_GET_F_CREATE, BPF_RB_NO_WAKEUP},
     helpers::{
@@ -32,8 +32,8 @@ use aya_ebpf::{
 };
 use aya_log_ebpf::debug;
 use maps::{
-    CGROUP_ID, CGROUP_LEVEL, COMMS, ENTER, ERRORS_ONLY, EVENTS, FILTER_MODE, NCOMMS, OFF_ARGS,
-    OFF_SIGNAL_LIVE, OFF_TASK_SIGNAL, OFF_TASK_TGID, SELF_TGID, SLOW_NS, SYSCALL_BITS,
+    BY_CGROUP, CGROUP_ID, CGROUP_LEVEL, COMMS, ENTER, ERRORS_ONLY, EVENTS, FILTER_MODE, NCOMMS,
+    OFF_ARGS, OFF_SIGNAL_LIVE, OFF_TASK_SIGNAL, OFF_TASK_TGID, SELF_TGID, SLOW_NS, SYSCALL_BITS,
     SYSCALL_FILTER, TGID_BITS, bump, constant, constant64,
 };
 use profiler_common::{
@@ -166,13 +166,19 @@ fn sys_exit(ctx: RawTracePointContext) -> i32 {
         return 0;
     }
     let duration_ns = now.saturating_sub(ts);
+    let cgroup = if constant(&BY_CGROUP) != 0 {
+        // SAFETY: helper with no arguments.
+        unsafe { bpf_get_current_cgroup_id() as u32 }
+    } else {
+        0
+    };
     let call = SyscallEvent {
         duration_ns,
         ret,
         tgid,
         tid: pid_tgid as u32,
         nr,
-        _pad: 0,
+        cgroup,
     };
     let slow = constant64(&SLOW_NS);
     if slow != 0 && duration_ns >= slow {
@@ -291,7 +297,7 @@ fn sched_process_exit(_ctx: RawTracePointContext) -> i32 {
             tgid,
             tid: pid_tgid as u32,
             nr: NR_PROC_EXIT,
-            _pad: 0,
+            cgroup: 0,
         });
         entry.submit(BPF_RB_NO_WAKEUP as u64);
     }

@@ -90,6 +90,9 @@ pub(crate) static CGROUP_ID: u64 = 0;
 #[unsafe(no_mangle)]
 pub(crate) static CGROUP_LEVEL: u32 = 0;
 
+/// Whether events carry the task's cgroup id (`--by cgroup`).
+#[unsafe(no_mangle)]
+pub(crate) static BY_CGROUP: u32 = 0;
 /// Calls at least this slow (ns) are written as `SlowEvent`s with their arguments; 0: off.
 #[unsafe(no_mangle)]
 pub(crate) static SLOW_NS: u64 = 0;

@@ -39,6 +39,8 @@ pub enum By {
     Process,
     /// One row per thread and syscall.
     Thread,
+    /// One row per cgroup v2 and syscall (containers, services).
+    Cgroup,
 }
 
 /// Which processes and calls to trace (shared by the tracing subcommands). The filters are

@@ -154,6 +154,8 @@ pub struct Filters {
     pub errors_only: bool,
     /// Log calls at least this slow, with their arguments (`record --slow`).
     pub slow: Option<Duration>,
+    /// Events carry their cgroup (`--by cgroup`).
+    pub by_cgroup: bool,
 }
 
 impl Filters {
@@ -167,6 +169,7 @@ impl Filters {
             syscalls,
             errors_only: t.errors_only,
             slow: None,
+            by_cgroup: false,
         })
     }
 }
@@ -207,6 +210,7 @@ impl RecordConfig {
         let targets = Targets::from_args(&a.target)?;
         let mut filters = Filters::from_args(&a.target)?;
         filters.slow = a.slow;
+        filters.by_cgroup = a.by == By::Cgroup;
         if a.duration == Some(Duration::ZERO)
             || a.interval == Some(Duration::ZERO)
             || a.slow == Some(Duration::ZERO)
@@ -236,6 +240,7 @@ pub fn group_by(by: By) -> GroupBy {
         By::Syscall => GroupBy::Syscall,
         By::Process => GroupBy::Process,
         By::Thread => GroupBy::Thread,
+        By::Cgroup => GroupBy::Cgroup,
     }
 }
 
@@ -271,7 +276,10 @@ impl ServeConfig {
         }
         Ok(ServeConfig {
             targets: Targets::from_args(&a.target)?,
-            filters: Filters::from_args(&a.target)?,
+            filters: Filters {
+                by_cgroup: a.by == By::Cgroup,
+                ..Filters::from_args(&a.target)?
+            },
             listen,
             group: group_by(a.by),
             max_series: a.max_series,

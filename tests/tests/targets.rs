@@ -326,3 +326,48 @@ fn slow_log_has_exactly_the_slow_calls() {
         "slow calls are still in the histograms"
     );
 }
+
+#[test]
+fn by_cgroup_rows_carry_the_cgroup() {
+    let root = v2_root();
+    let me = std::process::id();
+    let (a_dir, b_dir) = (
+        root.join(format!("syslat-a-{me}")),
+        root.join(format!("syslat-b-{me}")),
+    );
+    std::fs::create_dir_all(&a_dir).unwrap();
+    std::fs::create_dir_all(&b_dir).unwrap();
+    let mut a = gated(WORKLOAD, &["getppid", "1200"]);
+    let mut b = gated(WORKLOAD, &["getppid", "3400"]);
+    std::fs::write(a_dir.join("cgroup.procs"), a.id().to_string()).unwrap();
+    std::fs::write(b_dir.join("cgroup.procs"), b.id().to_string()).unwrap();
+    let out = temp_path("bycgroup.json");
+    let pids = format!("{},{}", a.id(), b.id());
+    let rec = recording(&out, &["-p", &pids, "--by", "cgroup"]);
+    release(&mut a);
+    release(&mut b);
+    stop(rec);
+    let _ = std::fs::remove_dir(&a_dir);
+    let _ = std::fs::remove_dir(&b_dir);
+    let s = summary(&out);
+    assert_eq!(s["by"], "cgroup");
+    let by_cg: std::collections::BTreeMap<String, u64> = rows(&s, "getppid")
+        .iter()
+        .map(|r| {
+            (
+                r["cgroup"].as_str().unwrap().to_string(),
+                r["count"].as_u64().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        by_cg.get(&format!("/syslat-a-{me}")),
+        Some(&1200),
+        "{by_cg:?}"
+    );
+    assert_eq!(
+        by_cg.get(&format!("/syslat-b-{me}")),
+        Some(&3400),
+        "{by_cg:?}"
+    );
+}

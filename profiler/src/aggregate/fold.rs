@@ -23,6 +23,8 @@ pub enum GroupBy {
     Process,
     /// One row per (thread, syscall).
     Thread,
+    /// One row per (cgroup v2, syscall).
+    Cgroup,
 }
 
 /// The default cap on per-process (or per-thread) keys.
@@ -113,17 +115,25 @@ impl Aggregator {
         if self.group == GroupBy::Syscall {
             return;
         }
-        let mut key = Key {
-            tgid: ev.tgid,
-            generation: self.generations.get(&ev.tgid).copied().unwrap_or(0),
-            tid: if self.group == GroupBy::Thread {
-                ev.tid
-            } else {
-                0
+        let key = match self.group {
+            GroupBy::Cgroup => Key {
+                tgid: ev.cgroup,
+                generation: 0,
+                tid: 0,
+                nr: ev.nr,
             },
-            nr: ev.nr,
+            _ => Key {
+                tgid: ev.tgid,
+                generation: self.generations.get(&ev.tgid).copied().unwrap_or(0),
+                tid: if self.group == GroupBy::Thread {
+                    ev.tid
+                } else {
+                    0
+                },
+                nr: ev.nr,
+            },
         };
-        key = self.admit(key);
+        let key = self.admit(key);
         self.keyed
             .entry(key)
             .or_default()
@@ -151,7 +161,7 @@ impl Aggregator {
 
     /// A process-exit record: remember the name, and start a new generation for the pid.
     fn retire(&mut self, ev: &SyscallEvent) {
-        if self.group == GroupBy::Syscall {
+        if matches!(self.group, GroupBy::Syscall | GroupBy::Cgroup) {
             return;
         }
         let generation = self.generations.entry(ev.tgid).or_insert(0);
@@ -201,19 +211,25 @@ impl Aggregator {
         self.events += other.events;
     }
 
+    /// How rows are keyed.
+    pub fn group(&self) -> GroupBy {
+        self.group
+    }
+
     /// Events folded so far.
     pub fn events(&self) -> u64 {
         self.events
     }
 
-    /// An immutable snapshot, rows sorted by total time (largest first). `comm` names a
-    /// live process; names of exited ones come from their exit records.
+    /// An immutable snapshot, rows sorted by total time (largest first). `name` names a
+    /// key: a live process by pid (names of exited ones come from their exit records), or
+    /// with [`GroupBy::Cgroup`] a cgroup by id (its path).
     pub fn snapshot(
         &self,
         start_unix_ns: u64,
         duration_ns: u64,
         loss: LossCounters,
-        comm: &dyn Fn(u32) -> Option<String>,
+        name: &dyn Fn(u32) -> Option<String>,
     ) -> Snapshot {
         let mut rows: Vec<Row> = match self.group {
             GroupBy::Syscall => self
@@ -223,6 +239,21 @@ impl Aggregator {
                 .filter_map(|(nr, s)| {
                     s.as_ref()
                         .map(|s| Row::new(nr as u32, None, None, s.clone()))
+                })
+                .collect(),
+            GroupBy::Cgroup => self
+                .keyed
+                .iter()
+                .map(|(k, s)| {
+                    let mut r = Row::new(k.nr, None, None, s.clone());
+                    if k.tgid == OTHER {
+                        r.other = true;
+                        r.comm = Some("other".into());
+                    } else {
+                        r.cgroup =
+                            Some(name(k.tgid).unwrap_or_else(|| format!("cgroup#{}", k.tgid)));
+                    }
+                    r
                 })
                 .collect(),
             GroupBy::Process | GroupBy::Thread => self
@@ -242,7 +273,7 @@ impl Aggregator {
                             // A retired generation without a name stays unnamed rather than
                             // taking the name of the pid's new owner.
                             (self.generations.get(&k.tgid).copied().unwrap_or(0) == k.generation)
-                                .then(|| comm(k.tgid))
+                                .then(|| name(k.tgid))
                                 .flatten()
                         });
                     let mut r = Row::new(k.nr, Some(k.tgid), name, s.clone());
@@ -259,6 +290,7 @@ impl Aggregator {
                 .cmp(&a.series.total_ns)
                 .then_with(|| a.pid.cmp(&b.pid))
                 .then_with(|| a.tid.cmp(&b.tid))
+                .then_with(|| a.cgroup.cmp(&b.cgroup))
                 .then_with(|| a.nr.cmp(&b.nr))
         });
         Snapshot {
@@ -293,7 +325,7 @@ mod tests {
             tgid,
             tid: tgid,
             nr,
-            _pad: 0,
+            cgroup: 0,
         }
     }
 
@@ -306,7 +338,7 @@ mod tests {
             tgid,
             tid: tgid,
             nr: NR_PROC_EXIT,
-            _pad: 0,
+            cgroup: 0,
         }
     }
 
@@ -380,6 +412,29 @@ mod tests {
             .map(|r| (r.pid, r.tid, r.series.count()))
             .collect();
         assert_eq!(tids, vec![(Some(7), Some(8), 2), (Some(7), Some(7), 1)]);
+    }
+
+    #[test]
+    fn groups_by_cgroup() {
+        let mut a = Aggregator::new(GroupBy::Cgroup);
+        let mut e = ev(7, 0, 10, 0);
+        e.cgroup = 42;
+        a.record(&e);
+        a.record(&ev(8, 0, 10, 0));
+        a.record(&e);
+        let s = a.snapshot(0, 0, LossCounters::default(), &|id| {
+            (id == 42).then(|| "/app".to_string())
+        });
+        let got: Vec<(Option<String>, u64)> = s
+            .rows
+            .iter()
+            .map(|r| (r.cgroup.clone(), r.series.count()))
+            .collect();
+        assert_eq!(
+            got,
+            vec![(Some("/app".into()), 2), (Some("cgroup#0".into()), 1)]
+        );
+        assert!(s.rows.iter().all(|r| r.pid.is_none()));
     }
 
     #[test]

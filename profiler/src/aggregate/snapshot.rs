@@ -87,6 +87,8 @@ pub struct Row {
     pub comm: Option<String>,
     /// Thread id, when grouping by thread.
     pub tid: Option<u32>,
+    /// cgroup v2 path (relative to the hierarchy's root), when grouping by cgroup.
+    pub cgroup: Option<String>,
     /// Whether this row holds the calls of keys folded beyond `--max-keys`.
     pub other: bool,
     /// The data.
@@ -102,6 +104,7 @@ impl Row {
             pid,
             comm,
             tid: None,
+            cgroup: None,
             other: false,
             series,
         }

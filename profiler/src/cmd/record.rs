@@ -63,9 +63,9 @@ pub async fn run(args: &RecordArgs) -> anyhow::Result<i32> {
     let loss = trace.loss();
     let duration_ns = trace.elapsed().as_nanos() as u64;
     let start = trace.start_unix_ns;
-    let comms = std::mem::take(&mut trace.comms);
+    let names = trace.key_names(cfg.group);
     drop(trace); // detach: nothing more is recorded
-    let snap = total.snapshot(start, duration_ns, loss, &|tgid| comms.cached(tgid));
+    let snap = total.snapshot(start, duration_ns, loss, &|k| names.get(&k).cloned());
     out.summary(&snap)?;
     Ok(code)
 }
@@ -161,12 +161,13 @@ impl Interval {
     ) -> anyhow::Result<()> {
         let part = self.agg.take();
         let loss_now = trace.loss();
+        let names = trace.key_names(part.group());
         let now = Instant::now();
         let snap = part.snapshot(
             self.start_unix_ns,
             now.duration_since(self.started).as_nanos() as u64,
             loss_now.since(&self.loss_before),
-            &|tgid| trace.comms.cached(tgid),
+            &|k| names.get(&k).cloned(),
         );
         total.merge(&part);
         self.start_unix_ns = unix_ns(std::time::SystemTime::now());

@@ -46,12 +46,12 @@ pub async fn run(args: &ServeArgs) -> anyhow::Result<i32> {
                 trace.drain(names, |evs| agg.fold(evs));
                 if last.elapsed() >= PUBLISH_EVERY {
                     last = std::time::Instant::now();
-                    let comms = &trace.comms;
+                    let names = trace.key_names(cfg.group);
                     let snap = agg.snapshot(
                         trace.start_unix_ns,
                         trace.elapsed().as_nanos() as u64,
                         trace.loss(),
-                        &|t| comms.cached(t),
+                        &|k| names.get(&k).cloned(),
                     );
                     tx.send_replace(Arc::new(snap));
                 }

@@ -3,6 +3,7 @@
 //! and end conditions (command exit, `-d` elapsed, SIGINT/SIGTERM, every `-p` target gone).
 
 use std::{
+    collections::HashMap,
     pin::Pin,
     time::{Duration, Instant, SystemTime, UNIX_EPOCH},
 };
@@ -16,8 +17,8 @@ use tokio::{
 };
 
 use crate::{
-    aggregate::{LossCounters, decode_comm},
-    collect::{Filter, LoadOptions, Probe, launch, procinfo::Comms, target},
+    aggregate::{GroupBy, LossCounters, decode_comm},
+    collect::{Filter, LoadOptions, Probe, cgroup, launch, procinfo::Comms, target},
     config::{Filters, Targets},
 };
 
@@ -84,6 +85,7 @@ impl Trace {
             syscalls: filters.syscalls.clone(),
             errors_only: filters.errors_only,
             slow_ns: filters.slow.map_or(0, |d| d.as_nanos().max(1) as u64),
+            by_cgroup: filters.by_cgroup,
             comms: match targets {
                 Targets::Comms(c) => c.clone(),
                 _ => Vec::new(),
@@ -230,6 +232,15 @@ impl Trace {
             }
         }
         fold(&self.buf);
+    }
+
+    /// Names for snapshot keys: process names by pid, or cgroup paths by id.
+    pub fn key_names(&self, group: GroupBy) -> HashMap<u32, String> {
+        match group {
+            GroupBy::Cgroup => cgroup::id_paths(),
+            GroupBy::Syscall => HashMap::new(),
+            GroupBy::Process | GroupBy::Thread => self.comms.all(),
+        }
     }
 
     /// Slow calls (with `--slow`) seen by the last drains, oldest first.

@@ -105,6 +105,35 @@ pub fn container(id: &str) -> Result<PathBuf, String> {
     }
 }
 
+/// Every cgroup v2 directory by the low 32 bits of its id (as events carry it), as paths
+/// relative to the hierarchy's root (`/` for the root). Walked when a report is built.
+pub fn id_paths() -> std::collections::HashMap<u32, String> {
+    let mut out = std::collections::HashMap::new();
+    let Ok(root) = v2_root() else { return out };
+    let mut stack = vec![root.clone()];
+    while let Some(dir) = stack.pop() {
+        if let Ok(meta) = std::fs::metadata(&dir) {
+            let rel = dir
+                .strip_prefix(&root)
+                .map(|r| format!("/{}", r.display()))
+                .unwrap_or_default();
+            out.insert(meta.ino() as u32, rel);
+        }
+        if let Ok(entries) = std::fs::read_dir(&dir) {
+            stack.extend(
+                entries
+                    .flatten()
+                    .filter(|e| e.file_type().is_ok_and(|t| t.is_dir()))
+                    .map(|e| e.path()),
+            );
+        }
+        if out.len() > 1_000_000 {
+            break;
+        }
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

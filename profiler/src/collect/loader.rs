@@ -47,6 +47,8 @@ pub struct LoadOptions {
     pub comms: Vec<String>,
     /// Calls at least this slow (ns) come with their arguments ([`SlowEvent`]); 0: off.
     pub slow_ns: u64,
+    /// Events carry the task's cgroup id.
+    pub by_cgroup: bool,
 }
 
 /// Why tracing could not start. Each message is one line that names what is missing.
@@ -149,6 +151,7 @@ impl Probe {
             .override_global("CGROUP_ID", &cgroup_id, true)
             .override_global("CGROUP_LEVEL", &cgroup_level, true)
             .override_global("SLOW_NS", &opts.slow_ns, true)
+            .override_global("BY_CGROUP", &u32::from(opts.by_cgroup), true)
             .override_global("OFF_ARGS", &offsets.args, true)
             .map_max_entries("TGID_BITS", words)
             .load(OBJECT)

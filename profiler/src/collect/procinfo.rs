@@ -32,6 +32,11 @@ impl Comms {
         }
     }
 
+    /// Every cached name.
+    pub fn all(&self) -> HashMap<u32, String> {
+        self.names.clone()
+    }
+
     /// The cached name, without touching /proc.
     pub fn cached(&self, tgid: u32) -> Option<String> {
         self.names.get(&tgid).cloned()

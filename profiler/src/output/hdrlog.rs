@@ -86,7 +86,7 @@ mod tests {
                 tgid: 1,
                 tid: 1,
                 nr: 0,
-                _pad: 0,
+                cgroup: 0,
             });
         }
         a.record(&SyscallEvent {
@@ -95,7 +95,7 @@ mod tests {
             tgid: 1,
             tid: 1,
             nr: 1,
-            _pad: 0,
+            cgroup: 0,
         });
         let base = 1_700_000_000_000_000_000;
         let snap = a.snapshot(
@@ -132,7 +132,7 @@ mod tests {
             tgid: 42,
             tid: 42,
             nr: 0,
-            _pad: 0,
+            cgroup: 0,
         });
         let snap = a.snapshot(0, 0, LossCounters::default(), &|_| {
             Some("my app,x=1".into())

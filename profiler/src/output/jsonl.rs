@@ -21,6 +21,9 @@ pub struct JsonRow {
     /// Thread id (`--by thread`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub tid: Option<u32>,
+    /// cgroup v2 path (`--by cgroup`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cgroup: Option<String>,
     /// Process name (`--by process|thread`); `other` for folded rows.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub comm: Option<String>,
@@ -66,6 +69,7 @@ impl From<&Row> for JsonRow {
             nr: row.nr,
             pid,
             tid: row.tid,
+            cgroup: row.cgroup.clone(),
             comm,
             other: row.other,
             count: st.count,
@@ -110,6 +114,7 @@ pub fn line(kind: &str, snap: &Snapshot) -> String {
             GroupBy::Syscall => "syscall",
             GroupBy::Process => "process",
             GroupBy::Thread => "thread",
+            GroupBy::Cgroup => "cgroup",
         },
         start_unix_ns: snap.start_unix_ns,
         duration_ns: snap.duration_ns,
@@ -146,7 +151,7 @@ mod tests {
                 tgid: 9,
                 tid: 9,
                 nr,
-                _pad: 0,
+                cgroup: 0,
             });
         }
         let loss = LossCounters {
@@ -189,7 +194,7 @@ mod tests {
             tgid: 1,
             tid: 1,
             nr: 0,
-            _pad: 0,
+            cgroup: 0,
         });
         let v: serde_json::Value = serde_json::from_str(&line(
             "summary",

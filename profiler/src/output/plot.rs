@@ -294,7 +294,7 @@ mod tests {
                 tgid: 1,
                 tid: 1,
                 nr: 0,
-                _pad: 0,
+                cgroup: 0,
             });
             a.record(&SyscallEvent {
                 duration_ns: 10_000 + i * 50,
@@ -302,7 +302,7 @@ mod tests {
                 tgid: 1,
                 tid: 1,
                 nr: 1,
-                _pad: 0,
+                cgroup: 0,
             });
         }
         a.record(&SyscallEvent {
@@ -311,7 +311,7 @@ mod tests {
             tgid: 1,
             tid: 1,
             nr: 2,
-            _pad: 0,
+            cgroup: 0,
         });
         a.snapshot(0, 0, LossCounters::default(), &|_| None)
     }

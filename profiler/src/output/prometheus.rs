@@ -247,7 +247,7 @@ mod tests {
                 tgid: 7 + (i as u32 % 2),
                 tid: 7,
                 nr: 0,
-                _pad: 0,
+                cgroup: 0,
             });
         }
         a.snapshot(

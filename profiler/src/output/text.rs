@@ -11,7 +11,8 @@ use crate::{
 /// Renders `snap` as a table. `limit` caps the number of rows (0: all).
 pub fn render(snap: &Snapshot, limit: usize) -> String {
     let mut out = String::new();
-    let by_proc = snap.group != GroupBy::Syscall;
+    let by_proc = matches!(snap.group, GroupBy::Process | GroupBy::Thread);
+    let by_cgroup = snap.group == GroupBy::Cgroup;
     let by_thread = snap.group == GroupBy::Thread;
     let calls = snap.total_calls();
     let _ = writeln!(
@@ -34,6 +35,9 @@ pub fn render(snap: &Snapshot, limit: usize) -> String {
     if by_thread {
         header.push("TID");
     }
+    if by_cgroup {
+        header.push("CGROUP");
+    }
     header.extend([
         "SYSCALL", "CALLS", "ERRORS", "TOTAL", "P50", "P90", "P99", "P99.9", "MAX",
     ]);
@@ -53,6 +57,14 @@ pub fn render(snap: &Snapshot, limit: usize) -> String {
         if by_thread {
             cells.push(row.tid.map(|t| t.to_string()).unwrap_or_default());
         }
+        if by_cgroup {
+            cells.push(
+                row.cgroup
+                    .clone()
+                    .or_else(|| row.comm.clone())
+                    .unwrap_or_default(),
+            );
+        }
         cells.push(row.syscall.clone());
         cells.push(st.count.to_string());
         cells.push(st.errors.to_string());
@@ -70,6 +82,7 @@ pub fn render(snap: &Snapshot, limit: usize) -> String {
     }
     let text_cols = if by_proc { 3 } else { 1 };
     let text_cols = if by_thread { 4 } else { text_cols };
+    let text_cols = if by_cgroup { 2 } else { text_cols };
     write_table(&mut out, &table, text_cols);
     if rows < snap.rows.len() {
         let _ = writeln!(out, "... {} more rows", snap.rows.len() - rows);
@@ -159,7 +172,7 @@ mod tests {
                 tgid: 5,
                 tid: 5,
                 nr: getppid,
-                _pad: 0,
+                cgroup: 0,
             });
         }
         a.record(&SyscallEvent {
@@ -168,7 +181,7 @@ mod tests {
             tgid: 6,
             tid: 6,
             nr: openat,
-            _pad: 0,
+            cgroup: 0,
         });
         let loss = LossCounters {
             received: 11,
