@@ -25,6 +25,9 @@ pub enum Command {
     /// Record syscall latencies of a command, of running processes, or of the whole system,
     /// and print a summary when done (Ctrl-C, -d elapsed, or the command exits).
     Record(RecordArgs),
+    /// Read recordings (JSON Lines or HdrHistogram logs from `record`), merge their
+    /// histograms exactly, and print the table, JSON, or plots (HTML, SVG).
+    Report(ReportArgs),
     /// Serve live metrics over HTTP in the Prometheus text format (and OpenMetrics on request):
     /// `/metrics`, plus a short page at `/`.
     Serve(ServeArgs),
@@ -132,4 +135,45 @@ pub struct ServeArgs {
     /// Stop after this long (default: until Ctrl-C, or until the command exits).
     #[arg(short, long, value_parser = parse_duration, value_name = "DURATION")]
     pub duration: Option<Duration>,
+}
+
+/// Formats of `report`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum ReportFormat {
+    /// The table of `record`.
+    Text,
+    /// One JSON `summary` line (the schema of `record`).
+    Json,
+    /// A self-contained HTML page with the table and the plots.
+    Html,
+    /// The percentile plot alone, as SVG.
+    Svg,
+}
+
+/// `syslat report`.
+#[derive(Debug, Args)]
+pub struct ReportArgs {
+    /// Recordings to read; several are merged (their counts add up).
+    #[arg(required = true, value_name = "FILE")]
+    pub files: Vec<std::path::PathBuf>,
+    /// Row key (the recording must hold it: record with the same --by).
+    #[arg(long, value_enum, default_value_t = By::Syscall)]
+    pub by: By,
+    /// Only these syscalls (names, numbers, %classes).
+    #[arg(short = 's', long = "syscall", value_name = "LIST")]
+    pub syscalls: Option<String>,
+    /// Output format.
+    #[arg(short, long, value_enum, default_value_t = ReportFormat::Text)]
+    pub format: ReportFormat,
+    /// Write here instead of stdout.
+    #[arg(short, long, value_name = "PATH")]
+    pub output: Option<PathBuf>,
+    /// Percentile columns of the text table.
+    #[arg(
+        long,
+        value_delimiter = ',',
+        default_value = "50,90,99,99.9",
+        value_name = "LIST"
+    )]
+    pub percentiles: Vec<String>,
 }

@@ -15,5 +15,6 @@ pub mod cmd;
 pub mod collect;
 pub mod config;
 pub mod output;
+pub mod recording;
 pub mod syscalls;
 pub mod units;

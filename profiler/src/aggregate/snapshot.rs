@@ -110,6 +110,12 @@ impl Row {
         }
     }
 
+    /// The value at percentile `p` (0..=100), kept within the exact min..max.
+    pub fn percentile(&self, p: f64) -> u64 {
+        let s = &self.series;
+        s.hist.percentile(p).clamp(s.min(), s.max_ns.max(s.min()))
+    }
+
     /// Computes the row's statistics.
     pub fn stats(&self) -> Stats {
         let s = &self.series;

@@ -2,6 +2,7 @@
 //! aggregation, output).
 
 pub mod record;
+pub mod report;
 pub mod serve;
 pub mod trace;
 
@@ -12,5 +13,6 @@ pub async fn run(cli: Cli) -> anyhow::Result<i32> {
     match cli.command {
         Command::Record(args) => record::run(&args).await,
         Command::Serve(args) => serve::run(&args).await,
+        Command::Report(args) => report::run(&args),
     }
 }

@@ -219,7 +219,7 @@ pub fn html(
     let mut h = String::new();
     let _ = write!(
         h,
-        "<!doctype html><html><head><meta charset=\"utf-8\"><title>syslat report</title>\
+        "<!doctype html><html><head><meta charset=\"utf-8\"/><title>syslat report</title>\
          <style>body{{font-family:sans-serif;margin:2em}}table{{border-collapse:collapse}}\
          td,th{{padding:2px 10px;text-align:right}}td:first-child,th:first-child{{text-align:left}}</style>\
          </head><body><h1>syslat report</h1><p>{} calls, {} rows, {} lost events</p>",

@@ -10,6 +10,14 @@ use crate::{
 
 /// Renders `snap` as a table. `limit` caps the number of rows (0: all).
 pub fn render(snap: &Snapshot, limit: usize) -> String {
+    render_percentiles(snap, limit, DEFAULT_PERCENTILES)
+}
+
+/// The percentile columns of the table unless asked otherwise.
+pub const DEFAULT_PERCENTILES: &[f64] = &[50.0, 90.0, 99.0, 99.9];
+
+/// [`render`] with the given percentile columns (0..=100).
+pub fn render_percentiles(snap: &Snapshot, limit: usize, percentiles: &[f64]) -> String {
     let mut out = String::new();
     let by_proc = matches!(snap.group, GroupBy::Process | GroupBy::Thread);
     let by_cgroup = snap.group == GroupBy::Cgroup;
@@ -38,10 +46,11 @@ pub fn render(snap: &Snapshot, limit: usize) -> String {
     if by_cgroup {
         header.push("CGROUP");
     }
-    header.extend([
-        "SYSCALL", "CALLS", "ERRORS", "TOTAL", "P50", "P90", "P99", "P99.9", "MAX",
-    ]);
-    table.push(header.iter().map(|s| s.to_string()).collect());
+    let mut header: Vec<String> = header.iter().map(|s| s.to_string()).collect();
+    header.extend(["SYSCALL", "CALLS", "ERRORS", "TOTAL"].map(String::from));
+    header.extend(percentiles.iter().map(|p| format!("P{p}")));
+    header.push("MAX".into());
+    table.push(header);
     let rows = if limit == 0 {
         snap.rows.len()
     } else {
@@ -68,16 +77,11 @@ pub fn render(snap: &Snapshot, limit: usize) -> String {
         cells.push(row.syscall.clone());
         cells.push(st.count.to_string());
         cells.push(st.errors.to_string());
-        for v in [
-            st.total_ns,
-            st.p50_ns,
-            st.p90_ns,
-            st.p99_ns,
-            st.p999_ns,
-            st.max_ns,
-        ] {
-            cells.push(fmt_ns(v));
+        cells.push(fmt_ns(st.total_ns));
+        for p in percentiles {
+            cells.push(fmt_ns(row.percentile(*p)));
         }
+        cells.push(fmt_ns(st.max_ns));
         table.push(cells);
     }
     let text_cols = if by_proc { 3 } else { 1 };

@@ -1,0 +1,135 @@
+//! `syslat report`: read recordings, merge their histograms exactly (never averaging
+//! percentiles), regroup and filter, and print a table, JSON, or plots.
+
+use std::io::Write;
+
+use anyhow::{Context as _, bail};
+
+use crate::{
+    cli::{ReportArgs, ReportFormat},
+    config::group_by,
+    output::{
+        jsonl,
+        plot::{self, Spectrum, TimePoint},
+        text,
+    },
+    recording::{self, Part},
+    syscalls,
+};
+
+/// Runs `report`; returns the exit status.
+pub fn run(args: &ReportArgs) -> anyhow::Result<i32> {
+    let percentiles = parse_percentiles(&args.percentiles)?;
+    let only = match &args.syscalls {
+        Some(list) => Some(syscalls::parse_list(list).map_err(anyhow::Error::msg)?),
+        None => None,
+    };
+    // Validate the output path before the work.
+    let mut file = match &args.output {
+        Some(p) => Some(
+            std::fs::File::create(p).with_context(|| format!("cannot write {}", p.display()))?,
+        ),
+        None => None,
+    };
+    let mut recordings = Vec::new();
+    for f in &args.files {
+        let r = recording::read(f)?;
+        for w in &r.warnings {
+            eprintln!("syslat: warning: {w}");
+        }
+        recordings.push(r);
+    }
+    let group = group_by(args.by);
+    let whole: Vec<&Part> = recordings.iter().flat_map(|r| r.whole()).collect();
+    let snap = recording::merge(&whole, group, only.as_deref())?;
+    let body = match args.format {
+        ReportFormat::Text => text::render_percentiles(&snap, 0, &percentiles),
+        ReportFormat::Json => jsonl::line("summary", &snap),
+        ReportFormat::Svg => {
+            let spectra: Vec<Spectrum<'_>> = snap
+                .rows
+                .iter()
+                .map(|r| Spectrum {
+                    label: plot::row_label(r),
+                    hist: &r.series.hist,
+                })
+                .collect();
+            plot::percentile_svg("syscall latency by percentile", &spectra)?
+        }
+        ReportFormat::Html => {
+            let intervals: Vec<&Part> =
+                recordings.iter().flat_map(|r| r.intervals.iter()).collect();
+            let over_time = over_time(&intervals, group, only.as_deref(), snap.start_unix_ns)?;
+            plot::html(&snap, &over_time)?
+        }
+    };
+    match file.as_mut() {
+        Some(f) => f
+            .write_all(body.as_bytes())
+            .with_context(|| "failed to write the report".to_string())?,
+        None => std::io::stdout()
+            .lock()
+            .write_all(body.as_bytes())
+            .context("failed to write to stdout")?,
+    }
+    Ok(0)
+}
+
+/// p50/p99/max of each row label in each interval.
+fn over_time(
+    intervals: &[&Part],
+    group: crate::aggregate::GroupBy,
+    only: Option<&[u32]>,
+    base_ns: u64,
+) -> anyhow::Result<Vec<(String, Vec<TimePoint>)>> {
+    let mut series: std::collections::BTreeMap<String, Vec<TimePoint>> = Default::default();
+    for part in intervals {
+        let snap = recording::merge(&[part], group, only)?;
+        let t = (part.start_unix_ns + part.duration_ns).saturating_sub(base_ns) as f64 / 1e9;
+        for row in &snap.rows {
+            let st = row.stats();
+            series
+                .entry(plot::row_label(row))
+                .or_default()
+                .push(TimePoint {
+                    t,
+                    p50: st.p50_ns,
+                    p99: st.p99_ns,
+                    max: st.max_ns,
+                });
+        }
+    }
+    Ok(series
+        .into_iter()
+        .filter(|(_, pts)| pts.len() > 1)
+        .collect())
+}
+
+fn parse_percentiles(list: &[String]) -> anyhow::Result<Vec<f64>> {
+    let mut out = Vec::new();
+    for s in list {
+        match s.trim().parse::<f64>() {
+            Ok(p) if p > 0.0 && p <= 100.0 => out.push(p),
+            _ => bail!("invalid percentile '{s}': give numbers in (0, 100], e.g. 50,99,99.9"),
+        }
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn percentiles() {
+        let p =
+            |v: &[&str]| parse_percentiles(&v.iter().map(|s| s.to_string()).collect::<Vec<_>>());
+        assert_eq!(p(&["50", "99.99"]).unwrap(), vec![50.0, 99.99]);
+        assert_eq!(
+            p(&["0"]).unwrap_err().to_string(),
+            "invalid percentile '0': give numbers in (0, 100], e.g. 50,99,99.9"
+        );
+        assert!(p(&["x"]).is_err());
+        assert!(p(&["101"]).is_err());
+    }
+}

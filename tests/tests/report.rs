@@ -1,0 +1,227 @@
+//! `syslat report`: reproduces `record`'s summary from its recording, merges recordings by
+//! adding histograms, reads hdrlog, draws plots that parse, and rejects bad files.
+#![allow(
+    clippy::unwrap_used,
+    reason = "a test panics on failure, with the location"
+)]
+
+use std::{path::Path, process::Command};
+
+use tests::{count, rows, run, summary, temp_path};
+
+const WORKLOAD: &str = env!("CARGO_BIN_EXE_workload");
+
+fn record(out: &Path, extra: &[&str], steps: &[&str]) {
+    let mut args = vec!["record", "-o", out.to_str().unwrap()];
+    args.extend_from_slice(extra);
+    args.push("--");
+    args.push(WORKLOAD);
+    args.extend_from_slice(steps);
+    let o = run(&args);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+}
+
+fn report(args: &[&str]) -> (i32, String, String) {
+    let mut a = vec!["report"];
+    a.extend_from_slice(args);
+    let o = run(&a);
+    (
+        o.status.code().unwrap(),
+        String::from_utf8_lossy(&o.stdout).into(),
+        String::from_utf8_lossy(&o.stderr).into(),
+    )
+}
+
+#[test]
+fn report_reproduces_the_summary_and_merges() {
+    let a = temp_path("rep-a.json");
+    let b = temp_path("rep-b.json");
+    record(
+        &a,
+        &["-f", "json", "--by", "process", "-i", "100ms"],
+        &["getppid", "1000", "enoent", "10", "sleep", "3", "60"],
+    );
+    record(&b, &["-f", "json"], &["getppid", "1000"]);
+    let (code, out, err) = report(&["-f", "json", a.to_str().unwrap()]);
+    assert_eq!(code, 0, "{err}");
+    let rep: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let rec = summary(&a);
+    // Same rows, same numbers, regrouped by syscall.
+    for syscall in ["getppid", "openat", "clock_nanosleep", "execve"] {
+        let want = rows(&rec, syscall);
+        let got = rows(&rep, syscall);
+        assert_eq!(got.len(), 1, "{syscall}");
+        assert_eq!(
+            got[0]["count"].as_u64().unwrap(),
+            want.iter()
+                .map(|r| r["count"].as_u64().unwrap())
+                .sum::<u64>()
+        );
+        if want.len() == 1 {
+            for k in [
+                "errors", "total_ns", "min_ns", "max_ns", "p50_ns", "p99_ns", "errnos",
+            ] {
+                assert_eq!(got[0][k], want[0][k], "{syscall}.{k}");
+            }
+        }
+    }
+    assert_eq!(count(&rep, "getppid"), 1000);
+    // Two recordings add up.
+    let (code, out, _) = report(&["-f", "json", a.to_str().unwrap(), b.to_str().unwrap()]);
+    assert_eq!(code, 0);
+    let both: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(count(&both, "getppid"), 2000);
+    // Per process, filtered, with chosen percentiles.
+    let (code, out, err) = report(&[
+        "--by",
+        "process",
+        "-s",
+        "getppid",
+        "--percentiles",
+        "50,99.99",
+        a.to_str().unwrap(),
+    ]);
+    assert_eq!(code, 0, "{err}");
+    let lines: Vec<&str> = out.lines().collect();
+    assert!(
+        lines[1].contains("P50") && lines[1].contains("P99.99") && !lines[1].contains("P90"),
+        "{out}"
+    );
+    assert!(
+        lines[2].contains("workload")
+            && lines[2].contains("getppid")
+            && lines[2].contains(" 1000 "),
+        "{out}"
+    );
+    assert_eq!(
+        lines.iter().filter(|l| l.contains("getppid")).count(),
+        1,
+        "{out}"
+    );
+    // --by process on a recording without processes is an error.
+    let (code, _, err) = report(&["--by", "process", b.to_str().unwrap()]);
+    assert_eq!((code, err.lines().count()), (2, 1), "{err}");
+    assert!(err.contains("no process information"), "{err}");
+}
+
+#[test]
+fn plots_parse_and_have_one_series_per_syscall() {
+    let a = temp_path("plot.json");
+    record(
+        &a,
+        &["-f", "json", "-i", "100ms"],
+        &["getppid", "500", "sleep", "4", "60", "enoent", "5"],
+    );
+    let svg = temp_path("plot.svg");
+    let (code, _, err) = report(&[
+        "-f",
+        "svg",
+        "-o",
+        svg.to_str().unwrap(),
+        a.to_str().unwrap(),
+    ]);
+    assert_eq!(code, 0, "{err}");
+    let text = std::fs::read_to_string(&svg).unwrap();
+    let rec = summary(&a);
+    let nrows = rec["rows"].as_array().unwrap().len();
+    assert_eq!(
+        text.matches(r#"stroke-width="2" points"#).count(),
+        2 * nrows,
+        "a line and a legend sample per syscall"
+    );
+    let html = temp_path("plot.html");
+    let (code, _, err) = report(&[
+        "-f",
+        "html",
+        "-o",
+        html.to_str().unwrap(),
+        a.to_str().unwrap(),
+    ]);
+    assert_eq!(code, 0, "{err}");
+    let page = std::fs::read_to_string(&html).unwrap();
+    assert!(
+        page.contains("clock_nanosleep over time"),
+        "interval recordings get p50/p99/max over time"
+    );
+    assert!(
+        !page.contains("<script src") && !page.contains("<link"),
+        "self-contained"
+    );
+    // Both parse as XML (the HTML page is XHTML-clean apart from the doctype).
+    let script = "import sys, xml.etree.ElementTree as E\nE.parse(sys.argv[1])\ns=open(sys.argv[2]).read()\nE.fromstring(s[s.index('<html>'):])\nprint('ok')";
+    let py = Command::new("python3")
+        .args(["-c", script])
+        .arg(&svg)
+        .arg(&html)
+        .output()
+        .unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&py.stdout).trim(),
+        "ok",
+        "{}",
+        String::from_utf8_lossy(&py.stderr)
+    );
+}
+
+#[test]
+fn reads_hdrlog_recordings() {
+    let h = temp_path("rep.hlog");
+    record(
+        &h,
+        &["-f", "hdrlog", "-i", "100ms"],
+        &["getppid", "777", "sleep", "3", "60"],
+    );
+    let (code, out, err) = report(&["-f", "json", h.to_str().unwrap()]);
+    assert_eq!(code, 0, "{err}");
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(count(&v, "getppid"), 777);
+    assert_eq!(count(&v, "clock_nanosleep"), 3);
+}
+
+#[test]
+fn bad_files_get_one_line() {
+    let empty = temp_path("empty.json");
+    std::fs::write(&empty, "").unwrap();
+    let text = temp_path("text.txt");
+    std::fs::write(&text, "hello world\n").unwrap();
+    let bin = temp_path("bin.dat");
+    std::fs::write(&bin, [0u8, 159, 146, 150, 255]).unwrap();
+    let wrong = temp_path("wrong.json");
+    std::fs::write(&wrong, "{\"type\":\"summary\",\"version\":1,\"rows\":5}\n").unwrap();
+    for (file, expect) in [
+        (empty.to_str().unwrap(), "is empty"),
+        (text.to_str().unwrap(), "is not a syslat recording"),
+        (bin.to_str().unwrap(), "is not a syslat recording"),
+        (wrong.to_str().unwrap(), "is not a syslat recording"),
+        ("/nonexistent/rec.json", "cannot read /nonexistent/rec.json"),
+    ] {
+        let (code, _, err) = report(&[file]);
+        assert_eq!(code, 2, "{file}: {err}");
+        assert_eq!(err.lines().count(), 1, "{file}: {err}");
+        assert!(err.contains(expect), "{file}: {err}");
+    }
+    // A truncated last line: a warning, and the complete lines are still reported.
+    let a = temp_path("trunc.json");
+    record(
+        &a,
+        &["-f", "json", "-i", "50ms"],
+        &["getppid", "300", "sleep", "3", "40"],
+    );
+    let full = std::fs::read_to_string(&a).unwrap();
+    let cut = &full[..full.len() - 40];
+    std::fs::write(&a, cut).unwrap();
+    let (code, out, err) = report(&["-f", "json", a.to_str().unwrap()]);
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        err.starts_with("syslat: warning:") && err.contains("truncated last line"),
+        "{err}"
+    );
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(
+        count(&v, "getppid"),
+        300,
+        "the intervals still hold every getppid"
+    );
+    let (code, _, err) = report(&["--percentiles", "0", a.to_str().unwrap()]);
+    assert_eq!((code, err.lines().count()), (2, 1), "{err}");
+}
