@@ -28,6 +28,9 @@ pub enum Command {
     /// Read recordings (JSON Lines or HdrHistogram logs from `record`), merge their
     /// histograms exactly, and print the table, JSON, or plots (HTML, SVG).
     Report(ReportArgs),
+    /// Compare recordings of a base and a new revision; exit 1 when something regressed
+    /// beyond its threshold and beyond noise (a CI gate).
+    Compare(CompareArgs),
     /// Serve live metrics over HTTP in the Prometheus text format (and OpenMetrics on request):
     /// `/metrics`, plus a short page at `/`.
     Serve(ServeArgs),
@@ -106,6 +109,10 @@ pub struct RecordArgs {
     /// Row key.
     #[arg(long, value_enum, default_value_t = By::Syscall)]
     pub by: By,
+    /// Run the command N times, tracing each run separately: one summary per run (with
+    /// `"run": k` in JSON), the repetitions `compare` uses to measure noise.
+    #[arg(long, default_value_t = 1, value_name = "N")]
+    pub repeat: u32,
     /// Most process (or thread) keys kept with --by process|thread; calls of further keys
     /// fold into exact `other` rows, and the output says how many keys were folded.
     #[arg(long, default_value_t = crate::aggregate::DEFAULT_MAX_KEYS, value_name = "N")]
@@ -176,4 +183,48 @@ pub struct ReportArgs {
         value_name = "LIST"
     )]
     pub percentiles: Vec<String>,
+}
+
+/// Formats of `compare`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum CompareFormat {
+    /// An aligned table; the verdict is the last line.
+    Text,
+    /// A Markdown table for a pull-request comment.
+    Markdown,
+    /// One JSON object.
+    Json,
+}
+
+/// `syslat compare`.
+#[derive(Debug, Args)]
+pub struct CompareArgs {
+    /// BASE NEW: two recordings (or use --base and --new for several runs per side).
+    #[arg(value_name = "FILE", num_args = 0..=2)]
+    pub files: Vec<PathBuf>,
+    /// Base recordings (each summary line is one run).
+    #[arg(long, num_args = 1.., value_name = "FILE")]
+    pub base: Vec<PathBuf>,
+    /// New recordings.
+    #[arg(long, num_args = 1.., value_name = "FILE")]
+    pub new: Vec<PathBuf>,
+    /// Relative thresholds, e.g. p99=10%,p50=5%,count=5% (keys: count, errors, p50, p90, p99,
+    /// p999, max, total; defaults: count=5%, errors=10%, p50=10%, p99=25%, total=15%).
+    #[arg(long, value_name = "LIST")]
+    pub threshold: Option<String>,
+    /// Rows with fewer calls than this (per run, on both sides) never fail the gate.
+    #[arg(long, default_value_t = 100, value_name = "N")]
+    pub min_count: u64,
+    /// Latency changes smaller than this per call are noise (a run can shift by tens of ns).
+    #[arg(long, value_parser = parse_duration, default_value = "1us", value_name = "DURATION")]
+    pub min_delta: Duration,
+    /// Compare per syscall, or per process name and syscall.
+    #[arg(long, value_enum, default_value_t = By::Syscall)]
+    pub by: By,
+    /// Only these syscalls (names, numbers, %classes).
+    #[arg(short = 's', long = "syscall", value_name = "LIST")]
+    pub syscalls: Option<String>,
+    /// Output format.
+    #[arg(short, long, value_enum, default_value_t = CompareFormat::Text)]
+    pub format: CompareFormat,
 }

@@ -41,6 +41,9 @@ pub enum ConfigError {
     /// Zero duration.
     #[error("invalid duration: must be greater than zero")]
     ZeroDuration,
+    /// `--repeat` without a command, or 0.
+    #[error("--repeat N needs N >= 1 and a command to run (-- CMD)")]
+    Repeat,
     /// `--listen` is not an address.
     #[error("invalid listen address '{0}': expected ADDR:PORT, e.g. 127.0.0.1:9876")]
     Listen(String),
@@ -202,12 +205,17 @@ pub struct RecordConfig {
     pub sink: Sink,
     /// Interval between dumps.
     pub interval: Option<Duration>,
+    /// Runs of the command (`--repeat`).
+    pub repeat: u32,
 }
 
 impl RecordConfig {
     /// Validates `record`'s flags.
     pub fn from_args(a: &RecordArgs) -> Result<Self, ConfigError> {
         let targets = Targets::from_args(&a.target)?;
+        if a.repeat == 0 || (a.repeat > 1 && a.target.command.is_empty()) {
+            return Err(ConfigError::Repeat);
+        }
         let mut filters = Filters::from_args(&a.target)?;
         filters.slow = a.slow;
         filters.by_cgroup = a.by == By::Cgroup;
@@ -230,6 +238,7 @@ impl RecordConfig {
             max_keys: a.max_keys,
             sink,
             interval: a.interval,
+            repeat: a.repeat,
         })
     }
 }

@@ -13,6 +13,7 @@ pub mod aggregate;
 pub mod cli;
 pub mod cmd;
 pub mod collect;
+pub mod compare;
 pub mod config;
 pub mod output;
 pub mod recording;

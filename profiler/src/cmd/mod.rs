@@ -1,6 +1,7 @@
 //! Subcommand wiring: the only place that sees every layer (flags, collection,
 //! aggregation, output).
 
+pub mod compare;
 pub mod record;
 pub mod report;
 pub mod serve;
@@ -14,5 +15,6 @@ pub async fn run(cli: Cli) -> anyhow::Result<i32> {
         Command::Record(args) => record::run(&args).await,
         Command::Serve(args) => serve::run(&args).await,
         Command::Report(args) => report::run(&args),
+        Command::Compare(args) => compare::run(&args),
     }
 }

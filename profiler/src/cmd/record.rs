@@ -23,17 +23,42 @@ use crate::{
     },
 };
 
-/// Runs `record`; returns the exit status.
+/// Runs `record`; returns the exit status (with `--repeat`, the first non-zero one).
 pub async fn run(args: &RecordArgs) -> anyhow::Result<i32> {
     let cfg = RecordConfig::from_args(args)?;
-    let mut trace = Trace::start_with(&cfg.targets, &cfg.filters, cfg.duration, true)?;
-    let mut out = Output::new(&cfg, trace.start_unix_ns);
+    if cfg.repeat <= 1 {
+        return run_once(&cfg, None).await;
+    }
+    let mut status = 0;
+    for k in 1..=cfg.repeat {
+        let code = run_once(&cfg, Some(k)).await?;
+        if status == 0 {
+            status = code;
+        }
+        if code > 128 && matches!(code - 128, libc::SIGINT | libc::SIGTERM) {
+            break;
+        }
+    }
+    Ok(status)
+}
+
+/// One recording (run `run` of `--repeat`).
+async fn run_once(cfg: &RecordConfig, run: Option<u32>) -> anyhow::Result<i32> {
+    let cfg = cfg;
+    let mut trace = Trace::start_with(
+        &cfg.targets,
+        &cfg.filters,
+        cfg.duration,
+        run.is_none_or(|k| k == 1),
+    )?;
+    let mut out = Output::new(cfg, trace.start_unix_ns);
+    out.run = run;
     out.write(&out.header())?;
     let names = cfg.group != GroupBy::Syscall;
     let mut total = Aggregator::with_max_keys(cfg.group, cfg.max_keys);
     let mut cur = Interval::new(Aggregator::with_max_keys(cfg.group, cfg.max_keys), &trace);
     let mut next_dump = cfg.interval.map(|i| Instant::now() + i);
-    let mut slow = SlowLog::new(&cfg);
+    let mut slow = SlowLog::new(cfg);
     let code = loop {
         match trace.next().await? {
             Event::Tick => {
@@ -184,6 +209,7 @@ struct Output<'a> {
     cfg: &'a RecordConfig,
     base_unix_ns: u64,
     intervals: u64,
+    run: Option<u32>,
 }
 
 impl<'a> Output<'a> {
@@ -192,6 +218,7 @@ impl<'a> Output<'a> {
             cfg,
             base_unix_ns,
             intervals: 0,
+            run: None,
         }
     }
 
@@ -215,7 +242,7 @@ impl<'a> Output<'a> {
                     text::render(snap, 0)
                 )
             }
-            Format::Json => jsonl::line("interval", snap),
+            Format::Json => jsonl::line_of_run("interval", snap, self.run),
             Format::Hdrlog => hdrlog::interval(snap, self.base_unix_ns),
         };
         self.write(&body)
@@ -223,11 +250,12 @@ impl<'a> Output<'a> {
 
     fn summary(&mut self, snap: &Snapshot) -> anyhow::Result<()> {
         let body = match self.cfg.format {
-            Format::Text if self.intervals > 0 => {
-                format!("--- summary ---\n{}", text::render(snap, 0))
+            Format::Text if self.intervals > 0 || self.run.is_some() => {
+                let run = self.run.map(|k| format!(" of run {k}")).unwrap_or_default();
+                format!("--- summary{run} ---\n{}", text::render(snap, 0))
             }
             Format::Text => text::render(snap, 0),
-            Format::Json => jsonl::line("summary", snap),
+            Format::Json => jsonl::line_of_run("summary", snap, self.run),
             // The intervals already hold every call; without any, the whole recording is one.
             Format::Hdrlog if self.intervals > 0 => String::new(),
             Format::Hdrlog => hdrlog::interval(snap, self.base_unix_ns),

@@ -92,6 +92,8 @@ impl From<&Row> for JsonRow {
 struct Line<'a> {
     r#type: &'a str,
     version: u32,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    run: Option<u32>,
     by: &'a str,
     start_unix_ns: u64,
     duration_ns: u64,
@@ -107,9 +109,15 @@ struct Line<'a> {
 
 /// One JSON line (with its newline) of type `kind` (`summary`, `interval`) for `snap`.
 pub fn line(kind: &str, snap: &Snapshot) -> String {
+    line_of_run(kind, snap, None)
+}
+
+/// [`line`] with the run number of `record --repeat`.
+pub fn line_of_run(kind: &str, snap: &Snapshot, run: Option<u32>) -> String {
     let l = Line {
         r#type: kind,
         version: SCHEMA_VERSION,
+        run,
         by: match snap.group {
             GroupBy::Syscall => "syscall",
             GroupBy::Process => "process",

@@ -2,6 +2,7 @@
 //! per format. Nothing here touches the kernel.
 #![forbid(unsafe_code)]
 
+pub mod compare;
 pub mod hdrlog;
 pub mod jsonl;
 pub mod plot;

@@ -1,0 +1,81 @@
+//! `syslat compare`: read the base and new recordings, compare them (see `crate::compare`
+//! for the method), print the result, and return 1 when something regressed.
+
+use anyhow::bail;
+
+use crate::{
+    cli::{By, CompareArgs, CompareFormat},
+    compare::{self, Settings, Thresholds},
+    output::compare as out,
+    recording::{self, Part, Recording},
+    syscalls,
+};
+
+/// Runs `compare`; returns 0 (no regression) or 1 (regression).
+pub fn run(args: &CompareArgs) -> anyhow::Result<i32> {
+    let (base_files, new_files) = match (
+        args.files.as_slice(),
+        args.base.is_empty(),
+        args.new.is_empty(),
+    ) {
+        ([b, n], true, true) => (vec![b.clone()], vec![n.clone()]),
+        ([], false, false) => (args.base.clone(), args.new.clone()),
+        _ => bail!("give BASE NEW, or --base FILE.. --new FILE.."),
+    };
+    let thresholds = match &args.threshold {
+        Some(t) => Thresholds::parse(t).map_err(anyhow::Error::msg)?,
+        None => Thresholds::default(),
+    };
+    let only = match &args.syscalls {
+        Some(list) => Some(syscalls::parse_list(list).map_err(anyhow::Error::msg)?),
+        None => None,
+    };
+    if matches!(args.by, By::Thread | By::Cgroup) {
+        bail!("compare works --by syscall or --by process");
+    }
+    let read = |files: &[std::path::PathBuf]| -> anyhow::Result<Vec<Recording>> {
+        files
+            .iter()
+            .map(|f| {
+                let r = recording::read(f)?;
+                for w in &r.warnings {
+                    eprintln!("syslat: warning: {w}");
+                }
+                Ok(r)
+            })
+            .collect()
+    };
+    let (base, new) = (read(&base_files)?, read(&new_files)?);
+    let runs = |recs: &[Recording]| -> Vec<Part> { recs.iter().flat_map(runs_of).collect() };
+    let (base_runs, new_runs) = (runs(&base), runs(&new));
+    let settings = Settings {
+        thresholds,
+        min_count: args.min_count,
+        by_process: args.by == By::Process,
+        only,
+        min_delta_ns: args.min_delta.as_nanos() as u64,
+    };
+    let b: Vec<&Part> = base_runs.iter().collect();
+    let n: Vec<&Part> = new_runs.iter().collect();
+    let c = compare::compare(&b, &n, &settings);
+    let text = match args.format {
+        CompareFormat::Text => out::text(&c),
+        CompareFormat::Markdown => out::markdown(&c),
+        CompareFormat::Json => out::json(&c),
+    };
+    print!("{text}");
+    Ok(i32::from(c.regressed))
+}
+
+/// The runs of a recording: each summary line, or all its intervals as one run.
+fn runs_of(r: &Recording) -> Vec<Part> {
+    if !r.summaries.is_empty() {
+        return r.summaries.clone();
+    }
+    let mut merged = Part::default();
+    for p in &r.intervals {
+        merged.rows.extend(p.rows.iter().cloned());
+        merged.lost_events += p.lost_events;
+    }
+    vec![merged]
+}

@@ -1,0 +1,714 @@
+//! `compare`'s logic, pure: two sets of recordings (base and new, each one or more runs)
+//! → per-key verdicts and an overall one, drives exit codes 0 (no regression) and 1.
+//!
+//! Noise. A metric regresses only when its change exceeds its threshold AND is unlikely to
+//! be noise:
+//! - rows with fewer than `min_count` calls on both sides never fail the gate;
+//! - latency changes smaller than `min_delta_ns` per call are noise: between two single
+//!   recordings a whole run can shift by tens of ns per call (CPU frequency, caches; measured
+//!   here: getppid's p50 at 170 ns in one run and 220 ns in the next, same binary);
+//! - latency metrics (p50 ... max, total) use a bootstrap over the HDR buckets: each
+//!   side's histogram is resampled `BOOT` times (a seeded RNG, so verdicts are
+//!   reproducible), and the change must exceed the threshold even at the 1st percentile of
+//!   the resampled changes (a one-sided 99% bound);
+//! - with several runs per side, the new value must also lie beyond every base run's own
+//!   value by the threshold (the run-to-run spread);
+//! - counts are exact: with one run per side the change itself is compared; with several,
+//!   also against the spread of the base runs.
+
+use std::collections::BTreeMap;
+
+use serde::Serialize;
+
+use crate::{
+    aggregate::{LatencyHist, Series},
+    recording::{Part, RecRow},
+};
+
+/// A compared quantity.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Metric {
+    /// Calls.
+    Count,
+    /// Failed calls.
+    Errors,
+    /// Median latency.
+    P50,
+    /// 90th percentile.
+    P90,
+    /// 99th percentile.
+    P99,
+    /// 99.9th percentile.
+    P999,
+    /// Slowest call.
+    Max,
+    /// Total time.
+    Total,
+}
+
+impl Metric {
+    /// All metrics, in display order.
+    pub const ALL: [Metric; 8] = [
+        Metric::Count,
+        Metric::Errors,
+        Metric::P50,
+        Metric::P90,
+        Metric::P99,
+        Metric::P999,
+        Metric::Max,
+        Metric::Total,
+    ];
+
+    /// The name used in `--threshold` and the outputs.
+    pub fn name(self) -> &'static str {
+        match self {
+            Metric::Count => "count",
+            Metric::Errors => "errors",
+            Metric::P50 => "p50",
+            Metric::P90 => "p90",
+            Metric::P99 => "p99",
+            Metric::P999 => "p999",
+            Metric::Max => "max",
+            Metric::Total => "total",
+        }
+    }
+
+    fn percentile(self) -> Option<f64> {
+        match self {
+            Metric::P50 => Some(50.0),
+            Metric::P90 => Some(90.0),
+            Metric::P99 => Some(99.0),
+            Metric::P999 => Some(99.9),
+            Metric::Max => Some(100.0),
+            _ => None,
+        }
+    }
+}
+
+/// Relative thresholds per metric (0.1 = 10%); a metric without one is shown, not gated.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Thresholds(pub BTreeMap<Metric, f64>);
+
+impl Default for Thresholds {
+    fn default() -> Self {
+        Thresholds(BTreeMap::from([
+            (Metric::Count, 0.05),
+            (Metric::Errors, 0.10),
+            (Metric::P50, 0.10),
+            (Metric::P99, 0.25),
+            (Metric::Total, 0.15),
+        ]))
+    }
+}
+
+impl Thresholds {
+    /// Parses `p99=10%,p50=5%,count=5%` on top of the defaults.
+    pub fn parse(list: &str) -> Result<Self, String> {
+        let mut t = Thresholds::default();
+        for item in list.split(',').map(str::trim).filter(|s| !s.is_empty()) {
+            let (k, v) = item.split_once('=').ok_or_else(|| {
+                format!("invalid threshold '{item}': expected KEY=PERCENT, e.g. p99=10%")
+            })?;
+            let metric = Metric::ALL
+                .into_iter()
+                .find(|m| m.name() == k.trim())
+                .ok_or_else(|| {
+                    let keys: Vec<&str> = Metric::ALL.iter().map(|m| m.name()).collect();
+                    format!(
+                        "unknown threshold key '{}' (keys: {})",
+                        k.trim(),
+                        keys.join(", ")
+                    )
+                })?;
+            let pct: f64 = v.trim().trim_end_matches('%').parse().map_err(|_| {
+                format!("invalid threshold value '{v}' for {k}: expected a percentage like 10%")
+            })?;
+            if !(pct.is_finite() && pct >= 0.0) {
+                return Err(format!(
+                    "invalid threshold value '{v}' for {k}: expected a percentage like 10%"
+                ));
+            }
+            t.0.insert(metric, pct / 100.0);
+        }
+        Ok(t)
+    }
+}
+
+/// A row's status.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Status {
+    /// Within thresholds or not significant.
+    Ok,
+    /// Some gated metric got worse, significantly.
+    Regressed,
+    /// Some gated metric got better, significantly, and none worse.
+    Improved,
+    /// Only in new.
+    New,
+    /// Only in base.
+    Gone,
+}
+
+/// One metric of one row.
+#[derive(Clone, Debug, Serialize)]
+pub struct MetricChange {
+    /// Which.
+    pub metric: Metric,
+    /// Base value (mean over base runs for counts; merged histogram for latencies; ns).
+    pub base: f64,
+    /// New value.
+    pub new: f64,
+    /// Relative change, percent (None when base is 0).
+    pub change_pct: Option<f64>,
+    /// Whether this metric fails the gate.
+    pub regressed: bool,
+    /// Whether it improved significantly.
+    pub improved: bool,
+}
+
+/// One compared key.
+#[derive(Clone, Debug, Serialize)]
+pub struct RowResult {
+    /// Syscall name.
+    pub syscall: String,
+    /// Process name, with `--by process`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub comm: Option<String>,
+    /// Verdict for the row.
+    pub status: Status,
+    /// Every metric.
+    pub metrics: Vec<MetricChange>,
+    /// Why the row regressed, e.g. `p99 +31.2%`.
+    pub reasons: Vec<String>,
+}
+
+/// The comparison.
+#[derive(Clone, Debug, Serialize)]
+pub struct Comparison {
+    /// Runs on each side.
+    pub base_runs: usize,
+    /// Runs on the new side.
+    pub new_runs: usize,
+    /// Rows, regressions first.
+    pub rows: Vec<RowResult>,
+    /// Whether anything regressed.
+    pub regressed: bool,
+}
+
+/// Settings.
+#[derive(Clone, Debug)]
+pub struct Settings {
+    /// Thresholds.
+    pub thresholds: Thresholds,
+    /// Rows below this many calls on both sides never fail.
+    pub min_count: u64,
+    /// Key by process name too.
+    pub by_process: bool,
+    /// Only these syscall numbers.
+    pub only: Option<Vec<u32>>,
+    /// Latency changes (per call) below this are never a regression.
+    pub min_delta_ns: u64,
+}
+
+type Key = (String, Option<String>);
+
+/// Per-key series of one run.
+fn keyed(part: &Part, s: &Settings) -> BTreeMap<Key, Series> {
+    let mut m: BTreeMap<Key, Series> = BTreeMap::new();
+    for r in &part.rows {
+        if s.only.as_ref().is_some_and(|o| !o.contains(&r.nr)) {
+            continue;
+        }
+        m.entry(key_of(r, s.by_process))
+            .or_default()
+            .merge(&r.series);
+    }
+    m
+}
+
+fn key_of(r: &RecRow, by_process: bool) -> Key {
+    (
+        r.syscall.clone(),
+        if by_process {
+            Some(r.comm.clone().unwrap_or_else(|| "?".into()))
+        } else {
+            None
+        },
+    )
+}
+
+/// Compares `base` runs with `new` runs.
+pub fn compare(base: &[&Part], new: &[&Part], s: &Settings) -> Comparison {
+    let base_runs: Vec<BTreeMap<Key, Series>> = base.iter().map(|p| keyed(p, s)).collect();
+    let new_runs: Vec<BTreeMap<Key, Series>> = new.iter().map(|p| keyed(p, s)).collect();
+    let merged = |runs: &[BTreeMap<Key, Series>]| {
+        let mut m: BTreeMap<Key, Series> = BTreeMap::new();
+        for run in runs {
+            for (k, v) in run {
+                m.entry(k.clone()).or_default().merge(v);
+            }
+        }
+        m
+    };
+    let (bm, nm) = (merged(&base_runs), merged(&new_runs));
+    let base_grand_total: f64 =
+        bm.values().map(|s| s.total_ns as f64).sum::<f64>() / base_runs.len().max(1) as f64;
+    let mut keys: Vec<&Key> = bm.keys().chain(nm.keys()).collect();
+    keys.sort();
+    keys.dedup();
+    let mut rows = Vec::new();
+    for key in keys {
+        let empty = Series::default();
+        let b = bm.get(key);
+        let n = nm.get(key);
+        let per_run = |runs: &[BTreeMap<Key, Series>]| -> Vec<Series> {
+            runs.iter()
+                .map(|r| r.get(key).cloned().unwrap_or_default())
+                .collect()
+        };
+        let (b_runs, n_runs) = (per_run(&base_runs), per_run(&new_runs));
+        let mut row = RowResult {
+            syscall: key.0.clone(),
+            comm: key.1.clone(),
+            status: Status::Ok,
+            metrics: Vec::new(),
+            reasons: Vec::new(),
+        };
+        let small = b.map_or(0, |x| x.count() / base_runs.len().max(1) as u64) < s.min_count
+            && n.map_or(0, |x| x.count() / new_runs.len().max(1) as u64) < s.min_count;
+        for m in Metric::ALL {
+            let mc = metric_change(
+                m,
+                b.unwrap_or(&empty),
+                n.unwrap_or(&empty),
+                &b_runs,
+                &n_runs,
+                s,
+                small,
+            );
+            if mc.regressed {
+                row.reasons
+                    .push(format!("{} {}", m.name(), fmt_pct(mc.change_pct)));
+            }
+            row.metrics.push(mc);
+        }
+        row.status = match (b, n) {
+            (None, Some(n)) => {
+                // New: a regression only when its time is a significant share of the base.
+                let share =
+                    n.total_ns as f64 / new_runs.len().max(1) as f64 / base_grand_total.max(1.0);
+                let limit = s.thresholds.0.get(&Metric::Total).copied();
+                row.reasons.clear();
+                if let Some(limit) = limit.filter(|l| share > *l && n.count() >= s.min_count) {
+                    row.reasons.push(format!(
+                        "new, {:.1}% of base time (threshold {:.0}%)",
+                        share * 100.0,
+                        limit * 100.0
+                    ));
+                    Status::Regressed
+                } else {
+                    Status::New
+                }
+            }
+            (Some(_), None) => {
+                row.reasons.clear();
+                Status::Gone
+            }
+            _ if !row.reasons.is_empty() => Status::Regressed,
+            _ if row.metrics.iter().any(|m| m.improved) => Status::Improved,
+            _ => Status::Ok,
+        };
+        rows.push(row);
+    }
+    rows.sort_by_key(|r| match r.status {
+        Status::Regressed => 0,
+        Status::New => 1,
+        Status::Gone => 2,
+        Status::Improved => 3,
+        Status::Ok => 4,
+    });
+    let regressed = rows.iter().any(|r| r.status == Status::Regressed);
+    Comparison {
+        base_runs: base.len(),
+        new_runs: new.len(),
+        rows,
+        regressed,
+    }
+}
+
+fn fmt_pct(p: Option<f64>) -> String {
+    match p {
+        Some(p) => format!("{p:+.1}%"),
+        None => "new".into(),
+    }
+}
+
+fn value(m: Metric, s: &Series) -> f64 {
+    match m {
+        Metric::Count => s.count() as f64,
+        Metric::Errors => s.errors as f64,
+        Metric::Total => s.total_ns as f64,
+        Metric::Max => s.max_ns as f64,
+        _ => s.hist.percentile(m.percentile().unwrap_or(50.0)) as f64,
+    }
+}
+
+fn metric_change(
+    m: Metric,
+    b: &Series,
+    n: &Series,
+    b_runs: &[Series],
+    n_runs: &[Series],
+    s: &Settings,
+    small: bool,
+) -> MetricChange {
+    let per_run_avg =
+        |runs: &[Series]| runs.iter().map(|r| value(m, r)).sum::<f64>() / runs.len().max(1) as f64;
+    let (base, new) = match m {
+        // Sums are compared per run.
+        Metric::Count | Metric::Errors | Metric::Total => {
+            (per_run_avg(b_runs), per_run_avg(n_runs))
+        }
+        _ => (value(m, b), value(m, n)),
+    };
+    let change = (base > 0.0).then(|| (new - base) / base);
+    let mut mc = MetricChange {
+        metric: m,
+        base,
+        new,
+        change_pct: change.map(|c| c * 100.0),
+        regressed: false,
+        improved: false,
+    };
+    let (Some(limit), Some(change)) = (s.thresholds.0.get(&m).copied(), change) else {
+        return mc;
+    };
+    if small || b.count() == 0 || n.count() == 0 {
+        return mc;
+    }
+    let spread_ok = |worse: bool| {
+        if b_runs.len() < 2 || n_runs.len() < 2 {
+            return true;
+        }
+        let bv: Vec<f64> = b_runs.iter().map(|r| value(m, r)).collect();
+        let nv: Vec<f64> = n_runs.iter().map(|r| value(m, r)).collect();
+        let nmed = median(&nv);
+        if worse {
+            nmed > bv.iter().cloned().fold(f64::MIN, f64::max) * (1.0 + limit)
+        } else {
+            nmed < bv.iter().cloned().fold(f64::MAX, f64::min) * (1.0 - limit)
+        }
+    };
+    match m {
+        Metric::Count | Metric::Errors => {
+            mc.regressed = change > limit && spread_ok(true);
+            mc.improved = change < -limit && spread_ok(false);
+        }
+        _ => {
+            // The change per call, in ns: for total time, that of the mean.
+            let per_call = match m {
+                Metric::Total => {
+                    n.total_ns as f64 / n.count().max(1) as f64
+                        - b.total_ns as f64 / b.count().max(1) as f64
+                }
+                _ => new - base,
+            };
+            if per_call.abs() < s.min_delta_ns as f64 {
+                return mc;
+            }
+            let (lo, hi) = bootstrap_bounds(m, b, n);
+            mc.regressed = change > limit && lo > limit && spread_ok(true);
+            mc.improved = change < -limit && hi < -limit && spread_ok(false);
+        }
+    }
+    mc
+}
+
+fn median(v: &[f64]) -> f64 {
+    let mut v = v.to_vec();
+    v.sort_by(|a, b| a.total_cmp(b));
+    if v.is_empty() { 0.0 } else { v[v.len() / 2] }
+}
+
+/// Bootstrap replicates per comparison.
+const BOOT: usize = 200;
+/// Most calls drawn per replicate (an m-out-of-n bootstrap; the spread is rescaled).
+const DRAWS: usize = 2000;
+
+/// One-sided 99% bounds (1st and 99th percentiles) of the relative change of metric `m`.
+fn bootstrap_bounds(m: Metric, b: &Series, n: &Series) -> (f64, f64) {
+    let mut rng = 0x5eed_1234_abcd_ef01u64 ^ (m as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+    let (bs, ns) = (Sampler::new(&b.hist), Sampler::new(&n.hist));
+    let stat = |sample: &mut Vec<u64>| -> f64 {
+        sample.sort_unstable();
+        match m {
+            Metric::Total => sample.iter().sum::<u64>() as f64 / sample.len().max(1) as f64,
+            _ => {
+                let q = m.percentile().unwrap_or(50.0) / 100.0;
+                let i = ((sample.len() as f64 * q).ceil() as usize).clamp(1, sample.len()) - 1;
+                sample[i] as f64
+            }
+        }
+    };
+    let (bn, nn) = (b.count() as usize, n.count() as usize);
+    let (bm, nmm) = (bn.min(DRAWS), nn.min(DRAWS));
+    // Point estimates from the full histograms (the bootstrap gives the spread only).
+    let point = |s: &Series, h: &Sampler| match m {
+        Metric::Total => s.total_ns as f64 / s.count().max(1) as f64,
+        _ => h.quantile(m.percentile().unwrap_or(50.0) / 100.0),
+    };
+    let (b0, n0) = (point(b, &bs), point(n, &ns));
+    let scale_b = (bm as f64 / bn.max(1) as f64).sqrt();
+    let scale_n = (nmm as f64 / nn.max(1) as f64).sqrt();
+    let mut changes = Vec::with_capacity(BOOT);
+    let mut buf = Vec::with_capacity(DRAWS);
+    for _ in 0..BOOT {
+        buf.clear();
+        bs.draw(&mut rng, bm, &mut buf);
+        let bv = b0 + (stat(&mut buf) - b0) * scale_b;
+        buf.clear();
+        ns.draw(&mut rng, nmm, &mut buf);
+        let nv = n0 + (stat(&mut buf) - n0) * scale_n;
+        if bv > 0.0 {
+            changes.push((nv - bv) / bv);
+        }
+    }
+    if changes.is_empty() {
+        return (0.0, 0.0);
+    }
+    changes.sort_by(|a, b| a.total_cmp(b));
+    let at = |q: f64| changes[((changes.len() - 1) as f64 * q).round() as usize];
+    (at(0.01), at(0.99))
+}
+
+/// Draws values from a histogram's distribution.
+struct Sampler {
+    values: Vec<u64>,
+    cumulative: Vec<u64>,
+}
+
+impl Sampler {
+    fn new(h: &LatencyHist) -> Self {
+        let mut values = Vec::new();
+        let mut cumulative = Vec::new();
+        let mut total = 0;
+        for v in h.inner().iter_recorded() {
+            total += v.count_at_value();
+            values.push(v.value_iterated_to());
+            cumulative.push(total);
+        }
+        Sampler { values, cumulative }
+    }
+
+    fn quantile(&self, q: f64) -> f64 {
+        let total = self.cumulative.last().copied().unwrap_or(0);
+        if total == 0 {
+            return 0.0;
+        }
+        let target = ((total as f64 * q).ceil() as u64).clamp(1, total);
+        let i = self.cumulative.partition_point(|&c| c < target);
+        self.values[i.min(self.values.len() - 1)] as f64
+    }
+
+    fn draw(&self, rng: &mut u64, n: usize, out: &mut Vec<u64>) {
+        let total = self.cumulative.last().copied().unwrap_or(0);
+        if total == 0 {
+            return;
+        }
+        for _ in 0..n {
+            *rng ^= *rng << 13;
+            *rng ^= *rng >> 7;
+            *rng ^= *rng << 17;
+            let r = *rng % total;
+            let i = self.cumulative.partition_point(|&c| c <= r);
+            out.push(self.values[i.min(self.values.len() - 1)]);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn part(rows: &[(&str, u32, &[(u64, u64)])]) -> Part {
+        Part {
+            rows: rows
+                .iter()
+                .map(|(name, nr, vals)| {
+                    let mut s = Series::default();
+                    for (v, n) in vals.iter() {
+                        for _ in 0..*n {
+                            s.record(*v, None);
+                        }
+                    }
+                    RecRow {
+                        syscall: name.to_string(),
+                        nr: *nr,
+                        pid: None,
+                        tid: None,
+                        comm: None,
+                        cgroup: None,
+                        series: s,
+                    }
+                })
+                .collect(),
+            ..Part::default()
+        }
+    }
+
+    fn settings() -> Settings {
+        Settings {
+            thresholds: Thresholds::default(),
+            min_count: 100,
+            by_process: false,
+            only: None,
+            min_delta_ns: 1000,
+        }
+    }
+
+    /// Latencies spread around `center` (±20%), 1000 calls.
+    fn spread(center: u64) -> Vec<(u64, u64)> {
+        (0..100)
+            .map(|i| (center * (80 + (i * 40 / 100)) / 100, 10))
+            .collect()
+    }
+
+    #[test]
+    fn identical_is_ok() {
+        let a = part(&[("read", 0, &spread(10_000))]);
+        let c = compare(&[&a], &[&a], &settings());
+        assert!(!c.regressed);
+        assert_eq!(c.rows[0].status, Status::Ok);
+    }
+
+    #[test]
+    fn shifted_p50_regresses() {
+        let a = part(&[("read", 0, &spread(10_000))]);
+        let b = part(&[("read", 0, &spread(13_000))]);
+        let c = compare(&[&a], &[&b], &settings());
+        assert!(c.regressed);
+        assert_eq!(c.rows[0].status, Status::Regressed);
+        assert!(
+            c.rows[0].reasons.iter().any(|r| r.starts_with("p50 +30")),
+            "{:?}",
+            c.rows[0].reasons
+        );
+        let back = compare(&[&b], &[&a], &settings());
+        assert!(!back.regressed);
+        assert_eq!(back.rows[0].status, Status::Improved);
+    }
+
+    #[test]
+    fn few_calls_never_fail() {
+        let a = part(&[("read", 0, &[(1000, 10)])]);
+        let b = part(&[("read", 0, &[(5000, 20)])]);
+        let c = compare(&[&a], &[&b], &settings());
+        assert!(!c.regressed, "below --min-count");
+        let mut s = settings();
+        s.min_count = 5;
+        assert!(compare(&[&a], &[&b], &s).regressed);
+    }
+
+    #[test]
+    fn count_changes_are_exact() {
+        let a = part(&[("getppid", 110, &[(200, 1000)])]);
+        let b = part(&[("getppid", 110, &[(200, 2000)])]);
+        let c = compare(&[&a], &[&b], &settings());
+        assert!(c.regressed);
+        assert!(
+            c.rows[0].reasons.iter().any(|r| r == "count +100.0%"),
+            "{:?}",
+            c.rows[0].reasons
+        );
+        assert!(!compare(&[&a], &[&a], &settings()).regressed);
+    }
+
+    #[test]
+    fn new_and_gone_rows() {
+        let a = part(&[("read", 0, &spread(10_000))]);
+        let b = part(&[("read", 0, &spread(10_000)), ("write", 1, &[(50, 200)])]);
+        let c = compare(&[&a], &[&b], &settings());
+        assert!(!c.regressed, "a cheap new syscall is reported, not failed");
+        assert_eq!(
+            c.rows.iter().find(|r| r.syscall == "write").unwrap().status,
+            Status::New
+        );
+        let heavy = part(&[("read", 0, &spread(10_000)), ("write", 1, &spread(10_000))]);
+        assert!(
+            compare(&[&a], &[&heavy], &settings()).regressed,
+            "a new syscall with as much time as base"
+        );
+        let gone = compare(&[&b], &[&a], &settings());
+        assert_eq!(
+            gone.rows
+                .iter()
+                .find(|r| r.syscall == "write")
+                .unwrap()
+                .status,
+            Status::Gone
+        );
+        assert!(!gone.regressed);
+    }
+
+    #[test]
+    fn repeated_runs_use_the_spread() {
+        let runs: Vec<Part> = [10_000u64, 12_000, 11_000]
+            .iter()
+            .map(|c| part(&[("read", 0, &spread(*c))]))
+            .collect();
+        let refs: Vec<&Part> = runs.iter().collect();
+        // 12.5 ms is 25% above the first base run, but within the base runs' own spread.
+        let newer: Vec<Part> = [12_500u64, 12_400, 12_600]
+            .iter()
+            .map(|c| part(&[("read", 0, &spread(*c))]))
+            .collect();
+        let nrefs: Vec<&Part> = newer.iter().collect();
+        assert!(!compare(&refs, &nrefs, &settings()).regressed);
+        let slow: Vec<Part> = [16_000u64, 16_500, 15_800]
+            .iter()
+            .map(|c| part(&[("read", 0, &spread(*c))]))
+            .collect();
+        let srefs: Vec<&Part> = slow.iter().collect();
+        assert!(compare(&refs, &srefs, &settings()).regressed);
+    }
+
+    #[test]
+    fn tiny_shifts_are_noise() {
+        // +30% of 170 ns: a run-level shift seen between identical recordings.
+        let a = part(&[("getppid", 110, &spread(170))]);
+        let b = part(&[("getppid", 110, &spread(221))]);
+        assert!(!compare(&[&a], &[&b], &settings()).regressed);
+        let mut s = settings();
+        s.min_delta_ns = 0;
+        assert!(
+            compare(&[&a], &[&b], &s).regressed,
+            "without the floor it is flagged"
+        );
+    }
+
+    #[test]
+    fn thresholds_parse() {
+        let t = Thresholds::parse("p99=10%,p50=5%,count=5%").unwrap();
+        assert_eq!(t.0[&Metric::P99], 0.10);
+        assert_eq!(t.0[&Metric::P50], 0.05);
+        assert_eq!(t.0[&Metric::Total], 0.15, "defaults stay");
+        assert!(
+            Thresholds::parse("p42=1%")
+                .unwrap_err()
+                .starts_with("unknown threshold key 'p42'")
+        );
+        assert!(
+            Thresholds::parse("p99")
+                .unwrap_err()
+                .starts_with("invalid threshold 'p99'")
+        );
+        assert!(
+            Thresholds::parse("p99=lots")
+                .unwrap_err()
+                .starts_with("invalid threshold value")
+        );
+        assert!(Thresholds::parse("p99=-5%").is_err());
+    }
+}

@@ -1,0 +1,248 @@
+//! `compare`'s outputs: an aligned text table whose last line is the verdict, a Markdown
+//! table ready to post on a pull request, and JSON for tools.
+
+use std::fmt::Write as _;
+
+use crate::{
+    compare::{Comparison, Metric, MetricChange, RowResult, Status},
+    units::fmt_ns,
+};
+
+fn status_name(s: Status) -> &'static str {
+    match s {
+        Status::Ok => "ok",
+        Status::Regressed => "REGRESSED",
+        Status::Improved => "improved",
+        Status::New => "new",
+        Status::Gone => "gone",
+    }
+}
+
+fn value(m: Metric, v: f64) -> String {
+    match m {
+        Metric::Count | Metric::Errors => format!("{v:.0}"),
+        _ => fmt_ns(v.max(0.0) as u64),
+    }
+}
+
+fn cell(mc: &MetricChange) -> String {
+    let change = match mc.change_pct {
+        Some(p) => format!(" ({p:+.1}%)"),
+        None if mc.new > 0.0 => " (new)".into(),
+        None => String::new(),
+    };
+    let mark = if mc.regressed { "!" } else { "" };
+    format!(
+        "{}→{}{change}{mark}",
+        value(mc.metric, mc.base),
+        value(mc.metric, mc.new)
+    )
+}
+
+const SHOWN: [Metric; 6] = [
+    Metric::Count,
+    Metric::Errors,
+    Metric::P50,
+    Metric::P99,
+    Metric::Max,
+    Metric::Total,
+];
+
+fn label(r: &RowResult) -> String {
+    match &r.comm {
+        Some(c) => format!("{c}/{}", r.syscall),
+        None => r.syscall.clone(),
+    }
+}
+
+/// The verdict line.
+pub fn verdict(c: &Comparison) -> String {
+    let regressed: Vec<&RowResult> = c
+        .rows
+        .iter()
+        .filter(|r| r.status == Status::Regressed)
+        .collect();
+    if regressed.is_empty() {
+        let improved = c
+            .rows
+            .iter()
+            .filter(|r| r.status == Status::Improved)
+            .count();
+        format!(
+            "verdict: OK, no regression in {} rows ({improved} improved)",
+            c.rows.len()
+        )
+    } else {
+        let why: Vec<String> = regressed
+            .iter()
+            .map(|r| format!("{} {}", label(r), r.reasons.join(", ")))
+            .collect();
+        format!(
+            "verdict: REGRESSION in {} of {} rows: {}",
+            regressed.len(),
+            c.rows.len(),
+            why.join("; ")
+        )
+    }
+}
+
+/// Text table; the verdict is the last line.
+pub fn text(c: &Comparison) -> String {
+    let mut table: Vec<Vec<String>> = Vec::new();
+    let mut header = vec!["SYSCALL".to_string(), "STATUS".into()];
+    header.extend(SHOWN.iter().map(|m| m.name().to_uppercase()));
+    table.push(header);
+    for r in &c.rows {
+        let mut row = vec![label(r), status_name(r.status).into()];
+        for m in SHOWN {
+            row.push(
+                r.metrics
+                    .iter()
+                    .find(|x| x.metric == m)
+                    .map(cell)
+                    .unwrap_or_default(),
+            );
+        }
+        table.push(row);
+    }
+    let widths: Vec<usize> = (0..table[0].len())
+        .map(|i| {
+            table
+                .iter()
+                .map(|r| r[i].chars().count())
+                .max()
+                .unwrap_or(0)
+        })
+        .collect();
+    let mut out = format!(
+        "base: {} run(s), new: {} run(s); '!' marks a failing metric\n",
+        c.base_runs, c.new_runs
+    );
+    for row in &table {
+        let mut line = String::new();
+        for (i, cell) in row.iter().enumerate() {
+            let pad = widths[i] - cell.chars().count();
+            line.push_str(cell);
+            line.extend(std::iter::repeat_n(' ', pad + 2));
+        }
+        out.push_str(line.trim_end());
+        out.push('\n');
+    }
+    out.push_str(&verdict(c));
+    out.push('\n');
+    out
+}
+
+/// A Markdown table for a pull-request comment.
+pub fn markdown(c: &Comparison) -> String {
+    let mut out = String::from("### syslat: syscall latency comparison\n\n");
+    let _ = writeln!(
+        out,
+        "base: {} run(s), new: {} run(s)\n",
+        c.base_runs, c.new_runs
+    );
+    out.push_str("| syscall | status |");
+    for m in SHOWN {
+        let _ = write!(out, " {} |", m.name());
+    }
+    out.push_str("\n|---|---|");
+    out.push_str(&"---:|".repeat(SHOWN.len()));
+    out.push('\n');
+    for r in &c.rows {
+        let status = match r.status {
+            Status::Regressed => "**regressed**".to_string(),
+            s => status_name(s).to_string(),
+        };
+        let _ = write!(out, "| `{}` | {status} |", label(r));
+        for m in SHOWN {
+            let cell = r
+                .metrics
+                .iter()
+                .find(|x| x.metric == m)
+                .map(cell)
+                .unwrap_or_default();
+            let _ = write!(out, " {} |", cell.replace('|', "\\|"));
+        }
+        out.push('\n');
+    }
+    let _ = writeln!(out, "\n**{}**", verdict(c));
+    out
+}
+
+/// JSON for tools.
+pub fn json(c: &Comparison) -> String {
+    let v = serde_json::json!({
+        "verdict": if c.regressed { "regressed" } else { "ok" },
+        "base_runs": c.base_runs,
+        "new_runs": c.new_runs,
+        "rows": c.rows,
+    });
+    let mut s = serde_json::to_string(&v).expect("plain data serializes");
+    s.push('\n');
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::compare::Comparison;
+
+    fn cmp(status: Status) -> Comparison {
+        let mc = |m, b: f64, n: f64, r| MetricChange {
+            metric: m,
+            base: b,
+            new: n,
+            change_pct: Some((n - b) / b * 100.0),
+            regressed: r,
+            improved: false,
+        };
+        Comparison {
+            base_runs: 1,
+            new_runs: 1,
+            regressed: status == Status::Regressed,
+            rows: vec![RowResult {
+                syscall: "clock_nanosleep".into(),
+                comm: None,
+                status,
+                metrics: vec![
+                    mc(Metric::Count, 10.0, 10.0, false),
+                    mc(Metric::P50, 10e6, 13e6, status == Status::Regressed),
+                ],
+                reasons: if status == Status::Regressed {
+                    vec!["p50 +30.0%".into()]
+                } else {
+                    vec![]
+                },
+            }],
+        }
+    }
+
+    #[test]
+    fn verdict_is_the_last_line() {
+        let t = text(&cmp(Status::Regressed));
+        let last = t.lines().last().unwrap();
+        assert_eq!(
+            last,
+            "verdict: REGRESSION in 1 of 1 rows: clock_nanosleep p50 +30.0%"
+        );
+        assert!(t.contains("10.0ms→13.0ms (+30.0%)!"), "{t}");
+        assert_eq!(
+            text(&cmp(Status::Ok)).lines().last().unwrap(),
+            "verdict: OK, no regression in 1 rows (0 improved)"
+        );
+    }
+
+    #[test]
+    fn markdown_and_json() {
+        let md = markdown(&cmp(Status::Regressed));
+        assert!(md.contains("| `clock_nanosleep` | **regressed** |"), "{md}");
+        assert!(
+            md.trim_end()
+                .ends_with("**verdict: REGRESSION in 1 of 1 rows: clock_nanosleep p50 +30.0%**")
+        );
+        let v: serde_json::Value = serde_json::from_str(&json(&cmp(Status::Regressed))).unwrap();
+        assert_eq!(v["verdict"], "regressed");
+        assert_eq!(v["rows"][0]["status"], "regressed");
+        assert_eq!(v["rows"][0]["metrics"][1]["metric"], "p50");
+    }
+}
