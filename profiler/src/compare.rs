@@ -532,7 +532,10 @@ impl Sampler {
 mod tests {
     use super::*;
 
-    fn part(rows: &[(&str, u32, &[(u64, u64)])]) -> Part {
+    /// (syscall, nr, [(latency ns, calls)]).
+    type TestRow<'a> = (&'a str, u32, &'a [(u64, u64)]);
+
+    fn part(rows: &[TestRow<'_>]) -> Part {
         Part {
             rows: rows
                 .iter()

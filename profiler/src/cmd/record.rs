@@ -44,7 +44,6 @@ pub async fn run(args: &RecordArgs) -> anyhow::Result<i32> {
 
 /// One recording (run `run` of `--repeat`).
 async fn run_once(cfg: &RecordConfig, run: Option<u32>) -> anyhow::Result<i32> {
-    let cfg = cfg;
     let mut trace = Trace::start_with(
         &cfg.targets,
         &cfg.filters,
