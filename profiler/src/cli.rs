@@ -28,6 +28,9 @@ pub enum Command {
     /// Read recordings (JSON Lines or HdrHistogram logs from `record`), merge their
     /// histograms exactly, and print the table, JSON, or plots (HTML, SVG).
     Report(ReportArgs),
+    /// A live, top-style view of syscall latencies per syscall and per process; batch mode
+    /// (`-b`, or when stdout is not a terminal) prints the table every interval.
+    Top(TopArgs),
     /// Compare recordings of a base and a new revision; exit 1 when something regressed
     /// beyond its threshold and beyond noise (a CI gate).
     Compare(CompareArgs),
@@ -227,4 +230,21 @@ pub struct CompareArgs {
     /// Output format.
     #[arg(short, long, value_enum, default_value_t = CompareFormat::Text)]
     pub format: CompareFormat,
+}
+
+/// `syslat top`.
+#[derive(Debug, Args)]
+pub struct TopArgs {
+    /// Targets and filters; with no target, every process on the system is traced.
+    #[command(flatten)]
+    pub target: TargetArgs,
+    /// Refresh interval.
+    #[arg(short, long, value_parser = parse_duration, default_value = "1s", value_name = "DURATION")]
+    pub interval: Duration,
+    /// Batch mode: print the table as text every interval (like `top -b`).
+    #[arg(short, long)]
+    pub batch: bool,
+    /// In batch mode, stop after COUNT tables.
+    #[arg(short = 'n', long, value_name = "COUNT")]
+    pub count: Option<u64>,
 }

@@ -18,4 +18,5 @@ pub mod config;
 pub mod output;
 pub mod recording;
 pub mod syscalls;
+pub mod tui;
 pub mod units;

@@ -221,6 +221,40 @@ impl Aggregator {
         self.events
     }
 
+    /// A snapshot keyed by syscall only, whatever the grouping (the per-syscall series are
+    /// always kept).
+    pub fn syscall_snapshot(
+        &self,
+        start_unix_ns: u64,
+        duration_ns: u64,
+        loss: LossCounters,
+    ) -> Snapshot {
+        let mut rows: Vec<Row> = self
+            .by_syscall
+            .iter()
+            .enumerate()
+            .filter_map(|(nr, s)| {
+                s.as_ref()
+                    .map(|s| Row::new(nr as u32, None, None, s.clone()))
+            })
+            .collect();
+        rows.sort_by(|a, b| {
+            b.series
+                .total_ns
+                .cmp(&a.series.total_ns)
+                .then_with(|| a.nr.cmp(&b.nr))
+        });
+        Snapshot {
+            start_unix_ns,
+            duration_ns,
+            group: GroupBy::Syscall,
+            loss,
+            events: self.events,
+            folded_keys: 0,
+            rows,
+        }
+    }
+
     /// An immutable snapshot, rows sorted by total time (largest first). `name` names a
     /// key: a live process by pid (names of exited ones come from their exit records), or
     /// with [`GroupBy::Cgroup`] a cgroup by id (its path).

@@ -5,6 +5,7 @@ pub mod compare;
 pub mod record;
 pub mod report;
 pub mod serve;
+pub mod top;
 pub mod trace;
 
 use crate::cli::{Cli, Command};
@@ -14,6 +15,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<i32> {
     match cli.command {
         Command::Record(args) => record::run(&args).await,
         Command::Serve(args) => serve::run(&args).await,
+        Command::Top(args) => top::run(&args).await,
         Command::Report(args) => report::run(&args),
         Command::Compare(args) => compare::run(&args),
     }

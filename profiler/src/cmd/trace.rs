@@ -51,6 +51,8 @@ pub struct Trace {
     sigint: Signal,
     sigterm: Signal,
     sigusr1: Signal,
+    sighup: Signal,
+    had_child: bool,
     /// When tracing started, ns since the Unix epoch.
     pub start_unix_ns: u64,
     started: Instant,
@@ -131,6 +133,8 @@ impl Trace {
             sigint: sig(SignalKind::interrupt(), "SIGINT")?,
             sigterm: sig(SignalKind::terminate(), "SIGTERM")?,
             sigusr1: sig(SignalKind::user_defined1(), "SIGUSR1")?,
+            sighup: sig(SignalKind::hangup(), "SIGHUP")?,
+            had_child: false,
             start_unix_ns: unix_ns(SystemTime::now()),
             started: Instant::now(),
         };
@@ -140,6 +144,7 @@ impl Trace {
                 trace.probe.add_tgid(parked.pid())?;
                 let pid = parked.release();
                 trace.child = Some((pid, tokio::spawn(launch::wait(pid))));
+                trace.had_child = true;
             }
             Targets::All if announce => eprintln!("syslat: tracing all processes; Ctrl-C to stop"),
             Targets::Pids(p) if announce => eprintln!(
@@ -164,6 +169,11 @@ impl Trace {
             _ => {}
         }
         Ok(trace)
+    }
+
+    /// Whether a traced command was started and has exited.
+    pub fn command_exited(&self) -> bool {
+        self.had_child && self.child.is_none()
     }
 
     /// The pid of the traced command, if one was started.
@@ -202,6 +212,8 @@ impl Trace {
             _ = self.sigint.recv() => return Ok(Event::End(128 + libc::SIGINT)),
             _ = self.sigterm.recv() => return Ok(Event::End(128 + libc::SIGTERM)),
             _ = self.sigusr1.recv() => return Ok(Event::DumpRequested),
+            // The terminal went away: end like Ctrl-C, with the final dump.
+            _ = self.sighup.recv() => return Ok(Event::End(128 + libc::SIGHUP)),
         }
         if !self.watched.is_empty() && self.last_check.elapsed() >= Duration::from_millis(200) {
             self.last_check = Instant::now();

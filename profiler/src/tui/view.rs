@@ -1,0 +1,449 @@
+//! Drawing: a pure function of the [`App`] (and the frame it holds) onto a ratatui frame.
+//! No I/O, no locks: the collector never waits for it.
+
+use ratatui::{
+    Frame as TermFrame,
+    layout::{Constraint, Layout, Rect},
+    style::{Color, Modifier, Style},
+    text::{Line, Span},
+    widgets::{Bar, BarChart, Block, Borders, Clear, Paragraph, Row, Table, TableState},
+};
+
+use super::app::{App, Column, Mode, log2_buckets};
+use crate::units::fmt_ns;
+
+/// Draws the whole screen.
+pub fn draw(f: &mut TermFrame<'_>, app: &App) {
+    let [header, body, footer] = Layout::vertical([
+        Constraint::Length(3),
+        Constraint::Min(3),
+        Constraint::Length(1),
+    ])
+    .areas(f.area());
+    draw_header(f, header, app);
+    match app.mode {
+        Mode::Syscalls | Mode::DrillProcess(_) => draw_syscalls(f, body, app),
+        Mode::Processes => draw_processes(f, body, app),
+        Mode::DrillSyscall(nr) => draw_drill(f, body, app, nr),
+    }
+    let hint = if app.editing_filter {
+        format!("filter: {}_   (Enter to apply, Esc to stop)", app.filter)
+    } else {
+        "q quit  ? help  1-8 sort  p processes  Enter drill down  Esc back  / filter  c cumulative  space pause".to_string()
+    };
+    f.render_widget(
+        Paragraph::new(hint).style(Style::default().fg(Color::DarkGray)),
+        footer,
+    );
+    if app.help {
+        draw_help(f, f.area());
+    }
+}
+
+fn draw_header(f: &mut TermFrame<'_>, area: Rect, app: &App) {
+    let Some(fr) = app.frame.as_deref() else {
+        f.render_widget(
+            Paragraph::new("syslat top: waiting for the first interval..."),
+            area,
+        );
+        return;
+    };
+    let snap = if app.cumulative {
+        &fr.total_syscalls
+    } else {
+        &fr.interval_syscalls
+    };
+    let secs = (snap.duration_ns as f64 / 1e9).max(1e-9);
+    let rate = snap.total_calls() as f64 / secs;
+    let loss = &snap.loss;
+    let warn = |n: u64| {
+        if n > 0 {
+            Style::default().fg(Color::Red).add_modifier(Modifier::BOLD)
+        } else {
+            Style::default()
+        }
+    };
+    let mut line1 = vec![Span::styled(
+        "syslat top",
+        Style::default().add_modifier(Modifier::BOLD),
+    )];
+    line1.push(Span::raw(format!(
+        "  up {:.0}s  tracing {}  {}  {}",
+        fr.uptime_s,
+        fr.targets,
+        if app.cumulative {
+            "since start"
+        } else {
+            "last interval"
+        },
+        if app.paused { "PAUSED" } else { "" }
+    )));
+    if let Some(code) = fr.finished {
+        line1.push(Span::styled(
+            format!("  command exited ({code}); final numbers, q to quit"),
+            Style::default().fg(Color::Yellow),
+        ));
+    }
+    let line2 = vec![
+        Span::raw(format!("syscalls/s {:.0}   ", rate)),
+        Span::styled(
+            format!("dropped {}", loss.dropped + loss.no_storage),
+            warn(loss.lost()),
+        ),
+        Span::raw("   "),
+        Span::styled(format!("unpaired {}", loss.unpaired), warn(loss.unpaired)),
+        Span::raw(format!(
+            "   syslat cpu {:.1}%  ~{:.0} ns of its time per traced call",
+            fr.self_cpu_pct, fr.self_ns_per_call
+        )),
+    ];
+    let filter = if app.filter.is_empty() {
+        String::new()
+    } else {
+        format!("filter '{}'", app.filter)
+    };
+    f.render_widget(
+        Paragraph::new(vec![
+            Line::from(line1),
+            Line::from(line2),
+            Line::from(filter),
+        ]),
+        area,
+    );
+}
+
+fn heading(label: &str, col: Column, app: &App) -> String {
+    if app.sort == col {
+        format!("{label}{}", if app.ascending { "▲" } else { "▼" })
+    } else {
+        label.to_string()
+    }
+}
+
+fn table_block(title: String) -> Block<'static> {
+    Block::default().borders(Borders::TOP).title(title)
+}
+
+fn draw_syscalls(f: &mut TermFrame<'_>, area: Rect, app: &App) {
+    let rows = app.syscall_rows();
+    let header = Row::new(vec![
+        heading("SYSCALL", Column::Name, app),
+        heading("CALLS/s", Column::Calls, app),
+        heading("ERR/s", Column::Errors, app),
+        heading("P50", Column::P50, app),
+        heading("P99", Column::P99, app),
+        heading("P99.9", Column::P999, app),
+        heading("MAX", Column::Max, app),
+        heading("%TIME", Column::Share, app),
+    ])
+    .style(Style::default().add_modifier(Modifier::BOLD));
+    let body: Vec<Row<'_>> = rows
+        .iter()
+        .map(|r| {
+            Row::new(vec![
+                r.name.clone(),
+                format!("{:.0}", r.calls_per_s),
+                format!("{:.0}", r.errors_per_s),
+                fmt_ns(r.p50),
+                fmt_ns(r.p99),
+                fmt_ns(r.p999),
+                fmt_ns(r.max),
+                format!("{:.1}", r.share),
+            ])
+        })
+        .collect();
+    let title = match app.mode {
+        Mode::DrillProcess(pid) => format!(" syscalls of process {pid} (Esc back) "),
+        _ => " syscalls ".to_string(),
+    };
+    let widths = [18, 10, 8, 9, 9, 9, 9, 7].map(Constraint::Length);
+    let table = Table::new(body, widths)
+        .header(header)
+        .block(table_block(title))
+        .row_highlight_style(Style::default().add_modifier(Modifier::REVERSED));
+    let mut state =
+        TableState::default().with_selected(Some(app.selected.min(rows.len().saturating_sub(1))));
+    f.render_stateful_widget(table, area, &mut state);
+}
+
+fn process_table<'a>(rows: &[super::app::ProcessRow], app: &App, title: String) -> Table<'a> {
+    let header = Row::new(vec![
+        "PID".to_string(),
+        heading("COMM", Column::Name, app),
+        heading("CALLS/s", Column::Calls, app),
+        heading("ERR/s", Column::Errors, app),
+        heading("TIME", Column::Share, app),
+        "%TIME".to_string(),
+        "WORST SYSCALL".to_string(),
+    ])
+    .style(Style::default().add_modifier(Modifier::BOLD));
+    let body: Vec<Row<'a>> = rows
+        .iter()
+        .map(|p| {
+            Row::new(vec![
+                p.pid.to_string(),
+                p.comm.clone(),
+                format!("{:.0}", p.calls_per_s),
+                format!("{:.0}", p.errors_per_s),
+                fmt_ns(p.total_ns),
+                format!("{:.1}", p.share),
+                p.worst.clone(),
+            ])
+        })
+        .collect();
+    let widths = [8, 16, 10, 8, 9, 7, 18].map(Constraint::Length);
+    Table::new(body, widths)
+        .header(header)
+        .block(table_block(title))
+        .row_highlight_style(Style::default().add_modifier(Modifier::REVERSED))
+}
+
+fn draw_processes(f: &mut TermFrame<'_>, area: Rect, app: &App) {
+    let rows = app.process_rows();
+    let mut state =
+        TableState::default().with_selected(Some(app.selected.min(rows.len().saturating_sub(1))));
+    f.render_stateful_widget(
+        process_table(&rows, app, " processes, by syscall time ".into()),
+        area,
+        &mut state,
+    );
+}
+
+fn draw_drill(f: &mut TermFrame<'_>, area: Rect, app: &App, nr: u32) {
+    let name = crate::syscalls::name(nr);
+    let [chart_area, procs_area] =
+        Layout::vertical([Constraint::Percentage(55), Constraint::Percentage(45)]).areas(area);
+    let buckets = app.drilled_hist().map(log2_buckets).unwrap_or_default();
+    let bars: Vec<Bar<'_>> = buckets
+        .iter()
+        .map(|(lo, n)| {
+            Bar::with_label(format!("≥{:>7}", fmt_ns(*lo)), *n).text_value(n.to_string())
+        })
+        .collect();
+    let chart = BarChart::horizontal(bars)
+        .block(Block::default().borders(Borders::TOP).title(format!(
+            " {name}: calls by latency (log2 buckets; Esc back) "
+        )))
+        .bar_width(1)
+        .bar_gap(0)
+        .bar_style(Style::default().fg(Color::Cyan));
+    f.render_widget(chart, chart_area);
+    let rows = app.process_rows();
+    let mut state =
+        TableState::default().with_selected(Some(app.selected.min(rows.len().saturating_sub(1))));
+    f.render_stateful_widget(
+        process_table(&rows, app, format!(" processes making {name} ")),
+        procs_area,
+        &mut state,
+    );
+}
+
+fn draw_help(f: &mut TermFrame<'_>, area: Rect) {
+    let text = vec![
+        Line::from("syslat top: keys"),
+        Line::from(""),
+        Line::from(
+            "1-8      sort by column (again: reverse): name, calls/s, errors/s, p50, p99, p99.9, max, %time",
+        ),
+        Line::from("p        syscalls <-> processes"),
+        Line::from(
+            "Enter    drill down: a syscall's latency histogram and its processes, or a process's syscalls",
+        ),
+        Line::from("Esc      back (quits at the top level)"),
+        Line::from("/        filter by name; Enter applies, Esc stops typing"),
+        Line::from("c        last interval <-> cumulative since start"),
+        Line::from("space    pause the view (tracing goes on)"),
+        Line::from("Up/Down  select a row"),
+        Line::from("q Ctrl-C quit"),
+    ];
+    let w = area.width.min(100);
+    let h = area.height.min(14);
+    let popup = Rect {
+        x: area.x + (area.width - w) / 2,
+        y: area.y + (area.height - h) / 2,
+        width: w,
+        height: h,
+    };
+    f.render_widget(Clear, popup);
+    f.render_widget(
+        Paragraph::new(text).block(
+            Block::default()
+                .borders(Borders::ALL)
+                .title(" help (? or Esc to close) "),
+        ),
+        popup,
+    );
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use profiler_common::SyscallEvent;
+    use ratatui::{Terminal, backend::TestBackend};
+
+    use super::*;
+    use crate::{
+        aggregate::{Aggregator, GroupBy, LossCounters},
+        tui::{Frame, app::Action},
+    };
+
+    fn frame() -> Arc<Frame> {
+        let mut a = Aggregator::new(GroupBy::Process);
+        let read = crate::syscalls::number("read").unwrap();
+        let write = crate::syscalls::number("write").unwrap();
+        let openat = crate::syscalls::number("openat").unwrap();
+        let ev = |tgid, nr, ns, ret| SyscallEvent {
+            duration_ns: ns,
+            ret,
+            tgid,
+            tid: tgid,
+            nr,
+            cgroup: 0,
+        };
+        for i in 0..300u64 {
+            a.record(&ev(100, read, 2_000 + i, 1));
+        }
+        for _ in 0..50 {
+            a.record(&ev(200, write, 1_000_000, 1));
+        }
+        for _ in 0..10 {
+            a.record(&ev(200, openat, 5_000, -2));
+        }
+        let loss = LossCounters {
+            dropped: 3,
+            ..Default::default()
+        };
+        let p = a.snapshot(0, 1_000_000_000, loss, &|pid| Some(format!("app{pid}")));
+        let s = a.syscall_snapshot(0, 1_000_000_000, loss);
+        Arc::new(Frame {
+            interval_syscalls: s.clone(),
+            interval_processes: p.clone(),
+            total_syscalls: s,
+            total_processes: p,
+            uptime_s: 5.0,
+            targets: "all processes".into(),
+            self_cpu_pct: 1.5,
+            self_ns_per_call: 40.0,
+            finished: None,
+        })
+    }
+
+    fn render(app: &App) -> String {
+        let mut term = Terminal::new(TestBackend::new(120, 30)).unwrap();
+        term.draw(|f| draw(f, app)).unwrap();
+        let buf = term.backend().buffer().clone();
+        let mut out = String::new();
+        for y in 0..buf.area.height {
+            for x in 0..buf.area.width {
+                out.push_str(buf[(x, y)].symbol());
+            }
+            out.push('\n');
+        }
+        out
+    }
+
+    fn line_of(screen: &str, needle: &str) -> usize {
+        screen
+            .lines()
+            .position(|l| l.contains(needle))
+            .unwrap_or_else(|| panic!("{needle} not on screen:\n{screen}"))
+    }
+
+    #[test]
+    fn syscall_table_sorted_with_units() {
+        let mut app = App::default();
+        app.update(frame());
+        let s = render(&app);
+        assert!(s.contains("syscalls/s 360"), "{s}");
+        assert!(s.contains("dropped 3"), "{s}");
+        assert!(s.contains("%TIME▼"), "the sort column is marked: {s}");
+        assert!(
+            line_of(&s, "write") < line_of(&s, "read"),
+            "write has most time: {s}"
+        );
+        let write = s.lines().find(|l| l.contains("write ")).unwrap();
+        assert!(
+            write.contains("1.00ms") && write.contains(" 50 "),
+            "{write}"
+        );
+        app.apply(Action::Sort(Column::Calls));
+        let s = render(&app);
+        assert!(s.contains("CALLS/s▼"), "{s}");
+        assert!(
+            line_of(&s, "read") < line_of(&s, "write"),
+            "read has most calls: {s}"
+        );
+        app.apply(Action::Sort(Column::Calls));
+        assert!(render(&app).contains("CALLS/s▲"));
+    }
+
+    #[test]
+    fn processes_and_drill_down() {
+        let mut app = App::default();
+        app.update(frame());
+        app.apply(Action::ToggleProcesses);
+        let s = render(&app);
+        assert!(line_of(&s, "app200") < line_of(&s, "app100"), "{s}");
+        assert!(
+            s.lines()
+                .find(|l| l.contains("app200"))
+                .unwrap()
+                .contains("write"),
+            "worst syscall: {s}"
+        );
+        app.apply(Action::Enter);
+        assert_eq!(app.mode, Mode::DrillProcess(200));
+        let s = render(&app);
+        assert!(s.contains("syscalls of process 200"), "{s}");
+        assert!(!s.contains(" read "), "only that process's syscalls: {s}");
+        app.apply(Action::Back);
+        app.apply(Action::ToggleProcesses);
+        app.apply(Action::Sort(Column::Calls));
+        app.apply(Action::Enter);
+        let read = crate::syscalls::number("read").unwrap();
+        assert_eq!(app.mode, Mode::DrillSyscall(read));
+        let s = render(&app);
+        assert!(s.contains("read: calls by latency"), "{s}");
+        assert!(
+            s.contains("≥ 2.05µs") || s.contains("≥ 1.02µs"),
+            "log2 buckets: {s}"
+        );
+        assert!(
+            s.contains("processes making read") && s.contains("app100") && !s.contains("app200"),
+            "{s}"
+        );
+    }
+
+    #[test]
+    fn filter_and_empty_data() {
+        let mut app = App::default();
+        assert!(render(&app).contains("waiting for the first interval"));
+        app.update(frame());
+        for a in [
+            Action::FilterStart,
+            Action::FilterChar('w'),
+            Action::FilterChar('r'),
+            Action::FilterDone,
+        ] {
+            app.apply(a);
+        }
+        let s = render(&app);
+        assert!(s.contains("write") && !s.contains("openat"), "{s}");
+        app.apply(Action::ToggleHelp);
+        assert!(render(&app).contains("help (? or Esc to close)"));
+    }
+
+    #[test]
+    fn buckets_are_powers_of_two() {
+        let mut h = crate::aggregate::LatencyHist::new();
+        for v in [3u64, 3, 1000, 1100] {
+            h.record(v);
+        }
+        let b = log2_buckets(&h);
+        assert_eq!(b.first(), Some(&(2, 2)));
+        assert_eq!(b.last(), Some(&(1024, 1)), "1100 ns");
+        assert!(b.contains(&(512, 1)), "1000 ns");
+        assert_eq!(b.iter().map(|x| x.1).sum::<u64>(), 4);
+    }
+}
