@@ -45,7 +45,7 @@ const _: () = assert!(core::mem::size_of::<EnterState>() == 40);
 /// A completed call slower than `--slow`: written instead of a [`SyscallEvent`] (it starts
 /// with one), and told apart by its size.
 #[repr(C)]
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct SlowEvent {
     /// The call, as for every other.
     pub call: SyscallEvent,
@@ -53,9 +53,15 @@ pub struct SlowEvent {
     pub args: [u64; 3],
     /// `bpf_ktime_get_ns` at exit (CLOCK_MONOTONIC).
     pub exit_ns: u64,
+    /// For path-taking calls (see `PATH_ARG`), the path argument read from user memory at
+    /// exit with a bounded helper: NUL-terminated, truncated; not trusted to be UTF-8.
+    pub path: [u8; SLOW_PATH_LEN],
 }
 
-const _: () = assert!(core::mem::size_of::<SlowEvent>() == 64);
+/// Bytes of a path kept in a [`SlowEvent`].
+pub const SLOW_PATH_LEN: usize = 128;
+
+const _: () = assert!(core::mem::size_of::<SlowEvent>() == 64 + SLOW_PATH_LEN);
 
 /// Marks a task created by a traced parent: its first `sys_exit` is the return from
 /// fork/clone in the child, which has no matching enter and is not a loss.

@@ -19,7 +19,9 @@
 mod atomic;
 mod maps;
 
-use aya_ebpf::helpers::{bpf_get_current_ancestor_cgroup_id, bpf_get_current_cgroup_id};
+use aya_ebpf::helpers::{
+    bpf_get_current_ancestor_cgroup_id, bpf_get_current_cgroup_id, bpf_probe_read_user_str_bytes,
+};
 use aya_ebpf::{
     bindings::{BPF_LOCAL_STORAGE_GET_F_CREATE, BPF_RB_NO_WAKEUP},
     helpers::{
@@ -33,12 +35,12 @@ use aya_ebpf::{
 use aya_log_ebpf::debug;
 use maps::{
     BY_CGROUP, CGROUP_ID, CGROUP_LEVEL, COMMS, ENTER, ERRORS_ONLY, EVENTS, FILTER_MODE, NCOMMS,
-    OFF_ARGS, OFF_SIGNAL_LIVE, OFF_TASK_SIGNAL, OFF_TASK_TGID, SELF_TGID, SLOW_NS, SYSCALL_BITS,
-    SYSCALL_FILTER, TGID_BITS, bump, constant, constant64,
+    OFF_ARGS, OFF_SIGNAL_LIVE, OFF_TASK_SIGNAL, OFF_TASK_TGID, PATH_ARG, SELF_TGID, SLOW_NS,
+    SYSCALL_BITS, SYSCALL_FILTER, TGID_BITS, bump, constant, constant64,
 };
 use profiler_common::{
-    EnterState, MAX_COMMS, MAX_SYSCALLS, NR_FORK_CHILD, NR_IGNORED, NR_PROC_EXIT, SlowEvent,
-    SyscallEvent, counter, filter_mode,
+    EnterState, MAX_COMMS, MAX_SYSCALLS, NR_FORK_CHILD, NR_IGNORED, NR_PROC_EXIT, SLOW_PATH_LEN,
+    SlowEvent, SyscallEvent, counter, filter_mode,
 };
 
 /// Whether bit `n` of the `TGID_BITS` bitmap is set.
@@ -183,13 +185,29 @@ fn sys_exit(ctx: RawTracePointContext) -> i32 {
     let slow = constant64(&SLOW_NS);
     if slow != 0 && duration_ns >= slow {
         let args = slot.args;
+        let mut ev = SlowEvent {
+            call,
+            args,
+            exit_ns: now,
+            path: [0; SLOW_PATH_LEN],
+        };
+        // The path argument, read now (the caller's memory is still there at exit) with the
+        // bounded string helper; user space never trusts it to be UTF-8.
+        let which = PATH_ARG.get(nr).copied().unwrap_or(0);
+        if (1..=3).contains(&which) {
+            // VERIFIER: a match keeps every index constant (no bounds proof needed).
+            let src = match which {
+                1 => args[0],
+                2 => args[1],
+                _ => args[2],
+            } as *const u8;
+            // SAFETY: the helper reads at most SLOW_PATH_LEN bytes from user memory and
+            // fails cleanly on a bad address; `ev.path` is a stack buffer of that size.
+            let _ = unsafe { bpf_probe_read_user_str_bytes(src, &mut ev.path) };
+        }
         match EVENTS.reserve_untyped::<SlowEvent>(0) {
             Some(mut entry) => {
-                entry.write(SlowEvent {
-                    call,
-                    args,
-                    exit_ns: now,
-                });
+                entry.write(ev);
                 entry.submit(BPF_RB_NO_WAKEUP as u64);
                 bump(counter::EMITTED);
             }

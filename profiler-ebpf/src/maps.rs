@@ -7,7 +7,8 @@ use aya_ebpf::{
     macros::btf_map,
 };
 use profiler_common::{
-    DEFAULT_RINGBUF_BYTES, EnterState, MAX_COMMS, SYSCALL_WORDS, SyscallEvent, counter,
+    DEFAULT_RINGBUF_BYTES, EnterState, MAX_COMMS, MAX_SYSCALLS, SYSCALL_WORDS, SyscallEvent,
+    counter,
 };
 
 /// A BTF definition of a `BPF_MAP_TYPE_TASK_STORAGE` map, which aya-ebpf 0.2 lacks.
@@ -93,6 +94,10 @@ pub(crate) static CGROUP_LEVEL: u32 = 0;
 /// Whether events carry the task's cgroup id (`--by cgroup`).
 #[unsafe(no_mangle)]
 pub(crate) static BY_CGROUP: u32 = 0;
+/// For the slow-call log: which argument of syscall `nr` is a path (1-based; 0: none).
+#[btf_map]
+pub(crate) static PATH_ARG: Array<u32, { MAX_SYSCALLS as usize }> = Array::new();
+
 /// Calls at least this slow (ns) are written as `SlowEvent`s with their arguments; 0: off.
 #[unsafe(no_mangle)]
 pub(crate) static SLOW_NS: u64 = 0;

@@ -371,3 +371,35 @@ fn by_cgroup_rows_carry_the_cgroup() {
         "{by_cg:?}"
     );
 }
+
+#[test]
+fn slow_log_reads_paths_of_open_like_calls() {
+    let out = temp_path("slowpath.json");
+    let o = run(&[
+        "record",
+        "-f",
+        "json",
+        "-s",
+        "openat",
+        "--slow",
+        "1ns",
+        "-o",
+        out.to_str().unwrap(),
+        "--",
+        WORKLOAD,
+        "enoent",
+        "5",
+    ]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let text = std::fs::read_to_string(&out).unwrap();
+    let ours: Vec<serde_json::Value> = text
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+        .filter(|v| v["type"] == "slow" && v["path"] == "/nonexistent/syslat-test-path")
+        .collect();
+    assert_eq!(ours.len(), 5, "{text}");
+    assert!(
+        ours.iter()
+            .all(|v| v["errno"] == "ENOENT" && v["syscall"] == "openat")
+    );
+}

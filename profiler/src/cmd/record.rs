@@ -135,7 +135,8 @@ impl SlowLog {
                 ev.duration_ns,
                 ev.ret,
                 c.args,
-            );
+            )
+            .with_path(&c.path);
             text.push_str(&if self.json { line.json() } else { line.text() });
         }
         self.flush_suppressed_into(&mut text);

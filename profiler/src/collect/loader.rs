@@ -309,6 +309,20 @@ fn fill_filters(ebpf: &mut Ebpf, opts: &LoadOptions) -> Result<(), LoadError> {
                 .map_err(|e| LoadError::Map("SYSCALL_BITS", e.to_string()))?;
         }
     }
+    if opts.slow_ns > 0 {
+        let map = ebpf
+            .map_mut("PATH_ARG")
+            .ok_or(LoadError::Map("PATH_ARG", "missing".into()))?;
+        let mut table: Array<&mut MapData, u32> =
+            Array::try_from(map).map_err(|e| LoadError::Map("PATH_ARG", e.to_string()))?;
+        for (name, arg) in crate::syscalls::PATH_ARGS {
+            if let Some(nr) = crate::syscalls::number(name) {
+                table
+                    .set(nr, arg + 1, 0)
+                    .map_err(|e| LoadError::Map("PATH_ARG", e.to_string()))?;
+            }
+        }
+    }
     if !opts.comms.is_empty() {
         let map = ebpf
             .map_mut("COMMS")

@@ -32,6 +32,9 @@ pub struct SlowCall {
     pub errno: Option<String>,
     /// First three arguments, raw.
     pub args: [u64; 3],
+    /// The path argument of path-taking calls (lossily decoded: never trusted as UTF-8).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub path: Option<String>,
 }
 
 impl SlowCall {
@@ -62,7 +65,17 @@ impl SlowCall {
             ret,
             errno: syscalls::errno_of(ret).map(syscalls::errno_name),
             args,
+            path: None,
         }
+    }
+
+    /// Adds the path read by the kernel (NUL-terminated bytes), if any.
+    pub fn with_path(mut self, raw: &[u8]) -> Self {
+        let end = raw.iter().position(|&b| b == 0).unwrap_or(raw.len());
+        if end > 0 && syscalls::PATH_ARGS.iter().any(|(n, _)| *n == self.syscall) {
+            self.path = Some(String::from_utf8_lossy(&raw[..end]).into_owned());
+        }
+        self
     }
 
     /// One text line.
@@ -72,8 +85,13 @@ impl SlowCall {
             Some(e) => format!("-1 {e}"),
             None => self.ret.to_string(),
         };
+        let path = self
+            .path
+            .as_ref()
+            .map(|p| format!(" path={p:?}"))
+            .unwrap_or_default();
         format!(
-            "SLOW {} pid={} tid={} comm={} {}({:#x}, {:#x}, {:#x}) = {} in {}\n",
+            "SLOW {} pid={} tid={} comm={} {}({:#x}, {:#x}, {:#x}) = {} in {}{path}\n",
             humantime::format_rfc3339_millis(t),
             self.pid,
             self.tid,
@@ -169,6 +187,25 @@ mod tests {
         assert_eq!(v["errno"], "ENOENT");
         assert_eq!(v["args"][1], 4096);
         assert_eq!(v["duration_ns"], 12_300_000);
+        let with = c.clone().with_path(b"/etc/\xffpasswd\0garbage");
+        assert_eq!(
+            with.path.as_deref(),
+            Some("/etc/\u{fffd}passwd"),
+            "lossy, cut at the NUL"
+        );
+        assert!(
+            with.text()
+                .ends_with("in 12.3ms path=\"/etc/\u{fffd}passwd\"\n"),
+            "{}",
+            with.text()
+        );
+        let getpid = syscalls::number("getpid").unwrap();
+        assert_eq!(
+            SlowCall::new(0, 1, 1, "x".into(), getpid, 1, 0, [0; 3])
+                .with_path(b"/x\0")
+                .path,
+            None
+        );
     }
 
     #[test]
