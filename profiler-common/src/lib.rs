@@ -116,8 +116,9 @@ pub mod counter {
     pub const COUNT: u32 = 7;
 }
 
-/// Default ring buffer size in bytes (a power of two, a multiple of the page size).
-pub const DEFAULT_RINGBUF_BYTES: u32 = 16 << 20;
+/// Default ring buffer size in bytes (a power of two, a multiple of the page size): 256 Ki
+/// events, over 100 ms of headroom at 2 million events a second with a 10 ms drain.
+pub const DEFAULT_RINGBUF_BYTES: u32 = 8 << 20;
 
 #[cfg(feature = "user")]
 mod pod {

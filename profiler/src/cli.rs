@@ -81,9 +81,31 @@ pub struct TargetArgs {
     /// Count only failed calls (return value -4095..-1).
     #[arg(long)]
     pub errors_only: bool,
+    /// Ring buffer size: a power of two from 4K, e.g. 512K, 8M (default), 64M. Larger absorbs
+    /// longer bursts; every event that does not fit is counted as dropped.
+    #[arg(long, value_parser = parse_size, value_name = "SIZE")]
+    pub ring_buffer: Option<u32>,
     /// Start this command and trace it and every descendant, from its first syscall.
     #[arg(last = true, value_name = "CMD")]
     pub command: Vec<String>,
+}
+
+/// Parses a ring buffer size: bytes, or with a K/M/G suffix; a power of two, at least 4K.
+pub fn parse_size(s: &str) -> Result<u32, String> {
+    let t = s.trim();
+    let (num, mult) = match t.chars().last() {
+        Some('K' | 'k') => (&t[..t.len() - 1], 1u64 << 10),
+        Some('M' | 'm') => (&t[..t.len() - 1], 1 << 20),
+        Some('G' | 'g') => (&t[..t.len() - 1], 1 << 30),
+        _ => (t, 1),
+    };
+    let bytes = num.parse::<u64>().ok().and_then(|n| n.checked_mul(mult));
+    match bytes {
+        Some(b) if (4096..=(1 << 30)).contains(&b) && b.is_power_of_two() => Ok(b as u32),
+        _ => Err(format!(
+            "invalid size '{s}': a power of two from 4K to 1G, e.g. 8M"
+        )),
+    }
 }
 
 /// `syslat record`.

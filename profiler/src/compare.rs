@@ -494,7 +494,7 @@ impl Sampler {
         let mut values = Vec::new();
         let mut cumulative = Vec::new();
         let mut total = 0;
-        for v in h.inner().iter_recorded() {
+        for v in h.histogram().iter_recorded() {
             total += v.count_at_value();
             values.push(v.value_iterated_to());
             cumulative.push(total);

@@ -159,6 +159,8 @@ pub struct Filters {
     pub slow: Option<Duration>,
     /// Events carry their cgroup (`--by cgroup`).
     pub by_cgroup: bool,
+    /// Ring buffer size in bytes, if not the default.
+    pub ring_bytes: Option<u32>,
 }
 
 impl Filters {
@@ -173,6 +175,7 @@ impl Filters {
             errors_only: t.errors_only,
             slow: None,
             by_cgroup: false,
+            ring_bytes: t.ring_buffer,
         })
     }
 }
@@ -420,6 +423,20 @@ mod tests {
             serve(&["--max-series", "0"]).unwrap_err(),
             ConfigError::MaxSeries
         );
+    }
+
+    #[test]
+    fn sizes() {
+        use crate::cli::parse_size;
+        assert_eq!(parse_size("8M"), Ok(8 << 20));
+        assert_eq!(parse_size("4096"), Ok(4096));
+        assert_eq!(parse_size("512k"), Ok(512 << 10));
+        for bad in ["3M", "1K", "2G", "x", "-4K", "99999999999999999999K"] {
+            assert!(
+                parse_size(bad).unwrap_err().starts_with("invalid size"),
+                "{bad}"
+            );
+        }
     }
 
     #[test]

@@ -1,6 +1,8 @@
 //! A latency histogram: HdrHistogram with 3 significant digits over 1 ns to 1 hour.
 //! Values above an hour saturate at an hour (and are still counted).
 
+use std::borrow::Cow;
+
 use base64::{Engine, engine::general_purpose::STANDARD};
 use hdrhistogram::{
     Histogram,
@@ -22,10 +24,23 @@ pub enum HistError {
     Decode(String),
 }
 
-/// A latency histogram in nanoseconds.
+/// Calls kept as plain values before a histogram is allocated. A 3-digit HdrHistogram
+/// needs 16 KiB even for one value; most per-process series hold a handful of calls.
+const SMALL: usize = 64;
+
+#[derive(Clone, Debug)]
+enum Repr {
+    /// Up to [`SMALL`] values, as recorded (already clamped).
+    Small(Vec<u64>),
+    /// The histogram.
+    Full(Box<Histogram<u64>>),
+}
+
+/// A latency histogram in nanoseconds. It starts as a short list of values and becomes an
+/// HdrHistogram at the 65th call; both answer every query the same way.
 #[derive(Clone, Debug)]
 pub struct LatencyHist {
-    h: Histogram<u64>,
+    repr: Repr,
 }
 
 impl Default for LatencyHist {
@@ -34,70 +49,112 @@ impl Default for LatencyHist {
     }
 }
 
+fn empty_histogram() -> Histogram<u64> {
+    let mut h = Histogram::new_with_bounds(1, 2, SIGFIG).expect("valid static bounds");
+    h.auto(true);
+    h
+}
+
 impl LatencyHist {
-    /// An empty histogram. It starts small and grows with the largest value recorded.
+    /// An empty histogram (no allocation until the first call).
     pub fn new() -> Self {
-        let mut h = Histogram::new_with_bounds(1, 2, SIGFIG).expect("valid static bounds");
-        h.auto(true);
-        Self { h }
+        Self {
+            repr: Repr::Small(Vec::new()),
+        }
     }
 
     /// Records one call of `ns` nanoseconds (0 is kept as 0, above an hour as an hour).
     #[inline]
     pub fn record(&mut self, ns: u64) {
-        // Recording cannot fail: auto-resize is on and the value is clamped.
-        let _ = self.h.record(ns.min(MAX_TRACKED_NS));
+        let v = ns.min(MAX_TRACKED_NS);
+        match &mut self.repr {
+            Repr::Small(vals) if vals.len() < SMALL => vals.push(v),
+            Repr::Small(_) => {
+                let mut h = self.histogram().into_owned();
+                // Recording cannot fail: auto-resize is on and the value is clamped.
+                let _ = h.record(v);
+                self.repr = Repr::Full(Box::new(h));
+            }
+            // Recording cannot fail: auto-resize is on and the value is clamped.
+            Repr::Full(h) => drop(h.record(v)),
+        }
     }
 
     /// Adds every count of `other`.
     pub fn merge(&mut self, other: &LatencyHist) {
-        // Cannot fail: auto-resize is on.
-        let _ = self.h.add(&other.h);
+        match (&mut self.repr, &other.repr) {
+            (Repr::Small(a), Repr::Small(b)) if a.len() + b.len() <= SMALL => {
+                a.extend_from_slice(b)
+            }
+            (Repr::Full(a), Repr::Small(b)) => {
+                for v in b {
+                    let _ = a.record(*v);
+                }
+            }
+            _ => {
+                let mut h = self.histogram().into_owned();
+                // Cannot fail: auto-resize is on.
+                let _ = h.add(&*other.histogram());
+                self.repr = Repr::Full(Box::new(h));
+            }
+        }
+    }
+
+    /// The values as an HdrHistogram (built on the fly while the list is short).
+    pub fn histogram(&self) -> Cow<'_, Histogram<u64>> {
+        match &self.repr {
+            Repr::Full(h) => Cow::Borrowed(h),
+            Repr::Small(vals) => {
+                let mut h = empty_histogram();
+                for v in vals {
+                    let _ = h.record(*v);
+                }
+                Cow::Owned(h)
+            }
+        }
     }
 
     /// Number of values recorded.
     pub fn count(&self) -> u64 {
-        self.h.len()
+        match &self.repr {
+            Repr::Small(v) => v.len() as u64,
+            Repr::Full(h) => h.len(),
+        }
     }
 
-    /// Smallest value (0 when empty).
+    /// Smallest value (0 when empty), as its bucket's lowest equivalent.
     pub fn min(&self) -> u64 {
-        if self.h.is_empty() { 0 } else { self.h.min() }
+        let h = self.histogram();
+        if h.is_empty() { 0 } else { h.min() }
     }
 
     /// Largest value, as the highest equivalent value of its bucket (0 when empty).
     pub fn max(&self) -> u64 {
-        if self.h.is_empty() { 0 } else { self.h.max() }
+        let h = self.histogram();
+        if h.is_empty() { 0 } else { h.max() }
     }
 
     /// The value at percentile `p` (0..=100), 0 when empty.
     pub fn percentile(&self, p: f64) -> u64 {
-        if self.h.is_empty() {
+        let h = self.histogram();
+        if h.is_empty() {
             0
         } else {
-            self.h.value_at_percentile(p)
+            h.value_at_percentile(p)
         }
     }
 
     /// Mean of the recorded values (bucket midpoints).
     pub fn mean(&self) -> f64 {
-        if self.h.is_empty() {
-            0.0
-        } else {
-            self.h.mean()
-        }
-    }
-
-    /// The underlying HdrHistogram, for exporters.
-    pub fn inner(&self) -> &Histogram<u64> {
-        &self.h
+        let h = self.histogram();
+        if h.is_empty() { 0.0 } else { h.mean() }
     }
 
     /// HdrHistogram V2 compressed encoding, base64: the form every HdrHistogram port reads.
     pub fn to_base64(&self) -> String {
         let mut buf = Vec::new();
         V2DeflateSerializer::new()
-            .serialize(&self.h, &mut buf)
+            .serialize(&*self.histogram(), &mut buf)
             .expect("serializing to memory cannot fail");
         STANDARD.encode(buf)
     }
@@ -109,7 +166,17 @@ impl LatencyHist {
             .deserialize(&mut bytes.as_slice())
             .map_err(|e| HistError::Decode(format!("{e:?}")))?;
         h.auto(true);
-        Ok(Self { h })
+        Ok(Self {
+            repr: Repr::Full(Box::new(h)),
+        })
+    }
+
+    /// Bytes of heap this histogram holds (for memory accounting and tests).
+    pub fn heap_bytes(&self) -> usize {
+        match &self.repr {
+            Repr::Small(v) => v.capacity() * 8,
+            Repr::Full(h) => h.distinct_values() * 8 + std::mem::size_of::<Histogram<u64>>(),
+        }
     }
 }
 
@@ -152,6 +219,44 @@ mod tests {
         a.merge(&b);
         assert_eq!(a.count(), 3);
         assert_eq!(a.min(), 10);
+    }
+
+    #[test]
+    fn small_and_full_answer_alike() {
+        let mut small = LatencyHist::new();
+        let mut big = LatencyHist::new();
+        for i in 0..40u64 {
+            small.record(1000 + i * 37);
+        }
+        for _ in 0..100 {
+            big.record(5);
+        }
+        assert!(
+            small.heap_bytes() < 1024,
+            "a short list, not a 16 KiB histogram"
+        );
+        let full = LatencyHist::from_base64(&small.to_base64()).unwrap();
+        for p in [0.0, 50.0, 90.0, 99.9, 100.0] {
+            assert_eq!(small.percentile(p), full.percentile(p), "p{p}");
+        }
+        assert_eq!(
+            (small.min(), small.max(), small.count()),
+            (full.min(), full.max(), 40)
+        );
+        // Growing past the list and merging both ways keep every count.
+        for i in 0..100u64 {
+            small.record(2000 + i);
+        }
+        assert_eq!(small.count(), 140);
+        let mut m = LatencyHist::new();
+        m.record(1);
+        m.merge(&big);
+        m.merge(&small);
+        assert_eq!(m.count(), 241);
+        let mut s2 = LatencyHist::new();
+        s2.record(7);
+        big.merge(&s2);
+        assert_eq!(big.count(), 101);
     }
 
     #[test]

@@ -88,6 +88,7 @@ impl Trace {
             errors_only: filters.errors_only,
             slow_ns: filters.slow.map_or(0, |d| d.as_nanos().max(1) as u64),
             by_cgroup: filters.by_cgroup,
+            ring_bytes: filters.ring_bytes,
             comms: match targets {
                 Targets::Comms(c) => c.clone(),
                 _ => Vec::new(),

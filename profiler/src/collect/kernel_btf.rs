@@ -23,7 +23,10 @@ pub struct Offsets {
 
 /// Reads [`Offsets`] from the kernel's BTF.
 pub fn offsets() -> Result<Offsets, String> {
-    let btf = Btf::from_file(VMLINUX_BTF).map_err(|e| format!("{VMLINUX_BTF}: {e}"))?;
+    // Mmap rather than parse everything: three structs are needed, and parsing all of the
+    // kernel's BTF costs tens of MiB of peak memory.
+    let btf = Btf::from_file_with_backend(VMLINUX_BTF, btf_rs::Backend::Mmap)
+        .map_err(|e| format!("{VMLINUX_BTF}: {e}"))?;
     Ok(Offsets {
         task_tgid: member_offset(&btf, "task_struct", "tgid")?,
         task_signal: member_offset(&btf, "task_struct", "signal")?,

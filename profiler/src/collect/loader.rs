@@ -11,7 +11,8 @@ use aya::{
     programs::{BtfTracePoint, ProgramError, RawTracePoint},
 };
 use profiler_common::{
-    MAX_COMMS, NR_PROC_EXIT, SYSCALL_WORDS, SlowEvent, SyscallEvent, counter, filter_mode,
+    DEFAULT_RINGBUF_BYTES, MAX_COMMS, NR_PROC_EXIT, SYSCALL_WORDS, SlowEvent, SyscallEvent,
+    counter, filter_mode,
 };
 
 use super::{kernel_btf, privileges};
@@ -49,6 +50,8 @@ pub struct LoadOptions {
     pub slow_ns: u64,
     /// Events carry the task's cgroup id.
     pub by_cgroup: bool,
+    /// Ring buffer size in bytes (a power of two); `None`: the default.
+    pub ring_bytes: Option<u32>,
 }
 
 /// Why tracing could not start. Each message is one line that names what is missing.
@@ -154,6 +157,7 @@ impl Probe {
             .override_global("BY_CGROUP", &u32::from(opts.by_cgroup), true)
             .override_global("OFF_ARGS", &offsets.args, true)
             .map_max_entries("TGID_BITS", words)
+            .map_max_entries("EVENTS", opts.ring_bytes.unwrap_or(DEFAULT_RINGBUF_BYTES))
             .load(OBJECT)
             .map_err(|e| LoadError::Object(format!("{e:#}")))?;
         fill_filters(&mut ebpf, opts)?;

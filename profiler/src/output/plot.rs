@@ -38,7 +38,7 @@ pub fn spectrum_points(h: &LatencyHist) -> Vec<(f64, f64)> {
     if h.count() == 0 {
         return pts;
     }
-    for v in h.inner().iter_quantiles(5) {
+    for v in h.histogram().iter_quantiles(5) {
         let q = v.quantile_iterated_to();
         let x = if q >= 1.0 {
             MAX_X

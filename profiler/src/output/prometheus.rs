@@ -95,7 +95,7 @@ impl SnapshotCollector {
 /// Non-cumulative bucket counts of `s` for `bounds` (seconds), the last one `+Inf`.
 fn bucket_counts(s: &Series, bounds: &[f64]) -> Vec<(f64, u64)> {
     let mut counts = vec![0u64; bounds.len() + 1];
-    for v in s.hist.inner().iter_recorded() {
+    for v in s.hist.histogram().iter_recorded() {
         let secs = v.value_iterated_to() as f64 / 1e9;
         let i = bounds
             .iter()

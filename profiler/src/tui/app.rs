@@ -398,7 +398,7 @@ impl App {
 /// non-empty bucket to the last.
 pub fn log2_buckets(h: &LatencyHist) -> Vec<(u64, u64)> {
     let mut counts = [0u64; 64];
-    for v in h.inner().iter_recorded() {
+    for v in h.histogram().iter_recorded() {
         let x = v.value_iterated_to().max(1);
         counts[63 - x.leading_zeros() as usize] += v.count_at_value();
     }

@@ -1,0 +1,229 @@
+//! Overload and faults: drops are counted exactly when the ring buffer overflows, Ctrl-C
+//! still ends a flooded recording at once with its dump, memory stays bounded with many
+//! short-lived processes, two instances both count exactly, and an unwritable output is an
+//! error that still hands the data over on stderr.
+#![allow(
+    clippy::unwrap_used,
+    reason = "a test panics on failure, with the location"
+)]
+
+use std::{
+    io::{BufRead, BufReader},
+    process::{Command, Stdio},
+    time::{Duration, Instant},
+};
+
+use tests::{Reaped, count, run, summary, syslat, temp_path};
+
+const WORKLOAD: &str = env!("CARGO_BIN_EXE_workload");
+
+fn record_json(name: &str, extra: &[&str], steps: &[&str]) -> serde_json::Value {
+    let out = temp_path(name);
+    let mut args = vec!["record", "-f", "json", "-o", out.to_str().unwrap()];
+    args.extend_from_slice(extra);
+    args.push("--");
+    args.push(WORKLOAD);
+    args.extend_from_slice(steps);
+    let o = run(&args);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    summary(&out)
+}
+
+#[test]
+fn overflow_drops_are_counted_exactly() {
+    let full = record_json("ov-full.json", &[], &["getppid", "300000"]);
+    assert_eq!(full["dropped_events"], 0);
+    let tiny = record_json(
+        "ov-tiny.json",
+        &["--ring-buffer", "4K"],
+        &["getppid", "300000"],
+    );
+    let dropped = tiny["dropped_events"].as_u64().unwrap();
+    assert!(
+        dropped > 100_000,
+        "a 4 KiB ring buffer cannot hold a 10 ms burst: {dropped}"
+    );
+    // Every call of the command is either counted or counted as dropped.
+    assert_eq!(
+        tiny["calls"].as_u64().unwrap() + dropped,
+        full["calls"].as_u64().unwrap()
+    );
+    assert_eq!(tiny["lost_events"].as_u64().unwrap(), dropped);
+    // And the text report says so.
+    let o = run(&[
+        "record",
+        "--ring-buffer",
+        "4K",
+        "-o",
+        "/dev/stdout",
+        "--",
+        WORKLOAD,
+        "getppid",
+        "100000",
+    ]);
+    let text = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        text.contains("WARNING:") && text.contains("were lost"),
+        "{text}"
+    );
+}
+
+#[test]
+fn ctrl_c_ends_a_flooded_recording_at_once() {
+    let out = temp_path("flood.json");
+    let mut rec = Reaped(
+        syslat(&[
+            "record",
+            "--ring-buffer",
+            "4K",
+            "-f",
+            "json",
+            "-o",
+            out.to_str().unwrap(),
+        ])
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap(),
+    );
+    let mut line = String::new();
+    BufReader::new(rec.stderr.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let mut storm = Reaped(
+        Command::new(WORKLOAD)
+            .args(["threads", "2", "100000000"])
+            .spawn()
+            .unwrap(),
+    );
+    std::thread::sleep(Duration::from_millis(1500));
+    let t = Instant::now();
+    // SAFETY: kill(2) on our own child.
+    unsafe { libc::kill(rec.id() as i32, libc::SIGINT) };
+    let st = rec.wait().unwrap();
+    let took = t.elapsed();
+    storm.kill().unwrap();
+    assert_eq!(st.code(), Some(130));
+    assert!(
+        took < Duration::from_secs(1),
+        "took {took:?} to stop under a syscall storm"
+    );
+    let s = summary(&out);
+    assert!(
+        s["dropped_events"].as_u64().unwrap() > 0,
+        "the overload is visible"
+    );
+    assert!(count(&s, "getppid") > 0);
+}
+
+/// Peak RSS (kB) of a running syslat, polled until it exits.
+fn peak_rss_while_running(mut child: Reaped) -> (u64, std::process::ExitStatus) {
+    let mut peak = 0;
+    loop {
+        if let Some(st) = child.try_wait().unwrap() {
+            return (peak, st);
+        }
+        let status =
+            std::fs::read_to_string(format!("/proc/{}/status", child.id())).unwrap_or_default();
+        if let Some(kb) = status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmHWM:"))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+        {
+            peak = peak.max(kb);
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn memory_stays_bounded_with_many_short_lived_processes() {
+    let out = temp_path("many.json");
+    let child = Reaped(
+        syslat(&[
+            "record",
+            "--by",
+            "process",
+            "-f",
+            "json",
+            "-o",
+            out.to_str().unwrap(),
+            "--",
+            WORKLOAD,
+            "forks",
+            "20000",
+        ])
+        .spawn()
+        .unwrap(),
+    );
+    let (peak_kb, st) = peak_rss_while_running(child);
+    assert!(st.success());
+    assert!(
+        peak_kb > 0 && peak_kb < 64 * 1024,
+        "peak RSS {peak_kb} kB with 20,000 processes"
+    );
+    let s = summary(&out);
+    assert_eq!(count(&s, "clone"), 20_000);
+    let pids: std::collections::BTreeSet<u64> = s["rows"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|r| r["pid"].as_u64())
+        .collect();
+    // Exited processes stay in the report, up to the default 10,000 keys; the rest fold
+    // into exact `other` rows.
+    assert!(pids.len() > 9_000, "{}", pids.len());
+    assert!(s["folded_keys"].as_u64().unwrap() > 0);
+}
+
+#[test]
+fn two_instances_both_count_exactly() {
+    let a = temp_path("two-a.json");
+    let b = temp_path("two-b.json");
+    let spawn = |out: &std::path::Path, n: &str| {
+        syslat(&[
+            "record",
+            "-f",
+            "json",
+            "-o",
+            out.to_str().unwrap(),
+            "--",
+            WORKLOAD,
+            "getppid",
+            n,
+        ])
+        .spawn()
+        .unwrap()
+    };
+    let (mut x, mut y) = (Reaped(spawn(&a, "50000")), Reaped(spawn(&b, "70000")));
+    assert!(x.wait().unwrap().success() && y.wait().unwrap().success());
+    assert_eq!(count(&summary(&a), "getppid"), 50_000);
+    assert_eq!(count(&summary(&b), "getppid"), 70_000);
+}
+
+#[test]
+fn a_full_disk_is_an_error_that_keeps_the_data() {
+    let o = run(&[
+        "record",
+        "-f",
+        "json",
+        "-o",
+        "/dev/full",
+        "--",
+        WORKLOAD,
+        "getppid",
+        "10",
+    ]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(2), "{err}");
+    assert!(
+        err.lines()
+            .any(|l| l.starts_with("syslat: failed to write /dev/full")),
+        "{err}"
+    );
+    let dumped = err
+        .lines()
+        .find(|l| l.starts_with('{'))
+        .expect("the summary on stderr");
+    let v: serde_json::Value = serde_json::from_str(dumped).unwrap();
+    assert_eq!(count(&v, "getppid"), 10);
+}
