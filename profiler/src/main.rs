@@ -32,7 +32,11 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    match runtime.block_on(profiler::cmd::run(cli)) {
+    let result = runtime.block_on(profiler::cmd::run(cli));
+    // Do not wait for blocking tasks: one may be waiting for a traced command that syslat
+    // leaves running (Ctrl-C, or `q` in top).
+    runtime.shutdown_background();
+    match result {
         Ok(code) => ExitCode::from(code.clamp(0, 255) as u8),
         Err(err) => {
             let broken_pipe = err.chain().any(|e| {

@@ -193,3 +193,28 @@ fn live_view_in_a_terminal() {
     let s = t.screen();
     assert!(!s.contains("syslat top  up"), "{s}");
 }
+
+#[test]
+fn a_closed_terminal_ends_top() {
+    // The command (an odd sleep length, to find it) outlives the terminal; syslat must not.
+    let pattern = "syslat top -- sleep 301";
+    let t = Tmux::start(&format!("{} top -- sleep 301", syslat_bin().display()));
+    t.wait_for("the view", |s| s.contains("syslat top"));
+    drop(t);
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let o = Command::new("pgrep")
+            .args(["-f", pattern])
+            .output()
+            .unwrap();
+        if !o.status.success() {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "syslat top still runs after its terminal closed"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let _ = Command::new("pkill").args(["-f", "^sleep 301$"]).status();
+}

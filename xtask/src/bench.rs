@@ -118,7 +118,14 @@ pub(crate) fn run(root: &Path, args: &BenchArgs) -> Result<()> {
         }
     }
     eprintln!();
-    let table = render(&setups, &samples);
+    let mut table = render(&setups, &samples);
+    match rss_with_processes(&syslat, &workload, 10_000) {
+        Ok(kib) => table.push_str(&format!(
+            "\n`syslat record --by process` of 10,000 short-lived processes: peak RSS {:.1} MiB",
+            kib as f64 / 1024.0
+        )),
+        Err(e) => eprintln!("xtask bench: the memory run failed: {e:#}"),
+    }
     println!("{table}");
     if args.readme {
         write_readme(root, &table)?;
@@ -213,6 +220,21 @@ impl Ctx<'_> {
         }
         Ok(c)
     }
+}
+
+/// Peak RSS (KiB) of `syslat record --by process` over a workload forking `n` children.
+fn rss_with_processes(syslat: &Path, workload: &Path, n: u32) -> Result<u64> {
+    let mut c = Command::new(syslat)
+        .args(["record", "--by", "process", "-o", "/dev/null", "--"])
+        .arg(workload)
+        .args(["forks", &n.to_string()])
+        .spawn()?;
+    let mut peak = 0;
+    while c.try_wait()?.is_none() {
+        peak = peak.max(peak_rss_kib(c.id()));
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    Ok(peak)
 }
 
 fn peer(cmd: &mut Command) -> Result<Child> {
@@ -349,8 +371,14 @@ fn syscount_bin() -> &'static str {
     }
 }
 
-/// Installs the peers with apt when missing; returns those available.
+/// Installs the peers with apt when missing; returns those available. Classic tracepoints
+/// (bpftrace, perf) need tracefs, which may not be mounted.
 fn install_peers() -> Vec<Setup> {
+    if !Path::new("/sys/kernel/tracing/events").exists() {
+        let _ = Command::new("mount")
+            .args(["-t", "tracefs", "tracefs", "/sys/kernel/tracing"])
+            .status();
+    }
     let wanted = [
         (Setup::Bpftrace, "bpftrace", "/usr/bin/bpftrace"),
         (Setup::Syscount, "bpfcc-tools", "/usr/sbin/syscount-bpfcc"),

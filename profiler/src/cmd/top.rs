@@ -131,8 +131,18 @@ impl Collector {
                     let finished = self.trace.command_exited().then_some(code);
                     self.publish(tx, finished)?;
                     if finished.is_some() && !self.batch {
-                        // Keep the final numbers on screen until the user quits.
-                        let _ = quit.changed().await;
+                        // Keep the final numbers on screen until the user quits, or a
+                        // signal (the terminal closing: SIGHUP) ends syslat.
+                        loop {
+                            tokio::select! {
+                                _ = quit.changed() => break,
+                                ev = self.trace.next() => {
+                                    if let Event::End(_) = ev? {
+                                        break;
+                                    }
+                                }
+                            }
+                        }
                     }
                     return Ok(code);
                 }
@@ -230,14 +240,21 @@ fn run_ui(
             .terminal
             .draw(|f| view::draw(f, &app))
             .context("failed to draw")?;
-        if event::poll(Duration::from_millis(50)).context("failed to read the terminal")? {
-            match event::read().context("failed to read the terminal")? {
-                TermEvent::Key(k) if k.kind == KeyEventKind::Press => {
-                    if let Some(a) = input::action(k, app.editing_filter) {
+        // Wait for input ourselves: crossterm's poll spins forever on a terminal that hung
+        // up (ssh dropped, tmux session killed); poll(2) reports the hang-up.
+        match terminal_input(Duration::from_millis(50)) {
+            Input::Gone => break,
+            Input::Idle => {}
+            Input::Ready => {
+                while event::poll(Duration::ZERO).context("failed to read the terminal")? {
+                    if let TermEvent::Key(k) =
+                        event::read().context("failed to read the terminal")?
+                        && k.kind == KeyEventKind::Press
+                        && let Some(a) = input::action(k, app.editing_filter)
+                    {
                         app.apply(a);
                     }
                 }
-                _ => {}
             }
         }
         if app.quit {
@@ -246,4 +263,33 @@ fn run_ui(
     }
     let _ = quit.send(true);
     Ok(())
+}
+
+enum Input {
+    Ready,
+    Idle,
+    Gone,
+}
+
+/// Waits up to `timeout` for the terminal (stdin) to have input, or to hang up.
+fn terminal_input(timeout: Duration) -> Input {
+    use std::os::fd::AsFd;
+
+    use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
+    let stdin = std::io::stdin();
+    let mut fds = [PollFd::new(stdin.as_fd(), PollFlags::POLLIN)];
+    let ms = PollTimeout::from(timeout.as_millis().min(u16::MAX as u128) as u16);
+    match poll(&mut fds, ms) {
+        Ok(0) => Input::Idle,
+        Ok(_) => {
+            let ev = fds[0].revents().unwrap_or(PollFlags::empty());
+            if ev.intersects(PollFlags::POLLHUP | PollFlags::POLLERR | PollFlags::POLLNVAL) {
+                Input::Gone
+            } else {
+                Input::Ready
+            }
+        }
+        Err(nix::Error::EINTR) => Input::Idle,
+        Err(_) => Input::Gone,
+    }
 }
