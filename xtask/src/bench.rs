@@ -238,9 +238,12 @@ fn rss_with_processes(syslat: &Path, workload: &Path, n: u32) -> Result<u64> {
 }
 
 fn peer(cmd: &mut Command) -> Result<Child> {
-    let c = cmd.stdout(Stdio::null()).stderr(Stdio::null()).spawn()?;
+    let mut c = cmd.stdout(Stdio::null()).stderr(Stdio::null()).spawn()?;
     // Peers print no reliable "attached" line; give them time to compile and attach.
     std::thread::sleep(Duration::from_secs(3));
+    if let Some(st) = c.try_wait()? {
+        bail!("{cmd:?} exited ({st}) before the loop: not attached (bcc needs kernel headers)");
+    }
     Ok(c)
 }
 
