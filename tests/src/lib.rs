@@ -96,3 +96,59 @@ impl std::ops::DerefMut for Reaped {
         &mut self.0
     }
 }
+
+/// `syslat record -f json -o OUT EXTRA.. -- CMD..`, asserting success; returns OUT's summary.
+pub fn record_json(out: &std::path::Path, extra: &[&str], cmd: &[&str]) -> serde_json::Value {
+    let mut args = vec![
+        "record",
+        "-f",
+        "json",
+        "-o",
+        out.to_str().expect("utf-8 temp path"),
+    ];
+    args.extend_from_slice(extra);
+    args.push("--");
+    args.extend_from_slice(cmd);
+    let o = run(&args);
+    assert!(
+        o.status.success(),
+        "syslat {args:?} failed: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    summary(out)
+}
+
+/// Starts `syslat ARGS` and returns once it says it is tracing (its first stderr line).
+pub fn start_tracing(args: &[&str]) -> Reaped {
+    use std::io::BufRead;
+    let mut child = Reaped(
+        syslat(args)
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("syslat starts"),
+    );
+    let mut line = String::new();
+    let stderr = child.stderr.take().expect("piped stderr");
+    std::io::BufReader::new(stderr)
+        .read_line(&mut line)
+        .expect("a first stderr line");
+    assert!(
+        line.starts_with("syslat: tracing"),
+        "syslat did not start tracing: {line}"
+    );
+    child
+}
+
+/// IDs of the loaded BPF programs named like syslat's `sys_enter`/`sys_exit` (bpftool).
+pub fn our_program_ids() -> std::collections::BTreeSet<u32> {
+    let o = Command::new("bpftool")
+        .args(["prog", "show"])
+        .output()
+        .expect("bpftool runs");
+    assert!(o.status.success());
+    String::from_utf8_lossy(&o.stdout)
+        .lines()
+        .filter(|l| l.contains("name sys_enter") || l.contains("name sys_exit"))
+        .filter_map(|l| l.split(':').next()?.trim().parse().ok())
+        .collect()
+}

@@ -7,19 +7,15 @@
 
 use std::path::PathBuf;
 
-use tests::{run, temp_path};
+use tests::{record_json, run, temp_path};
 
 const WORKLOAD: &str = env!("CARGO_BIN_EXE_workload");
 
 fn record(name: &str, extra: &[&str], steps: &[&str]) -> PathBuf {
     let out = temp_path(name);
-    let mut args = vec!["record", "-f", "json", "-o", out.to_str().unwrap()];
-    args.extend_from_slice(extra);
-    args.push("--");
-    args.push(WORKLOAD);
-    args.extend_from_slice(steps);
-    let o = run(&args);
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let mut cmd = vec![WORKLOAD];
+    cmd.extend_from_slice(steps);
+    record_json(&out, extra, &cmd);
     out
 }
 

@@ -5,13 +5,9 @@
     reason = "a test panics on failure, with the location"
 )]
 
-use std::{
-    io::{BufRead, BufReader},
-    process::{Command, Stdio},
-    time::Duration,
-};
+use std::{process::Command, time::Duration};
 
-use tests::{Reaped, run, syslat, temp_path};
+use tests::{run, start_tracing, temp_path};
 
 const WORKLOAD: &str = env!("CARGO_BIN_EXE_workload");
 
@@ -172,22 +168,11 @@ for tag, h in sorted(totals.items()):
     assert_eq!(tags["execve"].0, 1);
 }
 
-/// Starts a system-wide `record` and waits until it is tracing.
-fn start_recording(args: &[&str]) -> Reaped {
-    let mut rec = Reaped(syslat(args).stderr(Stdio::piped()).spawn().unwrap());
-    let mut line = String::new();
-    BufReader::new(rec.stderr.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    assert!(line.contains("tracing"), "{line}");
-    rec
-}
-
 #[test]
 fn sigusr1_forces_a_dump() {
     let out = temp_path("usr1.json");
     let _ = std::fs::remove_file(&out);
-    let mut rec = start_recording(&["record", "-f", "json", "-o", out.to_str().unwrap()]);
+    let mut rec = start_tracing(&["record", "-f", "json", "-o", out.to_str().unwrap()]);
     assert!(
         Command::new(WORKLOAD)
             .args(["getppid", "777"])
@@ -231,7 +216,7 @@ fn sigusr1_forces_a_dump() {
 fn sigkill_leaves_only_complete_lines() {
     let out = temp_path("killed.json");
     let _ = std::fs::remove_file(&out);
-    let mut rec = start_recording(&[
+    let mut rec = start_tracing(&[
         "record",
         "-i",
         "100ms",

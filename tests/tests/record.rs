@@ -13,25 +13,19 @@ use std::{
     time::{Duration, Instant},
 };
 
-use tests::{Reaped, count, rows, run, summary, syslat, temp_path};
+use tests::{
+    Reaped, count, our_program_ids, record_json, rows, run, start_tracing, summary, syslat,
+    temp_path,
+};
 
 const WORKLOAD: &str = env!("CARGO_BIN_EXE_workload");
 
 /// `syslat record -f json -o FILE [extra] -- workload steps`, returning the summary.
 fn record(extra: &[&str], steps: &[&str]) -> serde_json::Value {
     let out = temp_path(&format!("rec-{}.json", steps.join("-")));
-    let mut args = vec!["record", "-f", "json", "-o", out.to_str().unwrap()];
-    args.extend_from_slice(extra);
-    args.push("--");
-    args.push(WORKLOAD);
-    args.extend_from_slice(steps);
-    let o = run(&args);
-    assert!(
-        o.status.success(),
-        "syslat failed: {}",
-        String::from_utf8_lossy(&o.stderr)
-    );
-    summary(&out)
+    let mut cmd = vec![WORKLOAD];
+    cmd.extend_from_slice(steps);
+    record_json(&out, extra, &cmd)
 }
 
 fn p50_ms(s: &serde_json::Value, syscall: &str) -> f64 {
@@ -279,33 +273,6 @@ fn unprivileged_user_is_told_what_is_missing() {
     assert!(stderr.contains("CAP_BPF and CAP_PERFMON"), "{stderr}");
 }
 
-/// IDs of loaded BPF programs named like syslat's (from bpftool).
-fn our_program_ids() -> std::collections::BTreeSet<u32> {
-    let o = Command::new("bpftool")
-        .args(["prog", "show"])
-        .output()
-        .expect("bpftool runs");
-    assert!(o.status.success());
-    String::from_utf8_lossy(&o.stdout)
-        .lines()
-        .filter(|l| {
-            let name = l
-                .split_whitespace()
-                .skip_while(|w| *w != "name")
-                .nth(1)
-                .unwrap_or("");
-            [
-                "sys_enter",
-                "sys_exit",
-                "sched_process_fork",
-                "sched_process_exit",
-            ]
-            .contains(&name)
-        })
-        .filter_map(|l| l.split(':').next()?.trim().parse().ok())
-        .collect()
-}
-
 #[test]
 fn nothing_stays_attached_after_sigkill() {
     // Other syslat instances may run on this machine: follow only the programs that
@@ -323,7 +290,10 @@ fn nothing_stays_attached_after_sigkill() {
         .unwrap();
     assert!(line.contains("tracing all processes"), "{line}");
     let mine: Vec<u32> = our_program_ids().difference(&before).copied().collect();
-    assert!(mine.len() >= 4, "4 programs loaded while running: {mine:?}");
+    assert!(
+        mine.len() >= 2,
+        "sys_enter and sys_exit loaded while running: {mine:?}"
+    );
     rec.kill().unwrap();
     rec.wait().unwrap();
     // The kernel releases programs when the last fd closes; allow it a moment.
@@ -345,16 +315,7 @@ fn nothing_stays_attached_after_sigkill() {
 #[test]
 fn sigint_writes_the_final_dump() {
     let out = temp_path("sigint.json");
-    let mut rec = Reaped(
-        syslat(&["record", "-f", "json", "-o", out.to_str().unwrap()])
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap(),
-    );
-    let mut line = String::new();
-    BufReader::new(rec.stderr.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
+    let mut rec = start_tracing(&["record", "-f", "json", "-o", out.to_str().unwrap()]);
     let w = Command::new(WORKLOAD)
         .args(["getppid", "1000"])
         .status()

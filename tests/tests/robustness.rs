@@ -8,32 +8,25 @@
 )]
 
 use std::{
-    io::{BufRead, BufReader},
-    process::{Command, Stdio},
+    process::Command,
     time::{Duration, Instant},
 };
 
-use tests::{Reaped, count, run, summary, syslat, temp_path};
+use tests::{Reaped, count, record_json, run, start_tracing, summary, syslat, temp_path};
 
 const WORKLOAD: &str = env!("CARGO_BIN_EXE_workload");
 
-fn record_json(name: &str, extra: &[&str], steps: &[&str]) -> serde_json::Value {
-    let out = temp_path(name);
-    let mut args = vec!["record", "-f", "json", "-o", out.to_str().unwrap()];
-    args.extend_from_slice(extra);
-    args.push("--");
-    args.push(WORKLOAD);
-    args.extend_from_slice(steps);
-    let o = run(&args);
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-    summary(&out)
+fn record_workload(name: &str, extra: &[&str], steps: &[&str]) -> serde_json::Value {
+    let mut cmd = vec![WORKLOAD];
+    cmd.extend_from_slice(steps);
+    record_json(&temp_path(name), extra, &cmd)
 }
 
 #[test]
 fn overflow_drops_are_counted_exactly() {
-    let full = record_json("ov-full.json", &[], &["getppid", "300000"]);
+    let full = record_workload("ov-full.json", &[], &["getppid", "300000"]);
     assert_eq!(full["dropped_events"], 0);
-    let tiny = record_json(
+    let tiny = record_workload(
         "ov-tiny.json",
         &["--ring-buffer", "4K"],
         &["getppid", "300000"],
@@ -71,24 +64,15 @@ fn overflow_drops_are_counted_exactly() {
 #[test]
 fn ctrl_c_ends_a_flooded_recording_at_once() {
     let out = temp_path("flood.json");
-    let mut rec = Reaped(
-        syslat(&[
-            "record",
-            "--ring-buffer",
-            "4K",
-            "-f",
-            "json",
-            "-o",
-            out.to_str().unwrap(),
-        ])
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap(),
-    );
-    let mut line = String::new();
-    BufReader::new(rec.stderr.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
+    let mut rec = start_tracing(&[
+        "record",
+        "--ring-buffer",
+        "4K",
+        "-f",
+        "json",
+        "-o",
+        out.to_str().unwrap(),
+    ]);
     let mut storm = Reaped(
         Command::new(WORKLOAD)
             .args(["threads", "2", "100000000"])

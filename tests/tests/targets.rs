@@ -7,12 +7,12 @@
 )]
 
 use std::{
-    io::{BufRead, BufReader, Write},
+    io::Write,
     path::PathBuf,
     process::{Child, Command, Stdio},
 };
 
-use tests::{Reaped, count, rows, run, summary, syslat, temp_path};
+use tests::{Reaped, count, record_json, rows, run, start_tracing, summary, temp_path};
 
 const WORKLOAD: &str = env!("CARGO_BIN_EXE_workload");
 
@@ -36,13 +36,7 @@ fn release(c: &mut Child) {
 fn recording(out: &std::path::Path, args: &[&str]) -> Reaped {
     let mut a = vec!["record", "-f", "json", "-o", out.to_str().unwrap()];
     a.extend_from_slice(args);
-    let mut rec = Reaped(syslat(&a).stderr(Stdio::piped()).spawn().unwrap());
-    let mut line = String::new();
-    BufReader::new(rec.stderr.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    assert!(line.contains("syslat: tracing"), "{line}");
-    rec
+    start_tracing(&a)
 }
 
 fn stop(mut rec: Reaped) {
@@ -145,14 +139,9 @@ fn v2_root() -> PathBuf {
 
 fn record_cmd(extra: &[&str], steps: &[&str]) -> serde_json::Value {
     let out = temp_path(&format!("f-{}.json", extra.join("")));
-    let mut args = vec!["record", "-f", "json", "-o", out.to_str().unwrap()];
-    args.extend_from_slice(extra);
-    args.push("--");
-    args.push(WORKLOAD);
-    args.extend_from_slice(steps);
-    let o = run(&args);
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-    summary(&out)
+    let mut cmd = vec![WORKLOAD];
+    cmd.extend_from_slice(steps);
+    record_json(&out, extra, &cmd)
 }
 
 #[test]

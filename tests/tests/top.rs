@@ -11,7 +11,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use tests::{run, syslat_bin};
+use tests::{our_program_ids, run, syslat_bin};
 
 const WORKLOAD: &str = env!("CARGO_BIN_EXE_workload");
 
@@ -107,18 +107,6 @@ impl Drop for Tmux {
             .args(["kill-session", "-t", &self.0])
             .status();
     }
-}
-
-fn our_program_ids() -> std::collections::BTreeSet<u32> {
-    let o = Command::new("bpftool")
-        .args(["prog", "show"])
-        .output()
-        .unwrap();
-    String::from_utf8_lossy(&o.stdout)
-        .lines()
-        .filter(|l| l.contains("name sys_enter") || l.contains("name sys_exit"))
-        .filter_map(|l| l.split(':').next()?.trim().parse().ok())
-        .collect()
 }
 
 #[test]

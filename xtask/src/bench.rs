@@ -150,7 +150,8 @@ impl Ctx<'_> {
         let pid = w.id().to_string();
         let mut other: Option<Child> = None;
         let mut floor: Option<Ebpf> = None;
-        let mut tracer: Option<Child> = match setup {
+        let started: Result<Option<Child>> = (|| {
+            Ok(match setup {
             Setup::Base => None,
             Setup::Floor => {
                 floor = Some(load_floor(self.floor)?);
@@ -171,6 +172,16 @@ impl Ctx<'_> {
             Setup::Syscount => Some(peer(Command::new(syscount_bin()).args(["-L", "-p", &pid]))?),
             Setup::PerfTrace => Some(peer(Command::new("perf").args(["trace", "-s", "-p", &pid]))?),
             Setup::Strace => Some(peer(Command::new("strace").args(["-c", "-f", "-p", &pid]))?),
+        })
+        })();
+        let mut tracer = match started {
+            Ok(t) => t,
+            Err(e) => {
+                // Do not leave the loop waiting at its gate.
+                let _ = w.kill();
+                let _ = w.wait();
+                return Err(e);
+            }
         };
         let before = tracer.as_ref().map(|t| cpu_ticks(t.id()));
         w.stdin.take().context("stdin")?.write_all(b"go\n")?;

@@ -221,6 +221,16 @@ impl Aggregator {
         self.events
     }
 
+    /// One row per syscall (unsorted).
+    fn syscall_rows(&self) -> Vec<Row> {
+        let rows = self.by_syscall.iter().enumerate();
+        rows.filter_map(|(nr, s)| {
+            s.as_ref()
+                .map(|s| Row::new(nr as u32, None, None, s.clone()))
+        })
+        .collect()
+    }
+
     /// A snapshot keyed by syscall only, whatever the grouping (the per-syscall series are
     /// always kept).
     pub fn syscall_snapshot(
@@ -229,15 +239,7 @@ impl Aggregator {
         duration_ns: u64,
         loss: LossCounters,
     ) -> Snapshot {
-        let mut rows: Vec<Row> = self
-            .by_syscall
-            .iter()
-            .enumerate()
-            .filter_map(|(nr, s)| {
-                s.as_ref()
-                    .map(|s| Row::new(nr as u32, None, None, s.clone()))
-            })
-            .collect();
+        let mut rows = self.syscall_rows();
         rows.sort_by(|a, b| {
             b.series
                 .total_ns
@@ -266,15 +268,7 @@ impl Aggregator {
         name: &dyn Fn(u32) -> Option<String>,
     ) -> Snapshot {
         let mut rows: Vec<Row> = match self.group {
-            GroupBy::Syscall => self
-                .by_syscall
-                .iter()
-                .enumerate()
-                .filter_map(|(nr, s)| {
-                    s.as_ref()
-                        .map(|s| Row::new(nr as u32, None, None, s.clone()))
-                })
-                .collect(),
+            GroupBy::Syscall => self.syscall_rows(),
             GroupBy::Cgroup => self
                 .keyed
                 .iter()

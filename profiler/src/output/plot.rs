@@ -111,14 +111,7 @@ pub fn percentile_svg(title: &str, series: &[Spectrum<'_>]) -> Result<String, Pl
             .draw()
             .map_err(err)?;
         for (i, (label, pts)) in lines.into_iter().enumerate() {
-            let color = PALETTE[i % PALETTE.len()];
-            chart
-                .draw_series(LineSeries::new(pts, color.stroke_width(2)))
-                .map_err(err)?
-                .label(label)
-                .legend(move |(x, y)| {
-                    PathElement::new(vec![(x, y), (x + 16, y)], color.stroke_width(2))
-                });
+            draw_line(&mut chart, pts, label, PALETTE[i % PALETTE.len()])?;
         }
         chart
             .configure_series_labels()
@@ -185,13 +178,7 @@ pub fn over_time_svg(title: &str, points: &[TimePoint]) -> Result<String, PlotEr
                 .iter()
                 .map(|p| (p.t, pick(p).max(1) as f64))
                 .collect();
-            chart
-                .draw_series(LineSeries::new(pts, color.stroke_width(2)))
-                .map_err(err)?
-                .label(label)
-                .legend(move |(x, y)| {
-                    PathElement::new(vec![(x, y), (x + 16, y)], color.stroke_width(2))
-                });
+            draw_line(&mut chart, pts, label.to_string(), color)?;
         }
         chart
             .configure_series_labels()
@@ -201,6 +188,25 @@ pub fn over_time_svg(title: &str, points: &[TimePoint]) -> Result<String, PlotEr
         root.present().map_err(err)?;
     }
     Ok(out)
+}
+
+/// One labelled line and its legend sample.
+fn draw_line<'a, X, Y>(
+    chart: &mut ChartContext<'a, SVGBackend<'a>, Cartesian2d<X, Y>>,
+    pts: Vec<(f64, f64)>,
+    label: String,
+    color: RGBColor,
+) -> Result<(), PlotError>
+where
+    X: Ranged<ValueType = f64>,
+    Y: Ranged<ValueType = f64>,
+{
+    chart
+        .draw_series(LineSeries::new(pts, color.stroke_width(2)))
+        .map_err(err)?
+        .label(label)
+        .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 16, y)], color.stroke_width(2)));
+    Ok(())
 }
 
 fn escape(s: &str) -> String {
