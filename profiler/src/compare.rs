@@ -714,4 +714,11 @@ mod tests {
         );
         assert!(Thresholds::parse("p99=-5%").is_err());
     }
+
+    proptest::proptest! {
+        #[test]
+        fn threshold_parsing_never_panics(s in "\\PC{0,40}") {
+            let _ = Thresholds::parse(&s);
+        }
+    }
 }

@@ -564,4 +564,27 @@ mod tests {
             let _ = parse("fuzz", &b);
         }
     }
+
+    proptest::proptest! {
+        /// Arbitrary bytes, arbitrary JSON-ish lines and huge numbers never panic the reader.
+        #[test]
+        fn parse_never_panics(bytes in proptest::collection::vec(proptest::num::u8::ANY, 0..2048)) {
+            let _ = parse("p", &bytes);
+        }
+
+        #[test]
+        fn json_like_lines_never_panic(
+            kind in "(summary|interval|slow|x)",
+            version in proptest::num::u64::ANY,
+            start in proptest::num::u64::ANY,
+            count in proptest::num::u64::ANY,
+            hdr in "[A-Za-z0-9+/=]{0,64}",
+        ) {
+            let line = format!(
+                "{{\"type\":\"{kind}\",\"version\":{version},\"start_unix_ns\":{start},\"duration_ns\":1,\
+                 \"rows\":[{{\"syscall\":\"read\",\"count\":{count},\"hdr\":\"{hdr}\"}}]}}\n"
+            );
+            let _ = parse("p", line.as_bytes());
+        }
+    }
 }

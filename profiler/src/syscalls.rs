@@ -487,4 +487,11 @@ mod list_tests {
             );
         }
     }
+
+    proptest::proptest! {
+        #[test]
+        fn syscall_lists_never_panic(s in "[%a-z0-9,_ ]{0,40}|\\PC{0,20}") {
+            let _ = parse_list(&s);
+        }
+    }
 }

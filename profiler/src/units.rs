@@ -68,4 +68,11 @@ mod tests {
         );
         assert!(parse_duration("-1").is_err());
     }
+
+    proptest::proptest! {
+        #[test]
+        fn parse_duration_never_panics(s in "\\PC{0,24}") {
+            let _ = parse_duration(&s);
+        }
+    }
 }
