@@ -98,9 +98,11 @@ pub const SYSCALL_WORDS: u32 = MAX_SYSCALLS / 64;
 
 /// Indices into the per-CPU `COUNTERS` array.
 pub mod counter {
-    /// Events written to the ring buffer.
+    /// Slow calls written to the ring buffer (calls in the call log are counted by its
+    /// heads).
     pub const EMITTED: u32 = 0;
-    /// Completed calls lost because the ring buffer was full.
+    /// Completed calls lost because the call log (or, for slow calls, the ring buffer) was
+    /// full.
     pub const DROPPED: u32 = 1;
     /// Exits of targeted threads with no recorded enter (in flight when tracing started).
     pub const UNPAIRED: u32 = 2;
@@ -116,9 +118,38 @@ pub mod counter {
     pub const COUNT: u32 = 7;
 }
 
-/// Default ring buffer size in bytes (a power of two, a multiple of the page size): 256 Ki
-/// events, over 100 ms of headroom at 2 million events a second with a 10 ms drain.
+/// One CPU's positions in the per-CPU call log (`LOG`): `head` is written only by that CPU's
+/// `sys_exit`, `tail` only by user space, each on its own cache line. Both count records
+/// ever written / consumed, so `head - tail` is the fill level and `head` the emitted total.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default)]
+pub struct LogPos {
+    /// Records written by the programs on this CPU.
+    pub head: u64,
+    /// Padding to a cache line.
+    pub _pad0: [u64; 7],
+    /// Records consumed by user space.
+    pub tail: u64,
+    /// Padding to a cache line.
+    pub _pad1: [u64; 7],
+}
+
+const _: () = assert!(core::mem::size_of::<LogPos>() == 128);
+
+/// Offset of [`LogPos::head`] in bytes (user space reads it through a shared mapping).
+pub const LOG_HEAD_OFFSET: usize = 0;
+/// Offset of [`LogPos::tail`] in bytes.
+pub const LOG_TAIL_OFFSET: usize = 64;
+
+/// Fewest records per CPU in the call log.
+pub const MIN_LOG_SLOTS: u32 = 64;
+
+/// Default size in bytes of the per-CPU call logs, all CPUs together (a power of two): 256 Ki
+/// calls, over 100 ms of headroom at 2 million calls a second with a 10 ms drain.
 pub const DEFAULT_RINGBUF_BYTES: u32 = 8 << 20;
+
+/// Size in bytes of the ring buffer for rare records (process exits, slow calls).
+pub const CONTROL_RING_BYTES: u32 = 1 << 20;
 
 #[cfg(feature = "user")]
 mod pod {
@@ -128,4 +159,6 @@ mod pod {
     unsafe impl aya::Pod for super::EnterState {}
     // SAFETY: SlowEvent is repr(C) over u64s and a SyscallEvent; every bit pattern is valid.
     unsafe impl aya::Pod for super::SlowEvent {}
+    // SAFETY: LogPos is repr(C) over u64s; every bit pattern is valid.
+    unsafe impl aya::Pod for super::LogPos {}
 }

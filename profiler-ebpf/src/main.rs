@@ -1,8 +1,10 @@
 //! syslat's eBPF programs: time every syscall of the targeted processes.
 //!
-//! - `sys_enter` / `sys_exit` (raw tracepoints, the cheapest hook): the enter timestamp and
-//!   syscall number go to task-local storage; the exit pairs with it and writes one 32-byte
-//!   `SyscallEvent` to the ring buffer without waking user space.
+//! - `sys_enter` / `sys_exit` (raw tracepoints, the cheapest hook): who is calling comes
+//!   from a per-CPU memo (`identity.rs`); the enter timestamp and syscall number go to
+//!   task-local storage; the exit pairs with it and appends one 32-byte `SyscallEvent` to
+//!   this CPU's call log (`calllog.rs`), which user space reads in place. Slow calls with
+//!   their arguments and process exits, both rare, go through a ring buffer.
 //! - `sched_process_fork` (tp_btf, for a typed child pointer): a traced parent's new child
 //!   process is added to the target set before it can run, and every new task of a traced
 //!   process is marked so that its first exit (the return from fork) is not an "unpaired" loss.
@@ -17,11 +19,11 @@
 #![feature(asm_experimental_arch)]
 
 mod atomic;
+mod calllog;
+mod identity;
 mod maps;
 
-use aya_ebpf::helpers::{
-    bpf_get_current_ancestor_cgroup_id, bpf_get_current_cgroup_id, bpf_probe_read_user_str_bytes,
-};
+use aya_ebpf::helpers::{bpf_get_current_cgroup_id, bpf_probe_read_user_str_bytes};
 use aya_ebpf::{
     bindings::{BPF_LOCAL_STORAGE_GET_F_CREATE, BPF_RB_NO_WAKEUP},
     helpers::{
@@ -33,41 +35,16 @@ use aya_ebpf::{
     programs::{BtfTracePointContext, RawTracePointContext},
 };
 use aya_log_ebpf::debug;
+use identity::{bump_generation, targeted, targeted_task};
 use maps::{
-    BY_CGROUP, CGROUP_ID, CGROUP_LEVEL, COMMS, ENTER, ERRORS_ONLY, EVENTS, FILTER_MODE, NCOMMS,
-    OFF_ARGS, OFF_SIGNAL_LIVE, OFF_TASK_SIGNAL, OFF_TASK_TGID, PATH_ARG, SELF_TGID, SLOW_NS,
-    SYSCALL_BITS, SYSCALL_FILTER, TGID_BITS, bump, constant, constant64,
+    BY_CGROUP, COMMS, ENTER, ERRORS_ONLY, EVENTS, FILTER_MODE, NCOMMS, OFF_ARGS, OFF_SIGNAL_LIVE,
+    OFF_TASK_SIGNAL, OFF_TASK_TGID, PATH_ARG, SLOW_NS, SYSCALL_BITS, SYSCALL_FILTER, TGID_BITS,
+    bump, constant, constant64,
 };
 use profiler_common::{
     EnterState, MAX_COMMS, MAX_SYSCALLS, NR_FORK_CHILD, NR_IGNORED, NR_PROC_EXIT, SLOW_PATH_LEN,
     SlowEvent, SyscallEvent, counter, filter_mode,
 };
-
-/// Whether bit `n` of the `TGID_BITS` bitmap is set.
-#[inline(always)]
-fn bit(n: u32) -> bool {
-    match TGID_BITS.get(n / 64) {
-        Some(word) => *word & (1u64 << (n % 64)) != 0,
-        None => false,
-    }
-}
-
-/// Whether the current task (`pid_tgid` from `bpf_get_current_pid_tgid`) is targeted.
-/// The mode is a load-time constant, so the verifier prunes the other branches.
-#[inline(always)]
-fn targeted(pid_tgid: u64) -> bool {
-    let tgid = (pid_tgid >> 32) as u32;
-    match constant(&FILTER_MODE) {
-        filter_mode::ALL => tgid != constant(&SELF_TGID),
-        filter_mode::TIDS => bit(pid_tgid as u32),
-        filter_mode::CGROUP => {
-            // SAFETY: helper with a plain integer argument.
-            let id = unsafe { bpf_get_current_ancestor_cgroup_id(constant(&CGROUP_LEVEL) as i32) };
-            id == constant64(&CGROUP_ID) && tgid != constant(&SELF_TGID)
-        }
-        _ => bit(tgid),
-    }
-}
 
 /// Whether syscall `id` passes the `-s` filter.
 #[inline(always)]
@@ -103,7 +80,7 @@ fn enter_slot(create: bool) -> Option<&'static mut EnterState> {
 /// `raw_syscalls:sys_enter(struct pt_regs *regs, long id)`.
 #[raw_tracepoint(tracepoint = "sys_enter")]
 fn sys_enter(ctx: RawTracePointContext) -> i32 {
-    if !targeted(bpf_get_current_pid_tgid()) {
+    if targeted_task(ctx.arg(0)).is_none() {
         return 0;
     }
     let id: i64 = ctx.arg(1);
@@ -138,11 +115,10 @@ fn sys_enter(ctx: RawTracePointContext) -> i32 {
 /// `raw_syscalls:sys_exit(struct pt_regs *regs, long ret)`.
 #[raw_tracepoint(tracepoint = "sys_exit")]
 fn sys_exit(ctx: RawTracePointContext) -> i32 {
-    let pid_tgid = bpf_get_current_pid_tgid();
-    let tgid = (pid_tgid >> 32) as u32;
-    if !targeted(pid_tgid) {
+    let Some(pid_tgid) = targeted_task(ctx.arg(0)) else {
         return 0;
-    }
+    };
+    let tgid = (pid_tgid >> 32) as u32;
     // SAFETY: helper with no arguments.
     let now = unsafe { bpf_ktime_get_ns() };
     let Some(slot) = enter_slot(false) else {
@@ -215,14 +191,7 @@ fn sys_exit(ctx: RawTracePointContext) -> i32 {
         }
         return 0;
     }
-    match EVENTS.reserve(0) {
-        Some(mut entry) => {
-            entry.write(call);
-            entry.submit(BPF_RB_NO_WAKEUP as u64);
-            bump(counter::EMITTED);
-        }
-        None => bump(counter::DROPPED),
-    }
+    calllog::append(call);
     0
 }
 
@@ -269,6 +238,7 @@ fn sched_process_fork(ctx: BtfTracePointContext) -> i32 {
         if let Some(word) = TGID_BITS.get_ptr_mut(child_tgid / 64) {
             // The atomic OR cannot lose a bit set concurrently for another tgid in the word.
             atomic::or(word, 1 << (child_tgid % 64));
+            bump_generation();
             bump(counter::FORKS_FOLLOWED);
             debug!(&ctx, "following child {} of {}", child_tgid, parent_tgid);
         }
@@ -279,10 +249,20 @@ fn sched_process_fork(ctx: BtfTracePointContext) -> i32 {
 /// `sched:sched_process_exit(struct task_struct *p)`, run by the exiting task itself.
 #[raw_tracepoint(tracepoint = "sched_process_exit")]
 fn sched_process_exit(_ctx: RawTracePointContext) -> i32 {
+    task_exit();
+    // Any task's exit: its stack (and so its `regs` address) may go to a new task, and a
+    // dead group's target bit may have been cleared.
+    bump_generation();
+    0
+}
+
+/// The work of `sched_process_exit` for a targeted task.
+#[inline(always)]
+fn task_exit() {
     let pid_tgid = bpf_get_current_pid_tgid();
     let tgid = (pid_tgid >> 32) as u32;
     if !targeted(pid_tgid) {
-        return 0;
+        return;
     }
     if let Some(slot) = enter_slot(false) {
         if slot.ts != 0 {
@@ -296,10 +276,10 @@ fn sched_process_exit(_ctx: RawTracePointContext) -> i32 {
     // SAFETY: helper with no arguments.
     let task = unsafe { bpf_get_current_task() } as *const u8;
     let Some(signal) = read_kernel::<*const u8>(task, constant(&OFF_TASK_SIGNAL)) else {
-        return 0;
+        return;
     };
     if read_kernel::<i32>(signal, constant(&OFF_SIGNAL_LIVE)) != Some(0) {
-        return 0;
+        return;
     }
     // Tell user space the process is gone and what it was called (it may not have had
     // time to read /proc). Rare, so the comm helper is affordable here.
@@ -325,16 +305,25 @@ fn sched_process_exit(_ctx: RawTracePointContext) -> i32 {
             atomic::and(word, !(1 << (tgid % 64)));
         }
     }
-    0
 }
 
 /// `sched:sched_process_exec`, run by the task after exec: with `--comm`, the process is
 /// targeted exactly when its new name is one of the names (rare path, so a loop is fine).
 #[raw_tracepoint(tracepoint = "sched_process_exec")]
 fn sched_process_exec(_ctx: RawTracePointContext) -> i32 {
+    retarget_by_name();
+    // An exec by a non-leader thread gives it the leader's pid; with `--comm` the target set
+    // may have changed.
+    bump_generation();
+    0
+}
+
+/// With `--comm`, sets or clears the exec'ing process's target bit by its new name.
+#[inline(always)]
+fn retarget_by_name() {
     let n = constant(&NCOMMS);
     if n == 0 || constant(&FILTER_MODE) != filter_mode::TGIDS {
-        return 0;
+        return;
     }
     let tgid = (bpf_get_current_pid_tgid() >> 32) as u32;
     let comm = bpf_get_current_comm().unwrap_or([0; 16]);
@@ -354,7 +343,6 @@ fn sched_process_exec(_ctx: RawTracePointContext) -> i32 {
             atomic::and(word, !(1 << (tgid % 64)));
         }
     }
-    0
 }
 
 #[cfg(not(test))]

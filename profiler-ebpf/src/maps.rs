@@ -2,14 +2,17 @@
 //! Map names stay under 16 bytes (the kernel keeps 15 characters and a NUL).
 
 use aya_ebpf::{
-    bindings::{BPF_F_NO_PREALLOC, bpf_map_type::BPF_MAP_TYPE_TASK_STORAGE},
+    bindings::{BPF_F_MMAPABLE, BPF_F_NO_PREALLOC, bpf_map_type::BPF_MAP_TYPE_TASK_STORAGE},
     btf_maps::{Array, PerCpuArray, RingBuf},
     macros::btf_map,
 };
 use profiler_common::{
-    DEFAULT_RINGBUF_BYTES, EnterState, MAX_COMMS, MAX_SYSCALLS, SYSCALL_WORDS, SyscallEvent,
+    CONTROL_RING_BYTES, EnterState, LogPos, MAX_COMMS, MAX_SYSCALLS, SYSCALL_WORDS, SyscallEvent,
     counter,
 };
+
+/// `BPF_F_MMAPABLE` as the btf map definitions' const parameter.
+const MMAPABLE: usize = BPF_F_MMAPABLE as usize;
 
 /// A BTF definition of a `BPF_MAP_TYPE_TASK_STORAGE` map, which aya-ebpf 0.2 lacks.
 ///
@@ -52,10 +55,35 @@ impl<T> TaskStorage<T> {
 #[btf_map]
 pub(crate) static ENTER: TaskStorage<EnterState> = TaskStorage::new();
 
-/// Completed calls, read by user space on a timer (events are submitted without wake-ups).
+/// Rare records, read by user space on a timer (submitted without wake-ups): process exits
+/// and slow calls (`SlowEvent`).
 #[btf_map]
-pub(crate) static EVENTS: RingBuf<SyscallEvent, { DEFAULT_RINGBUF_BYTES as usize }> =
-    RingBuf::new();
+pub(crate) static EVENTS: RingBuf<SyscallEvent, { CONTROL_RING_BYTES as usize }> = RingBuf::new();
+
+/// The per-CPU call logs: CPU `c` owns entries `c * LOG_SLOTS ..` as a single-producer
+/// ring. User space maps the array and reads it in place. Sized at load time
+/// (`cpus * LOG_SLOTS`); a plain store per call instead of a ring-buffer reservation (three
+/// helper calls and a lock shared by all CPUs).
+#[btf_map]
+pub(crate) static LOG: Array<SyscallEvent, 1, MMAPABLE> = Array::new();
+
+/// Each CPU's head and tail in `LOG`.
+#[btf_map]
+pub(crate) static LOG_POS: Array<LogPos, 1, MMAPABLE> = Array::new();
+
+/// Records per CPU in `LOG` (a power of two).
+#[unsafe(no_mangle)]
+pub(crate) static LOG_SLOTS: u32 = 0;
+
+/// The target-set generation: bumped (atomically, from both sides; user space through a
+/// shared mapping) whenever the answer to "is this task targeted, and what is its pid?" may
+/// have changed for some task: a target added or removed, an exec, a task exit.
+#[btf_map]
+pub(crate) static GENERATION: Array<u64, 1, MMAPABLE> = Array::new();
+
+/// Per-CPU memo of the last task identified on the CPU (see `identity.rs`).
+#[btf_map]
+pub(crate) static IDENTITY: PerCpuArray<crate::identity::Identity, 1> = PerCpuArray::new();
 
 /// Loss and bookkeeping counters, indexed by `profiler_common::counter`.
 #[btf_map]

@@ -64,6 +64,28 @@ fn tid_traces_only_that_thread() {
     assert_eq!(count(&s, "getppid"), 3000, "only the main thread's calls");
 }
 
+/// A process already spinning in syscalls when `-p` names it is traced from the moment
+/// syslat attaches, although it never blocks and keeps its CPU (whose per-CPU identity memo
+/// must pick it up). Bound: a 1 s window of a loop that makes about two million calls a
+/// second on this kind of machine must see at least 100,000 of them.
+#[test]
+fn a_running_process_is_traced_from_attach() {
+    let mut w = Reaped(
+        Command::new(WORKLOAD)
+            .args(["time-getppid", "1000000000"])
+            .stdout(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    let out = temp_path("running.json");
+    let mut rec = recording(&out, &["-p", &w.id().to_string(), "-d", "1s"]);
+    assert!(rec.wait().unwrap().success());
+    w.kill().unwrap();
+    let n = count(&summary(&out), "getppid");
+    assert!(n >= 100_000, "only {n} getppid calls traced in 1 s");
+}
+
 #[test]
 fn comm_picks_up_matching_processes_old_and_new() {
     let me = std::process::id() % 100_000;

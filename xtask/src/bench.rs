@@ -37,6 +37,7 @@ pub(crate) struct BenchArgs {
 enum Setup {
     Base,
     Floor,
+    Clock,
     SyslatAll,
     SyslatPid,
     SyslatOther,
@@ -51,6 +52,7 @@ impl Setup {
         match self {
             Setup::Base => "no tracing (base)",
             Setup::Floor => "floor: empty raw_tp programs",
+            Setup::Clock => "clock floor: raw_tp programs that only read bpf_ktime_get_ns",
             Setup::SyslatAll => "`syslat record` (all processes)",
             Setup::SyslatPid => "`syslat record -p` (the loop)",
             Setup::SyslatOther => "untargeted (`syslat record -p` of another process)",
@@ -89,6 +91,7 @@ pub(crate) fn run(root: &Path, args: &BenchArgs) -> Result<()> {
     let mut setups = vec![
         Setup::Base,
         Setup::Floor,
+        Setup::Clock,
         Setup::SyslatAll,
         Setup::SyslatPid,
         Setup::SyslatOther,
@@ -154,7 +157,11 @@ impl Ctx<'_> {
             Ok(match setup {
             Setup::Base => None,
             Setup::Floor => {
-                floor = Some(load_floor(self.floor)?);
+                floor = Some(load_floor(self.floor, "floor")?);
+                None
+            }
+            Setup::Clock => {
+                floor = Some(load_floor(self.floor, "clock")?);
                 None
             }
             Setup::SyslatAll => Some(self.syslat(&[])?),
@@ -258,10 +265,12 @@ fn peer(cmd: &mut Command) -> Result<Child> {
     Ok(c)
 }
 
-fn load_floor(path: &Path) -> Result<Ebpf> {
+/// Loads and attaches the `{kind}_enter` / `{kind}_exit` pair of the floor object.
+fn load_floor(path: &Path, kind: &str) -> Result<Ebpf> {
     let mut ebpf = Ebpf::load_file(path).context("loading the floor programs")?;
-    for (name, tp) in [("floor_enter", "sys_enter"), ("floor_exit", "sys_exit")] {
-        let p: &mut RawTracePoint = ebpf.program_mut(name).context(name)?.try_into()?;
+    for tp in ["sys_enter", "sys_exit"] {
+        let name = format!("{kind}_{}", &tp[4..]);
+        let p: &mut RawTracePoint = ebpf.program_mut(&name).context(name)?.try_into()?;
         p.load()?;
         p.attach(tp)?;
     }

@@ -1,9 +1,19 @@
-//! The overhead floor for `cargo xtask bench`: raw tracepoint programs on sys_enter and
-//! sys_exit that do nothing. No syscall tracer can cost less than this.
+//! The overhead floors for `cargo xtask bench`, on sys_enter and sys_exit:
+//! - `floor_*`: raw tracepoint programs that do nothing. No syscall tracer can cost less.
+//! - `clock_*`: programs that only read `bpf_ktime_get_ns` (and keep the value, so the read
+//!   is not optimised away). No syscall *latency* tool can cost less than this either: it
+//!   needs a timestamp at both ends of every call.
 #![no_std]
 #![no_main]
 
-use aya_ebpf::{macros::raw_tracepoint, programs::RawTracePointContext};
+use aya_ebpf::{
+    btf_maps::PerCpuArray, helpers::bpf_ktime_get_ns, macros::btf_map, macros::raw_tracepoint,
+    programs::RawTracePointContext,
+};
+
+/// Where the clock programs leave their reading.
+#[btf_map]
+static CLOCK: PerCpuArray<u64, 1> = PerCpuArray::new();
 
 #[raw_tracepoint(tracepoint = "sys_enter")]
 fn floor_enter(_ctx: RawTracePointContext) -> i32 {
@@ -13,6 +23,26 @@ fn floor_enter(_ctx: RawTracePointContext) -> i32 {
 #[raw_tracepoint(tracepoint = "sys_exit")]
 fn floor_exit(_ctx: RawTracePointContext) -> i32 {
     0
+}
+
+/// Reads the clock and stores it in this CPU's slot.
+#[inline(always)]
+fn clock() -> i32 {
+    if let Some(p) = CLOCK.get_ptr_mut(0) {
+        // SAFETY: helper with no arguments; `p` points to this CPU's live map value.
+        unsafe { *p = bpf_ktime_get_ns() };
+    }
+    0
+}
+
+#[raw_tracepoint(tracepoint = "sys_enter")]
+fn clock_enter(_ctx: RawTracePointContext) -> i32 {
+    clock()
+}
+
+#[raw_tracepoint(tracepoint = "sys_exit")]
+fn clock_exit(_ctx: RawTracePointContext) -> i32 {
+    clock()
 }
 
 #[cfg(not(test))]

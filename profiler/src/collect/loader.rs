@@ -1,6 +1,7 @@
 //! Loads syslat's embedded eBPF object, sets its load-time constants (filter mode, own
 //! pid, kernel struct offsets), attaches the programs, and gives typed access to the maps:
-//! the target bitmap, the event ring buffer and the loss counters.
+//! the target bitmap and its generation, the per-CPU call logs, the ring buffer of rare
+//! records and the loss counters.
 //!
 //! Nothing is pinned: when syslat exits, for any reason including SIGKILL, the kernel
 //! closes the file descriptors and detaches every program.
@@ -11,11 +12,14 @@ use aya::{
     programs::{BtfTracePoint, ProgramError, RawTracePoint},
 };
 use profiler_common::{
-    DEFAULT_RINGBUF_BYTES, MAX_COMMS, NR_PROC_EXIT, SYSCALL_WORDS, SlowEvent, SyscallEvent,
-    counter, filter_mode,
+    CONTROL_RING_BYTES, DEFAULT_RINGBUF_BYTES, MAX_COMMS, NR_PROC_EXIT, SYSCALL_WORDS, SlowEvent,
+    SyscallEvent, counter, filter_mode,
 };
 
-use super::{kernel_btf, privileges};
+use super::{
+    calllog::{CallLogs, Generation, slots_per_cpu},
+    kernel_btf, privileges,
+};
 use crate::aggregate::LossCounters;
 
 /// The eBPF object built by `build.rs`.
@@ -50,7 +54,7 @@ pub struct LoadOptions {
     pub slow_ns: u64,
     /// Events carry the task's cgroup id.
     pub by_cgroup: bool,
-    /// Ring buffer size in bytes (a power of two); `None`: the default.
+    /// Size in bytes of the per-CPU call logs, all CPUs together; `None`: the default.
     pub ring_bytes: Option<u32>,
 }
 
@@ -97,11 +101,15 @@ pub enum LoadError {
 /// Loaded and attached programs plus their maps. Dropping it detaches everything.
 pub struct Probe {
     // Field order matters for drop: maps before the object that owns the programs.
+    logs: CallLogs,
+    generation: Generation,
     events: RingBuf<MapData>,
     counters: PerCpuArray<MapData, u64>,
     bits: Array<MapData, u64>,
     received: u64,
     slow: Vec<SlowEvent>,
+    /// Ring buffer records of the current drain, kept until the call logs are read.
+    rare: Vec<SyscallEvent>,
     _logger: Option<tokio::task::JoinHandle<()>>,
     ebpf: Ebpf,
 }
@@ -140,6 +148,10 @@ impl Probe {
         let syscall_filter = u32::from(opts.syscalls.is_some());
         let errors_only = u32::from(opts.errors_only);
         let ncomms = opts.comms.len().min(MAX_COMMS as usize) as u32;
+        let cpus = aya::util::nr_cpus()
+            .map_err(|(path, e)| LoadError::Object(format!("cannot read {path}: {e}")))?
+            as u32;
+        let slots = slots_per_cpu(opts.ring_bytes.unwrap_or(DEFAULT_RINGBUF_BYTES), cpus);
         let mut ebpf = EbpfLoader::new()
             // The ENTER task-storage map is a type aya 0.14 does not model.
             .allow_unsupported_maps()
@@ -156,8 +168,11 @@ impl Probe {
             .override_global("SLOW_NS", &opts.slow_ns, true)
             .override_global("BY_CGROUP", &u32::from(opts.by_cgroup), true)
             .override_global("OFF_ARGS", &offsets.args, true)
+            .override_global("LOG_SLOTS", &slots, true)
             .map_max_entries("TGID_BITS", words)
-            .map_max_entries("EVENTS", opts.ring_bytes.unwrap_or(DEFAULT_RINGBUF_BYTES))
+            .map_max_entries("LOG", cpus * slots)
+            .map_max_entries("LOG_POS", cpus)
+            .map_max_entries("EVENTS", CONTROL_RING_BYTES)
             .load(OBJECT)
             .map_err(|e| LoadError::Object(format!("{e:#}")))?;
         fill_filters(&mut ebpf, opts)?;
@@ -168,12 +183,24 @@ impl Probe {
             .map_err(|e| LoadError::Map("COUNTERS", e.to_string()))?;
         let bits = Array::try_from(take_map(&mut ebpf, "TGID_BITS")?)
             .map_err(|e| LoadError::Map("TGID_BITS", e.to_string()))?;
+        let logs = CallLogs::new(
+            array_data(&mut ebpf, "LOG")?,
+            array_data(&mut ebpf, "LOG_POS")?,
+            cpus,
+            slots,
+        )
+        .map_err(|e| LoadError::Map("LOG", format!("cannot map it: {e}")))?;
+        let generation = Generation::new(array_data(&mut ebpf, "GENERATION")?)
+            .map_err(|e| LoadError::Map("GENERATION", format!("cannot map it: {e}")))?;
         let mut probe = Probe {
+            logs,
+            generation,
             events,
             counters,
             bits,
             received: 0,
             slow: Vec::new(),
+            rare: Vec::new(),
             _logger: logger,
             ebpf,
         };
@@ -241,13 +268,29 @@ impl Probe {
         let word = self.bits.get(&idx, 0).map_err(err)?;
         self.bits
             .set(idx, word | (1u64 << (tgid % 64)), 0)
-            .map_err(err)
+            .map_err(err)?;
+        self.generation.bump();
+        Ok(())
     }
 
-    /// Appends every record waiting in the ring buffer to `out`, in order: completed calls
-    /// and process-exit records (`nr == NR_PROC_EXIT`). Returns how many.
+    /// Appends every completed call and process-exit record (`nr == NR_PROC_EXIT`) waiting
+    /// to `out`. Returns how many.
+    ///
+    /// The ring buffer (process exits, slow calls) is read first and appended last: a
+    /// process's calls are in the call logs before its exit record is in the ring buffer,
+    /// so every call read here comes before the exit record of its process.
     pub fn drain(&mut self, out: &mut Vec<SyscallEvent>) -> usize {
         let before = out.len();
+        let mut rare = std::mem::take(&mut self.rare);
+        self.drain_ring(&mut rare);
+        self.received += self.logs.drain(out) as u64;
+        out.append(&mut rare);
+        self.rare = rare;
+        out.len() - before
+    }
+
+    /// Appends the ring buffer's records to `out`, in order.
+    fn drain_ring(&mut self, out: &mut Vec<SyscallEvent>) {
         while let Some(item) = self.events.next() {
             if item.len() < std::mem::size_of::<SyscallEvent>() {
                 continue;
@@ -266,7 +309,6 @@ impl Probe {
             }
             out.push(ev);
         }
-        out.len() - before
     }
 
     /// Slow calls (with `slow_ns`) drained since the last call; each is also in `drain`'s
@@ -285,7 +327,7 @@ impl Probe {
         };
         LossCounters {
             received: self.received,
-            emitted: get(counter::EMITTED),
+            emitted: get(counter::EMITTED) + self.logs.written(),
             dropped: get(counter::DROPPED),
             no_storage: get(counter::NO_STORAGE),
             unpaired: get(counter::UNPAIRED),
@@ -343,6 +385,14 @@ fn fill_filters(ebpf: &mut Ebpf, opts: &LoadOptions) -> Result<(), LoadError> {
         }
     }
     Ok(())
+}
+
+/// The data of the plain array map `name`, taken out of the object.
+fn array_data(ebpf: &mut Ebpf, name: &'static str) -> Result<MapData, LoadError> {
+    match take_map(ebpf, name)? {
+        aya::maps::Map::Array(data) => Ok(data),
+        _ => Err(LoadError::Map(name, "not an array".into())),
+    }
 }
 
 fn take_map(ebpf: &mut Ebpf, name: &'static str) -> Result<aya::maps::Map, LoadError> {

@@ -1,7 +1,8 @@
 //! Collection: everything that talks to the kernel. Loading and attaching the programs,
-//! draining the ring buffer, reading the loss counters, resolving targets in /proc, and
+//! draining the call logs and the ring buffer, reading the loss counters, resolving targets in /proc, and
 //! starting a command under tracing. The rest of syslat sees plain data only.
 
+pub mod calllog;
 pub mod cgroup;
 pub mod kernel_btf;
 pub mod launch;

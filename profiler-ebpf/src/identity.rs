@@ -1,0 +1,99 @@
+//! Who is calling, without a helper call on the common path.
+//!
+//! `bpf_get_current_pid_tgid` is a real function call (costly with return-thunk mitigations)
+//! and both programs need its answer on every syscall of every process, targeted or not.
+//! The syscall tracepoints pass `regs`, the address of the task's saved user registers at
+//! the top of its kernel stack: unique among live tasks and fixed for a task's lifetime. So
+//! each CPU remembers the last `regs` it saw with that task's `pid_tgid` and whether it is
+//! targeted, stamped with the global `GENERATION`. Everything that can change the answer
+//! bumps the generation: adding or removing a target (user space or fork/exit following),
+//! an exec (may change the pid and, with `--comm`, the target set) and any task exit (its
+//! stack, and so its `regs` address, may be reused by a new task).
+
+use aya_ebpf::helpers::{bpf_get_current_ancestor_cgroup_id, bpf_get_current_pid_tgid};
+use profiler_common::filter_mode;
+
+use crate::maps::{
+    CGROUP_ID, CGROUP_LEVEL, FILTER_MODE, GENERATION, IDENTITY, SELF_TGID, TGID_BITS, constant,
+    constant64,
+};
+
+/// One CPU's memo.
+#[repr(C)]
+pub(crate) struct Identity {
+    /// `regs` of the task identified last; 0: none.
+    regs: u64,
+    /// `GENERATION` when it was identified.
+    generation: u64,
+    /// Its `bpf_get_current_pid_tgid`.
+    pid_tgid: u64,
+    /// Whether it is targeted.
+    targeted: u64,
+}
+
+/// The current task's `pid_tgid` when it is targeted. `regs` is the tracepoint's first
+/// argument.
+#[inline(always)]
+pub(crate) fn targeted_task(regs: u64) -> Option<u64> {
+    if constant(&FILTER_MODE) == filter_mode::CGROUP {
+        // A task can move between cgroups without any event the memo would see.
+        let pid_tgid = bpf_get_current_pid_tgid();
+        return targeted(pid_tgid).then_some(pid_tgid);
+    }
+    // The generation is read before the target set, so an answer computed from an older set
+    // is stored under an older generation and never reused.
+    let generation = match GENERATION.get_ptr(0) {
+        // SAFETY: a valid, aligned map value; volatile because other CPUs and user space
+        // update it.
+        Some(p) => unsafe { core::ptr::read_volatile(p) },
+        None => return None,
+    };
+    let memo = IDENTITY.get_ptr_mut(0)?;
+    // SAFETY: this CPU's value of a per-CPU map; the syscall tracepoint programs run with
+    // preemption disabled, so nothing else on this CPU touches it meanwhile.
+    let memo = unsafe { &mut *memo };
+    if memo.regs == regs && memo.generation == generation {
+        return (memo.targeted != 0).then_some(memo.pid_tgid);
+    }
+    let pid_tgid = bpf_get_current_pid_tgid();
+    let yes = targeted(pid_tgid);
+    memo.regs = regs;
+    memo.generation = generation;
+    memo.pid_tgid = pid_tgid;
+    memo.targeted = u64::from(yes);
+    yes.then_some(pid_tgid)
+}
+
+/// Invalidates every CPU's memo. Called after the change it announces.
+#[inline(always)]
+pub(crate) fn bump_generation() {
+    if let Some(p) = GENERATION.get_ptr_mut(0) {
+        crate::atomic::add(p, 1);
+    }
+}
+
+/// Whether bit `n` of the `TGID_BITS` bitmap is set.
+#[inline(always)]
+fn bit(n: u32) -> bool {
+    match TGID_BITS.get(n / 64) {
+        Some(word) => *word & (1u64 << (n % 64)) != 0,
+        None => false,
+    }
+}
+
+/// Whether the task with this `pid_tgid` is targeted (no memo). The mode is a load-time
+/// constant, so the verifier prunes the other branches.
+#[inline(always)]
+pub(crate) fn targeted(pid_tgid: u64) -> bool {
+    let tgid = (pid_tgid >> 32) as u32;
+    match constant(&FILTER_MODE) {
+        filter_mode::ALL => tgid != constant(&SELF_TGID),
+        filter_mode::TIDS => bit(pid_tgid as u32),
+        filter_mode::CGROUP => {
+            // SAFETY: helper with a plain integer argument.
+            let id = unsafe { bpf_get_current_ancestor_cgroup_id(constant(&CGROUP_LEVEL) as i32) };
+            id == constant64(&CGROUP_ID) && tgid != constant(&SELF_TGID)
+        }
+        _ => bit(tgid),
+    }
+}

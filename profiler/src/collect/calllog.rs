@@ -1,0 +1,173 @@
+//! User space's side of the per-CPU call logs and of the target-set generation: both are
+//! `BPF_F_MMAPABLE` arrays, read and written in place through shared mappings.
+//!
+//! Each CPU's log is a single-producer ring of `slots` [`SyscallEvent`]s; its [`LogPos`]
+//! holds the producer's `head` and our `tail` (records ever written / consumed). A drain
+//! loads `head` (acquire: the records before it are complete), copies the records out and
+//! stores `tail` (release: the programs reuse those slots only after we are done).
+
+use std::{
+    os::fd::{AsFd, AsRawFd},
+    sync::atomic::{AtomicU64, Ordering},
+};
+
+use aya::maps::MapData;
+use memmap2::{MmapOptions, MmapRaw};
+use profiler_common::{LOG_HEAD_OFFSET, LOG_TAIL_OFFSET, LogPos, MIN_LOG_SLOTS, SyscallEvent};
+
+/// Records per CPU for a total log size of `bytes` over `cpus` CPUs: the largest power of
+/// two that fits, at least [`MIN_LOG_SLOTS`].
+pub fn slots_per_cpu(bytes: u32, cpus: u32) -> u32 {
+    let per_cpu = u64::from(bytes) / size_of::<SyscallEvent>() as u64 / u64::from(cpus.max(1));
+    let pow2 = if per_cpu == 0 {
+        1
+    } else {
+        1u64 << (63 - per_cpu.leading_zeros())
+    };
+    pow2.clamp(u64::from(MIN_LOG_SLOTS), 1 << 30) as u32
+}
+
+/// Maps `len` bytes of the mmapable array `map`.
+fn map_array(map: &MapData, len: usize) -> std::io::Result<MmapRaw> {
+    MmapOptions::new()
+        .len(len)
+        .map_raw(map.fd().as_fd().as_raw_fd())
+}
+
+/// The call logs of every CPU, mapped.
+pub struct CallLogs {
+    records: MmapRaw,
+    positions: MmapRaw,
+    cpus: u32,
+    slots: u32,
+    /// Keeps the maps (and so the mappings' objects) open.
+    _maps: (MapData, MapData),
+}
+
+impl std::fmt::Debug for CallLogs {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CallLogs")
+            .field("cpus", &self.cpus)
+            .field("slots", &self.slots)
+            .finish_non_exhaustive()
+    }
+}
+
+impl CallLogs {
+    /// Maps `LOG` (`cpus * slots` records) and `LOG_POS` (`cpus` positions).
+    pub fn new(log: MapData, pos: MapData, cpus: u32, slots: u32) -> std::io::Result<Self> {
+        let records = map_array(
+            &log,
+            cpus as usize * slots as usize * size_of::<SyscallEvent>(),
+        )?;
+        let positions = map_array(&pos, cpus as usize * size_of::<LogPos>())?;
+        Ok(Self {
+            records,
+            positions,
+            cpus,
+            slots,
+            _maps: (log, pos),
+        })
+    }
+
+    /// CPU `cpu`'s head or tail word.
+    fn word(&self, cpu: u32, offset: usize) -> &AtomicU64 {
+        let at = cpu as usize * size_of::<LogPos>() + offset;
+        debug_assert!(at + 8 <= self.positions.len());
+        // SAFETY: `at` is inside the mapping (cpu < cpus), 8-byte aligned (LogPos is 128
+        // bytes, the offsets are 0 and 64, the mapping is page aligned), and the kernel
+        // accesses the word only with aligned 8-byte loads and stores, so an atomic view of
+        // it is sound. The mapping lives as long as `self`.
+        unsafe { &*self.positions.as_ptr().add(at).cast::<AtomicU64>() }
+    }
+
+    /// Appends every record written since the last drain to `out`, CPU by CPU, and frees
+    /// their slots. Returns how many.
+    pub fn drain(&mut self, out: &mut Vec<SyscallEvent>) -> usize {
+        let before = out.len();
+        let mask = u64::from(self.slots) - 1;
+        for cpu in 0..self.cpus {
+            let head = self.word(cpu, LOG_HEAD_OFFSET).load(Ordering::Acquire);
+            let tail = self.word(cpu, LOG_TAIL_OFFSET).load(Ordering::Relaxed);
+            // A well-behaved producer never runs ahead by more than `slots`; clamp anyway so
+            // a corrupt head cannot make us loop for ever.
+            let from = tail.max(head.saturating_sub(u64::from(self.slots)));
+            for seq in from..head {
+                let index = u64::from(cpu) * u64::from(self.slots) + (seq & mask);
+                // SAFETY: `index < cpus * slots`, so the record is inside the mapping; the
+                // producer finished writing it before publishing `head` (acquire above) and
+                // does not touch it again until we publish a tail past it. Records are
+                // 32-byte aligned in a page-aligned mapping; every bit pattern is valid.
+                let ev = unsafe {
+                    std::ptr::read_volatile(
+                        self.records
+                            .as_ptr()
+                            .cast::<SyscallEvent>()
+                            .add(index as usize),
+                    )
+                };
+                out.push(ev);
+            }
+            self.word(cpu, LOG_TAIL_OFFSET)
+                .store(head.max(tail), Ordering::Release);
+        }
+        out.len() - before
+    }
+
+    /// Records written by the programs on all CPUs since loading (kept or not yet drained).
+    pub fn written(&self) -> u64 {
+        (0..self.cpus)
+            .map(|cpu| self.word(cpu, LOG_HEAD_OFFSET).load(Ordering::Acquire))
+            .sum()
+    }
+}
+
+/// The target-set generation, shared with the programs.
+pub struct Generation {
+    word: MmapRaw,
+    _map: MapData,
+}
+
+impl std::fmt::Debug for Generation {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Generation").finish_non_exhaustive()
+    }
+}
+
+impl Generation {
+    /// Maps the one-element `GENERATION` array.
+    pub fn new(map: MapData) -> std::io::Result<Self> {
+        Ok(Self {
+            word: map_array(&map, 8)?,
+            _map: map,
+        })
+    }
+
+    /// Announces a change of the target set: every CPU re-identifies its next task.
+    pub fn bump(&self) {
+        // SAFETY: the mapping is at least 8 bytes, page aligned, and the programs update the
+        // word only with atomic adds, so an atomic view is sound; it lives as long as `self`.
+        let word = unsafe { &*self.word.as_ptr().cast::<AtomicU64>() };
+        word.fetch_add(1, Ordering::SeqCst);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn slots_are_powers_of_two_within_bounds() {
+        // 8 MiB over 2 CPUs: 4 MiB each, 131072 records of 32 bytes.
+        assert_eq!(slots_per_cpu(8 << 20, 2), 131_072);
+        // Not a power of two per CPU: rounded down.
+        assert_eq!(slots_per_cpu(8 << 20, 3), 65_536);
+        // Tiny buffers still get the minimum.
+        assert_eq!(slots_per_cpu(4096, 64), MIN_LOG_SLOTS);
+        assert_eq!(slots_per_cpu(0, 0), MIN_LOG_SLOTS);
+        for cpus in 1..300 {
+            let s = slots_per_cpu(8 << 20, cpus);
+            assert!(s.is_power_of_two(), "{cpus}: {s}");
+        }
+    }
+}
