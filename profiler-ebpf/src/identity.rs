@@ -42,12 +42,8 @@ pub(crate) fn targeted_task(regs: u64) -> Option<u64> {
     }
     // The generation is read before the target set, so an answer computed from an older set
     // is stored under an older generation and never reused.
-    let generation = match GENERATION.get_ptr(0) {
-        // SAFETY: a valid, aligned map value; volatile because other CPUs and user space
-        // update it.
-        Some(p) => unsafe { core::ptr::read_volatile(p) },
-        None => return None,
-    };
+    // SAFETY: a valid, aligned global; volatile because other CPUs and user space update it.
+    let generation = unsafe { core::ptr::read_volatile(&raw const GENERATION) };
     let memo = IDENTITY.get_ptr_mut(0)?;
     // SAFETY: this CPU's value of a per-CPU map; the syscall tracepoint programs run with
     // preemption disabled, so nothing else on this CPU touches it meanwhile.
@@ -67,9 +63,7 @@ pub(crate) fn targeted_task(regs: u64) -> Option<u64> {
 /// Invalidates every CPU's memo. Called after the change it announces.
 #[inline(always)]
 pub(crate) fn bump_generation() {
-    if let Some(p) = GENERATION.get_ptr_mut(0) {
-        crate::atomic::add(p, 1);
-    }
+    crate::atomic::add(&raw mut GENERATION, 1);
 }
 
 /// Whether bit `n` of the `TGID_BITS` bitmap is set.

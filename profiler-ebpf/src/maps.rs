@@ -75,11 +75,14 @@ pub(crate) static LOG_POS: Array<LogPos, 1, MMAPABLE> = Array::new();
 #[unsafe(no_mangle)]
 pub(crate) static LOG_SLOTS: u32 = 0;
 
-/// The target-set generation: bumped (atomically, from both sides; user space through a
-/// shared mapping) whenever the answer to "is this task targeted, and what is its pid?" may
-/// have changed for some task: a target added or removed, an exec, a task exit.
-#[btf_map]
-pub(crate) static GENERATION: Array<u64, 1, MMAPABLE> = Array::new();
+/// The target-set generation: bumped whenever the answer to "is this task targeted, and
+/// what is its pid?" may have changed for some task: a target added or removed, an exec, a
+/// task exit. A global (in `.bss`) rather than a map, so reading it is one load instead of
+/// a lookup. The programs bump it with an atomic add; user space, which can only rewrite
+/// the whole value, writes what it read plus 2^32, a value never seen before, so a bump of
+/// ours that races with its write can never bring back an old stamp.
+#[unsafe(no_mangle)]
+pub(crate) static mut GENERATION: u64 = 0;
 
 /// Per-CPU memo of the last task identified on the CPU (see `identity.rs`).
 #[btf_map]

@@ -31,6 +31,9 @@ pub(crate) struct BenchArgs {
     /// Write the table into README.md's performance section.
     #[arg(long)]
     readme: bool,
+    /// getppid calls per thread of the sustained-load run (two threads); 0 skips it.
+    #[arg(long, default_value_t = 21_000_000)]
+    storm_calls: u64,
 }
 
 #[derive(Clone, Copy, PartialEq)]
@@ -122,6 +125,16 @@ pub(crate) fn run(root: &Path, args: &BenchArgs) -> Result<()> {
     }
     eprintln!();
     let mut table = render(&setups, &samples);
+    if args.storm_calls > 0 {
+        eprintln!(
+            "xtask bench: sustained load, two threads of {} calls",
+            args.storm_calls
+        );
+        match storm(&syslat, &workload, args.storm_calls) {
+            Ok(line) => table.push_str(&line),
+            Err(e) => eprintln!("xtask bench: the sustained-load run failed: {e:#}"),
+        }
+    }
     match rss_with_processes(&syslat, &workload, 10_000) {
         Ok(kib) => table.push_str(&format!(
             "\n`syslat record --by process` of 10,000 short-lived processes: peak RSS {:.1} MiB",
@@ -253,6 +266,41 @@ fn rss_with_processes(syslat: &Path, workload: &Path, n: u32) -> Result<u64> {
         std::thread::sleep(Duration::from_millis(20));
     }
     Ok(peak)
+}
+
+/// `syslat record` (default buffer) of two threads making `calls` getppid calls each, as
+/// fast as they can: the sustained traced rate and what was dropped, from the summary.
+fn storm(syslat: &Path, workload: &Path, calls: u64) -> Result<String> {
+    let out = std::env::temp_dir().join(format!("syslat-bench-storm-{}.json", std::process::id()));
+    let st = Command::new(syslat)
+        .args(["record", "-f", "json", "-o"])
+        .arg(&out)
+        .arg("--")
+        .arg(workload)
+        .args(["threads", "2", &calls.to_string()])
+        .stderr(Stdio::null())
+        .status()?;
+    let text = std::fs::read_to_string(&out);
+    let _ = std::fs::remove_file(&out);
+    if !st.success() {
+        bail!("syslat exited with {st}");
+    }
+    let summary: serde_json::Value = text?
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .find(|v| v["type"] == "summary")
+        .context("no summary line")?;
+    let n = |k: &str| summary[k].as_u64().unwrap_or(0);
+    let secs = n("duration_ns") as f64 / 1e9;
+    let cpus = std::thread::available_parallelism().map_or(0, |n| n.get());
+    Ok(format!(
+        "\nSustained load (`syslat record`, default buffer, two threads of {calls} getppid calls \
+         on {cpus} CPUs): {} calls traced in {secs:.1} s = {:.2} M calls/s, {} dropped, {} lost",
+        n("calls"),
+        n("calls") as f64 / secs.max(1e-9) / 1e6,
+        n("dropped_events"),
+        n("lost_events"),
+    ))
 }
 
 fn peer(cmd: &mut Command) -> Result<Child> {

@@ -11,7 +11,7 @@ use std::{
     sync::atomic::{AtomicU64, Ordering},
 };
 
-use aya::maps::MapData;
+use aya::maps::{Array, MapData};
 use memmap2::{MmapOptions, MmapRaw};
 use profiler_common::{LOG_HEAD_OFFSET, LOG_TAIL_OFFSET, LogPos, MIN_LOG_SLOTS, SyscallEvent};
 
@@ -122,10 +122,9 @@ impl CallLogs {
     }
 }
 
-/// The target-set generation, shared with the programs.
+/// The target-set generation, shared with the programs (their `.bss`).
 pub struct Generation {
-    word: MmapRaw,
-    _map: MapData,
+    map: Array<MapData, u64>,
 }
 
 impl std::fmt::Debug for Generation {
@@ -135,20 +134,20 @@ impl std::fmt::Debug for Generation {
 }
 
 impl Generation {
-    /// Maps the one-element `GENERATION` array.
-    pub fn new(map: MapData) -> std::io::Result<Self> {
-        Ok(Self {
-            word: map_array(&map, 8)?,
-            _map: map,
-        })
+    /// Wraps the programs' `.bss` map, which holds only the generation.
+    pub fn new(map: Array<MapData, u64>) -> Self {
+        Self { map }
     }
 
     /// Announces a change of the target set: every CPU re-identifies its next task.
-    pub fn bump(&self) {
-        // SAFETY: the mapping is at least 8 bytes, page aligned, and the programs update the
-        // word only with atomic adds, so an atomic view is sound; it lives as long as `self`.
-        let word = unsafe { &*self.word.as_ptr().cast::<AtomicU64>() };
-        word.fetch_add(1, Ordering::SeqCst);
+    ///
+    /// The programs bump the word atomically, but user space can only rewrite it, so a
+    /// bump of theirs between our read and write would be lost. Adding 2^32 makes the new
+    /// value one never seen before (unless 2^32 bumps race with us), so no per-CPU memo
+    /// stamped with an older value can match it.
+    pub fn bump(&mut self) -> Result<(), aya::maps::MapError> {
+        let g = self.map.get(&0, 0)?;
+        self.map.set(0, g.wrapping_add(1 << 32), 0)
     }
 }
 

@@ -190,8 +190,10 @@ impl Probe {
             slots,
         )
         .map_err(|e| LoadError::Map("LOG", format!("cannot map it: {e}")))?;
-        let generation = Generation::new(array_data(&mut ebpf, "GENERATION")?)
-            .map_err(|e| LoadError::Map("GENERATION", format!("cannot map it: {e}")))?;
+        let generation = Generation::new(
+            Array::try_from(take_map(&mut ebpf, ".bss")?)
+                .map_err(|e| LoadError::Map(".bss", e.to_string()))?,
+        );
         let mut probe = Probe {
             logs,
             generation,
@@ -269,8 +271,7 @@ impl Probe {
         self.bits
             .set(idx, word | (1u64 << (tgid % 64)), 0)
             .map_err(err)?;
-        self.generation.bump();
-        Ok(())
+        self.generation.bump().map_err(err)
     }
 
     /// Appends every completed call and process-exit record (`nr == NR_PROC_EXIT`) waiting
