@@ -14,11 +14,10 @@ use aya_ebpf::helpers::{bpf_get_current_ancestor_cgroup_id, bpf_get_current_pid_
 use profiler_common::filter_mode;
 
 use crate::maps::{
-    CGROUP_ID, CGROUP_LEVEL, FILTER_MODE, GENERATION, IDENTITY, SELF_TGID, TGID_BITS, constant,
-    constant64,
+    CGROUP_ID, CGROUP_LEVEL, FILTER_MODE, GENERATION, SELF_TGID, TGID_BITS, constant, constant64,
 };
 
-/// One CPU's memo.
+/// One CPU's memo (part of `cpu::CpuState`).
 #[repr(C)]
 pub(crate) struct Identity {
     /// `regs` of the task identified last; 0: none.
@@ -32,9 +31,9 @@ pub(crate) struct Identity {
 }
 
 /// The current task's `pid_tgid` when it is targeted. `regs` is the tracepoint's first
-/// argument.
+/// argument; `memo` is this CPU's.
 #[inline(always)]
-pub(crate) fn targeted_task(regs: u64) -> Option<u64> {
+pub(crate) fn targeted_task(memo: &mut Identity, regs: u64) -> Option<u64> {
     if constant(&FILTER_MODE) == filter_mode::CGROUP {
         // A task can move between cgroups without any event the memo would see.
         let pid_tgid = bpf_get_current_pid_tgid();
@@ -44,10 +43,6 @@ pub(crate) fn targeted_task(regs: u64) -> Option<u64> {
     // is stored under an older generation and never reused.
     // SAFETY: a valid, aligned global; volatile because other CPUs and user space update it.
     let generation = unsafe { core::ptr::read_volatile(&raw const GENERATION) };
-    let memo = IDENTITY.get_ptr_mut(0)?;
-    // SAFETY: this CPU's value of a per-CPU map; the syscall tracepoint programs run with
-    // preemption disabled, so nothing else on this CPU touches it meanwhile.
-    let memo = unsafe { &mut *memo };
     if memo.regs == regs && memo.generation == generation {
         return (memo.targeted != 0).then_some(memo.pid_tgid);
     }

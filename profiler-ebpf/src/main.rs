@@ -20,6 +20,7 @@
 
 mod atomic;
 mod calllog;
+mod cpu;
 mod identity;
 mod maps;
 
@@ -35,6 +36,7 @@ use aya_ebpf::{
     programs::{BtfTracePointContext, RawTracePointContext},
 };
 use aya_log_ebpf::debug;
+use cpu::this_cpu;
 use identity::{bump_generation, targeted, targeted_task};
 use maps::{
     BY_CGROUP, COMMS, ENTER, ERRORS_ONLY, EVENTS, FILTER_MODE, NCOMMS, OFF_ARGS, OFF_SIGNAL_LIVE,
@@ -80,62 +82,79 @@ fn enter_slot(create: bool) -> Option<&'static mut EnterState> {
 /// `raw_syscalls:sys_enter(struct pt_regs *regs, long id)`.
 #[raw_tracepoint(tracepoint = "sys_enter")]
 fn sys_enter(ctx: RawTracePointContext) -> i32 {
-    if targeted_task(ctx.arg(0)).is_none() {
-        return 0;
-    }
-    let id: i64 = ctx.arg(1);
-    let Some(slot) = enter_slot(true) else {
-        bump(counter::NO_STORAGE);
+    let regs: u64 = ctx.arg(0);
+    let Some(cpu) = this_cpu() else {
         return 0;
     };
-    if slot.ts != 0 {
+    let Some(pid_tgid) = targeted_task(&mut cpu.who, regs) else {
+        return 0;
+    };
+    let id: i64 = ctx.arg(1);
+    let open = &mut cpu.open;
+    if open.regs != 0 {
+        // This task's previous call never returned (or, if the invariant were broken,
+        // another task's call would be lost here).
         bump(counter::STALE);
     }
+    open.tid = pid_tgid as u32;
     if !syscall_wanted(id) {
         // Not timed; the matching exit is ignored, not counted as unpaired.
-        slot.ts = 0;
-        slot.nr = NR_IGNORED;
+        open.ts = 0;
+        open.nr = NR_IGNORED;
+        open.regs = regs;
         return 0;
     }
-    slot.nr = id as u32;
+    open.nr = id as u32;
     if constant64(&SLOW_NS) != 0 {
-        let regs: *const u8 = ctx.arg(0);
+        let p = regs as *const u8;
         for i in 0..3 {
             // SAFETY: `OFF_ARGS` is a valid, aligned static; read_volatile keeps the
             // loader's values from being folded away.
             let off = unsafe { core::ptr::read_volatile(&OFF_ARGS[i]) };
-            slot.args[i] = read_kernel::<u64>(regs, off).unwrap_or(0);
+            open.args[i] = read_kernel::<u64>(p, off).unwrap_or(0);
         }
     }
     // SAFETY: helper with no arguments.
-    slot.ts = unsafe { bpf_ktime_get_ns() };
+    open.ts = unsafe { bpf_ktime_get_ns() };
+    open.regs = regs;
     0
 }
 
 /// `raw_syscalls:sys_exit(struct pt_regs *regs, long ret)`.
 #[raw_tracepoint(tracepoint = "sys_exit")]
 fn sys_exit(ctx: RawTracePointContext) -> i32 {
-    let Some(pid_tgid) = targeted_task(ctx.arg(0)) else {
+    let regs: u64 = ctx.arg(0);
+    let Some(cpu) = this_cpu() else {
+        return 0;
+    };
+    let Some(pid_tgid) = targeted_task(&mut cpu.who, regs) else {
         return 0;
     };
     let tgid = (pid_tgid >> 32) as u32;
     // SAFETY: helper with no arguments.
     let now = unsafe { bpf_ktime_get_ns() };
-    let Some(slot) = enter_slot(false) else {
-        bump(counter::UNPAIRED);
-        return 0;
+    let (ts, nr, args) = if cpu.open.regs == regs {
+        // Returned where it began, with no switch in between: the common case.
+        cpu.open.regs = 0;
+        (cpu.open.ts, cpu.open.nr, cpu.open.args)
+    } else {
+        // The call was moved to the task at a context switch, or began before tracing.
+        let Some(slot) = enter_slot(false) else {
+            bump(counter::UNPAIRED);
+            return 0;
+        };
+        let found = (slot.ts, slot.nr, slot.args);
+        slot.ts = 0;
+        slot.nr = 0;
+        found
     };
-    let (ts, nr) = (slot.ts, slot.nr);
     if ts == 0 {
-        if nr == NR_FORK_CHILD || nr == NR_IGNORED {
-            // The child's return from fork/clone, or a filtered-out call: not a loss.
-            slot.nr = 0;
-        } else {
+        // The child's return from fork/clone, or a filtered-out call: not a loss.
+        if nr != NR_FORK_CHILD && nr != NR_IGNORED {
             bump(counter::UNPAIRED);
         }
         return 0;
     }
-    slot.ts = 0;
     if nr >= MAX_SYSCALLS {
         return 0;
     }
@@ -160,7 +179,6 @@ fn sys_exit(ctx: RawTracePointContext) -> i32 {
     };
     let slow = constant64(&SLOW_NS);
     if slow != 0 && duration_ns >= slow {
-        let args = slot.args;
         let mut ev = SlowEvent {
             call,
             args,
@@ -246,6 +264,47 @@ fn sched_process_fork(ctx: BtfTracePointContext) -> i32 {
     0
 }
 
+/// `sched:sched_switch(bool preempt, struct task_struct *prev, struct task_struct *next,
+/// unsigned int prev_state)`, run in `prev`'s context: an open call on this CPU is `prev`'s
+/// and moves to its task storage, where its `sys_exit` (on any CPU) will find it.
+#[btf_tracepoint(function = "sched_switch")]
+fn sched_switch(ctx: BtfTracePointContext) -> i32 {
+    let Some(cpu) = this_cpu() else {
+        return 0;
+    };
+    let open = &mut cpu.open;
+    if open.regs == 0 {
+        return 0;
+    }
+    open.regs = 0;
+    // `prev` is current here; a mismatch would mean the invariant broke: drop the call.
+    if bpf_get_current_pid_tgid() as u32 != open.tid {
+        bump(counter::STALE);
+        return 0;
+    }
+    let prev: *const u8 = ctx.arg(1);
+    // SAFETY: `prev` is the BTF-typed task pointer the tracepoint passes; the helper returns
+    // null or its live storage value.
+    let slot = unsafe {
+        bpf_task_storage_get(
+            ENTER.as_ptr(),
+            prev.cast_mut().cast(),
+            core::ptr::null_mut(),
+            BPF_LOCAL_STORAGE_GET_F_CREATE as u64,
+        )
+    };
+    // SAFETY: as above; the value is an `EnterState`.
+    match unsafe { slot.cast::<EnterState>().as_mut() } {
+        Some(slot) => {
+            slot.ts = open.ts;
+            slot.nr = open.nr;
+            slot.args = open.args;
+        }
+        None => bump(counter::NO_STORAGE),
+    }
+    0
+}
+
 /// `sched:sched_process_exit(struct task_struct *p)`, run by the exiting task itself.
 #[raw_tracepoint(tracepoint = "sched_process_exit")]
 fn sched_process_exit(_ctx: RawTracePointContext) -> i32 {
@@ -263,6 +322,16 @@ fn task_exit() {
     let tgid = (pid_tgid >> 32) as u32;
     if !targeted(pid_tgid) {
         return;
+    }
+    // The call it dies in is open either on this CPU or, after a switch, in its storage.
+    if let Some(cpu) = this_cpu() {
+        let open = &mut cpu.open;
+        if open.regs != 0 && open.tid == pid_tgid as u32 {
+            if open.ts != 0 {
+                bump(counter::UNFINISHED);
+            }
+            open.regs = 0;
+        }
     }
     if let Some(slot) = enter_slot(false) {
         if slot.ts != 0 {

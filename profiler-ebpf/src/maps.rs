@@ -84,9 +84,9 @@ pub(crate) static LOG_SLOTS: u32 = 0;
 #[unsafe(no_mangle)]
 pub(crate) static mut GENERATION: u64 = 0;
 
-/// Per-CPU memo of the last task identified on the CPU (see `identity.rs`).
+/// Per-CPU state: the identity memo and the open call of the running task (`cpu.rs`).
 #[btf_map]
-pub(crate) static IDENTITY: PerCpuArray<crate::identity::Identity, 1> = PerCpuArray::new();
+pub(crate) static CPU: PerCpuArray<crate::cpu::CpuState, 1> = PerCpuArray::new();
 
 /// Loss and bookkeeping counters, indexed by `profiler_common::counter`.
 #[btf_map]

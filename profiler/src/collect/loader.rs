@@ -221,9 +221,10 @@ impl Probe {
             let prog: &mut RawTracePoint = self.program(name)?;
             prog.load().map_err(|e| verifier_error(name, e))?;
         }
-        let prog: &mut BtfTracePoint = self.program("sched_process_fork")?;
-        prog.load("sched_process_fork", &btf)
-            .map_err(|e| verifier_error("sched_process_fork", e))?;
+        for name in ["sched_process_fork", "sched_switch"] {
+            let prog: &mut BtfTracePoint = self.program(name)?;
+            prog.load(name, &btf).map_err(|e| verifier_error(name, e))?;
+        }
         Ok(())
     }
 
@@ -238,19 +239,26 @@ impl Probe {
             .map_err(|e: ProgramError| LoadError::Object(format!("program {name}: {e}")))
     }
 
-    /// Attaches every program: fork tracking first, then enter, exit and process exit.
+    /// Attaches every program: fork and switch tracking first, then exit, enter, process
+    /// exit and exec.
     pub fn attach(&mut self) -> Result<(), LoadError> {
         let attach_err = |prog, hook, e: ProgramError| LoadError::Attach {
             prog,
             hook,
             err: e.to_string(),
         };
-        let p: &mut BtfTracePoint = self.program("sched_process_fork")?;
-        p.attach()
-            .map_err(|e| attach_err("sched_process_fork", "tp_btf/sched_process_fork", e))?;
+        // The switch hook before sys_enter: an open call must never be left on a CPU
+        // when its task is switched out.
         for (name, hook) in [
-            ("sys_enter", "raw_tp/sys_enter"),
+            ("sched_process_fork", "tp_btf/sched_process_fork"),
+            ("sched_switch", "tp_btf/sched_switch"),
+        ] {
+            let p: &mut BtfTracePoint = self.program(name)?;
+            p.attach().map_err(|e| attach_err(name, hook, e))?;
+        }
+        for (name, hook) in [
             ("sys_exit", "raw_tp/sys_exit"),
+            ("sys_enter", "raw_tp/sys_enter"),
             ("sched_process_exit", "raw_tp/sched_process_exit"),
             ("sched_process_exec", "raw_tp/sched_process_exec"),
         ] {
