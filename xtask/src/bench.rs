@@ -31,6 +31,10 @@ pub(crate) struct BenchArgs {
     /// Write the table into README.md's performance section.
     #[arg(long)]
     readme: bool,
+    /// Round trips of the context-switch run (a pipe ping-pong between two threads on one
+    /// CPU); 0 skips it.
+    #[arg(long, default_value_t = 100_000)]
+    pingpong: u64,
     /// getppid calls per thread of the sustained-load run (two threads); 0 skips it.
     #[arg(long, default_value_t = 21_000_000)]
     storm_calls: u64,
@@ -117,7 +121,7 @@ pub(crate) fn run(root: &Path, args: &BenchArgs) -> Result<()> {
                 s.label()
             );
             let _ = std::io::stderr().flush();
-            match ctx.measure(*s, s.calls(args.calls)) {
+            match ctx.measure(*s, "time-getppid", s.calls(args.calls)) {
                 Ok(sample) => samples[i].push(sample),
                 Err(e) => eprintln!("\nxtask bench: {} failed: {e:#}", s.label()),
             }
@@ -125,6 +129,9 @@ pub(crate) fn run(root: &Path, args: &BenchArgs) -> Result<()> {
     }
     eprintln!();
     let mut table = render(&setups, &samples);
+    if args.pingpong > 0 {
+        table.push_str(&pingpong_table(&ctx, args)?);
+    }
     if args.storm_calls > 0 {
         eprintln!(
             "xtask bench: sustained load, two threads of {} calls",
@@ -156,9 +163,11 @@ struct Ctx<'a> {
 }
 
 impl Ctx<'_> {
-    fn measure(&self, setup: Setup, calls: u64) -> Result<Sample> {
+    /// One run of workload step `step` (`time-getppid` or `time-pingpong`) with `calls`
+    /// iterations under `setup`.
+    fn measure(&self, setup: Setup, step: &str, calls: u64) -> Result<Sample> {
         let mut w = Command::new(self.workload)
-            .args(["gate", "time-getppid", &calls.to_string()])
+            .args(["gate", step, &calls.to_string()])
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .spawn()
@@ -214,7 +223,8 @@ impl Ctx<'_> {
             .with_context(|| format!("workload printed {out:?}"))?;
         let mut cost = None;
         if let Some(t) = tracer.as_mut() {
-            let is_syslat = matches!(setup, Setup::SyslatAll | Setup::SyslatPid);
+            let is_syslat =
+                matches!(setup, Setup::SyslatAll | Setup::SyslatPid) && step == "time-getppid";
             if is_syslat {
                 let cpu_ms = (cpu_ticks(t.id()) - before.unwrap_or(0)) as f64 * 10.0;
                 cost = Some((cpu_ms / calls as f64 * 1e6, peak_rss_kib(t.id())));
@@ -266,6 +276,52 @@ fn rss_with_processes(syslat: &Path, workload: &Path, n: u32) -> Result<u64> {
         std::thread::sleep(Duration::from_millis(20));
     }
     Ok(peak)
+}
+
+/// The context-switch cost: a pipe ping-pong between two threads pinned to one CPU (each
+/// round trip: two switches, two writes, two reads), interleaved like the main table.
+fn pingpong_table(ctx: &Ctx<'_>, args: &BenchArgs) -> Result<String> {
+    let setups = [
+        Setup::Base,
+        Setup::Floor,
+        Setup::SyslatPid,
+        Setup::SyslatOther,
+    ];
+    let mut samples: Vec<Vec<f64>> = setups.iter().map(|_| Vec::new()).collect();
+    for round in 0..args.rounds {
+        for (i, s) in setups.iter().enumerate() {
+            eprint!(
+                "\rxtask bench: ping-pong round {}/{}, {:<55}",
+                round + 1,
+                args.rounds,
+                s.label()
+            );
+            let _ = std::io::stderr().flush();
+            match ctx.measure(*s, "time-pingpong", args.pingpong) {
+                Ok(sample) => samples[i].push(sample.ns),
+                Err(e) => eprintln!("\nxtask bench: {} failed: {e:#}", s.label()),
+            }
+        }
+    }
+    eprintln!();
+    let med: Vec<Option<f64>> = samples.into_iter().map(median).collect();
+    let base = med[0].unwrap_or(0.0);
+    let mut t = String::from(
+        "\n\nContext switches: a pipe ping-pong between two threads on one CPU \
+         (per round trip: 2 switches, 2 writes, 2 reads)\n\n\
+         | setup | ns/round trip | added ns |\n|---|---:|---:|\n",
+    );
+    for (s, m) in setups.iter().zip(&med) {
+        match m {
+            Some(ns) => t.push_str(&format!(
+                "| {} | {ns:.0} | {:+.0} |\n",
+                s.label(),
+                ns - base
+            )),
+            None => t.push_str(&format!("| {} | failed | |\n", s.label())),
+        }
+    }
+    Ok(t)
 }
 
 /// `syslat record` (default buffer) of two threads making `calls` getppid calls each, as

@@ -9,7 +9,9 @@
 //! - `forks K`: K children that exit at once (via fork + _exit), each reaped;
 //! - `mixed N M`: N getppid calls on the main thread while a second thread makes M;
 //! - `gate`: block until a line arrives on stdin;
-//! - `time-getppid N`: N getppid calls, then print the mean ns per call (for the bench).
+//! - `time-getppid N`: N getppid calls, then print the mean ns per call (for the bench);
+//! - `time-pingpong N`: N round trips of a byte between two threads pinned to one CPU over
+//!   two pipes (two context switches each), then print the mean ns per round trip.
 //!
 //! Raw syscalls only (libc::syscall), so nothing is cached or batched by libc.
 
@@ -63,6 +65,56 @@ fn pipe_reads(n: u64, ms: u64) {
         unsafe { libc::syscall(libc::SYS_read, r, b.as_mut_ptr(), 1) };
     }
     writer.join().expect("writer thread");
+}
+
+/// Pins the calling thread to CPU 0, so two threads must switch to take turns.
+fn pin_to_cpu0() {
+    // SAFETY: a zeroed cpu_set_t is a valid empty set; CPU_SET writes inside it;
+    // sched_setaffinity(0, ..) reads it for the calling thread.
+    unsafe {
+        let mut set: libc::cpu_set_t = std::mem::zeroed();
+        libc::CPU_SET(0, &mut set);
+        libc::sched_setaffinity(0, size_of::<libc::cpu_set_t>(), &set);
+    }
+}
+
+/// Mean ns per round trip of `n` one-byte ping-pongs between two threads on one CPU.
+fn pingpong(n: u64) -> f64 {
+    let (mut a, mut b) = ([0i32; 2], [0i32; 2]);
+    // SAFETY: each array has room for two descriptors.
+    if unsafe { libc::pipe(a.as_mut_ptr()) } != 0 || unsafe { libc::pipe(b.as_mut_ptr()) } != 0 {
+        eprintln!("pipe failed");
+        exit(1);
+    }
+    let hop = |from: i32, to: i32| {
+        let mut c = [0u8; 1];
+        // SAFETY: valid fds and a 1-byte buffer.
+        unsafe {
+            libc::syscall(libc::SYS_read, from, c.as_mut_ptr(), 1);
+            libc::syscall(libc::SYS_write, to, c.as_ptr(), 1);
+        }
+    };
+    let (a_read, b_write) = (a[0], b[1]);
+    let peer = thread::spawn(move || {
+        pin_to_cpu0();
+        for _ in 0..n {
+            hop(a_read, b_write);
+        }
+    });
+    pin_to_cpu0();
+    let t = std::time::Instant::now();
+    for _ in 0..n {
+        let c = [0u8; 1];
+        let mut d = [0u8; 1];
+        // SAFETY: valid fds and 1-byte buffers.
+        unsafe {
+            libc::syscall(libc::SYS_write, a[1], c.as_ptr(), 1);
+            libc::syscall(libc::SYS_read, b[0], d.as_mut_ptr(), 1);
+        }
+    }
+    let ns = t.elapsed().as_nanos() as f64 / n.max(1) as f64;
+    peer.join().expect("peer thread");
+    ns
 }
 
 fn enoent(n: u64) {
@@ -144,6 +196,10 @@ fn main() {
                 let t = std::time::Instant::now();
                 getppid(n);
                 println!("{:.1}", t.elapsed().as_nanos() as f64 / n.max(1) as f64);
+                i += 2;
+            }
+            "time-pingpong" => {
+                println!("{:.1}", pingpong(num(i + 1)));
                 i += 2;
             }
             "mixed" => {
