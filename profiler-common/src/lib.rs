@@ -26,7 +26,9 @@ pub struct SyscallEvent {
 
 const _: () = assert!(core::mem::size_of::<SyscallEvent>() == 32);
 
-/// Per-thread state kept in task-local storage between `sys_enter` and `sys_exit`.
+/// Per-thread state kept in task-local storage: a call still open when its task was switched
+/// out (moved there from the per-CPU open-call slot by `sched_switch`), or the marker a new
+/// task gets at fork so that its first exit (from `fork`/`clone`) is not counted as unpaired.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default)]
 pub struct EnterState {
@@ -146,7 +148,7 @@ pub const MIN_LOG_SLOTS: u32 = 64;
 
 /// Default size in bytes of the per-CPU call logs, all CPUs together (a power of two): 256 Ki
 /// calls, over 100 ms of headroom at 2 million calls a second with a 10 ms drain.
-pub const DEFAULT_RINGBUF_BYTES: u32 = 8 << 20;
+pub const DEFAULT_LOG_BYTES: u32 = 8 << 20;
 
 /// Size in bytes of the ring buffer for rare records (process exits, slow calls).
 pub const CONTROL_RING_BYTES: u32 = 1 << 20;

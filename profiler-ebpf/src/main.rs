@@ -61,20 +61,16 @@ fn syscall_wanted(id: i64) -> bool {
     }
 }
 
-/// The current task's enter slot, created on demand when `create` is set.
+/// The current task's stored enter state (a call moved there at a context switch, or the
+/// fork marker), if it has any.
 #[inline(always)]
-fn enter_slot(create: bool) -> Option<&'static mut EnterState> {
-    let flags = if create {
-        BPF_LOCAL_STORAGE_GET_F_CREATE as u64
-    } else {
-        0
-    };
+fn enter_slot() -> Option<&'static mut EnterState> {
     // SAFETY: `ENTER` is a task storage map and `bpf_get_current_task_btf` returns a trusted
     // pointer to the current task; the helper returns null or a pointer to a live value
     // that stays valid for the rest of this program run.
     unsafe {
         let task = bpf_get_current_task_btf();
-        let p = bpf_task_storage_get(ENTER.as_ptr(), task.cast(), core::ptr::null_mut(), flags);
+        let p = bpf_task_storage_get(ENTER.as_ptr(), task.cast(), core::ptr::null_mut(), 0);
         p.cast::<EnterState>().as_mut()
     }
 }
@@ -139,7 +135,7 @@ fn sys_exit(ctx: RawTracePointContext) -> i32 {
         (cpu.open.ts, cpu.open.nr, cpu.open.args)
     } else {
         // The call was moved to the task at a context switch, or began before tracing.
-        let Some(slot) = enter_slot(false) else {
+        let Some(slot) = enter_slot() else {
             bump(counter::UNPAIRED);
             return 0;
         };
@@ -333,7 +329,7 @@ fn task_exit() {
             open.regs = 0;
         }
     }
-    if let Some(slot) = enter_slot(false) {
+    if let Some(slot) = enter_slot() {
         if slot.ts != 0 {
             // exit/exit_group never return; a killed thread dies inside its call.
             bump(counter::UNFINISHED);

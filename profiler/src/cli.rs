@@ -81,8 +81,9 @@ pub struct TargetArgs {
     /// Count only failed calls (return value -4095..-1).
     #[arg(long)]
     pub errors_only: bool,
-    /// Ring buffer size: a power of two from 4K, e.g. 512K, 8M (default), 64M. Larger absorbs
-    /// longer bursts; every event that does not fit is counted as dropped.
+    /// Size of the per-CPU event buffers, all CPUs together: a power of two from 4K, e.g.
+    /// 512K, 8M (default), 64M. Larger absorbs longer bursts; every completed call that does
+    /// not fit is counted as dropped.
     #[arg(long, value_parser = parse_size, value_name = "SIZE")]
     pub ring_buffer: Option<u32>,
     /// Start this command and trace it and every descendant, from its first syscall.
@@ -90,7 +91,7 @@ pub struct TargetArgs {
     pub command: Vec<String>,
 }
 
-/// Parses a ring buffer size: bytes, or with a K/M/G suffix; a power of two, at least 4K.
+/// Parses an event buffer size: bytes, or with a K/M/G suffix; a power of two, at least 4K.
 pub fn parse_size(s: &str) -> Result<u32, String> {
     let t = s.trim();
     let (num, mult) = match t.chars().last() {

@@ -159,7 +159,7 @@ pub struct Filters {
     pub slow: Option<Duration>,
     /// Events carry their cgroup (`--by cgroup`).
     pub by_cgroup: bool,
-    /// Ring buffer size in bytes, if not the default.
+    /// Size of the per-CPU event buffers in bytes, all CPUs together, if not the default.
     pub ring_bytes: Option<u32>,
 }
 

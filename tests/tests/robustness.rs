@@ -1,4 +1,4 @@
-//! Overload and faults: drops are counted exactly when the ring buffer overflows, Ctrl-C
+//! Overload and faults: drops are counted exactly when the event buffers overflow, Ctrl-C
 //! still ends a flooded recording at once with its dump, memory stays bounded with many
 //! short-lived processes, two instances both count exactly, and an unwritable output is an
 //! error that still hands the data over on stderr.
@@ -34,7 +34,7 @@ fn overflow_drops_are_counted_exactly() {
     let dropped = tiny["dropped_events"].as_u64().unwrap();
     assert!(
         dropped > 100_000,
-        "a 4 KiB ring buffer cannot hold a 10 ms burst: {dropped}"
+        "4 KiB of event buffers cannot hold a 10 ms burst: {dropped}"
     );
     // Every call of the command is either counted or counted as dropped.
     assert_eq!(

@@ -1,9 +1,11 @@
 //! `cargo xtask bench`: the cost per syscall of a tight getppid loop, measured in one run,
 //! as medians of interleaved repetitions so machine noise hits every row alike:
 //! no tracing (base), the floor (empty raw_tp programs on sys_enter/sys_exit, loaded here),
-//! `syslat record` tracing everything, `syslat record -p` of the loop itself, syslat
+//! the clock floor (the same reading bpf_ktime_get_ns), `syslat record` tracing everything, `syslat record -p` of the loop itself, syslat
 //! filtered to another process (what an untargeted process pays), and with `--peers`
-//! bpftrace, bcc's syscount -L, perf trace -s and strace -c -f.
+//! bpftrace, libbpf-tools' syscount -L, perf trace -s and strace -c -f. Then the same for a
+//! pipe ping-pong (the cost on context switches), a sustained two-thread storm under
+//! `syslat record` (rate, drops) and peak RSS with 10,000 short-lived processes.
 
 use std::{
     io::{BufRead, BufReader, Write},
@@ -64,7 +66,7 @@ impl Setup {
             Setup::SyslatPid => "`syslat record -p` (the loop)",
             Setup::SyslatOther => "untargeted (`syslat record -p` of another process)",
             Setup::Bpftrace => "bpftrace, tid-keyed hist one-liner",
-            Setup::Syscount => "bcc `syscount -L -p`",
+            Setup::Syscount => "libbpf-tools `syscount -L -p`",
             Setup::PerfTrace => "`perf trace -s -p`",
             Setup::Strace => "`strace -c -f -p`",
         }
@@ -364,7 +366,7 @@ fn peer(cmd: &mut Command) -> Result<Child> {
     // Peers print no reliable "attached" line; give them time to compile and attach.
     std::thread::sleep(Duration::from_secs(3));
     if let Some(st) = c.try_wait()? {
-        bail!("{cmd:?} exited ({st}) before the loop: not attached (bcc needs kernel headers)");
+        bail!("{cmd:?} exited ({st}) before the loop: not attached");
     }
     Ok(c)
 }
@@ -490,11 +492,12 @@ fn write_readme(root: &Path, table: &str) -> Result<()> {
     Ok(())
 }
 
+/// libbpf-tools' `syscount` (CO-RE, needs no kernel headers), else bcc's.
 fn syscount_bin() -> &'static str {
-    if Path::new("/usr/sbin/syscount-bpfcc").exists() {
-        "/usr/sbin/syscount-bpfcc"
+    if Path::new("/usr/sbin/syscount").exists() {
+        "/usr/sbin/syscount"
     } else {
-        "syscount"
+        "/usr/sbin/syscount-bpfcc"
     }
 }
 
@@ -508,7 +511,7 @@ fn install_peers() -> Vec<Setup> {
     }
     let wanted = [
         (Setup::Bpftrace, "bpftrace", "/usr/bin/bpftrace"),
-        (Setup::Syscount, "bpfcc-tools", "/usr/sbin/syscount-bpfcc"),
+        (Setup::Syscount, "libbpf-tools", "/usr/sbin/syscount"),
         (Setup::PerfTrace, "linux-perf", "/usr/bin/perf"),
         (Setup::Strace, "strace", "/usr/bin/strace"),
     ];

@@ -8,11 +8,11 @@ use crate::syscalls;
 /// Loss and bookkeeping counters, summed over CPUs, plus what user space received.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct LossCounters {
-    /// Events user space read from the ring buffer.
+    /// Completed calls user space read from the event buffers.
     pub received: u64,
-    /// Events the kernel wrote to the ring buffer.
+    /// Completed calls the kernel wrote to the event buffers.
     pub emitted: u64,
-    /// Completed calls lost because the ring buffer was full.
+    /// Completed calls lost because an event buffer was full.
     pub dropped: u64,
     /// Calls not timed because no per-thread slot could be allocated.
     pub no_storage: u64,

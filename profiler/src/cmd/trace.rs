@@ -22,8 +22,9 @@ use crate::{
     config::{Filters, Targets},
 };
 
-/// How often the ring buffer is drained. Events are submitted without wake-ups, so this
-/// sets the latency of the data, not its completeness (the ring buffer holds seconds).
+/// How often the event buffers are drained. Nothing wakes user space, so this sets the
+/// latency of the data, not its completeness (the default buffers hold over 100 ms of calls
+/// at millions a second).
 pub const DRAIN_EVERY: Duration = Duration::from_millis(10);
 
 /// What [`Trace::next`] reports.

@@ -12,7 +12,7 @@ use aya::{
     programs::{BtfTracePoint, ProgramError, RawTracePoint},
 };
 use profiler_common::{
-    CONTROL_RING_BYTES, DEFAULT_RINGBUF_BYTES, MAX_COMMS, NR_PROC_EXIT, SYSCALL_WORDS, SlowEvent,
+    CONTROL_RING_BYTES, DEFAULT_LOG_BYTES, MAX_COMMS, NR_PROC_EXIT, SYSCALL_WORDS, SlowEvent,
     SyscallEvent, counter, filter_mode,
 };
 
@@ -151,7 +151,7 @@ impl Probe {
         let cpus = aya::util::nr_cpus()
             .map_err(|(path, e)| LoadError::Object(format!("cannot read {path}: {e}")))?
             as u32;
-        let slots = slots_per_cpu(opts.ring_bytes.unwrap_or(DEFAULT_RINGBUF_BYTES), cpus);
+        let slots = slots_per_cpu(opts.ring_bytes.unwrap_or(DEFAULT_LOG_BYTES), cpus);
         let mut ebpf = EbpfLoader::new()
             // The ENTER task-storage map is a type aya 0.14 does not model.
             .allow_unsupported_maps()

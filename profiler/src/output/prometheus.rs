@@ -5,7 +5,7 @@
 //! Metrics (base units, counters end in `_total`):
 //! - `syslat_syscall_duration_seconds{syscall[,comm]}` histogram, buckets 1 µs to 10 s;
 //! - `syslat_syscall_errors_total{syscall,errno[,comm]}`;
-//! - `syslat_events_lost_total{reason}` (`dropped`: ring buffer full, `untimed`: no slot),
+//! - `syslat_events_lost_total{reason}` (`dropped`: event buffer full, `untimed`: no slot),
 //!   `syslat_events_unpaired_total`;
 //! - `syslat_self_cpu_seconds_total`, `syslat_self_resident_memory_bytes`,
 //!   `syslat_traced_syscalls_total`.
@@ -140,7 +140,7 @@ impl Collector for SnapshotCollector {
         }
         let mut m = enc.encode_descriptor(
             "syslat_events_lost",
-            "Completed calls not counted: ring buffer full (dropped) or no per-thread slot (untimed)",
+            "Completed calls not counted: event buffer full (dropped) or no per-thread slot (untimed)",
             None,
             MetricType::Counter,
         )?;

@@ -106,7 +106,7 @@ pub fn render_percentiles(snap: &Snapshot, limit: usize, percentiles: &[f64]) ->
     let l = &snap.loss;
     let _ = writeln!(
         out,
-        "events: {} received, {} dropped (ring buffer full), {} untimed (no slot), {} unpaired, {} stale, {} unfinished",
+        "events: {} received, {} dropped (buffer full), {} untimed (no slot), {} unpaired, {} stale, {} unfinished",
         l.received, l.dropped, l.no_storage, l.unpaired, l.stale, l.unfinished
     );
     if l.lost() > 0 {
