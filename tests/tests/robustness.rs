@@ -1,7 +1,7 @@
 //! Overload and faults: drops are counted exactly when the event buffers overflow, Ctrl-C
 //! still ends a flooded recording at once with its dump, memory stays bounded with many
-//! short-lived processes, two instances both count exactly, and an unwritable output is an
-//! error that still hands the data over on stderr.
+//! short-lived processes, two instances both count exactly, and an output that cannot be
+//! written (disk full, file removed) is an error that still hands all the data over on stderr.
 #![allow(
     clippy::unwrap_used,
     reason = "a test panics on failure, with the location"
@@ -210,4 +210,68 @@ fn a_full_disk_is_an_error_that_keeps_the_data() {
         .expect("the summary on stderr");
     let v: serde_json::Value = serde_json::from_str(dumped).unwrap();
     assert_eq!(count(&v, "getppid"), 10);
+}
+
+/// JSON Lines of `text` (other lines, such as syslat's messages, are skipped).
+fn json_lines(text: &str) -> Vec<serde_json::Value> {
+    text.lines()
+        .filter(|l| l.starts_with('{'))
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("line {l:?}: {e}")))
+        .collect()
+}
+
+/// Calls of `syscall` in the `interval` lines among `lines`.
+fn in_intervals(lines: &[serde_json::Value], syscall: &str) -> u64 {
+    lines
+        .iter()
+        .filter(|l| l["type"] == "interval")
+        .map(|l| count(l, syscall))
+        .sum()
+}
+
+#[test]
+fn a_removed_output_file_is_an_error_that_keeps_the_data() {
+    use std::io::{Read, Write};
+    let out = temp_path("removed.jsonl");
+    let path = out.to_str().unwrap();
+    // 1000 calls, then the workload waits on its stdin (syslat's) before 2000 more.
+    let mut rec = Reaped(
+        syslat(&[
+            "record", "-f", "json", "-i", "100ms", "-o", path, "--", WORKLOAD, "getppid", "1000",
+            "gate", "getppid", "2000",
+        ])
+        .stdin(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap(),
+    );
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while std::fs::read_to_string(&out).map_or(0, |t| in_intervals(&json_lines(&t), "getppid"))
+        < 1000
+    {
+        assert!(
+            Instant::now() < deadline,
+            "no interval with the first calls"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    // The first 1000 calls are now only in the file, which goes away.
+    std::fs::remove_file(&out).unwrap();
+    rec.stdin.take().unwrap().write_all(b"x").unwrap();
+    let mut err = String::new();
+    rec.stderr.take().unwrap().read_to_string(&mut err).unwrap();
+    assert_eq!(rec.wait().unwrap().code(), Some(2), "{err}");
+    let said = format!("syslat: failed to write {path}: the file was removed");
+    assert_eq!(
+        err.lines().filter(|l| l.starts_with(&said)).count(),
+        1,
+        "{err}"
+    );
+    // Everything is on stderr: the removed file's intervals, the later ones, the summary.
+    let lines = json_lines(&err);
+    let summary = lines.last().unwrap();
+    assert_eq!(summary["type"], "summary", "{err}");
+    assert_eq!(count(summary, "getppid"), 3000);
+    assert_eq!(in_intervals(&lines, "getppid"), 3000, "{err}");
+    assert!(!out.exists());
 }

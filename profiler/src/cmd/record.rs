@@ -23,15 +23,14 @@ use crate::{
     },
 };
 
-/// Runs `record`; returns the exit status (with `--repeat`, the first non-zero one).
+/// Runs `record`; returns the exit status (with `--repeat`, the first non-zero one; 2 when
+/// the output could not be written and the data went to stderr instead).
 pub async fn run(args: &RecordArgs) -> anyhow::Result<i32> {
     let cfg = RecordConfig::from_args(args)?;
-    if cfg.repeat <= 1 {
-        return run_once(&cfg, None).await;
-    }
+    let mut out = Output::new(&cfg);
     let mut status = 0;
     for k in 1..=cfg.repeat {
-        let code = run_once(&cfg, Some(k)).await?;
+        let code = run_once(&cfg, (cfg.repeat > 1).then_some(k), &mut out).await?;
         if status == 0 {
             status = code;
         }
@@ -39,19 +38,22 @@ pub async fn run(args: &RecordArgs) -> anyhow::Result<i32> {
             break;
         }
     }
-    Ok(status)
+    Ok(if out.failed { 2 } else { status })
 }
 
 /// One recording (run `run` of `--repeat`).
-async fn run_once(cfg: &RecordConfig, run: Option<u32>) -> anyhow::Result<i32> {
+async fn run_once(
+    cfg: &RecordConfig,
+    run: Option<u32>,
+    out: &mut Output<'_>,
+) -> anyhow::Result<i32> {
     let mut trace = Trace::start_with(
         &cfg.targets,
         &cfg.filters,
         cfg.duration,
         run.is_none_or(|k| k == 1),
     )?;
-    let mut out = Output::new(cfg, trace.start_unix_ns);
-    out.run = run;
+    out.start_run(run, trace.start_unix_ns);
     out.write(&out.header())?;
     let names = cfg.group != GroupBy::Syscall;
     let mut total = Aggregator::with_max_keys(cfg.group, cfg.max_keys);
@@ -62,25 +64,25 @@ async fn run_once(cfg: &RecordConfig, run: Option<u32>) -> anyhow::Result<i32> {
         match trace.next().await? {
             Event::Tick => {
                 trace.drain(names, |evs| cur.agg.fold(evs));
-                slow.write(&mut trace, &mut out)?;
+                slow.write(&mut trace, out)?;
                 if let Some(at) = next_dump.filter(|at| Instant::now() >= *at) {
                     next_dump = cfg.interval.map(|i| at + i);
-                    cur.dump(&mut trace, &mut total, &mut out)?;
+                    cur.dump(&mut trace, &mut total, out)?;
                 }
             }
             Event::DumpRequested => {
                 trace.drain(names, |evs| cur.agg.fold(evs));
-                slow.write(&mut trace, &mut out)?;
-                cur.dump(&mut trace, &mut total, &mut out)?;
+                slow.write(&mut trace, out)?;
+                cur.dump(&mut trace, &mut total, out)?;
             }
             Event::End(code) => break code,
         }
     };
     trace.drain(names, |evs| cur.agg.fold(evs));
-    slow.write(&mut trace, &mut out)?;
-    slow.flush_suppressed(&mut out)?;
+    slow.write(&mut trace, out)?;
+    slow.flush_suppressed(out)?;
     if cfg.interval.is_some() || cur.dumped_any {
-        cur.dump(&mut trace, &mut total, &mut out)?;
+        cur.dump(&mut trace, &mut total, out)?;
     } else {
         total.merge(&cur.agg.take());
     }
@@ -204,22 +206,33 @@ impl Interval {
 }
 
 /// Where dumps go, in the chosen format. Without `-o`: stdout, or stderr when a command is
-/// traced (its own output owns stdout, as with `strace -c`).
+/// traced (its own output owns stdout, as with `strace -c`). When the output file cannot be
+/// written (disk full, file removed), everything from then on goes to stderr.
 struct Output<'a> {
     cfg: &'a RecordConfig,
     base_unix_ns: u64,
     intervals: u64,
     run: Option<u32>,
+    /// The output file failed once (said on stderr); dumps go to stderr since.
+    failed: bool,
 }
 
 impl<'a> Output<'a> {
-    fn new(cfg: &'a RecordConfig, base_unix_ns: u64) -> Self {
+    fn new(cfg: &'a RecordConfig) -> Self {
         Output {
             cfg,
-            base_unix_ns,
+            base_unix_ns: 0,
             intervals: 0,
             run: None,
+            failed: false,
         }
+    }
+
+    /// Starts run `run` of `--repeat` (`None` without it), whose clock starts at `base_unix_ns`.
+    fn start_run(&mut self, run: Option<u32>, base_unix_ns: u64) {
+        self.run = run;
+        self.base_unix_ns = base_unix_ns;
+        self.intervals = 0;
     }
 
     fn header(&self) -> String {
@@ -284,16 +297,28 @@ impl<'a> Output<'a> {
             return Ok(());
         }
         match &self.cfg.sink {
-            Sink::File(path, file) => {
-                let mut f = file;
-                f.write_all(body.as_bytes())
-                    .and_then(|_| f.flush())
-                    .with_context(|| format!("failed to write {}", path.display()))
-                    .inspect_err(|_| {
-                        // Nothing recorded is lost: the data goes to stderr instead.
-                        let _ = std::io::stderr().write_all(body.as_bytes());
-                    })
+            Sink::File(path, file) if !self.failed => {
+                let Err(err) = write_file(file, body) else {
+                    return Ok(());
+                };
+                // Nothing recorded is lost: say so once, and the data goes to stderr instead
+                // (with what the removed file held: only this process can still read it).
+                self.failed = true;
+                eprintln!(
+                    "syslat: failed to write {}: {err}; writing to stderr instead",
+                    path.display()
+                );
+                let mut stderr = std::io::stderr().lock();
+                if matches!(err, FileError::Removed) {
+                    let _ = copy_removed(file, &mut stderr);
+                }
+                stderr
+                    .write_all(body.as_bytes())
+                    .context("failed to write to stderr")
             }
+            Sink::File(..) => std::io::stderr()
+                .write_all(body.as_bytes())
+                .context("failed to write to stderr"),
             Sink::Stdout if matches!(self.cfg.targets, Targets::Command(_)) => std::io::stderr()
                 .write_all(body.as_bytes())
                 .context("failed to write to stderr"),
@@ -305,4 +330,35 @@ impl<'a> Output<'a> {
             }
         }
     }
+}
+
+/// Why the output file could not take a dump.
+#[derive(Debug, thiserror::Error)]
+enum FileError {
+    /// The file was unlinked while syslat held it open: writes would succeed and be lost.
+    #[error("the file was removed")]
+    Removed,
+    /// The write itself failed (disk full, I/O error, quota).
+    #[error("{0}")]
+    Io(#[from] std::io::Error),
+}
+
+/// Appends `body` to the output file and flushes it, unless the file has been removed.
+fn write_file(file: &std::fs::File, body: &str) -> Result<(), FileError> {
+    use std::os::unix::fs::MetadataExt as _;
+    if file.metadata()?.nlink() == 0 {
+        return Err(FileError::Removed);
+    }
+    let mut f = file;
+    f.write_all(body.as_bytes())?;
+    f.flush()?;
+    Ok(())
+}
+
+/// Copies what a removed output file holds to `to`, reading it back through
+/// `/proc/self/fd` (the file was opened write-only, and its name is gone).
+fn copy_removed(file: &std::fs::File, to: &mut impl Write) -> std::io::Result<u64> {
+    use std::os::fd::AsRawFd as _;
+    let mut held = std::fs::File::open(format!("/proc/self/fd/{}", file.as_raw_fd()))?;
+    std::io::copy(&mut held, to)
 }
