@@ -1,7 +1,8 @@
-//! Overload and faults: drops are counted exactly when the event buffers overflow, Ctrl-C
-//! still ends a flooded recording at once with its dump, memory stays bounded with many
-//! short-lived processes, two instances both count exactly, and an output that cannot be
-//! written (disk full, file removed) is an error that still hands all the data over on stderr.
+//! Overload and faults: drops are counted exactly when the event buffers overflow and `top`
+//! shows them, Ctrl-C still ends a flooded recording at once with its dump, memory stays
+//! bounded with many short-lived processes, two instances both count exactly, and an output
+//! that cannot be written (disk full, file removed) is an error that still hands all the
+//! data over on stderr.
 #![allow(
     clippy::unwrap_used,
     reason = "a test panics on failure, with the location"
@@ -274,4 +275,47 @@ fn a_removed_output_file_is_an_error_that_keeps_the_data() {
     assert_eq!(count(summary, "getppid"), 3000);
     assert_eq!(in_intervals(&lines, "getppid"), 3000, "{err}");
     assert!(!out.exists());
+}
+
+#[test]
+fn top_says_how_many_were_dropped() {
+    let full = record_workload("top-full.json", &[], &["getppid", "300000"]);
+    let o = run(&[
+        "top",
+        "-b",
+        "-i",
+        "1s",
+        "--ring-buffer",
+        "4K",
+        "--",
+        WORKLOAD,
+        "getppid",
+        "300000",
+    ]);
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert_eq!(o.status.code(), Some(0), "{out}");
+    let number_after = |line: &str, key: &str| -> u64 {
+        let at = line
+            .find(key)
+            .unwrap_or_else(|| panic!("{key:?} in {line}"))
+            + key.len();
+        let digits: String = line[at..]
+            .chars()
+            .take_while(char::is_ascii_digit)
+            .collect();
+        digits.parse().unwrap()
+    };
+    let dropped: u64 = out
+        .lines()
+        .filter(|l| l.starts_with("syslat top - "))
+        .map(|l| number_after(l, "dropped "))
+        .sum();
+    let traced: u64 = out
+        .lines()
+        .filter(|l| l.contains(" calls traced in "))
+        .map(|l| number_after(l, ""))
+        .sum();
+    assert!(dropped > 100_000, "{out}");
+    // Every call of the command is in a table or in a header's dropped count.
+    assert_eq!(traced + dropped, full["calls"].as_u64().unwrap(), "{out}");
 }

@@ -1,5 +1,7 @@
 //! `cargo xtask bench`: the cost per syscall of a tight getppid loop, measured in one run,
-//! as medians of interleaved repetitions so machine noise hits every row alike:
+//! as medians of interleaved repetitions so machine noise hits every row alike (the added
+//! cost and the ratio to the floor are medians of per-round differences, so drift between
+//! rounds cancels):
 //! no tracing (base), the floor (empty raw_tp programs on sys_enter/sys_exit, loaded here),
 //! the clock floor (the same reading bpf_ktime_get_ns), `syslat record` tracing everything, `syslat record -p` of the loop itself, syslat
 //! filtered to another process (what an untargeted process pays), and with `--peers`
@@ -113,7 +115,8 @@ pub(crate) fn run(root: &Path, args: &BenchArgs) -> Result<()> {
         workload: &workload,
         floor: &floor,
     };
-    let mut samples: Vec<Vec<Sample>> = setups.iter().map(|_| Vec::new()).collect();
+    // samples[setup][round]; None where that measurement failed.
+    let mut samples: Vec<Vec<Option<Sample>>> = setups.iter().map(|_| Vec::new()).collect();
     for round in 0..args.rounds {
         for (i, s) in setups.iter().enumerate() {
             eprint!(
@@ -123,10 +126,11 @@ pub(crate) fn run(root: &Path, args: &BenchArgs) -> Result<()> {
                 s.label()
             );
             let _ = std::io::stderr().flush();
-            match ctx.measure(*s, "time-getppid", s.calls(args.calls)) {
-                Ok(sample) => samples[i].push(sample),
-                Err(e) => eprintln!("\nxtask bench: {} failed: {e:#}", s.label()),
-            }
+            samples[i].push(
+                ctx.measure(*s, "time-getppid", s.calls(args.calls))
+                    .inspect_err(|e| eprintln!("\nxtask bench: {} failed: {e:#}", s.label()))
+                    .ok(),
+            );
         }
     }
     eprintln!();
@@ -289,7 +293,7 @@ fn pingpong_table(ctx: &Ctx<'_>, args: &BenchArgs) -> Result<String> {
         Setup::SyslatPid,
         Setup::SyslatOther,
     ];
-    let mut samples: Vec<Vec<f64>> = setups.iter().map(|_| Vec::new()).collect();
+    let mut samples: Vec<Vec<Option<f64>>> = setups.iter().map(|_| Vec::new()).collect();
     for round in 0..args.rounds {
         for (i, s) in setups.iter().enumerate() {
             eprint!(
@@ -299,28 +303,29 @@ fn pingpong_table(ctx: &Ctx<'_>, args: &BenchArgs) -> Result<String> {
                 s.label()
             );
             let _ = std::io::stderr().flush();
-            match ctx.measure(*s, "time-pingpong", args.pingpong) {
-                Ok(sample) => samples[i].push(sample.ns),
-                Err(e) => eprintln!("\nxtask bench: {} failed: {e:#}", s.label()),
-            }
+            samples[i].push(
+                ctx.measure(*s, "time-pingpong", args.pingpong)
+                    .inspect_err(|e| eprintln!("\nxtask bench: {} failed: {e:#}", s.label()))
+                    .map(|x| x.ns)
+                    .ok(),
+            );
         }
     }
     eprintln!();
-    let med: Vec<Option<f64>> = samples.into_iter().map(median).collect();
-    let base = med[0].unwrap_or(0.0);
     let mut t = String::from(
         "\n\nContext switches: a pipe ping-pong between two threads on one CPU \
          (per round trip: 2 switches, 2 writes, 2 reads)\n\n\
          | setup | ns/round trip | added ns |\n|---|---:|---:|\n",
     );
-    for (s, m) in setups.iter().zip(&med) {
-        match m {
-            Some(ns) => t.push_str(&format!(
-                "| {} | {ns:.0} | {:+.0} |\n",
-                s.label(),
-                ns - base
-            )),
-            None => t.push_str(&format!("| {} | failed | |\n", s.label())),
+    for (s, row) in setups.iter().zip(&samples) {
+        match (
+            median(row.iter().flatten().copied().collect()),
+            added(row, &samples[0]),
+        ) {
+            (Some(ns), Some(add)) => {
+                t.push_str(&format!("| {} | {ns:.0} | {add:+.0} |\n", s.label()))
+            }
+            _ => t.push_str(&format!("| {} | failed | |\n", s.label())),
         }
     }
     Ok(t)
@@ -427,35 +432,59 @@ fn median(mut v: Vec<f64>) -> Option<f64> {
     Some(v[v.len() / 2])
 }
 
-fn render(setups: &[Setup], samples: &[Vec<Sample>]) -> String {
-    let med: Vec<Option<f64>> = samples
+/// Median over the rounds where both `row` and `base` were measured of row minus base: the
+/// added cost, paired by round so that drift between rounds cancels.
+fn added(row: &[Option<f64>], base: &[Option<f64>]) -> Option<f64> {
+    median(
+        row.iter()
+            .zip(base)
+            .filter_map(|(r, b)| Some((*r)? - (*b)?))
+            .collect(),
+    )
+}
+
+/// Median over the rounds where all three were measured of (row - base) / (floor - base).
+fn ratio(row: &[Option<f64>], floor: &[Option<f64>], base: &[Option<f64>]) -> Option<f64> {
+    median(
+        row.iter()
+            .zip(floor)
+            .zip(base)
+            .filter_map(|((r, f), b)| {
+                let (r, f, b) = ((*r)?, (*f)?, (*b)?);
+                (f > b).then(|| (r - b) / (f - b))
+            })
+            .collect(),
+    )
+}
+
+fn render(setups: &[Setup], samples: &[Vec<Option<Sample>>]) -> String {
+    let ns: Vec<Vec<Option<f64>>> = samples
         .iter()
-        .map(|s| median(s.iter().map(|x| x.ns).collect()))
+        .map(|row| row.iter().map(|x| x.as_ref().map(|x| x.ns)).collect())
         .collect();
-    let base = med[0].unwrap_or(0.0);
-    let floor_added = med[1].map(|f| f - base).unwrap_or(0.0);
     let mut t = String::from(
         "| setup | ns/syscall | added ns | added / floor's added |\n|---|---:|---:|---:|\n",
     );
     for (i, s) in setups.iter().enumerate() {
-        match med[i] {
-            Some(ns) => {
-                let added = ns - base;
-                let ratio = if *s == Setup::Base || floor_added <= 0.0 {
-                    "-".to_string()
-                } else {
-                    format!("{:.2}x", added / floor_added)
+        match (
+            median(ns[i].iter().flatten().copied().collect()),
+            added(&ns[i], &ns[0]),
+        ) {
+            (Some(med), Some(add)) => {
+                let ratio = match ratio(&ns[i], &ns[1], &ns[0]) {
+                    Some(x) if *s != Setup::Base => format!("{x:.2}x"),
+                    _ => "-".to_string(),
                 };
                 t.push_str(&format!(
-                    "| {} | {ns:.0} | {added:+.0} | {ratio} |\n",
+                    "| {} | {med:.0} | {add:+.0} | {ratio} |\n",
                     s.label()
                 ));
             }
-            None => t.push_str(&format!("| {} | failed | | |\n", s.label())),
+            _ => t.push_str(&format!("| {} | failed | | |\n", s.label())),
         }
     }
     for (i, s) in setups.iter().enumerate() {
-        let costs: Vec<(f64, u64)> = samples[i].iter().filter_map(|x| x.cost).collect();
+        let costs: Vec<(f64, u64)> = samples[i].iter().flatten().filter_map(|x| x.cost).collect();
         if let (Some(cpu), Some(rss)) = (
             median(costs.iter().map(|c| c.0).collect()),
             costs.iter().map(|c| c.1).max(),
