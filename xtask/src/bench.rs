@@ -1,7 +1,7 @@
 //! `cargo xtask bench`: the cost per syscall of a tight getppid loop, measured in one run,
 //! as medians of interleaved repetitions so machine noise hits every row alike (the added
 //! cost and the ratio to the floor are medians of per-round differences, so drift between
-//! rounds cancels):
+//! rounds cancels, and each round starts at another row):
 //! no tracing (base), the floor (empty raw_tp programs on sys_enter/sys_exit, loaded here),
 //! the clock floor (the same reading bpf_ktime_get_ns), `syslat record` tracing everything, `syslat record -p` of the loop itself, syslat
 //! filtered to another process (what an untargeted process pays), and with `--peers`
@@ -118,7 +118,8 @@ pub(crate) fn run(root: &Path, args: &BenchArgs) -> Result<()> {
     // samples[setup][round]; None where that measurement failed.
     let mut samples: Vec<Vec<Option<Sample>>> = setups.iter().map(|_| Vec::new()).collect();
     for round in 0..args.rounds {
-        for (i, s) in setups.iter().enumerate() {
+        for i in rotated(setups.len(), round) {
+            let s = &setups[i];
             eprint!(
                 "\rxtask bench: round {}/{}, {:<55}",
                 round + 1,
@@ -295,7 +296,8 @@ fn pingpong_table(ctx: &Ctx<'_>, args: &BenchArgs) -> Result<String> {
     ];
     let mut samples: Vec<Vec<Option<f64>>> = setups.iter().map(|_| Vec::new()).collect();
     for round in 0..args.rounds {
-        for (i, s) in setups.iter().enumerate() {
+        for i in rotated(setups.len(), round) {
+            let s = &setups[i];
             eprint!(
                 "\rxtask bench: ping-pong round {}/{}, {:<55}",
                 round + 1,
@@ -422,6 +424,12 @@ fn peak_rss_kib(pid: u32) -> u64 {
         .find_map(|l| l.strip_prefix("VmHWM:"))
         .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
         .unwrap_or(0)
+}
+
+/// The indices `0..n` starting at `round % n`: each round starts with another setup, so noise
+/// that drifts within a round does not always fall on the same rows.
+fn rotated(n: usize, round: usize) -> impl Iterator<Item = usize> {
+    (0..n).map(move |k| (k + round) % n.max(1))
 }
 
 fn median(mut v: Vec<f64>) -> Option<f64> {
