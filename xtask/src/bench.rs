@@ -158,7 +158,7 @@ pub(crate) fn run(root: &Path, args: &BenchArgs) -> Result<()> {
     }
     println!("{table}");
     if args.readme {
-        write_readme(root, &table)?;
+        write_readme(root, &table, args)?;
     }
     Ok(())
 }
@@ -507,7 +507,19 @@ fn render(setups: &[Setup], samples: &[Vec<Option<Sample>>]) -> String {
     t
 }
 
-fn write_readme(root: &Path, table: &str) -> Result<()> {
+/// The CPU model from /proc/cpuinfo ("AMD EPYC", ...), or "unknown CPU".
+fn cpu_model() -> String {
+    std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|t| {
+            t.lines()
+                .find_map(|l| l.strip_prefix("model name")?.split_once(':'))
+                .map(|(_, m)| m.trim().to_string())
+        })
+        .unwrap_or_else(|| "unknown CPU".into())
+}
+
+fn write_readme(root: &Path, table: &str, args: &BenchArgs) -> Result<()> {
     let path = root.join("README.md");
     let text = std::fs::read_to_string(&path)?;
     let (start, end) = ("<!-- bench:start -->", "<!-- bench:end -->");
@@ -519,10 +531,14 @@ fn write_readme(root: &Path, table: &str) -> Result<()> {
     let cpus = std::thread::available_parallelism()
         .map(|n| n.get())
         .unwrap_or(0);
+    let peers = if args.peers { " --peers" } else { "" };
     let body = format!(
-        "{start}\nMeasured {} on {cpus} vCPUs, kernel {} (`cargo xtask bench`):\n\n{table}\n{end}",
+        "{start}\nMeasured {} on {cpus} vCPUs ({}), kernel {} \
+         (`cargo xtask bench --rounds {}{peers}`):\n\n{table}\n{end}",
         String::from_utf8_lossy(&date.stdout).trim(),
-        String::from_utf8_lossy(&kernel.stdout).trim()
+        cpu_model(),
+        String::from_utf8_lossy(&kernel.stdout).trim(),
+        args.rounds,
     );
     let new = format!("{}{}{}", &text[..a], body, &text[b + end.len()..]);
     std::fs::write(&path, new)?;
