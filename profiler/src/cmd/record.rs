@@ -298,7 +298,7 @@ impl<'a> Output<'a> {
         }
         match &self.cfg.sink {
             Sink::File(path, file) if !self.failed => {
-                let Err(err) = write_file(file, body) else {
+                let Err(err) = write_file(path, file, body) else {
                     return Ok(());
                 };
                 // Nothing recorded is lost: say so once, and the data goes to stderr instead
@@ -343,11 +343,16 @@ enum FileError {
     Io(#[from] std::io::Error),
 }
 
-/// Appends `body` to the output file and flushes it, unless the file has been removed.
-fn write_file(file: &std::fs::File, body: &str) -> Result<(), FileError> {
+/// Appends `body` to the output file `path` and flushes it, unless the file has been
+/// removed (no link left, and `path` is not it: some filesystems report no links).
+fn write_file(path: &std::path::Path, file: &std::fs::File, body: &str) -> Result<(), FileError> {
     use std::os::unix::fs::MetadataExt as _;
-    if file.metadata()?.nlink() == 0 {
-        return Err(FileError::Removed);
+    let held = file.metadata()?;
+    if held.nlink() == 0 {
+        let same = |m: std::fs::Metadata| m.dev() == held.dev() && m.ino() == held.ino();
+        if !std::fs::metadata(path).is_ok_and(same) {
+            return Err(FileError::Removed);
+        }
     }
     let mut f = file;
     f.write_all(body.as_bytes())?;
@@ -361,4 +366,31 @@ fn copy_removed(file: &std::fs::File, to: &mut impl Write) -> std::io::Result<u6
     use std::os::fd::AsRawFd as _;
     let mut held = std::fs::File::open(format!("/proc/self/fd/{}", file.as_raw_fd()))?;
     std::io::copy(&mut held, to)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_removed_output_is_detected_and_read_back() {
+        let dir = std::env::temp_dir().join(format!("syslat-record-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("out");
+        let file = std::fs::File::create(&path).unwrap();
+        write_file(&path, &file, "first\n").unwrap();
+        // A rename keeps the data reachable: not an error.
+        let moved = dir.join("moved");
+        std::fs::rename(&path, &moved).unwrap();
+        write_file(&path, &file, "second\n").unwrap();
+        std::fs::remove_file(&moved).unwrap();
+        assert!(matches!(
+            write_file(&moved, &file, "third\n"),
+            Err(FileError::Removed)
+        ));
+        let mut held = Vec::new();
+        copy_removed(&file, &mut held).unwrap();
+        assert_eq!(held, b"first\nsecond\n");
+        let _ = std::fs::remove_dir(&dir);
+    }
 }
