@@ -3,8 +3,9 @@
 //! cost and the ratio to the floor are medians of per-round differences, so drift between
 //! rounds cancels, and each round starts at another row):
 //! no tracing (base), the floor (empty raw_tp programs on sys_enter/sys_exit, loaded here),
-//! the clock floor (the same reading bpf_ktime_get_ns), `syslat record` tracing everything, `syslat record -p` of the loop itself, syslat
-//! filtered to another process (what an untargeted process pays), and with `--peers`
+//! the clock floor (the same reading bpf_ktime_get_ns), `syslat record` tracing everything,
+//! `syslat record -p` of the loop itself, syslat filtered to another process (what an
+//! untargeted process pays), and with `--peers`
 //! bpftrace, libbpf-tools' syscount -L, perf trace -s and strace -c -f. Then the same for a
 //! pipe ping-pong (the cost on context switches), a sustained two-thread storm under
 //! `syslat record` (rate, drops) and peak RSS with 10,000 short-lived processes.
@@ -115,26 +116,9 @@ pub(crate) fn run(root: &Path, args: &BenchArgs) -> Result<()> {
         workload: &workload,
         floor: &floor,
     };
-    // samples[setup][round]; None where that measurement failed.
-    let mut samples: Vec<Vec<Option<Sample>>> = setups.iter().map(|_| Vec::new()).collect();
-    for round in 0..args.rounds {
-        for i in rotated(setups.len(), round) {
-            let s = &setups[i];
-            eprint!(
-                "\rxtask bench: round {}/{}, {:<55}",
-                round + 1,
-                args.rounds,
-                s.label()
-            );
-            let _ = std::io::stderr().flush();
-            samples[i].push(
-                ctx.measure(*s, "time-getppid", s.calls(args.calls))
-                    .inspect_err(|e| eprintln!("\nxtask bench: {} failed: {e:#}", s.label()))
-                    .ok(),
-            );
-        }
-    }
-    eprintln!();
+    let samples = rounds(&ctx, &setups, args.rounds, "time-getppid", |s| {
+        s.calls(args.calls)
+    });
     let mut table = render(&setups, &samples);
     if args.pingpong > 0 {
         table.push_str(&pingpong_table(&ctx, args)?);
@@ -161,6 +145,37 @@ pub(crate) fn run(root: &Path, args: &BenchArgs) -> Result<()> {
         write_readme(root, &table, args)?;
     }
     Ok(())
+}
+
+/// `rounds` interleaved rounds of workload step `step` under every setup (`calls(setup)`
+/// iterations each), each round starting at another setup; `[setup][round]`, `None` where
+/// that measurement failed (said on stderr).
+fn rounds(
+    ctx: &Ctx<'_>,
+    setups: &[Setup],
+    rounds: usize,
+    step: &str,
+    calls: impl Fn(Setup) -> u64,
+) -> Vec<Vec<Option<Sample>>> {
+    let mut samples: Vec<Vec<Option<Sample>>> = setups.iter().map(|_| Vec::new()).collect();
+    for round in 0..rounds {
+        for i in rotated(setups.len(), round) {
+            let s = setups[i];
+            eprint!(
+                "\rxtask bench: {step} round {}/{rounds}, {:<55}",
+                round + 1,
+                s.label()
+            );
+            let _ = std::io::stderr().flush();
+            samples[i].push(
+                ctx.measure(s, step, calls(s))
+                    .inspect_err(|e| eprintln!("\nxtask bench: {} failed: {e:#}", s.label()))
+                    .ok(),
+            );
+        }
+    }
+    eprintln!();
+    samples
 }
 
 struct Ctx<'a> {
@@ -294,26 +309,12 @@ fn pingpong_table(ctx: &Ctx<'_>, args: &BenchArgs) -> Result<String> {
         Setup::SyslatPid,
         Setup::SyslatOther,
     ];
-    let mut samples: Vec<Vec<Option<f64>>> = setups.iter().map(|_| Vec::new()).collect();
-    for round in 0..args.rounds {
-        for i in rotated(setups.len(), round) {
-            let s = &setups[i];
-            eprint!(
-                "\rxtask bench: ping-pong round {}/{}, {:<55}",
-                round + 1,
-                args.rounds,
-                s.label()
-            );
-            let _ = std::io::stderr().flush();
-            samples[i].push(
-                ctx.measure(*s, "time-pingpong", args.pingpong)
-                    .inspect_err(|e| eprintln!("\nxtask bench: {} failed: {e:#}", s.label()))
-                    .map(|x| x.ns)
-                    .ok(),
-            );
-        }
-    }
-    eprintln!();
+    let samples: Vec<Vec<Option<f64>>> = rounds(ctx, &setups, args.rounds, "time-pingpong", |_| {
+        args.pingpong
+    })
+    .into_iter()
+    .map(|row| row.into_iter().map(|x| x.map(|x| x.ns)).collect())
+    .collect();
     let mut t = String::from(
         "\n\nContext switches: a pipe ping-pong between two threads on one CPU \
          (per round trip: 2 switches, 2 writes, 2 reads)\n\n\

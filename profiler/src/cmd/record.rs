@@ -283,9 +283,7 @@ impl<'a> Output<'a> {
             return Ok(());
         }
         if self.cfg.format == Format::Hdrlog {
-            return std::io::stderr()
-                .write_all(text.as_bytes())
-                .context("failed to write to stderr");
+            return to_stderr(text);
         }
         self.write(text)
     }
@@ -308,20 +306,13 @@ impl<'a> Output<'a> {
                     "syslat: failed to write {}: {err}; writing to stderr instead",
                     path.display()
                 );
-                let mut stderr = std::io::stderr().lock();
                 if matches!(err, FileError::Removed) {
-                    let _ = copy_removed(file, &mut stderr);
+                    let _ = copy_removed(file, &mut std::io::stderr().lock());
                 }
-                stderr
-                    .write_all(body.as_bytes())
-                    .context("failed to write to stderr")
+                to_stderr(body)
             }
-            Sink::File(..) => std::io::stderr()
-                .write_all(body.as_bytes())
-                .context("failed to write to stderr"),
-            Sink::Stdout if matches!(self.cfg.targets, Targets::Command(_)) => std::io::stderr()
-                .write_all(body.as_bytes())
-                .context("failed to write to stderr"),
+            Sink::File(..) => to_stderr(body),
+            Sink::Stdout if matches!(self.cfg.targets, Targets::Command(_)) => to_stderr(body),
             Sink::Stdout => {
                 let mut out = std::io::stdout().lock();
                 out.write_all(body.as_bytes())
@@ -330,6 +321,14 @@ impl<'a> Output<'a> {
             }
         }
     }
+}
+
+/// Writes `text` to stderr, where dumps go when stdout belongs to the traced command or the
+/// output file failed.
+fn to_stderr(text: &str) -> anyhow::Result<()> {
+    std::io::stderr()
+        .write_all(text.as_bytes())
+        .context("failed to write to stderr")
 }
 
 /// Why the output file could not take a dump.
