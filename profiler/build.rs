@@ -1,5 +1,7 @@
-//! Builds the eBPF object (`profiler-ebpf`) and leaves it in `OUT_DIR/syslat.bpf.o`, where
-//! `collect::loader` embeds it with `include_bytes_aligned!`.
+//! Builds the eBPF objects (`profiler-ebpf`) and leaves them in `OUT_DIR/syslat.bpf.o` and
+//! `OUT_DIR/syslat-legacy.bpf.o` (the same programs built with feature `legacy`, for
+//! kernels such as 5.10: see `profiler-ebpf/src/moved.rs`), where `collect::loader` embeds
+//! them with `include_bytes_aligned!`.
 //!
 //! Two toolchain routes (see `shared/ebpf-toolchain.md` and `cargo xtask setup`):
 //! - Debian's `rustc-web` (`/usr/bin/rustc`) with its prebuilt `core` for
@@ -7,7 +9,8 @@
 //!   use unstable features;
 //! - otherwise rustup nightly with `rust-src` and `-Z build-std=core`.
 //!
-//! `SYSLAT_EBPF_OBJECT=/path/to/object` skips the build and embeds that file instead.
+//! `SYSLAT_EBPF_OBJECT=/path/to/object` skips the build and embeds that file instead (and
+//! `SYSLAT_EBPF_LEGACY_OBJECT` the legacy one; without it, the same file serves as both).
 
 use std::{
     env,
@@ -21,7 +24,9 @@ fn main() {
         .parent()
         .expect("profiler/ has a parent")
         .to_path_buf();
-    let out = PathBuf::from(env::var_os("OUT_DIR").expect("set by cargo")).join("syslat.bpf.o");
+    let out_dir = PathBuf::from(env::var_os("OUT_DIR").expect("set by cargo"));
+    let out = out_dir.join("syslat.bpf.o");
+    let out_legacy = out_dir.join("syslat-legacy.bpf.o");
     for p in [
         "profiler-ebpf/src",
         "profiler-ebpf/Cargo.toml",
@@ -31,9 +36,12 @@ fn main() {
         println!("cargo:rerun-if-changed={}", root.join(p).display());
     }
     println!("cargo:rerun-if-env-changed=SYSLAT_EBPF_OBJECT");
+    println!("cargo:rerun-if-env-changed=SYSLAT_EBPF_LEGACY_OBJECT");
 
     if let Some(obj) = env::var_os("SYSLAT_EBPF_OBJECT") {
         copy(Path::new(&obj), &out);
+        let legacy = env::var_os("SYSLAT_EBPF_LEGACY_OBJECT").unwrap_or(obj);
+        copy(Path::new(&legacy), &out_legacy);
         return;
     }
     let Some(linker) = find_bpf_linker() else {
@@ -42,6 +50,21 @@ fn main() {
     println!("cargo:rerun-if-changed={}", linker.display());
 
     let target_dir = root.join("target/ebpf");
+    build_ebpf(&root, &linker, &target_dir, None);
+    copy(&target_dir.join("bpfel-unknown-none/release/syslat"), &out);
+    let legacy_dir = root.join("target/ebpf-legacy");
+    build_ebpf(&root, &linker, &legacy_dir, Some("legacy"));
+    copy(
+        &legacy_dir.join("bpfel-unknown-none/release/syslat"),
+        &out_legacy,
+    );
+    // The bench's floor programs, left where `cargo xtask bench` looks for them.
+    let floor = target_dir.join("bpfel-unknown-none/release/floor");
+    copy(&floor, &target_dir.join("floor.bpf.o"));
+}
+
+/// Builds profiler-ebpf's programs into `target_dir` with `features` on.
+fn build_ebpf(root: &Path, linker: &Path, target_dir: &Path, features: Option<&str>) {
     let cargo = env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
     let flags = [
         "-C",
@@ -78,11 +101,14 @@ fn main() {
     .arg("--manifest-path")
     .arg(root.join("profiler-ebpf/Cargo.toml"))
     .arg("--target-dir")
-    .arg(&target_dir)
+    .arg(target_dir)
     // aya-ebpf uses an unstable feature; our crate (bin "syslat") uses inline BPF asm.
     .env("RUSTC_BOOTSTRAP", "aya_ebpf,syslat,floor")
     .env("CARGO_ENCODED_RUSTFLAGS", flags.join("\x1f"))
-    .env("CARGO_TARGET_BPFEL_UNKNOWN_NONE_LINKER", &linker);
+    .env("CARGO_TARGET_BPFEL_UNKNOWN_NONE_LINKER", linker);
+    if let Some(features) = features {
+        cmd.args(["--features", features]);
+    }
     // The outer build's wrappers and flags are for the host, not for BPF.
     for var in [
         "RUSTC_WORKSPACE_WRAPPER",
@@ -107,10 +133,6 @@ fn main() {
         }
         fail("building the eBPF programs (profiler-ebpf) failed; see the lines above");
     }
-    copy(&target_dir.join("bpfel-unknown-none/release/syslat"), &out);
-    // The bench's floor programs, left where `cargo xtask bench` looks for them.
-    let floor = target_dir.join("bpfel-unknown-none/release/floor");
-    copy(&floor, &target_dir.join("floor.bpf.o"));
 }
 
 fn find_bpf_linker() -> Option<PathBuf> {

@@ -10,12 +10,10 @@
 //! an exec (may change the pid and, with `--comm`, the target set) and any task exit (its
 //! stack, and so its `regs` address, may be reused by a new task).
 
-use aya_ebpf::helpers::{bpf_get_current_ancestor_cgroup_id, bpf_get_current_pid_tgid};
+use aya_ebpf::helpers::bpf_get_current_pid_tgid;
 use profiler_common::filter_mode;
 
-use crate::maps::{
-    CGROUP_ID, CGROUP_LEVEL, FILTER_MODE, GENERATION, SELF_TGID, TGID_BITS, constant, constant64,
-};
+use crate::maps::{FILTER_MODE, GENERATION, SELF_TGID, TGID_BITS, constant};
 
 /// One CPU's memo (part of `cpu::CpuState`).
 #[repr(C)]
@@ -78,11 +76,31 @@ pub(crate) fn targeted(pid_tgid: u64) -> bool {
     match constant(&FILTER_MODE) {
         filter_mode::ALL => tgid != constant(&SELF_TGID),
         filter_mode::TIDS => bit(pid_tgid as u32),
-        filter_mode::CGROUP => {
-            // SAFETY: helper with a plain integer argument.
-            let id = unsafe { bpf_get_current_ancestor_cgroup_id(constant(&CGROUP_LEVEL) as i32) };
-            id == constant64(&CGROUP_ID) && tgid != constant(&SELF_TGID)
-        }
+        filter_mode::CGROUP => in_target_cgroup() && tgid != constant(&SELF_TGID),
         _ => bit(tgid),
     }
+}
+
+/// Whether the current task is in the `--cgroup` subtree: its ancestor at the target's
+/// level is the target.
+#[cfg(not(feature = "legacy"))]
+#[inline(always)]
+fn in_target_cgroup() -> bool {
+    use crate::maps::{CGROUP_ID, CGROUP_LEVEL, constant64};
+    // SAFETY: helper with a plain integer argument.
+    let id = unsafe {
+        aya_ebpf::helpers::bpf_get_current_ancestor_cgroup_id(constant(&CGROUP_LEVEL) as i32)
+    };
+    id == constant64(&CGROUP_ID)
+}
+
+/// The legacy object's test: the cgroup directory user space put in `CGROUPS` slot 0
+/// (raw tracepoints of 5.10 lack `bpf_get_current_ancestor_cgroup_id`; this helper has
+/// been there since 4.9). The same subtree rule, for cgroups created later too.
+#[cfg(feature = "legacy")]
+#[inline(always)]
+fn in_target_cgroup() -> bool {
+    crate::maps::CGROUPS
+        .current_task_under_cgroup(0)
+        .unwrap_or(false)
 }

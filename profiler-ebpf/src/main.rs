@@ -1,10 +1,12 @@
 //! syslat's eBPF programs: time every syscall of the targeted processes.
 //!
 //! - `sys_enter` / `sys_exit` (raw tracepoints, the cheapest hook): who is calling comes
-//!   from a per-CPU memo (`identity.rs`); the enter timestamp and syscall number go to
-//!   task-local storage; the exit pairs with it and appends one 32-byte `SyscallEvent` to
-//!   this CPU's call log (`calllog.rs`), which user space reads in place. Slow calls with
-//!   their arguments and process exits, both rare, go through a ring buffer.
+//!   from a per-CPU memo (`identity.rs`); the enter timestamp and syscall number stay in a
+//!   per-CPU open-call slot (`cpu.rs`), moved to a per-thread slot (`moved.rs`) only when
+//!   the task is switched out inside the call; the exit pairs with it and appends one
+//!   32-byte `SyscallEvent` to this CPU's call log (`calllog.rs`), which user space reads in
+//!   place. Slow calls with their arguments and process exits, both rare, go through a ring
+//!   buffer.
 //! - `sched_process_fork` (tp_btf, for a typed child pointer): a traced parent's new child
 //!   process is added to the target set before it can run, and every new task of a traced
 //!   process is marked so that its first exit (the return from fork) is not an "unpaired" loss.
@@ -23,14 +25,14 @@ mod calllog;
 mod cpu;
 mod identity;
 mod maps;
+mod moved;
 
 use aya_ebpf::helpers::{bpf_get_current_cgroup_id, bpf_probe_read_user_str_bytes};
 use aya_ebpf::{
-    bindings::{BPF_LOCAL_STORAGE_GET_F_CREATE, BPF_RB_NO_WAKEUP},
+    bindings::BPF_RB_NO_WAKEUP,
     helpers::{
-        bpf_get_current_comm, bpf_get_current_pid_tgid, bpf_get_current_task,
-        bpf_get_current_task_btf, bpf_ktime_get_ns, bpf_probe_read_kernel,
-        generated::bpf_task_storage_get,
+        bpf_get_current_comm, bpf_get_current_pid_tgid, bpf_get_current_task, bpf_ktime_get_ns,
+        bpf_probe_read_kernel,
     },
     macros::{btf_tracepoint, raw_tracepoint},
     programs::{BtfTracePointContext, RawTracePointContext},
@@ -39,9 +41,9 @@ use aya_log_ebpf::debug;
 use cpu::this_cpu;
 use identity::{bump_generation, targeted, targeted_task};
 use maps::{
-    BY_CGROUP, COMMS, ENTER, ERRORS_ONLY, EVENTS, FILTER_MODE, NCOMMS, OFF_ARGS, OFF_SIGNAL_LIVE,
-    OFF_TASK_SIGNAL, OFF_TASK_TGID, PATH_ARG, SLOW_NS, SYSCALL_BITS, SYSCALL_FILTER, TGID_BITS,
-    bump, constant, constant64,
+    BY_CGROUP, COMMS, ERRORS_ONLY, EVENTS, FILTER_MODE, NCOMMS, OFF_ARGS, OFF_SIGNAL_LIVE,
+    OFF_TASK_PID, OFF_TASK_SIGNAL, OFF_TASK_TGID, PATH_ARG, SLOW_NS, SYSCALL_BITS, SYSCALL_FILTER,
+    TGID_BITS, bump, constant, constant64,
 };
 use profiler_common::{
     EnterState, MAX_COMMS, MAX_SYSCALLS, NR_FORK_CHILD, NR_IGNORED, NR_PROC_EXIT, SLOW_PATH_LEN,
@@ -58,20 +60,6 @@ fn syscall_wanted(id: i64) -> bool {
     match SYSCALL_BITS.get(nr / 64) {
         Some(word) => *word & (1u64 << (nr % 64)) != 0,
         None => false,
-    }
-}
-
-/// The current task's stored enter state (a call moved there at a context switch, or the
-/// fork marker), if it has any.
-#[inline(always)]
-fn enter_slot() -> Option<&'static mut EnterState> {
-    // SAFETY: `ENTER` is a task storage map and `bpf_get_current_task_btf` returns a trusted
-    // pointer to the current task; the helper returns null or a pointer to a live value
-    // that stays valid for the rest of this program run.
-    unsafe {
-        let task = bpf_get_current_task_btf();
-        let p = bpf_task_storage_get(ENTER.as_ptr(), task.cast(), core::ptr::null_mut(), 0);
-        p.cast::<EnterState>().as_mut()
     }
 }
 
@@ -135,14 +123,11 @@ fn sys_exit(ctx: RawTracePointContext) -> i32 {
         (cpu.open.ts, cpu.open.nr, cpu.open.args)
     } else {
         // The call was moved to the task at a context switch, or began before tracing.
-        let Some(slot) = enter_slot() else {
+        let Some(found) = moved::take_current(pid_tgid) else {
             bump(counter::UNPAIRED);
             return 0;
         };
-        let found = (slot.ts, slot.nr, slot.args);
-        slot.ts = 0;
-        slot.nr = 0;
-        found
+        (found.ts, found.nr, found.args)
     };
     if ts == 0 {
         // The child's return from fork/clone, or a filtered-out call: not a loss.
@@ -226,22 +211,7 @@ fn sched_process_fork(ctx: BtfTracePointContext) -> i32 {
     }
     let child: *const u8 = ctx.arg(1);
     // Mark the new task so that its first sys_exit (returning from fork) pairs silently.
-    let mut init = EnterState {
-        ts: 0,
-        nr: NR_FORK_CHILD,
-        _pad: 0,
-        args: [0; 3],
-    };
-    // SAFETY: `child` is the BTF-typed task pointer the tracepoint passes; the helper
-    // copies `init` into new storage for it.
-    unsafe {
-        bpf_task_storage_get(
-            ENTER.as_ptr(),
-            child.cast_mut().cast(),
-            core::ptr::from_mut(&mut init).cast(),
-            BPF_LOCAL_STORAGE_GET_F_CREATE as u64,
-        );
-    }
+    moved::mark_child(child, read_kernel::<u32>(child, constant(&OFF_TASK_PID)));
     if constant(&FILTER_MODE) != filter_mode::TGIDS {
         return 0;
     }
@@ -250,8 +220,8 @@ fn sched_process_fork(ctx: BtfTracePointContext) -> i32 {
     };
     if child_tgid != parent_tgid {
         if let Some(word) = TGID_BITS.get_ptr_mut(child_tgid / 64) {
-            // The atomic OR cannot lose a bit set concurrently for another tgid in the word.
-            atomic::or(word, 1 << (child_tgid % 64));
+            // Atomic: cannot lose a bit changed concurrently for another tgid in the word.
+            atomic::set_bit(word, child_tgid % 64);
             bump_generation();
             bump(counter::FORKS_FOLLOWED);
             debug!(&ctx, "following child {} of {}", child_tgid, parent_tgid);
@@ -274,29 +244,20 @@ fn sched_switch(ctx: BtfTracePointContext) -> i32 {
     }
     open.regs = 0;
     // `prev` is current here; a mismatch would mean the invariant broke: drop the call.
-    if bpf_get_current_pid_tgid() as u32 != open.tid {
+    let pid_tgid = bpf_get_current_pid_tgid();
+    if pid_tgid as u32 != open.tid {
         bump(counter::STALE);
         return 0;
     }
     let prev: *const u8 = ctx.arg(1);
-    // SAFETY: `prev` is the BTF-typed task pointer the tracepoint passes; the helper returns
-    // null or its live storage value.
-    let slot = unsafe {
-        bpf_task_storage_get(
-            ENTER.as_ptr(),
-            prev.cast_mut().cast(),
-            core::ptr::null_mut(),
-            BPF_LOCAL_STORAGE_GET_F_CREATE as u64,
-        )
+    let state = EnterState {
+        ts: open.ts,
+        nr: open.nr,
+        _pad: 0,
+        args: open.args,
     };
-    // SAFETY: as above; the value is an `EnterState`.
-    match unsafe { slot.cast::<EnterState>().as_mut() } {
-        Some(slot) => {
-            slot.ts = open.ts;
-            slot.nr = open.nr;
-            slot.args = open.args;
-        }
-        None => bump(counter::NO_STORAGE),
+    if !moved::save_prev(prev, pid_tgid, &state) {
+        bump(counter::NO_STORAGE);
     }
     0
 }
@@ -329,12 +290,9 @@ fn task_exit() {
             open.regs = 0;
         }
     }
-    if let Some(slot) = enter_slot() {
-        if slot.ts != 0 {
-            // exit/exit_group never return; a killed thread dies inside its call.
-            bump(counter::UNFINISHED);
-            slot.ts = 0;
-        }
+    if moved::clear_on_exit(pid_tgid) {
+        // exit/exit_group never return; a killed thread dies inside its call.
+        bump(counter::UNFINISHED);
     }
     // The thread group is dead once `signal->live` reached 0 (do_exit decrements it
     // before this tracepoint).
@@ -367,7 +325,7 @@ fn task_exit() {
     // Drop the dead group from the target set, so a recycled pid is never traced.
     if constant(&FILTER_MODE) == filter_mode::TGIDS {
         if let Some(word) = TGID_BITS.get_ptr_mut(tgid / 64) {
-            atomic::and(word, !(1 << (tgid % 64)));
+            atomic::clear_bit(word, tgid % 64);
         }
     }
 }
@@ -403,9 +361,9 @@ fn retarget_by_name() {
     }
     if let Some(word) = TGID_BITS.get_ptr_mut(tgid / 64) {
         if matched {
-            atomic::or(word, 1 << (tgid % 64));
+            atomic::set_bit(word, tgid % 64);
         } else {
-            atomic::and(word, !(1 << (tgid % 64)));
+            atomic::clear_bit(word, tgid % 64);
         }
     }
 }

@@ -1,8 +1,12 @@
 //! The maps shared by syslat's programs, and the load-time constants user space sets.
 //! Map names stay under 16 bytes (the kernel keeps 15 characters and a NUL).
 
+#[cfg(not(feature = "legacy"))]
+use aya_ebpf::bindings::{BPF_F_NO_PREALLOC, bpf_map_type::BPF_MAP_TYPE_TASK_STORAGE};
+#[cfg(feature = "legacy")]
+use aya_ebpf::btf_maps::{CgroupArray, HashMap};
 use aya_ebpf::{
-    bindings::{BPF_F_MMAPABLE, BPF_F_NO_PREALLOC, bpf_map_type::BPF_MAP_TYPE_TASK_STORAGE},
+    bindings::BPF_F_MMAPABLE,
     btf_maps::{Array, PerCpuArray, RingBuf},
     macros::btf_map,
 };
@@ -14,6 +18,7 @@ use profiler_common::{
 /// `BPF_F_MMAPABLE` as the btf map definitions' const parameter.
 const MMAPABLE: usize = BPF_F_MMAPABLE as usize;
 
+#[cfg(not(feature = "legacy"))]
 /// A BTF definition of a `BPF_MAP_TYPE_TASK_STORAGE` map, which aya-ebpf 0.2 lacks.
 ///
 /// The fields are never read: the loader reads their *types* from BTF (`type`, `key`,
@@ -29,10 +34,12 @@ pub(crate) struct TaskStorage<T> {
     map_flags: *const [i32; BPF_F_NO_PREALLOC as usize],
 }
 
+#[cfg(not(feature = "legacy"))]
 // SAFETY: the fields are null placeholders that are never dereferenced; the kernel owns the
 // map. `Sync` is required for a static.
 unsafe impl<T> Sync for TaskStorage<T> {}
 
+#[cfg(not(feature = "legacy"))]
 impl<T> TaskStorage<T> {
     const fn new() -> Self {
         Self {
@@ -51,9 +58,26 @@ impl<T> TaskStorage<T> {
     }
 }
 
-/// Per-thread enter timestamp and syscall number.
+/// Per-thread enter state of a call moved off its CPU at a context switch, and fork
+/// markers (`moved.rs`).
+#[cfg(not(feature = "legacy"))]
 #[btf_map]
 pub(crate) static ENTER: TaskStorage<EnterState> = TaskStorage::new();
+
+/// The legacy object's `ENTER` (kernels without task storage in tracing programs, 5.10):
+/// a preallocated hash keyed by thread id, sized by user space at load time. Entries are
+/// deleted when the call returns and when the task exits, so it holds at most one entry
+/// per thread that is switched out inside a syscall (or not yet returned from fork).
+#[cfg(feature = "legacy")]
+#[btf_map]
+pub(crate) static ENTER: HashMap<u32, EnterState, 1> = HashMap::new();
+
+/// The legacy object's `--cgroup` target: slot 0 holds the cgroup v2 directory, tested
+/// with `bpf_current_task_under_cgroup` (raw tracepoints of 5.10 lack
+/// `bpf_get_current_ancestor_cgroup_id`).
+#[cfg(feature = "legacy")]
+#[btf_map]
+pub(crate) static CGROUPS: CgroupArray<1> = CgroupArray::new();
 
 /// Rare records, read by user space on a timer (submitted without wake-ups): process exits
 /// and slow calls (`SlowEvent`).
@@ -145,6 +169,9 @@ pub(crate) static SELF_TGID: u32 = 0;
 /// Byte offset of `task_struct.tgid`, read from the kernel's BTF by user space.
 #[unsafe(no_mangle)]
 pub(crate) static OFF_TASK_TGID: u32 = 0;
+/// Byte offset of `task_struct.pid` (the thread id; the legacy object keys `ENTER` by it).
+#[unsafe(no_mangle)]
+pub(crate) static OFF_TASK_PID: u32 = 0;
 /// Byte offset of `task_struct.signal`.
 #[unsafe(no_mangle)]
 pub(crate) static OFF_TASK_SIGNAL: u32 = 0;

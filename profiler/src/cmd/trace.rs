@@ -80,7 +80,11 @@ impl Trace {
         let filter = match targets {
             Targets::All => Filter::All,
             Targets::Tids(_) => Filter::Tids,
-            Targets::Cgroup(c) => Filter::Cgroup(c.id, c.level),
+            Targets::Cgroup(c) => Filter::Cgroup {
+                id: c.id,
+                level: c.level,
+                path: c.path.clone(),
+            },
             Targets::Pids(_) | Targets::Comms(_) | Targets::Command(_) => Filter::Tgids,
         };
         let opts = LoadOptions {

@@ -18,15 +18,25 @@ use profiler_common::{
 
 use super::{
     calllog::{CallLogs, Generation, slots_per_cpu},
+    features::{self, Flavor, KernelFeatures},
     kernel_btf, privileges,
 };
 use crate::aggregate::LossCounters;
 
 /// The eBPF object built by `build.rs`.
 static OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/syslat.bpf.o"));
+/// The same programs built for kernels without task storage in tracing programs, BPF
+/// atomic or/and, or the ancestor cgroup helper (`features::Flavor::Legacy`).
+static LEGACY_OBJECT: &[u8] =
+    aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/syslat-legacy.bpf.o"));
+
+/// Entries of the legacy object's `ENTER` hash: threads switched out inside a traced call
+/// at the same moment (plus new tasks not yet returned from fork). A full map counts the
+/// call as `no_storage`, never loses it silently.
+const LEGACY_ENTER_ENTRIES: u32 = 32_768;
 
 /// Which processes are timed.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+#[derive(Clone, Debug, PartialEq, Eq, Default)]
 pub enum Filter {
     /// Every process but syslat.
     #[default]
@@ -35,8 +45,15 @@ pub enum Filter {
     Tgids,
     /// Threads added with [`Probe::add_tgid`] (thread ids), nothing else.
     Tids,
-    /// Every task in a cgroup v2 subtree: (cgroup id, level below the root).
-    Cgroup(u64, u32),
+    /// Every task in a cgroup v2 subtree.
+    Cgroup {
+        /// Its id (the directory's inode number).
+        id: u64,
+        /// Its depth below the root (the root is level 0).
+        level: u32,
+        /// The directory (the legacy object is given an fd of it).
+        path: std::path::PathBuf,
+    },
 }
 
 /// Everything fixed at load time.
@@ -64,9 +81,15 @@ pub enum LoadError {
     /// Not root and lacking capabilities.
     #[error("permission denied: loading eBPF programs needs root, or {0} (try sudo)")]
     NotPermitted(String),
-    /// No kernel BTF.
-    #[error("cannot read kernel BTF ({0}); syslat needs a kernel built with CONFIG_DEBUG_INFO_BTF")]
-    Btf(String),
+    /// No usable kernel BTF.
+    #[error(transparent)]
+    Btf(#[from] kernel_btf::BtfError),
+    /// The kernel lacks something no fallback replaces.
+    #[error(transparent)]
+    Unsupported(#[from] features::Unsupported),
+    /// aya could not read the kernel's BTF for the tp_btf programs.
+    #[error("cannot read the kernel's BTF for the sched programs: {0}")]
+    AyaBtf(String),
     /// The object or a map could not be loaded.
     #[error("failed to load the eBPF object: {0}")]
     Object(String),
@@ -136,13 +159,16 @@ impl Probe {
             return Err(LoadError::NotPermitted(missing));
         }
         raise_memlock();
-        let offsets = kernel_btf::offsets().map_err(LoadError::Btf)?;
+        let kernel = KernelFeatures::probe();
+        let flavor = kernel.flavor()?;
+        log::debug!("loading the {} eBPF object", flavor.name());
+        let (offsets, _) = kernel_btf::offsets(kernel.forced)?;
         let words = pid_max().div_ceil(64).max(1);
         let (mode, cgroup_id, cgroup_level) = match opts.filter {
             Filter::All => (filter_mode::ALL, 0u64, 0u32),
             Filter::Tgids => (filter_mode::TGIDS, 0, 0),
             Filter::Tids => (filter_mode::TIDS, 0, 0),
-            Filter::Cgroup(id, level) => (filter_mode::CGROUP, id, level),
+            Filter::Cgroup { id, level, .. } => (filter_mode::CGROUP, id, level),
         };
         let self_tgid = std::process::id();
         let syscall_filter = u32::from(opts.syscalls.is_some());
@@ -152,11 +178,20 @@ impl Probe {
             .map_err(|(path, e)| LoadError::Object(format!("cannot read {path}: {e}")))?
             as u32;
         let slots = slots_per_cpu(opts.ring_bytes.unwrap_or(DEFAULT_LOG_BYTES), cpus);
-        let mut ebpf = EbpfLoader::new()
+        let mut loader = EbpfLoader::new();
+        if flavor == Flavor::Legacy {
+            loader.map_max_entries("ENTER", LEGACY_ENTER_ENTRIES);
+        }
+        let object = match flavor {
+            Flavor::Default => OBJECT,
+            Flavor::Legacy => LEGACY_OBJECT,
+        };
+        let mut ebpf = loader
             // The ENTER task-storage map is a type aya 0.14 does not model.
             .allow_unsupported_maps()
             .override_global("FILTER_MODE", &mode, true)
             .override_global("SELF_TGID", &self_tgid, true)
+            .override_global("OFF_TASK_PID", &offsets.task_pid, true)
             .override_global("OFF_TASK_TGID", &offsets.task_tgid, true)
             .override_global("OFF_TASK_SIGNAL", &offsets.task_signal, true)
             .override_global("OFF_SIGNAL_LIVE", &offsets.signal_live, true)
@@ -173,9 +208,12 @@ impl Probe {
             .map_max_entries("LOG", cpus * slots)
             .map_max_entries("LOG_POS", cpus)
             .map_max_entries("EVENTS", CONTROL_RING_BYTES)
-            .load(OBJECT)
+            .load(object)
             .map_err(|e| LoadError::Object(format!("{e:#}")))?;
         fill_filters(&mut ebpf, opts)?;
+        if let (Flavor::Legacy, Filter::Cgroup { path, .. }) = (flavor, &opts.filter) {
+            set_target_cgroup(&mut ebpf, path)?;
+        }
         let logger = start_logger(&mut ebpf);
         let events = RingBuf::try_from(take_map(&mut ebpf, "EVENTS")?)
             .map_err(|e| LoadError::Map("EVENTS", e.to_string()))?;
@@ -211,7 +249,7 @@ impl Probe {
     }
 
     fn load_programs(&mut self) -> Result<(), LoadError> {
-        let btf = Btf::from_sys_fs().map_err(|e| LoadError::Btf(e.to_string()))?;
+        let btf = Btf::from_sys_fs().map_err(|e| LoadError::AyaBtf(e.to_string()))?;
         for name in [
             "sys_enter",
             "sys_exit",
@@ -394,6 +432,20 @@ fn fill_filters(ebpf: &mut Ebpf, opts: &LoadOptions) -> Result<(), LoadError> {
         }
     }
     Ok(())
+}
+
+/// Puts the `--cgroup` directory in the legacy object's `CGROUPS` slot 0.
+fn set_target_cgroup(ebpf: &mut Ebpf, path: &std::path::Path) -> Result<(), LoadError> {
+    let dir = std::fs::File::open(path)
+        .map_err(|e| LoadError::Map("CGROUPS", format!("cannot open {}: {e}", path.display())))?;
+    let map = ebpf
+        .map_mut("CGROUPS")
+        .ok_or(LoadError::Map("CGROUPS", "missing".into()))?;
+    let mut cgroups = aya::maps::CgroupArray::try_from(map)
+        .map_err(|e| LoadError::Map("CGROUPS", e.to_string()))?;
+    cgroups
+        .set(0, dir, 0)
+        .map_err(|e| LoadError::Map("CGROUPS", e.to_string()))
 }
 
 /// The data of the plain array map `name`, taken out of the object.

@@ -1,0 +1,180 @@
+//! Where a call waits while its task is off CPU, and where a new task's fork marker lives:
+//! the per-thread side of the enter state (the per-CPU side is `cpu.rs`).
+//!
+//! Two mechanisms, chosen when the object is built (user space embeds both objects and
+//! loads the one the running kernel supports; see `collect/features.rs`):
+//! - default: task-local storage (`BPF_MAP_TYPE_TASK_STORAGE` with `bpf_task_storage_get`
+//!   and `bpf_get_current_task_btf` from tracing programs, Linux 5.11), freed with its task;
+//! - feature `legacy` (5.10): a preallocated hash keyed by thread id. An entry is written
+//!   only at a context switch inside a call (or at fork) and deleted when the call returns
+//!   and when the task exits, so the common path (no switch) never touches it either way.
+//!
+//! Every function here runs in the context of the task it names (current), except
+//! [`mark_child`], which runs in the parent.
+
+use profiler_common::{EnterState, NR_FORK_CHILD};
+
+use crate::maps::ENTER;
+
+/// The fork marker: the child's first exit (the return from fork/clone) pairs silently.
+const FORK_MARKER: EnterState = EnterState {
+    ts: 0,
+    nr: NR_FORK_CHILD,
+    _pad: 0,
+    args: [0; 3],
+};
+
+/// Takes the current task's moved call (or fork marker) out of its slot, leaving it
+/// empty. `None`: the task has no slot (its call began before tracing).
+#[inline(always)]
+pub(crate) fn take_current(pid_tgid: u64) -> Option<EnterState> {
+    imp::take_current(pid_tgid)
+}
+
+/// Moves `open`, the call in flight of the task being switched out (`prev`, which is
+/// current), to its slot. False when no slot could be had (counted by the caller).
+#[inline(always)]
+pub(crate) fn save_prev(prev: *const u8, pid_tgid: u64, open: &EnterState) -> bool {
+    imp::save_prev(prev, pid_tgid, open)
+}
+
+/// Gives a new task (`child`, thread id `child_tid`) its fork marker.
+#[inline(always)]
+pub(crate) fn mark_child(child: *const u8, child_tid: Option<u32>) {
+    imp::mark_child(child, child_tid);
+}
+
+/// At the exit of the current task: empties its slot; true when a call was in flight in
+/// it (the task dies inside a syscall).
+#[inline(always)]
+pub(crate) fn clear_on_exit(pid_tgid: u64) -> bool {
+    imp::clear_on_exit(pid_tgid)
+}
+
+#[cfg(not(feature = "legacy"))]
+mod imp {
+    use aya_ebpf::{
+        bindings::BPF_LOCAL_STORAGE_GET_F_CREATE,
+        helpers::{bpf_get_current_task_btf, generated::bpf_task_storage_get},
+    };
+    use profiler_common::EnterState;
+
+    use super::{ENTER, FORK_MARKER};
+
+    /// The current task's storage value, if it has one.
+    #[inline(always)]
+    fn current_slot() -> Option<&'static mut EnterState> {
+        // SAFETY: `ENTER` is a task storage map and `bpf_get_current_task_btf` returns a
+        // trusted pointer to the current task; the helper returns null or a pointer to a
+        // live value that stays valid for the rest of this program run.
+        unsafe {
+            let task = bpf_get_current_task_btf();
+            let p = bpf_task_storage_get(ENTER.as_ptr(), task.cast(), core::ptr::null_mut(), 0);
+            p.cast::<EnterState>().as_mut()
+        }
+    }
+
+    #[inline(always)]
+    pub(super) fn take_current(_pid_tgid: u64) -> Option<EnterState> {
+        let slot = current_slot()?;
+        let found = *slot;
+        slot.ts = 0;
+        slot.nr = 0;
+        Some(found)
+    }
+
+    #[inline(always)]
+    pub(super) fn save_prev(prev: *const u8, _pid_tgid: u64, open: &EnterState) -> bool {
+        // SAFETY: `prev` is the BTF-typed task pointer sched_switch passes; the helper
+        // returns null or its live storage value, created if missing.
+        let slot = unsafe {
+            bpf_task_storage_get(
+                ENTER.as_ptr(),
+                prev.cast_mut().cast(),
+                core::ptr::null_mut(),
+                BPF_LOCAL_STORAGE_GET_F_CREATE as u64,
+            )
+        };
+        // SAFETY: as above; the value is an `EnterState`.
+        match unsafe { slot.cast::<EnterState>().as_mut() } {
+            Some(slot) => {
+                *slot = *open;
+                true
+            }
+            None => false,
+        }
+    }
+
+    #[inline(always)]
+    pub(super) fn mark_child(child: *const u8, _child_tid: Option<u32>) {
+        let mut init = FORK_MARKER;
+        // SAFETY: `child` is the BTF-typed task pointer sched_process_fork passes; the
+        // helper copies `init` into new storage for it.
+        unsafe {
+            bpf_task_storage_get(
+                ENTER.as_ptr(),
+                child.cast_mut().cast(),
+                core::ptr::from_mut(&mut init).cast(),
+                BPF_LOCAL_STORAGE_GET_F_CREATE as u64,
+            );
+        }
+    }
+
+    #[inline(always)]
+    pub(super) fn clear_on_exit(_pid_tgid: u64) -> bool {
+        match current_slot() {
+            Some(slot) if slot.ts != 0 => {
+                slot.ts = 0;
+                true
+            }
+            _ => false,
+        }
+    }
+}
+
+#[cfg(feature = "legacy")]
+mod imp {
+    use aya_ebpf::bindings::BPF_ANY;
+    use profiler_common::EnterState;
+
+    use super::{ENTER, FORK_MARKER};
+
+    #[inline(always)]
+    pub(super) fn take_current(pid_tgid: u64) -> Option<EnterState> {
+        let tid = pid_tgid as u32;
+        let p = ENTER.get_ptr(tid)?;
+        // SAFETY: a live value of the hash; only this task reads or writes its own entry
+        // (it is running here), so nothing changes it under the copy.
+        let found = unsafe { core::ptr::read(p) };
+        // Deleting keeps the map at one entry per switched-out call.
+        let _ = ENTER.remove(tid);
+        Some(found)
+    }
+
+    #[inline(always)]
+    pub(super) fn save_prev(_prev: *const u8, pid_tgid: u64, open: &EnterState) -> bool {
+        ENTER
+            .insert(pid_tgid as u32, open, u64::from(BPF_ANY))
+            .is_ok()
+    }
+
+    #[inline(always)]
+    pub(super) fn mark_child(_child: *const u8, child_tid: Option<u32>) {
+        if let Some(tid) = child_tid {
+            // A full map leaves the child unmarked: its first exit counts as unpaired.
+            let _ = ENTER.insert(tid, FORK_MARKER, u64::from(BPF_ANY));
+        }
+    }
+
+    #[inline(always)]
+    pub(super) fn clear_on_exit(pid_tgid: u64) -> bool {
+        let tid = pid_tgid as u32;
+        let Some(p) = ENTER.get_ptr(tid) else {
+            return false;
+        };
+        // SAFETY: as in `take_current`.
+        let in_flight = unsafe { (*p).ts } != 0;
+        let _ = ENTER.remove(tid);
+        in_flight
+    }
+}

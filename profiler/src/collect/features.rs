@@ -1,0 +1,277 @@
+//! What the running kernel's BPF supports, probed the way `bpftool feature probe` does (by
+//! creating a map or loading a tiny program), and which of syslat's two eBPF objects it
+//! can run: the default one, or the legacy one built for 5.10-class kernels
+//! (`profiler-ebpf/src/moved.rs`). `SYSLAT_FORCE_FALLBACK=1` picks every fallback on any
+//! kernel, so the test suite covers both paths on one machine.
+//!
+//! Probing loads nothing that stays: every fd is closed before it returns.
+
+use std::os::fd::{FromRawFd as _, OwnedFd};
+
+use aya::{
+    maps::MapType,
+    programs::ProgramType,
+    sys::{BpfHelper, is_helper_supported, is_map_supported},
+};
+
+/// The environment variable that forces every fallback (for tests and the bench).
+pub const FORCE_FALLBACK_ENV: &str = "SYSLAT_FORCE_FALLBACK";
+
+/// Whether [`FORCE_FALLBACK_ENV`] is set to something other than empty or `0`.
+pub fn fallback_forced() -> bool {
+    std::env::var_os(FORCE_FALLBACK_ENV).is_some_and(|v| !v.is_empty() && v != "0")
+}
+
+/// One kernel feature syslat may use.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Feature {
+    /// `BPF_MAP_TYPE_RINGBUF`: required (process exits, slow calls).
+    RingBuf,
+    /// `BPF_MAP_TYPE_TASK_STORAGE`.
+    TaskStorage,
+    /// `bpf_task_storage_get` from raw tracepoints.
+    TaskStorageHelper,
+    /// `bpf_get_current_task_btf` from raw tracepoints.
+    CurrentTaskBtf,
+    /// `BPF_ATOMIC` with `BPF_OR`/`BPF_AND`.
+    AtomicOrAnd,
+    /// `bpf_get_current_ancestor_cgroup_id` from raw tracepoints.
+    AncestorCgroup,
+}
+
+impl Feature {
+    /// Every feature, in the order `doctor` lists them.
+    pub const ALL: [Feature; 6] = [
+        Feature::RingBuf,
+        Feature::TaskStorage,
+        Feature::TaskStorageHelper,
+        Feature::CurrentTaskBtf,
+        Feature::AtomicOrAnd,
+        Feature::AncestorCgroup,
+    ];
+
+    /// What it is, for people.
+    pub fn name(self) -> &'static str {
+        match self {
+            Feature::RingBuf => "BPF ring buffer map",
+            Feature::TaskStorage => "task-local storage map",
+            Feature::TaskStorageHelper => "bpf_task_storage_get in raw tracepoints",
+            Feature::CurrentTaskBtf => "bpf_get_current_task_btf in raw tracepoints",
+            Feature::AtomicOrAnd => "BPF atomic or/and instructions",
+            Feature::AncestorCgroup => "bpf_get_current_ancestor_cgroup_id in raw tracepoints",
+        }
+    }
+
+    /// The first mainline kernel that has it (from the kernel sources: the commit that
+    /// added the map type, helper or instruction).
+    pub fn since(self) -> &'static str {
+        match self {
+            Feature::RingBuf => "5.8",
+            Feature::TaskStorage | Feature::TaskStorageHelper | Feature::CurrentTaskBtf => "5.11",
+            Feature::AtomicOrAnd => "5.12",
+            // Measured on the kernel matrix: absent on 5.10, present on 6.1.
+            Feature::AncestorCgroup => "after 5.10",
+        }
+    }
+
+    /// What syslat does with it, and without it.
+    pub fn used_for(self) -> (&'static str, Option<&'static str>) {
+        match self {
+            Feature::RingBuf => ("process exits and slow calls", None),
+            Feature::TaskStorage | Feature::TaskStorageHelper | Feature::CurrentTaskBtf => (
+                "a call switched out mid-syscall waits in its task's storage",
+                Some("a hash keyed by thread id, written only at such a switch"),
+            ),
+            Feature::AtomicOrAnd => (
+                "following forks, execs and exits in the target bitmap",
+                Some("test-and-add on the bit (each bit has one writer at a time)"),
+            ),
+            Feature::AncestorCgroup => (
+                "--cgroup subtree test",
+                Some("bpf_current_task_under_cgroup with a cgroup array (4.9)"),
+            ),
+        }
+    }
+}
+
+/// Which eBPF object runs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Flavor {
+    /// The default object.
+    Default,
+    /// The legacy object (feature `legacy` of profiler-ebpf).
+    Legacy,
+}
+
+impl Flavor {
+    /// Its name in `doctor` and `-v` logs.
+    pub fn name(self) -> &'static str {
+        match self {
+            Flavor::Default => "default",
+            Flavor::Legacy => "legacy (fallbacks)",
+        }
+    }
+}
+
+/// The probe results.
+#[derive(Clone, Debug)]
+pub struct KernelFeatures {
+    /// Each feature and whether the kernel has it (`Err`: the probe itself failed).
+    pub found: Vec<(Feature, Result<bool, String>)>,
+    /// Whether [`FORCE_FALLBACK_ENV`] was set.
+    pub forced: bool,
+}
+
+/// A required feature is missing: nothing can replace it.
+#[derive(Debug, thiserror::Error)]
+#[error("this kernel lacks the {} (Linux {} and later), which syslat needs", .0.name(), .0.since())]
+pub struct Unsupported(pub Feature);
+
+impl KernelFeatures {
+    /// Probes the running kernel.
+    pub fn probe() -> Self {
+        let found = Feature::ALL
+            .iter()
+            .map(|&f| (f, probe_one(f)))
+            .collect::<Vec<_>>();
+        for (f, r) in &found {
+            log::debug!("kernel feature {}: {r:?}", f.name());
+        }
+        KernelFeatures {
+            found,
+            forced: fallback_forced(),
+        }
+    }
+
+    /// Whether `f` is there (a failed probe counts as absent).
+    pub fn has(&self, f: Feature) -> bool {
+        self.found
+            .iter()
+            .any(|(g, r)| *g == f && matches!(r, Ok(true)))
+    }
+
+    /// The object to load, or the missing feature that nothing replaces.
+    pub fn flavor(&self) -> Result<Flavor, Unsupported> {
+        if !self.has(Feature::RingBuf) {
+            return Err(Unsupported(Feature::RingBuf));
+        }
+        let modern = Feature::ALL
+            .iter()
+            .filter(|f| f.used_for().1.is_some())
+            .all(|&f| self.has(f));
+        Ok(if modern && !self.forced {
+            Flavor::Default
+        } else {
+            Flavor::Legacy
+        })
+    }
+}
+
+fn probe_one(f: Feature) -> Result<bool, String> {
+    let helper = |h: BpfHelper| {
+        is_helper_supported(ProgramType::RawTracePoint, h).map_err(|e| e.to_string())
+    };
+    match f {
+        Feature::RingBuf => is_map_supported(MapType::RingBuf).map_err(|e| e.to_string()),
+        Feature::TaskStorage => is_map_supported(MapType::TaskStorage).map_err(|e| e.to_string()),
+        Feature::TaskStorageHelper => helper(BpfHelper::BPF_FUNC_task_storage_get),
+        Feature::CurrentTaskBtf => helper(BpfHelper::BPF_FUNC_get_current_task_btf),
+        Feature::AncestorCgroup => helper(BpfHelper::BPF_FUNC_get_current_ancestor_cgroup_id),
+        Feature::AtomicOrAnd => Ok(atomic_or_loads()),
+    }
+}
+
+/// The head of `union bpf_attr` for `BPF_PROG_LOAD` (linux/bpf.h), zero-padded: the kernel
+/// requires every byte it does not know to be zero.
+#[repr(C)]
+struct ProgLoadAttr {
+    prog_type: u32,
+    insn_cnt: u32,
+    insns: u64,
+    license: u64,
+    log_level: u32,
+    log_size: u32,
+    log_buf: u64,
+    _rest: [u64; 8],
+}
+
+/// One BPF instruction (`struct bpf_insn`).
+#[repr(C)]
+struct Insn {
+    code: u8,
+    regs: u8,
+    off: i16,
+    imm: i32,
+}
+
+/// Whether a socket filter doing `lock *(u64 *)(r10 - 8) |= r1` loads.
+fn atomic_or_loads() -> bool {
+    const BPF_PROG_TYPE_SOCKET_FILTER: u32 = 1;
+    const BPF_PROG_LOAD: libc::c_long = 5;
+    const BPF_OR: i32 = 0x40;
+    let insns = [
+        // *(u64 *)(r10 - 8) = 0
+        Insn {
+            code: 0x7a,
+            regs: 0x0a,
+            off: -8,
+            imm: 0,
+        },
+        // r1 = 1
+        Insn {
+            code: 0xb7,
+            regs: 0x01,
+            off: 0,
+            imm: 1,
+        },
+        // lock *(u64 *)(r10 - 8) |= r1   (BPF_STX | BPF_ATOMIC | BPF_DW)
+        Insn {
+            code: 0xdb,
+            regs: 0x1a,
+            off: -8,
+            imm: BPF_OR,
+        },
+        // r0 = 0
+        Insn {
+            code: 0xb7,
+            regs: 0x00,
+            off: 0,
+            imm: 0,
+        },
+        // exit
+        Insn {
+            code: 0x95,
+            regs: 0,
+            off: 0,
+            imm: 0,
+        },
+    ];
+    let license = c"GPL";
+    let attr = ProgLoadAttr {
+        prog_type: BPF_PROG_TYPE_SOCKET_FILTER,
+        insn_cnt: insns.len() as u32,
+        insns: insns.as_ptr() as u64,
+        license: license.as_ptr() as u64,
+        log_level: 0,
+        log_size: 0,
+        log_buf: 0,
+        _rest: [0; 8],
+    };
+    // SAFETY: `attr` is a valid, fully initialised `BPF_PROG_LOAD` attribute whose pointers
+    // (instructions, license) outlive the call; the kernel reads `size_of_val(&attr)` bytes.
+    let fd = unsafe {
+        libc::syscall(
+            libc::SYS_bpf,
+            BPF_PROG_LOAD,
+            &raw const attr,
+            std::mem::size_of_val(&attr),
+        )
+    };
+    if fd < 0 {
+        log::debug!("atomic or probe: {}", std::io::Error::last_os_error());
+        return false;
+    }
+    // SAFETY: a successful BPF_PROG_LOAD returns a new fd that nothing else owns.
+    drop(unsafe { OwnedFd::from_raw_fd(fd as i32) });
+    true
+}
