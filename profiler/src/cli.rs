@@ -37,6 +37,10 @@ pub enum Command {
     /// Serve live metrics over HTTP in the Prometheus text format (and OpenMetrics on request):
     /// `/metrics`, plus a short page at `/`.
     Serve(ServeArgs),
+    /// Probe what this kernel's BPF supports, and print which mechanism syslat uses for
+    /// each feature (with the fallbacks older kernels get) and what it costs; exit 2 when
+    /// syslat cannot trace here.
+    Doctor,
 }
 
 /// How rows are keyed.

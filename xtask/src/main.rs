@@ -136,6 +136,15 @@ fn test(root: &Path) -> Result<()> {
             "profiler-ebpf",
         ])
         .env("SYSLAT_BIN", root.join("target/release/syslat"))
+        .env_remove("SYSLAT_FORCE_FALLBACK")
+        .args(["--", "--test-threads=1"]))?;
+    // The integration tests again on the fallbacks older kernels get (the legacy eBPF
+    // object, BTF read instead of mapped), so both paths are proven on every run.
+    eprintln!("xtask: the integration tests again with SYSLAT_FORCE_FALLBACK=1");
+    sh(cargo(root)
+        .args(["test", "--release", "-p", "tests"])
+        .env("SYSLAT_BIN", root.join("target/release/syslat"))
+        .env("SYSLAT_FORCE_FALLBACK", "1")
         .args(["--", "--test-threads=1"]))
 }
 

@@ -2,6 +2,7 @@
 //! aggregation, output).
 
 pub mod compare;
+pub mod doctor;
 pub mod record;
 pub mod report;
 pub mod serve;
@@ -18,5 +19,6 @@ pub async fn run(cli: Cli) -> anyhow::Result<i32> {
         Command::Top(args) => top::run(&args).await,
         Command::Report(args) => report::run(&args),
         Command::Compare(args) => compare::run(&args),
+        Command::Doctor => doctor::run(),
     }
 }
