@@ -91,11 +91,11 @@ fn sys_enter(ctx: RawTracePointContext) -> i32 {
     open.nr = id as u32;
     if constant64(&SLOW_NS) != 0 {
         let p = regs as *const u8;
-        for i in 0..3 {
-            // SAFETY: `OFF_ARGS` is a valid, aligned static; read_volatile keeps the
-            // loader's values from being folded away.
-            let off = unsafe { core::ptr::read_volatile(&OFF_ARGS[i]) };
-            open.args[i] = read_kernel::<u64>(p, off).unwrap_or(0);
+        for (arg, off) in open.args.iter_mut().zip(OFF_ARGS.iter()) {
+            // SAFETY: `off` points into `OFF_ARGS`, a valid, aligned static; read_volatile
+            // keeps the loader's values from being folded away.
+            let off = unsafe { core::ptr::read_volatile(off) };
+            *arg = read_kernel::<u64>(p, off).unwrap_or(0);
         }
     }
     // SAFETY: helper with no arguments.
@@ -218,14 +218,14 @@ fn sched_process_fork(ctx: BtfTracePointContext) -> i32 {
     let Some(child_tgid) = read_kernel::<u32>(child, constant(&OFF_TASK_TGID)) else {
         return 0;
     };
-    if child_tgid != parent_tgid {
-        if let Some(word) = TGID_BITS.get_ptr_mut(child_tgid / 64) {
-            // Atomic: cannot lose a bit changed concurrently for another tgid in the word.
-            atomic::set_bit(word, child_tgid % 64);
-            bump_generation();
-            bump(counter::FORKS_FOLLOWED);
-            debug!(&ctx, "following child {} of {}", child_tgid, parent_tgid);
-        }
+    if child_tgid != parent_tgid
+        && let Some(word) = TGID_BITS.get_ptr_mut(child_tgid / 64)
+    {
+        // Atomic: cannot lose a bit changed concurrently for another tgid in the word.
+        atomic::set_bit(word, child_tgid % 64);
+        bump_generation();
+        bump(counter::FORKS_FOLLOWED);
+        debug!(&ctx, "following child {} of {}", child_tgid, parent_tgid);
     }
     0
 }
@@ -323,10 +323,10 @@ fn task_exit() {
         entry.submit(BPF_RB_NO_WAKEUP as u64);
     }
     // Drop the dead group from the target set, so a recycled pid is never traced.
-    if constant(&FILTER_MODE) == filter_mode::TGIDS {
-        if let Some(word) = TGID_BITS.get_ptr_mut(tgid / 64) {
-            atomic::clear_bit(word, tgid % 64);
-        }
+    if constant(&FILTER_MODE) == filter_mode::TGIDS
+        && let Some(word) = TGID_BITS.get_ptr_mut(tgid / 64)
+    {
+        atomic::clear_bit(word, tgid % 64);
     }
 }
 

@@ -157,7 +157,33 @@ fn lint(root: &Path) -> Result<()> {
         "--",
         "-D",
         "warnings",
-    ]))
+    ]))?;
+    // The eBPF crate, both objects, with Debian's clippy (the same compiler that builds
+    // it; `profiler/build.rs` has the rest of this route).
+    for features in [None, Some("legacy")] {
+        let mut c = cargo(&root.join("profiler-ebpf"));
+        c.args([
+            "check",
+            "--release",
+            "--target",
+            "bpfel-unknown-none",
+            "--bins",
+        ])
+        .arg("--target-dir")
+        .arg(root.join("target/ebpf-clippy"))
+        .env("RUSTC", "/usr/bin/rustc")
+        .env("RUSTC_WORKSPACE_WRAPPER", "/usr/bin/clippy-driver")
+        .env("RUSTC_BOOTSTRAP", "aya_ebpf,syslat,floor")
+        .env(
+            "CARGO_ENCODED_RUSTFLAGS",
+            ["-C", "target-cpu=v3", "-D", "warnings"].join("\x1f"),
+        );
+        if let Some(f) = features {
+            c.args(["--features", f]);
+        }
+        sh(&mut c)?;
+    }
+    Ok(())
 }
 
 fn nix_is_root() -> bool {
