@@ -122,14 +122,19 @@ pub struct RecordArgs {
     /// Stop after this long (e.g. 10s, 500ms, 2m).
     #[arg(short, long, value_parser = parse_duration, value_name = "DURATION")]
     pub duration: Option<Duration>,
-    /// Write the output here instead of stdout.
+    /// Write the output here instead of stdout (the file is started afresh, unless
+    /// --append).
     #[arg(short, long, value_name = "PATH")]
     pub output: Option<PathBuf>,
+    /// Add this recording to the end of the -o file instead of replacing it, as a run of
+    /// its own (`"run": k` in JSON, numbered after the runs already there; text or json).
+    #[arg(long, requires = "output")]
+    pub append: bool,
     /// Output format.
     #[arg(short, long, value_enum, default_value_t = Format::Text)]
     pub format: Format,
-    /// Also dump every DURATION the calls completed in that interval (with -o, the file is
-    /// appended to and flushed at each dump). SIGUSR1 forces a dump at any time.
+    /// Also dump every DURATION the calls completed in that interval (with -o, each dump is
+    /// flushed to the file as it is written). SIGUSR1 forces a dump at any time.
     #[arg(short, long, value_parser = parse_duration, value_name = "DURATION")]
     pub interval: Option<Duration>,
     /// Also log every call slower than DURATION as it completes: time, pid, tid, comm,
@@ -190,7 +195,8 @@ pub enum ReportFormat {
 /// `syslat report`.
 #[derive(Debug, Args)]
 pub struct ReportArgs {
-    /// Recordings to read; several are merged (their counts add up).
+    /// Recordings to read. Several recordings (files, or runs in one file) are reported as
+    /// runs, one table each, unless --merge.
     #[arg(required = true, value_name = "FILE")]
     pub files: Vec<std::path::PathBuf>,
     /// Row key (the recording must hold it: record with the same --by).
@@ -213,6 +219,10 @@ pub struct ReportArgs {
         value_name = "LIST"
     )]
     pub percentiles: Vec<String>,
+    /// Merge every recording into one report (histograms added exactly; the duration is
+    /// the sum of the recordings').
+    #[arg(long)]
+    pub merge: bool,
 }
 
 /// Formats of `compare`.
