@@ -41,6 +41,33 @@ pub enum Command {
     /// each feature (with the fallbacks older kernels get) and what it costs; exit 2 when
     /// syslat cannot trace here.
     Doctor,
+    /// Print a shell completion script to stdout, e.g. `syslat completions bash >
+    /// ~/.local/share/bash-completion/completions/syslat`.
+    Completions(CompletionsArgs),
+    /// Write man pages generated from these flags (`syslat.1`, `syslat-record.1`, ...) for
+    /// packaging.
+    #[command(hide = true)]
+    Man(ManArgs),
+}
+
+/// `syslat completions`.
+#[derive(Debug, Args)]
+pub struct CompletionsArgs {
+    /// The shell to complete for.
+    #[arg(value_enum)]
+    pub shell: clap_complete::Shell,
+}
+
+/// `syslat man` (hidden: packaging runs it).
+#[derive(Debug, Args)]
+pub struct ManArgs {
+    /// Directory to write the pages into (created if missing).
+    #[arg(default_value = ".", value_name = "DIR")]
+    pub dir: PathBuf,
+    /// The pages' date, YYYY-MM-DD (default: today, UTC); packaging passes the release
+    /// commit's date, so the same source gives the same pages.
+    #[arg(long, value_name = "DATE")]
+    pub date: Option<String>,
 }
 
 /// How rows are keyed.

@@ -1,9 +1,10 @@
-//! Developer tasks: `cargo xtask setup|build|run|test|lint|bench`.
+//! Developer tasks: `cargo xtask setup|build|run|test|lint|bench|dist`.
 //!
 //! `setup` installs what a fresh machine lacks (see shared/ebpf-toolchain.md) and is
 //! quick when everything is there; every other task runs it first.
 
 mod bench;
+mod deb;
 mod setup;
 
 use std::{
@@ -39,6 +40,8 @@ enum Task {
     Lint,
     /// Measure the cost per syscall against a baseline and the floor.
     Bench(bench::BenchArgs),
+    /// Build the release files: target/dist/syslat and target/dist/syslat_<version>_amd64.deb.
+    Dist,
 }
 
 fn main() -> ExitCode {
@@ -81,6 +84,10 @@ fn run(task: Task) -> Result<()> {
             build(&root)?;
             bench::run(&root, &args)
         }
+        Task::Dist => {
+            setup::run()?;
+            dist(&root)
+        }
     }
 }
 
@@ -119,6 +126,21 @@ fn build(root: &Path) -> Result<()> {
         "tests",
         "--bins",
     ]))
+}
+
+/// Writes `target/dist/syslat` and the Debian package around it. For now the binary is the
+/// normal release build (linked to glibc dynamically).
+fn dist(root: &Path) -> Result<()> {
+    sh(cargo(root).args(["build", "--release", "-p", "profiler", "--bin", "syslat"]))?;
+    let dist = root.join("target/dist");
+    std::fs::create_dir_all(&dist)
+        .with_context(|| format!("failed to create {}", dist.display()))?;
+    let syslat = dist.join("syslat");
+    std::fs::copy(root.join("target/release/syslat"), &syslat)
+        .with_context(|| format!("failed to write {}", syslat.display()))?;
+    let deb = deb::build_deb(root, &syslat, &dist)?;
+    println!("{}\n{}", syslat.display(), deb.display());
+    Ok(())
 }
 
 fn test(root: &Path) -> Result<()> {

@@ -2,7 +2,9 @@
 //! aggregation, output).
 
 pub mod compare;
+pub mod completions;
 pub mod doctor;
+pub mod man;
 pub mod record;
 pub mod report;
 pub mod serve;
@@ -20,5 +22,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<i32> {
         Command::Report(args) => report::run(&args),
         Command::Compare(args) => compare::run(&args),
         Command::Doctor => doctor::run(),
+        Command::Completions(args) => completions::run(&args),
+        Command::Man(args) => man::run(&args),
     }
 }
