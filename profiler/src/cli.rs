@@ -117,6 +117,11 @@ pub struct TargetArgs {
     /// not fit is counted as dropped.
     #[arg(long, value_parser = parse_size, value_name = "SIZE")]
     pub ring_buffer: Option<u32>,
+    /// With -- CMD: SIGINT/SIGTERM/SIGHUP/SIGQUIT are passed on to the command and tracing
+    /// goes on until it exits; kill it with SIGKILL if it has not exited DURATION after
+    /// the first (a second signal kills it at once).
+    #[arg(long, value_parser = parse_duration, value_name = "DURATION", requires = "command")]
+    pub kill_after: Option<Duration>,
     /// Start this command and trace it and every descendant, from its first syscall.
     #[arg(last = true, value_name = "CMD")]
     pub command: Vec<String>,

@@ -164,6 +164,8 @@ pub struct Filters {
     pub by_cgroup: bool,
     /// Size of the per-CPU event buffers in bytes, all CPUs together, if not the default.
     pub ring_bytes: Option<u32>,
+    /// With a command: SIGKILL it this long after the first signal passed on to it.
+    pub kill_after: Option<Duration>,
 }
 
 impl Filters {
@@ -179,6 +181,7 @@ impl Filters {
             slow: None,
             by_cgroup: false,
             ring_bytes: t.ring_buffer,
+            kill_after: t.kill_after,
         })
     }
 }
