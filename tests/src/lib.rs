@@ -191,7 +191,7 @@ impl Tmux {
         let o = Command::new("tmux")
             .args(["capture-pane", "-p", "-t", &self.0])
             .output()
-            .unwrap();
+            .expect("tmux runs");
         String::from_utf8_lossy(&o.stdout).into_owned()
     }
 
@@ -201,7 +201,7 @@ impl Tmux {
             Command::new("tmux")
                 .args(["send-keys", "-t", &self.0, k])
                 .status()
-                .unwrap()
+                .expect("tmux runs")
                 .success()
         );
     }
