@@ -61,7 +61,7 @@ pub fn render_percentiles(snap: &Snapshot, limit: usize, percentiles: &[f64]) ->
         let mut cells = vec![];
         if by_proc {
             cells.push(row.pid.map(|p| p.to_string()).unwrap_or_default());
-            cells.push(row.comm.clone().unwrap_or_else(|| "?".into()));
+            cells.push(row.comm.as_deref().map_or_else(|| "?".into(), escape));
         }
         if by_thread {
             cells.push(row.tid.map(|t| t.to_string()).unwrap_or_default());
@@ -69,8 +69,9 @@ pub fn render_percentiles(snap: &Snapshot, limit: usize, percentiles: &[f64]) ->
         if by_cgroup {
             cells.push(
                 row.cgroup
-                    .clone()
-                    .or_else(|| row.comm.clone())
+                    .as_deref()
+                    .or(row.comm.as_deref())
+                    .map(escape)
                     .unwrap_or_default(),
             );
         }
