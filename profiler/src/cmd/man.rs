@@ -94,6 +94,7 @@ mod tests {
                 "syslat-top.1",
                 "syslat-compare.1",
                 "syslat-serve.1",
+                "syslat-doctor.1",
                 "syslat-completions.1",
             ]
         );
