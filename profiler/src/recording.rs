@@ -175,8 +175,19 @@ fn parse_jsonl(name: &str, text: &str) -> Result<Recording, RecordingError> {
     Ok(rec)
 }
 
+/// Field `k` of `v` as a whole number of at least 0: missing, or not such a number, are
+/// told apart.
+fn whole(v: &serde_json::Value, k: &str) -> Result<u64, String> {
+    match &v[k] {
+        serde_json::Value::Null => Err(format!("missing {k}")),
+        n => n
+            .as_u64()
+            .ok_or_else(|| format!("invalid {k} {n}: not a whole number of at least 0")),
+    }
+}
+
 fn part_of(v: &serde_json::Value) -> Result<Part, String> {
-    let num = |k: &str| v[k].as_u64().ok_or_else(|| format!("missing {k}"));
+    let num = |k: &str| whole(v, k);
     let mut part = Part {
         start_unix_ns: num("start_unix_ns")?,
         duration_ns: num("duration_ns")?,
@@ -190,7 +201,7 @@ fn part_of(v: &serde_json::Value) -> Result<Part, String> {
             .to_string();
         let hist = LatencyHist::from_base64(r["hdr"].as_str().ok_or("row without hdr")?)
             .map_err(|e| format!("{syscall}: {e}"))?;
-        let count = r["count"].as_u64().ok_or("row without count")?;
+        let count = whole(r, "count").map_err(|e| format!("{syscall}: {e}"))?;
         if hist.count() != count {
             return Err(format!(
                 "{syscall}: hdr holds {} calls, count says {count}",

@@ -24,6 +24,75 @@ pub enum HistError {
     Decode(String),
 }
 
+/// The V2 encoding's cookies (HdrHistogram's `V2_COOKIE` and `V2_COMPRESSED_COOKIE`:
+/// the base value with the word size, 0x10, or'ed in).
+const V2_COOKIE: u32 = 0x1c84_9303 | 0x10;
+const V2_COMPRESSED_COOKIE: u32 = 0x1c84_9304 | 0x10;
+/// Bytes of a V2 header before the payload.
+const V2_HEADER: usize = 40;
+/// The largest `highest_trackable_value` accepted: a histogram resized to hold an hour may
+/// round its bound up, never past twice the value.
+const MAX_HIGHEST: u64 = 2 * MAX_TRACKED_NS;
+
+/// The most payload bytes a V2 encoding of a 3-digit histogram up to [`MAX_HIGHEST`] can
+/// have: every count a 9-byte LEB128 varint.
+fn max_payload() -> usize {
+    static MAX: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
+    *MAX.get_or_init(|| {
+        Histogram::<u64>::new_with_bounds(1, MAX_HIGHEST, SIGFIG)
+            .map_or(0, |h| h.distinct_values() * 9)
+    })
+}
+
+/// `bytes` as an uncompressed V2 encoding whose header is within bounds (inflated, with
+/// the output bounded, when compressed).
+fn checked_v2(bytes: &[u8]) -> Result<Cow<'_, [u8]>, &'static str> {
+    use std::io::Read as _;
+    let be32 = |b: &[u8], at: usize| -> Option<u32> {
+        Some(u32::from_be_bytes(b.get(at..at + 4)?.try_into().ok()?))
+    };
+    let be64 = |b: &[u8], at: usize| -> Option<u64> {
+        Some(u64::from_be_bytes(b.get(at..at + 8)?.try_into().ok()?))
+    };
+    let limit = V2_HEADER + max_payload();
+    let v2: Cow<'_, [u8]> = match be32(bytes, 0).ok_or("too short")? {
+        V2_COOKIE => Cow::Borrowed(bytes),
+        V2_COMPRESSED_COOKIE => {
+            let len = be32(bytes, 4).ok_or("too short")? as usize;
+            let deflated = bytes
+                .get(8..8 + len)
+                .ok_or("compressed length past the end")?;
+            let mut out = Vec::new();
+            flate2::read::ZlibDecoder::new(deflated)
+                .take(limit as u64 + 1)
+                .read_to_end(&mut out)
+                .map_err(|_| "bad compressed data")?;
+            if out.len() > limit {
+                return Err("inflates past the largest histogram of 1 ns..1 h at 3 digits");
+            }
+            Cow::Owned(out)
+        }
+        _ => return Err("not an HdrHistogram V2 encoding"),
+    };
+    if be32(&v2, 0) != Some(V2_COOKIE) {
+        return Err("not an HdrHistogram V2 encoding");
+    }
+    let payload = be32(&v2, 4).ok_or("too short")? as usize;
+    let sigfig = be32(&v2, 12).ok_or("too short")?;
+    let lowest = be64(&v2, 16).ok_or("too short")?;
+    let highest = be64(&v2, 24).ok_or("too short")?;
+    if payload > v2.len() - V2_HEADER.min(v2.len()) || payload > max_payload() {
+        return Err("payload length past the data or the largest histogram");
+    }
+    if !(1..=u32::from(SIGFIG)).contains(&sigfig) || lowest == 0 || lowest > highest {
+        return Err("bounds or precision out of range");
+    }
+    if highest > MAX_HIGHEST {
+        return Err("highest trackable value above 2 hours");
+    }
+    Ok(v2)
+}
+
 /// Calls kept as plain values before a histogram is allocated. A 3-digit HdrHistogram
 /// needs 16 KiB even for one value; most per-process series hold a handful of calls.
 const SMALL: usize = 64;
@@ -159,11 +228,15 @@ impl LatencyHist {
         STANDARD.encode(buf)
     }
 
-    /// Reads [`Self::to_base64`] output (compressed or not).
+    /// Reads [`Self::to_base64`] output (compressed or not). The encoding's own lengths
+    /// and bounds are checked first against what 1 ns..[`MAX_TRACKED_NS`] at 3 digits can
+    /// need, and against the input's size, so a crafted value costs no more memory than
+    /// an honest one (the decoder would otherwise allocate whatever the header claims).
     pub fn from_base64(s: &str) -> Result<Self, HistError> {
         let bytes = STANDARD.decode(s.trim())?;
+        let v2 = checked_v2(&bytes).map_err(|e| HistError::Decode(e.into()))?;
         let mut h: Histogram<u64> = Deserializer::new()
-            .deserialize(&mut bytes.as_slice())
+            .deserialize(&mut v2.as_ref())
             .map_err(|e| HistError::Decode(format!("{e:?}")))?;
         h.auto(true);
         Ok(Self {
@@ -271,5 +344,85 @@ mod tests {
         assert_eq!(back.max(), h.max());
         assert!(LatencyHist::from_base64("not base64!").is_err());
         assert!(LatencyHist::from_base64("aGVsbG8=").is_err());
+    }
+
+    /// A V2 header with these fields and `payload` after it.
+    fn v2(payload_len: u32, sigfig: u32, low: u64, high: u64, payload: &[u8]) -> Vec<u8> {
+        let mut b = Vec::new();
+        b.extend_from_slice(&V2_COOKIE.to_be_bytes());
+        b.extend_from_slice(&payload_len.to_be_bytes());
+        b.extend_from_slice(&0u32.to_be_bytes());
+        b.extend_from_slice(&sigfig.to_be_bytes());
+        b.extend_from_slice(&low.to_be_bytes());
+        b.extend_from_slice(&high.to_be_bytes());
+        b.extend_from_slice(&1.0f64.to_be_bytes());
+        b.extend_from_slice(payload);
+        b
+    }
+
+    fn compressed(inner: &[u8]) -> Vec<u8> {
+        use std::io::Write as _;
+        let mut z = flate2::write::ZlibEncoder::new(Vec::new(), flate2::Compression::best());
+        z.write_all(inner).unwrap();
+        let deflated = z.finish().unwrap();
+        let mut b = V2_COMPRESSED_COOKIE.to_be_bytes().to_vec();
+        b.extend_from_slice(&(deflated.len() as u32).to_be_bytes());
+        b.extend_from_slice(&deflated);
+        b
+    }
+
+    fn decode(bytes: &[u8]) -> Result<LatencyHist, HistError> {
+        LatencyHist::from_base64(&STANDARD.encode(bytes))
+    }
+
+    #[test]
+    fn crafted_encodings_are_rejected_before_allocating() {
+        // A claimed payload of 2^31-1 bytes behind a 40-byte header (the decoder would
+        // allocate it all).
+        let e = decode(&v2(i32::MAX as u32, 3, 1, 3_600_000_000_000, &[])).unwrap_err();
+        assert!(e.to_string().contains("payload length"), "{e}");
+        // A zlib bomb: 300 MB of zeros behind a valid compressed cookie.
+        let bomb = compressed(&v2(300 << 20, 3, 1, 1 << 40, &vec![0u8; 300 << 20]));
+        assert!(bomb.len() < 1 << 20);
+        let e = decode(&bomb).unwrap_err();
+        assert!(e.to_string().contains("inflates past"), "{e}");
+        // Bounds that would size a huge counts array.
+        for (sigfig, high) in [(5, 1u64 << 40), (3, u64::MAX / 2), (0, 1 << 40)] {
+            let e = decode(&v2(0, sigfig, 1, high, &[])).unwrap_err();
+            assert!(
+                e.to_string().contains("range") || e.to_string().contains("2 hours"),
+                "{e}"
+            );
+        }
+        // A compressed length past the end.
+        let mut cut = compressed(&v2(0, 3, 1, 1 << 40, &[]));
+        cut.truncate(cut.len() - 4);
+        assert!(decode(&cut).is_err());
+        // An honest histogram still reads back.
+        let mut h = LatencyHist::new();
+        for v in 1..=5000u64 {
+            h.record(v * 997);
+        }
+        assert_eq!(
+            LatencyHist::from_base64(&h.to_base64()).unwrap().count(),
+            5000
+        );
+    }
+
+    proptest::proptest! {
+        /// Any header fields, compressed or not: an error or a histogram, never a panic.
+        #[test]
+        fn any_header_never_panics(
+            payload_len in proptest::num::u32::ANY,
+            sigfig in 0u32..8,
+            low in proptest::num::u64::ANY,
+            high in proptest::num::u64::ANY,
+            payload in proptest::collection::vec(proptest::num::u8::ANY, 0..64),
+            zip in proptest::bool::ANY,
+        ) {
+            let raw = v2(payload_len, sigfig, low, high, &payload);
+            let bytes = if zip { compressed(&raw) } else { raw };
+            let _ = decode(&bytes);
+        }
     }
 }
