@@ -102,8 +102,9 @@ pub struct TargetArgs {
     /// (e.g. /sys/fs/cgroup/system.slice/nginx.service).
     #[arg(long, value_name = "PATH")]
     pub cgroup: Option<std::path::PathBuf>,
-    /// Trace a container: its cgroup is found from /proc/*/cgroup (a prefix of the id is enough).
-    #[arg(long, value_name = "ID")]
+    /// Trace a container: its name (asked of Docker's or Podman's API socket), its id, or at
+    /// least 12 hex digits of the id; its cgroup is found from /proc/*/cgroup.
+    #[arg(long, value_name = "NAME|ID")]
     pub container: Option<String>,
     /// Time only these syscalls: names or numbers, comma-separated, and classes like strace's
     /// (%file, %network, %process, %memory, %signal, %ipc, %desc).

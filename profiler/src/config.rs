@@ -138,7 +138,7 @@ impl Targets {
                 .map_err(ConfigError::Cgroup);
         }
         if let Some(id) = &t.container {
-            let path = cgroup::container(id).map_err(ConfigError::Cgroup)?;
+            let path = crate::collect::container::cgroup_of(id).map_err(ConfigError::Cgroup)?;
             return cgroup::resolve(&path)
                 .map(Targets::Cgroup)
                 .map_err(ConfigError::Cgroup);

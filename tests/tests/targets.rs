@@ -222,8 +222,12 @@ fn bad_filters_fail_with_one_line() {
         ),
         (
             vec!["record", "--container", "deadbeefcafe"],
-            "no container with id deadbeefcafe",
+            "no running container with id deadbeefcafe",
         ),
+        // A short word is a container name, asked of the runtime; never a substring of
+        // any cgroup path (it used to match docker.service and trace every container).
+        (vec!["record", "--container", "dock"], "container 'dock'"),
+        (vec!["record", "--container", "x"], "invalid container 'x'"),
         (vec!["record", "-t", "3999997"], "no such thread: 3999997"),
         (
             vec!["record", "-p", "1", "-c", "x"],

@@ -1,7 +1,7 @@
 //! cgroup v2 targets: find the v2 hierarchy (from /proc/self/mounts, never assumed: it is
 //! `/sys/fs/cgroup` on most systems and `/sys/fs/cgroup/unified` on hybrid ones), turn a
-//! directory into the (id, level) pair the kernel filter compares, and find a container's
-//! cgroup from /proc/*/cgroup.
+//! directory into the (id, level) pair the kernel filter compares (a container's directory
+//! is found by `container.rs`).
 #![forbid(unsafe_code)]
 
 use std::{
@@ -49,60 +49,6 @@ pub fn resolve(path: &Path) -> Result<CgroupTarget, String> {
         id: meta.ino(),
         level: rel.components().count() as u32,
     })
-}
-
-/// The cgroup directory of the container whose id starts with `id`, from /proc/*/cgroup.
-pub fn container(id: &str) -> Result<PathBuf, String> {
-    if id.len() < 4
-        || !id
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
-    {
-        return Err(format!(
-            "invalid container id '{id}': give at least 4 characters of it"
-        ));
-    }
-    let root = v2_root()?;
-    let mut found: Vec<PathBuf> = Vec::new();
-    for entry in std::fs::read_dir("/proc")
-        .map_err(|e| format!("cannot read /proc: {e}"))?
-        .flatten()
-    {
-        let Ok(text) = std::fs::read_to_string(entry.path().join("cgroup")) else {
-            continue;
-        };
-        let Some(rel) = text.lines().find_map(|l| l.strip_prefix("0::")) else {
-            continue;
-        };
-        let mut dir = PathBuf::new();
-        for comp in Path::new(rel.trim_start_matches('/')).components() {
-            dir.push(comp);
-            let name = comp.as_os_str().to_string_lossy();
-            // docker-<id>.scope, libpod-<id>.scope, cri-containerd-<id>.scope, or a bare id.
-            let bare = name
-                .rsplit('-')
-                .next()
-                .unwrap_or(&name)
-                .trim_end_matches(".scope");
-            if bare.starts_with(id) {
-                let full = root.join(&dir);
-                if !found.contains(&full) {
-                    found.push(full);
-                }
-                break;
-            }
-        }
-    }
-    match found.len() {
-        0 => Err(format!(
-            "no container with id {id} (no process's cgroup names it)"
-        )),
-        1 => Ok(found.remove(0)),
-        _ => Err(format!(
-            "container id {id} is ambiguous: {} cgroups match",
-            found.len()
-        )),
-    }
 }
 
 /// Every cgroup v2 directory by the low 32 bits of its id (as events carry it), as paths
@@ -153,11 +99,10 @@ mod tests {
                 .unwrap_err()
                 .contains("not a cgroup v2 directory")
         );
-        assert!(container("ab").is_err());
         assert!(
-            container("ffffffffffff")
+            crate::collect::container::cgroup_of("ffffffffffff")
                 .unwrap_err()
-                .starts_with("no container")
+                .starts_with("no running container")
         );
     }
 }

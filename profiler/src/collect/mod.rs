@@ -4,6 +4,7 @@
 
 pub mod calllog;
 pub mod cgroup;
+pub mod container;
 pub mod features;
 pub mod kernel_btf;
 pub mod launch;
