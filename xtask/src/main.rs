@@ -1,10 +1,12 @@
-//! Developer tasks: `cargo xtask setup|build|run|test|lint|bench`.
+//! Developer tasks: `cargo xtask setup|build|run|test|lint|bench|vm-test`.
 //!
 //! `setup` installs what a fresh machine lacks (see shared/ebpf-toolchain.md) and is
 //! quick when everything is there; every other task runs it first.
 
 mod bench;
+mod dist;
 mod setup;
+mod vm;
 
 use std::{
     path::{Path, PathBuf},
@@ -39,6 +41,9 @@ enum Task {
     Lint,
     /// Measure the cost per syscall against a baseline and the floor.
     Bench(bench::BenchArgs),
+    /// Boot Debian's kernels (5.10, 6.1, 6.12, 6.12-rt) under qemu with a static syslat and
+    /// run a smoke suite in each guest.
+    VmTest(vm::VmTestArgs),
 }
 
 fn main() -> ExitCode {
@@ -80,6 +85,10 @@ fn run(task: Task) -> Result<()> {
             setup::run()?;
             build(&root)?;
             bench::run(&root, &args)
+        }
+        Task::VmTest(args) => {
+            setup::run()?;
+            vm::run(&root, &args)
         }
     }
 }
