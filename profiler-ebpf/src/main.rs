@@ -41,9 +41,9 @@ use aya_log_ebpf::debug;
 use cpu::this_cpu;
 use identity::{bump_generation, targeted, targeted_task};
 use maps::{
-    BY_CGROUP, COMMS, ERRORS_ONLY, EVENTS, FILTER_MODE, NCOMMS, OFF_ARGS, OFF_SIGNAL_LIVE,
-    OFF_TASK_PID, OFF_TASK_SIGNAL, OFF_TASK_TGID, PATH_ARG, SLOW_NS, SYSCALL_BITS, SYSCALL_FILTER,
-    TGID_BITS, bump, constant, constant64,
+    BY_CGROUP, COMMS, ERRORS_ONLY, EVENTS, EXEC_NRS, FILTER_MODE, NCOMMS, OFF_ARGS,
+    OFF_SIGNAL_LIVE, OFF_TASK_PID, OFF_TASK_SIGNAL, OFF_TASK_TGID, PATH_ARG, SLOW_NS, SYSCALL_BITS,
+    SYSCALL_FILTER, TGID_BITS, bump, constant, constant64,
 };
 use profiler_common::{
     EnterState, MAX_COMMS, MAX_SYSCALLS, NR_FORK_CHILD, NR_IGNORED, NR_PROC_EXIT, SLOW_PATH_LEN,
@@ -63,6 +63,14 @@ fn syscall_wanted(id: i64) -> bool {
     }
 }
 
+/// Whether syscall `id` is execve or execveat (numbers set by user space for this
+/// architecture).
+#[inline(always)]
+fn is_exec(id: i64) -> bool {
+    let nr = id as u32;
+    nr == constant(&EXEC_NRS[0]) || nr == constant(&EXEC_NRS[1])
+}
+
 /// `raw_syscalls:sys_enter(struct pt_regs *regs, long id)`.
 #[raw_tracepoint(tracepoint = "sys_enter")]
 fn sys_enter(ctx: RawTracePointContext) -> i32 {
@@ -70,10 +78,14 @@ fn sys_enter(ctx: RawTracePointContext) -> i32 {
     let Some(cpu) = this_cpu() else {
         return 0;
     };
-    let Some(pid_tgid) = targeted_task(&mut cpu.who, regs) else {
-        return 0;
-    };
     let id: i64 = ctx.arg(1);
+    let pid_tgid = match targeted_task(&mut cpu.who, regs) {
+        Some(p) => p,
+        // With `--comm`, an exec may bring this process into the target set: time the
+        // exec from its start (rare: exec calls of untargeted processes only).
+        None if constant(&NCOMMS) != 0 && is_exec(id) => bpf_get_current_pid_tgid(),
+        None => return 0,
+    };
     let open = &mut cpu.open;
     if open.regs != 0 {
         // This task's previous call never returned (or, if the invariant were broken,
@@ -91,11 +103,11 @@ fn sys_enter(ctx: RawTracePointContext) -> i32 {
     open.nr = id as u32;
     if constant64(&SLOW_NS) != 0 {
         let p = regs as *const u8;
-        for i in 0..3 {
-            // SAFETY: `OFF_ARGS` is a valid, aligned static; read_volatile keeps the
-            // loader's values from being folded away.
-            let off = unsafe { core::ptr::read_volatile(&OFF_ARGS[i]) };
-            open.args[i] = read_kernel::<u64>(p, off).unwrap_or(0);
+        for (arg, off) in open.args.iter_mut().zip(OFF_ARGS.iter()) {
+            // SAFETY: `off` points into `OFF_ARGS`, a valid, aligned static; read_volatile
+            // keeps the loader's values from being folded away.
+            let off = unsafe { core::ptr::read_volatile(off) };
+            *arg = read_kernel::<u64>(p, off).unwrap_or(0);
         }
     }
     // SAFETY: helper with no arguments.
@@ -112,6 +124,11 @@ fn sys_exit(ctx: RawTracePointContext) -> i32 {
         return 0;
     };
     let Some(pid_tgid) = targeted_task(&mut cpu.who, regs) else {
+        if constant(&NCOMMS) != 0 && cpu.open.regs == regs {
+            // An exec timed at enter that did not bring its process into the target set
+            // (it failed, or the new name is not one of the names): not a call of ours.
+            cpu.open.regs = 0;
+        }
         return 0;
     };
     let tgid = (pid_tgid >> 32) as u32;
@@ -218,14 +235,14 @@ fn sched_process_fork(ctx: BtfTracePointContext) -> i32 {
     let Some(child_tgid) = read_kernel::<u32>(child, constant(&OFF_TASK_TGID)) else {
         return 0;
     };
-    if child_tgid != parent_tgid {
-        if let Some(word) = TGID_BITS.get_ptr_mut(child_tgid / 64) {
-            // Atomic: cannot lose a bit changed concurrently for another tgid in the word.
-            atomic::set_bit(word, child_tgid % 64);
-            bump_generation();
-            bump(counter::FORKS_FOLLOWED);
-            debug!(&ctx, "following child {} of {}", child_tgid, parent_tgid);
-        }
+    if child_tgid != parent_tgid
+        && let Some(word) = TGID_BITS.get_ptr_mut(child_tgid / 64)
+    {
+        // Atomic: cannot lose a bit changed concurrently for another tgid in the word.
+        atomic::set_bit(word, child_tgid % 64);
+        bump_generation();
+        bump(counter::FORKS_FOLLOWED);
+        debug!(&ctx, "following child {} of {}", child_tgid, parent_tgid);
     }
     0
 }
@@ -323,10 +340,10 @@ fn task_exit() {
         entry.submit(BPF_RB_NO_WAKEUP as u64);
     }
     // Drop the dead group from the target set, so a recycled pid is never traced.
-    if constant(&FILTER_MODE) == filter_mode::TGIDS {
-        if let Some(word) = TGID_BITS.get_ptr_mut(tgid / 64) {
-            atomic::clear_bit(word, tgid % 64);
-        }
+    if constant(&FILTER_MODE) == filter_mode::TGIDS
+        && let Some(word) = TGID_BITS.get_ptr_mut(tgid / 64)
+    {
+        atomic::clear_bit(word, tgid % 64);
     }
 }
 

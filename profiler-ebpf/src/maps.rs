@@ -136,6 +136,9 @@ pub(crate) static SYSCALL_FILTER: u32 = 0;
 /// Whether only failed calls are reported.
 #[unsafe(no_mangle)]
 pub(crate) static ERRORS_ONLY: u32 = 0;
+/// The numbers of execve and execveat on this architecture (for `--comm`).
+#[unsafe(no_mangle)]
+pub(crate) static EXEC_NRS: [u32; 2] = [u32::MAX; 2];
 /// Number of names in `COMMS`; when non-zero, an exec sets or clears the tgid bit by name.
 #[unsafe(no_mangle)]
 pub(crate) static NCOMMS: u32 = 0;

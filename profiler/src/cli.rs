@@ -37,6 +37,37 @@ pub enum Command {
     /// Serve live metrics over HTTP in the Prometheus text format (and OpenMetrics on request):
     /// `/metrics`, plus a short page at `/`.
     Serve(ServeArgs),
+    /// Probe what this kernel's BPF supports, and print which mechanism syslat uses for
+    /// each feature (with the fallbacks older kernels get) and what it costs; exit 2 when
+    /// syslat cannot trace here.
+    Doctor,
+    /// Print a shell completion script to stdout, e.g. `syslat completions bash >
+    /// ~/.local/share/bash-completion/completions/syslat`.
+    Completions(CompletionsArgs),
+    /// Write man pages generated from these flags (`syslat.1`, `syslat-record.1`, ...) for
+    /// packaging.
+    #[command(hide = true)]
+    Man(ManArgs),
+}
+
+/// `syslat completions`.
+#[derive(Debug, Args)]
+pub struct CompletionsArgs {
+    /// The shell to complete for.
+    #[arg(value_enum)]
+    pub shell: clap_complete::Shell,
+}
+
+/// `syslat man` (hidden: packaging runs it).
+#[derive(Debug, Args)]
+pub struct ManArgs {
+    /// Directory to write the pages into (created if missing).
+    #[arg(default_value = ".", value_name = "DIR")]
+    pub dir: PathBuf,
+    /// The pages' date, YYYY-MM-DD (default: today, UTC); packaging passes the release
+    /// commit's date, so the same source gives the same pages.
+    #[arg(long, value_name = "DATE")]
+    pub date: Option<String>,
 }
 
 /// How rows are keyed.
@@ -86,6 +117,11 @@ pub struct TargetArgs {
     /// not fit is counted as dropped.
     #[arg(long, value_parser = parse_size, value_name = "SIZE")]
     pub ring_buffer: Option<u32>,
+    /// With -- CMD: SIGINT/SIGTERM/SIGHUP/SIGQUIT are passed on to the command and tracing
+    /// goes on until it exits; kill it with SIGKILL if it has not exited DURATION after
+    /// the first (a second signal kills it at once).
+    #[arg(long, value_parser = parse_duration, value_name = "DURATION", requires = "command")]
+    pub kill_after: Option<Duration>,
     /// Start this command and trace it and every descendant, from its first syscall.
     #[arg(last = true, value_name = "CMD")]
     pub command: Vec<String>,
@@ -118,14 +154,19 @@ pub struct RecordArgs {
     /// Stop after this long (e.g. 10s, 500ms, 2m).
     #[arg(short, long, value_parser = parse_duration, value_name = "DURATION")]
     pub duration: Option<Duration>,
-    /// Write the output here instead of stdout.
+    /// Write the output here instead of stdout (the file is started afresh, unless
+    /// --append).
     #[arg(short, long, value_name = "PATH")]
     pub output: Option<PathBuf>,
+    /// Add this recording to the end of the -o file instead of replacing it, as a run of
+    /// its own (`"run": k` in JSON, numbered after the runs already there; text or json).
+    #[arg(long, requires = "output")]
+    pub append: bool,
     /// Output format.
     #[arg(short, long, value_enum, default_value_t = Format::Text)]
     pub format: Format,
-    /// Also dump every DURATION the calls completed in that interval (with -o, the file is
-    /// appended to and flushed at each dump). SIGUSR1 forces a dump at any time.
+    /// Also dump every DURATION the calls completed in that interval (with -o, each dump is
+    /// flushed to the file as it is written). SIGUSR1 forces a dump at any time.
     #[arg(short, long, value_parser = parse_duration, value_name = "DURATION")]
     pub interval: Option<Duration>,
     /// Also log every call slower than DURATION as it completes: time, pid, tid, comm,
@@ -186,7 +227,8 @@ pub enum ReportFormat {
 /// `syslat report`.
 #[derive(Debug, Args)]
 pub struct ReportArgs {
-    /// Recordings to read; several are merged (their counts add up).
+    /// Recordings to read. Several recordings (files, or runs in one file) are reported as
+    /// runs, one table each, unless --merge.
     #[arg(required = true, value_name = "FILE")]
     pub files: Vec<std::path::PathBuf>,
     /// Row key (the recording must hold it: record with the same --by).
@@ -209,6 +251,10 @@ pub struct ReportArgs {
         value_name = "LIST"
     )]
     pub percentiles: Vec<String>,
+    /// Merge every recording into one report (histograms added exactly; the duration is
+    /// the sum of the recordings').
+    #[arg(long)]
+    pub merge: bool,
 }
 
 /// Formats of `compare`.

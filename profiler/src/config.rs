@@ -50,6 +50,9 @@ pub enum ConfigError {
     /// `--max-series 0`.
     #[error("invalid --max-series: must be at least 1")]
     MaxSeries,
+    /// `--append` of an HdrHistogram log (one start time per file).
+    #[error("--append works with -f json or text (an hdrlog file has one start time)")]
+    AppendHdrlog,
     /// The output cannot be written.
     #[error("cannot write {path}: {err}")]
     Output {
@@ -161,6 +164,8 @@ pub struct Filters {
     pub by_cgroup: bool,
     /// Size of the per-CPU event buffers in bytes, all CPUs together, if not the default.
     pub ring_bytes: Option<u32>,
+    /// With a command: SIGKILL it this long after the first signal passed on to it.
+    pub kill_after: Option<Duration>,
 }
 
 impl Filters {
@@ -176,6 +181,7 @@ impl Filters {
             slow: None,
             by_cgroup: false,
             ring_bytes: t.ring_buffer,
+            kill_after: t.kill_after,
         })
     }
 }
@@ -210,6 +216,9 @@ pub struct RecordConfig {
     pub interval: Option<Duration>,
     /// Runs of the command (`--repeat`).
     pub repeat: u32,
+    /// With `--append`: the runs already in the output file, after which this one is
+    /// numbered; `None` without `--append`.
+    pub appended_after: Option<u32>,
 }
 
 impl RecordConfig {
@@ -228,9 +237,16 @@ impl RecordConfig {
         {
             return Err(ConfigError::ZeroDuration);
         }
+        if a.append && a.format == Format::Hdrlog {
+            return Err(ConfigError::AppendHdrlog);
+        }
+        let appended_after = match (&a.output, a.append) {
+            (Some(p), true) => Some(runs_in(p, a.format)),
+            _ => None,
+        };
         let sink = match &a.output {
             None => Sink::Stdout,
-            Some(p) => Sink::File(p.clone(), open_output(p, a.interval.is_some())?),
+            Some(p) => Sink::File(p.clone(), open_output(p, a.append)?),
         };
         Ok(RecordConfig {
             targets,
@@ -242,6 +258,7 @@ impl RecordConfig {
             sink,
             interval: a.interval,
             repeat: a.repeat,
+            appended_after,
         })
     }
 }
@@ -301,6 +318,26 @@ impl ServeConfig {
 }
 
 /// Opens `path` for writing: appending (interval dumps), or created afresh.
+/// How many recordings (runs) the file at `path` already holds: its summaries, or one if it
+/// has content but no summary line (a recording cut short). A missing file holds none.
+fn runs_in(path: &std::path::Path, format: Format) -> u32 {
+    let Ok(file) = File::open(path) else {
+        return 0;
+    };
+    let mut summaries = 0u32;
+    let mut any = false;
+    for line in std::io::BufRead::lines(std::io::BufReader::new(file)).map_while(Result::ok) {
+        any |= !line.trim().is_empty();
+        let summary = match format {
+            Format::Json => line.starts_with(r#"{"type":"summary""#),
+            Format::Text | Format::Hdrlog => line.starts_with("--- summary"),
+        };
+        summaries += u32::from(summary);
+    }
+    if summaries == 0 && any { 1 } else { summaries }
+}
+
+/// Opens `record -o`'s file: started afresh, or with `append` added to at its end.
 pub fn open_output(path: &std::path::Path, append: bool) -> Result<File, ConfigError> {
     let mut opts = std::fs::OpenOptions::new();
     opts.write(true).create(true);

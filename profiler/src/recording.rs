@@ -324,6 +324,28 @@ impl Recording {
             &self.summaries
         }
     }
+
+    /// The recordings (runs) this file holds, each as the parts that hold its calls once:
+    /// every summary line is one (`record --repeat`, `--append`); a file without a summary
+    /// (cut short, or an hdrlog) is one run made of its intervals.
+    pub fn runs(&self) -> Vec<Vec<&Part>> {
+        if self.summaries.is_empty() {
+            vec![self.intervals.iter().collect()]
+        } else {
+            self.summaries.iter().map(|p| vec![p]).collect()
+        }
+    }
+}
+
+/// The time `parts` cover, from the first start to the last end.
+pub fn span_ns(parts: &[&Part]) -> u64 {
+    let start = parts.iter().map(|p| p.start_unix_ns).min().unwrap_or(0);
+    let end = parts
+        .iter()
+        .map(|p| p.start_unix_ns + p.duration_ns)
+        .max()
+        .unwrap_or(0);
+    end.saturating_sub(start)
 }
 
 /// Why parts cannot be regrouped.
@@ -374,11 +396,6 @@ pub fn merge(
         }
     }
     let start = parts.iter().map(|p| p.start_unix_ns).min().unwrap_or(0);
-    let end = parts
-        .iter()
-        .map(|p| p.start_unix_ns + p.duration_ns)
-        .max()
-        .unwrap_or(0);
     let mut out: Vec<Row> = rows
         .into_iter()
         .map(|((pid, tid, cgroup, name, nr), (comm, other, series))| {
@@ -408,7 +425,7 @@ pub fn merge(
     let events = out.iter().map(|r| r.series.count()).sum();
     Ok(Snapshot {
         start_unix_ns: start,
-        duration_ns: end.saturating_sub(start),
+        duration_ns: span_ns(parts),
         group,
         loss: LossCounters {
             dropped: lost,

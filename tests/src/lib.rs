@@ -5,6 +5,7 @@
 use std::{
     path::PathBuf,
     process::{Command, Output},
+    time::{Duration, Instant},
 };
 
 /// The `syslat` binary under test: `$SYSLAT_BIN`, else next to this test's target dir.
@@ -151,4 +152,81 @@ pub fn our_program_ids() -> std::collections::BTreeSet<u32> {
         .filter(|l| l.contains("name sys_enter") || l.contains("name sys_exit"))
         .filter_map(|l| l.split(':').next()?.trim().parse().ok())
         .collect()
+}
+
+/// Sessions started by this test binary (each gets its own name).
+static TMUX_SESSIONS: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+
+/// A tmux session, killed on drop.
+pub struct Tmux(String);
+
+impl Tmux {
+    /// Starts `cmd` in a new detached 150x45 session.
+    pub fn start(cmd: &str) -> Self {
+        let name = format!(
+            "syslat-test-{}-{}",
+            std::process::id(),
+            TMUX_SESSIONS.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+        );
+        let ok = Command::new("tmux")
+            .args([
+                "new-session",
+                "-d",
+                "-s",
+                &name,
+                "-x",
+                "150",
+                "-y",
+                "45",
+                cmd,
+            ])
+            .status()
+            .expect("tmux is installed by cargo xtask setup");
+        assert!(ok.success());
+        Tmux(name)
+    }
+
+    /// The visible screen.
+    pub fn screen(&self) -> String {
+        let o = Command::new("tmux")
+            .args(["capture-pane", "-p", "-t", &self.0])
+            .output()
+            .expect("tmux runs");
+        String::from_utf8_lossy(&o.stdout).into_owned()
+    }
+
+    /// Types `k` (tmux key names).
+    pub fn keys(&self, k: &str) {
+        assert!(
+            Command::new("tmux")
+                .args(["send-keys", "-t", &self.0, k])
+                .status()
+                .expect("tmux runs")
+                .success()
+        );
+    }
+
+    /// Waits until the screen satisfies `pred`.
+    pub fn wait_for(&self, what: &str, pred: impl Fn(&str) -> bool) -> String {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let s = self.screen();
+            if pred(&s) {
+                return s;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "timed out waiting for {what}; screen:\n{s}"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+}
+
+impl Drop for Tmux {
+    fn drop(&mut self) {
+        let _ = Command::new("tmux")
+            .args(["kill-session", "-t", &self.0])
+            .status();
+    }
 }

@@ -66,8 +66,14 @@ fn report_reproduces_the_summary_and_merges() {
         }
     }
     assert_eq!(count(&rep, "getppid"), 1000);
-    // Two recordings add up.
-    let (code, out, _) = report(&["-f", "json", a.to_str().unwrap(), b.to_str().unwrap()]);
+    // Two recordings add up with --merge.
+    let (code, out, _) = report(&[
+        "--merge",
+        "-f",
+        "json",
+        a.to_str().unwrap(),
+        b.to_str().unwrap(),
+    ]);
     assert_eq!(code, 0);
     let both: serde_json::Value = serde_json::from_str(&out).unwrap();
     assert_eq!(count(&both, "getppid"), 2000);
@@ -224,4 +230,89 @@ fn bad_files_get_one_line() {
     );
     let (code, _, err) = report(&["--percentiles", "0", a.to_str().unwrap()]);
     assert_eq!((code, err.lines().count()), (2, 1), "{err}");
+}
+
+/// Every summary line of a JSON Lines file.
+fn summaries(path: &Path) -> Vec<serde_json::Value> {
+    std::fs::read_to_string(path)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+        .filter(|v| v["type"] == "summary")
+        .collect()
+}
+
+#[test]
+fn record_starts_the_file_afresh_unless_append_and_report_shows_runs() {
+    let f = temp_path("afresh.json");
+    // With -i the file used to be appended to: a second run doubled it.
+    for _ in 0..2 {
+        record(&f, &["-f", "json", "-i", "100ms"], &["sleep", "3", "60"]);
+    }
+    let one = summaries(&f);
+    assert_eq!(one.len(), 1, "the second recording replaced the first");
+    assert_eq!(count(&one[0], "clock_nanosleep"), 3);
+    assert!(one[0].get("run").is_none());
+    // --append adds a run of its own, numbered after the one there.
+    record(&f, &["-f", "json", "--append"], &["sleep", "2", "60"]);
+    let two = summaries(&f);
+    assert_eq!(two.len(), 2);
+    assert_eq!(two[1]["run"], 2);
+    assert_eq!(count(&two[1], "clock_nanosleep"), 2);
+
+    // report: one table per run by default, and it says so.
+    let (code, out, err) = report(&[f.to_str().unwrap()]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("--- run 1 of 2 ("), "{out}");
+    assert!(out.contains("--- run 2 of 2 ("), "{out}");
+    assert!(
+        out.trim_end()
+            .ends_with("2 recordings, reported as runs (--merge for one report)"),
+        "{out}"
+    );
+    let (code, out, _) = report(&["-f", "json", f.to_str().unwrap()]);
+    assert_eq!(code, 0);
+    let per_run: Vec<serde_json::Value> = out
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(per_run.len(), 2);
+    assert_eq!(
+        (
+            count(&per_run[0], "clock_nanosleep"),
+            count(&per_run[1], "clock_nanosleep")
+        ),
+        (3, 2)
+    );
+    assert_eq!(
+        (per_run[0]["run"].clone(), per_run[1]["run"].clone()),
+        (1.into(), 2.into())
+    );
+
+    // --merge: one report whose duration is the sum of the two, not the span between them.
+    let (code, out, _) = report(&["--merge", "-f", "json", f.to_str().unwrap()]);
+    assert_eq!(code, 0);
+    let merged: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(count(&merged, "clock_nanosleep"), 5);
+    let sum = two[0]["duration_ns"].as_u64().unwrap() + two[1]["duration_ns"].as_u64().unwrap();
+    assert_eq!(merged["duration_ns"].as_u64().unwrap(), sum);
+    let (_, text, _) = report(&["--merge", f.to_str().unwrap()]);
+    assert!(text.starts_with("merged 2 recordings\n"), "{text}");
+    // A plot takes one recording.
+    let (code, _, err) = report(&["-f", "svg", f.to_str().unwrap()]);
+    assert_eq!((code, err.lines().count()), (2, 1), "{err}");
+    assert!(err.contains("pass --merge"), "{err}");
+    // --append with hdrlog is refused before anything runs.
+    let o = run(&[
+        "record",
+        "--append",
+        "-f",
+        "hdrlog",
+        "-o",
+        f.to_str().unwrap(),
+        "--",
+        "true",
+    ]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("--append works with -f json or text"));
 }

@@ -118,6 +118,12 @@ fn comm_picks_up_matching_processes_old_and_new() {
             .iter()
             .all(|r| r["comm"] == name.as_str())
     );
+    // The exec that brought the later process in is its first traced call, not a loss;
+    // the other name's exec is not ours at all. The one unpaired return is the gated
+    // process's read of stdin, which began before tracing did.
+    assert_eq!(count(&s, "execve"), 1);
+    assert_eq!(s["unpaired_events"], 1);
+    assert_eq!(s["stale_events"], 0);
 }
 
 #[test]

@@ -11,7 +11,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use tests::{our_program_ids, run, syslat_bin};
+use tests::{Tmux, our_program_ids, run, syslat_bin};
 
 const WORKLOAD: &str = env!("CARGO_BIN_EXE_workload");
 
@@ -40,73 +40,6 @@ fn batch_mode_prints_count_tables() {
             .count(),
         1
     );
-}
-
-/// A tmux session, killed on drop.
-struct Tmux(String);
-
-impl Tmux {
-    fn start(cmd: &str) -> Self {
-        let name = format!("syslat-top-{}", std::process::id());
-        let ok = Command::new("tmux")
-            .args([
-                "new-session",
-                "-d",
-                "-s",
-                &name,
-                "-x",
-                "150",
-                "-y",
-                "45",
-                cmd,
-            ])
-            .status()
-            .expect("tmux is installed by cargo xtask setup");
-        assert!(ok.success());
-        Tmux(name)
-    }
-
-    fn screen(&self) -> String {
-        let o = Command::new("tmux")
-            .args(["capture-pane", "-p", "-t", &self.0])
-            .output()
-            .unwrap();
-        String::from_utf8_lossy(&o.stdout).into_owned()
-    }
-
-    fn keys(&self, k: &str) {
-        assert!(
-            Command::new("tmux")
-                .args(["send-keys", "-t", &self.0, k])
-                .status()
-                .unwrap()
-                .success()
-        );
-    }
-
-    /// Waits until the screen satisfies `pred`.
-    fn wait_for(&self, what: &str, pred: impl Fn(&str) -> bool) -> String {
-        let deadline = Instant::now() + Duration::from_secs(10);
-        loop {
-            let s = self.screen();
-            if pred(&s) {
-                return s;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "timed out waiting for {what}; screen:\n{s}"
-            );
-            std::thread::sleep(Duration::from_millis(100));
-        }
-    }
-}
-
-impl Drop for Tmux {
-    fn drop(&mut self) {
-        let _ = Command::new("tmux")
-            .args(["kill-session", "-t", &self.0])
-            .status();
-    }
 }
 
 #[test]

@@ -1,9 +1,10 @@
-//! Developer tasks: `cargo xtask setup|build|run|test|lint|bench|vm-test`.
+//! Developer tasks: `cargo xtask setup|build|run|test|lint|bench|dist|vm-test`.
 //!
 //! `setup` installs what a fresh machine lacks (see shared/ebpf-toolchain.md) and is
 //! quick when everything is there; every other task runs it first.
 
 mod bench;
+mod deb;
 mod dist;
 mod setup;
 mod vm;
@@ -41,6 +42,8 @@ enum Task {
     Lint,
     /// Measure the cost per syscall against a baseline and the floor.
     Bench(bench::BenchArgs),
+    /// Build the release files: target/dist/syslat and target/dist/syslat_<version>_amd64.deb.
+    Dist,
     /// Boot Debian's kernels (5.10, 6.1, 6.12, 6.12-rt) under qemu with a static syslat and
     /// run a smoke suite in each guest.
     VmTest(vm::VmTestArgs),
@@ -86,6 +89,10 @@ fn run(task: Task) -> Result<()> {
             build(&root)?;
             bench::run(&root, &args)
         }
+        Task::Dist => {
+            setup::run()?;
+            dist(&root)
+        }
         Task::VmTest(args) => {
             setup::run()?;
             vm::run(&root, &args)
@@ -130,6 +137,21 @@ fn build(root: &Path) -> Result<()> {
     ]))
 }
 
+/// Writes `target/dist/syslat` and the Debian package around it. For now the binary is the
+/// normal release build (linked to glibc dynamically).
+fn dist(root: &Path) -> Result<()> {
+    sh(cargo(root).args(["build", "--release", "-p", "profiler", "--bin", "syslat"]))?;
+    let dist = root.join("target/dist");
+    std::fs::create_dir_all(&dist)
+        .with_context(|| format!("failed to create {}", dist.display()))?;
+    let syslat = dist.join("syslat");
+    std::fs::copy(root.join("target/release/syslat"), &syslat)
+        .with_context(|| format!("failed to write {}", syslat.display()))?;
+    let deb = deb::build_deb(root, &syslat, &dist)?;
+    println!("{}\n{}", syslat.display(), deb.display());
+    Ok(())
+}
+
 fn test(root: &Path) -> Result<()> {
     build(root)?;
     if !nix_is_root() {
@@ -145,6 +167,15 @@ fn test(root: &Path) -> Result<()> {
             "profiler-ebpf",
         ])
         .env("SYSLAT_BIN", root.join("target/release/syslat"))
+        .env_remove("SYSLAT_FORCE_FALLBACK")
+        .args(["--", "--test-threads=1"]))?;
+    // The integration tests again on the fallbacks older kernels get (the legacy eBPF
+    // object, BTF read instead of mapped), so both paths are proven on every run.
+    eprintln!("xtask: the integration tests again with SYSLAT_FORCE_FALLBACK=1");
+    sh(cargo(root)
+        .args(["test", "--release", "-p", "tests"])
+        .env("SYSLAT_BIN", root.join("target/release/syslat"))
+        .env("SYSLAT_FORCE_FALLBACK", "1")
         .args(["--", "--test-threads=1"]))
 }
 
@@ -157,7 +188,33 @@ fn lint(root: &Path) -> Result<()> {
         "--",
         "-D",
         "warnings",
-    ]))
+    ]))?;
+    // The eBPF crate, both objects, with Debian's clippy (the same compiler that builds
+    // it; `profiler/build.rs` has the rest of this route).
+    for features in [None, Some("legacy")] {
+        let mut c = cargo(&root.join("profiler-ebpf"));
+        c.args([
+            "check",
+            "--release",
+            "--target",
+            "bpfel-unknown-none",
+            "--bins",
+        ])
+        .arg("--target-dir")
+        .arg(root.join("target/ebpf-clippy"))
+        .env("RUSTC", "/usr/bin/rustc")
+        .env("RUSTC_WORKSPACE_WRAPPER", "/usr/bin/clippy-driver")
+        .env("RUSTC_BOOTSTRAP", "aya_ebpf,syslat,floor")
+        .env(
+            "CARGO_ENCODED_RUSTFLAGS",
+            ["-C", "target-cpu=v3", "-D", "warnings"].join("\x1f"),
+        );
+        if let Some(f) = features {
+            c.args(["--features", f]);
+        }
+        sh(&mut c)?;
+    }
+    Ok(())
 }
 
 fn nix_is_root() -> bool {

@@ -19,6 +19,8 @@ const APT_PACKAGES: &[(&str, &str)] = &[
         "/usr/lib/rustlib/bpfel-unknown-none/lib",
     ),
     ("llvm-22-dev", "/usr/lib/llvm-22/bin/llvm-config"),
+    // clippy for the eBPF crate (`cargo xtask lint`), matching rustc-web.
+    ("rust-web-clippy", "/usr/bin/clippy-driver"),
     ("bpftool", "/usr/sbin/bpftool"),
     ("tmux", "/usr/bin/tmux"),
     // promtool checks `syslat serve`'s exposition in the tests.

@@ -67,15 +67,17 @@ pub fn run(args: &CompareArgs) -> anyhow::Result<i32> {
     Ok(i32::from(c.regressed))
 }
 
-/// The runs of a recording: each summary line, or all its intervals as one run.
+/// The runs of a recording ([`Recording::runs`]), each as one part.
 fn runs_of(r: &Recording) -> Vec<Part> {
-    if !r.summaries.is_empty() {
-        return r.summaries.clone();
-    }
-    let mut merged = Part::default();
-    for p in &r.intervals {
-        merged.rows.extend(p.rows.iter().cloned());
-        merged.lost_events += p.lost_events;
-    }
-    vec![merged]
+    r.runs()
+        .into_iter()
+        .map(|parts| {
+            let mut merged = Part::default();
+            for p in parts {
+                merged.rows.extend(p.rows.iter().cloned());
+                merged.lost_events += p.lost_events;
+            }
+            merged
+        })
+        .collect()
 }

@@ -2,6 +2,9 @@
 //! aggregation, output).
 
 pub mod compare;
+pub mod completions;
+pub mod doctor;
+pub mod man;
 pub mod record;
 pub mod report;
 pub mod serve;
@@ -18,5 +21,8 @@ pub async fn run(cli: Cli) -> anyhow::Result<i32> {
         Command::Top(args) => top::run(&args).await,
         Command::Report(args) => report::run(&args),
         Command::Compare(args) => compare::run(&args),
+        Command::Doctor => doctor::run(),
+        Command::Completions(args) => completions::run(&args),
+        Command::Man(args) => man::run(&args),
     }
 }

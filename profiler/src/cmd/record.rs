@@ -30,7 +30,12 @@ pub async fn run(args: &RecordArgs) -> anyhow::Result<i32> {
     let mut out = Output::new(&cfg);
     let mut status = 0;
     for k in 1..=cfg.repeat {
-        let code = run_once(&cfg, (cfg.repeat > 1).then_some(k), &mut out).await?;
+        // Runs are numbered with --repeat, and after those in the file with --append.
+        let run = match cfg.appended_after {
+            Some(before) => Some(before + k),
+            None => (cfg.repeat > 1).then_some(k),
+        };
+        let code = run_once(&cfg, run, k == 1, &mut out).await?;
         if status == 0 {
             status = code;
         }
@@ -41,18 +46,14 @@ pub async fn run(args: &RecordArgs) -> anyhow::Result<i32> {
     Ok(if out.failed { 2 } else { status })
 }
 
-/// One recording (run `run` of `--repeat`).
+/// One recording (run `run` of `--repeat`; the `first` one says what is traced).
 async fn run_once(
     cfg: &RecordConfig,
     run: Option<u32>,
+    first: bool,
     out: &mut Output<'_>,
 ) -> anyhow::Result<i32> {
-    let mut trace = Trace::start_with(
-        &cfg.targets,
-        &cfg.filters,
-        cfg.duration,
-        run.is_none_or(|k| k == 1),
-    )?;
+    let mut trace = Trace::start_with(&cfg.targets, &cfg.filters, cfg.duration, first)?;
     out.start_run(run, trace.start_unix_ns);
     out.write(&out.header())?;
     let names = cfg.group != GroupBy::Syscall;

@@ -37,30 +37,49 @@ pub fn run(args: &ReportArgs) -> anyhow::Result<i32> {
         for w in &r.warnings {
             eprintln!("syslat: warning: {w}");
         }
-        recordings.push(r);
+        recordings.push((f, r));
     }
     let group = group_by(args.by);
-    let whole: Vec<&Part> = recordings.iter().flat_map(|r| r.whole()).collect();
-    let snap = recording::merge(&whole, group, only.as_deref())?;
-    let body = match args.format {
-        ReportFormat::Text => text::render_percentiles(&snap, 0, &percentiles),
-        ReportFormat::Json => jsonl::line("summary", &snap),
-        ReportFormat::Svg => {
-            let spectra: Vec<Spectrum<'_>> = snap
-                .rows
-                .iter()
-                .map(|r| Spectrum {
-                    label: plot::row_label(r),
-                    hist: &r.series.hist,
-                })
-                .collect();
-            plot::percentile_svg("syscall latency by percentile", &spectra)?
-        }
-        ReportFormat::Html => {
-            let intervals: Vec<&Part> =
-                recordings.iter().flat_map(|r| r.intervals.iter()).collect();
-            let over_time = over_time(&intervals, group, only.as_deref(), snap.start_unix_ns)?;
-            plot::html(&snap, &over_time)?
+    // Each recording is a run: a summary line, or a file's intervals when it has none.
+    let runs: Vec<(&std::path::PathBuf, Vec<&Part>)> = recordings
+        .iter()
+        .flat_map(|(f, r)| r.runs().into_iter().map(move |parts| (*f, parts)))
+        .collect();
+    let body = if runs.len() > 1 && !args.merge {
+        report_runs(&runs, args, group, only.as_deref(), &percentiles)?
+    } else {
+        let whole: Vec<&Part> = runs.iter().flat_map(|(_, p)| p.iter().copied()).collect();
+        let mut snap = recording::merge(&whole, group, only.as_deref())?;
+        // Runs recorded one after another: the time traced is the sum of theirs, not the
+        // span from the first start to the last end.
+        snap.duration_ns = runs.iter().map(|(_, p)| recording::span_ns(p)).sum();
+        let merged = if runs.len() > 1 {
+            format!("merged {} recordings\n", runs.len())
+        } else {
+            String::new()
+        };
+        match args.format {
+            ReportFormat::Text => merged + &text::render_percentiles(&snap, 0, &percentiles),
+            ReportFormat::Json => jsonl::line("summary", &snap),
+            ReportFormat::Svg => {
+                let spectra: Vec<Spectrum<'_>> = snap
+                    .rows
+                    .iter()
+                    .map(|r| Spectrum {
+                        label: plot::row_label(r),
+                        hist: &r.series.hist,
+                    })
+                    .collect();
+                plot::percentile_svg("syscall latency by percentile", &spectra)?
+            }
+            ReportFormat::Html => {
+                let intervals: Vec<&Part> = recordings
+                    .iter()
+                    .flat_map(|(_, r)| r.intervals.iter())
+                    .collect();
+                let over_time = over_time(&intervals, group, only.as_deref(), snap.start_unix_ns)?;
+                plot::html(&snap, &over_time)?
+            }
         }
     };
     match file.as_mut() {
@@ -73,6 +92,44 @@ pub fn run(args: &ReportArgs) -> anyhow::Result<i32> {
             .context("failed to write to stdout")?,
     }
     Ok(0)
+}
+
+/// Several recordings, each reported as a run of its own: a table per run (text) or a
+/// summary line per run with its `run` number (JSON). Plots take one recording.
+fn report_runs(
+    runs: &[(&std::path::PathBuf, Vec<&Part>)],
+    args: &ReportArgs,
+    group: crate::aggregate::GroupBy,
+    only: Option<&[u32]>,
+    percentiles: &[f64],
+) -> anyhow::Result<String> {
+    let n = runs.len();
+    let mut body = String::new();
+    for (k, (file, parts)) in runs.iter().enumerate() {
+        let snap = recording::merge(parts, group, only)?;
+        match args.format {
+            ReportFormat::Text => {
+                body += &format!(
+                    "--- run {} of {n} ({}) ---\n",
+                    k + 1,
+                    text::escape(&file.display().to_string())
+                );
+                body += &text::render_percentiles(&snap, 0, percentiles);
+                body.push('\n');
+            }
+            ReportFormat::Json => {
+                body += &jsonl::line_of_run("summary", &snap, Some(k as u32 + 1));
+            }
+            ReportFormat::Svg | ReportFormat::Html => bail!(
+                "{n} recordings given: a plot shows one; pass --merge to merge them, or \
+                 report each run's file on its own"
+            ),
+        }
+    }
+    if args.format == ReportFormat::Text {
+        body += &format!("{n} recordings, reported as runs (--merge for one report)\n");
+    }
+    Ok(body)
 }
 
 /// p50/p99/max of each row label in each interval.

@@ -1,6 +1,12 @@
 //! A tracing session shared by `record`, `top` and `serve`: load and attach the programs,
 //! set up the targets (processes, or a command started parked), then deliver drain ticks
 //! and end conditions (command exit, `-d` elapsed, SIGINT/SIGTERM, every `-p` target gone).
+//!
+//! With a command, SIGINT, SIGTERM, SIGHUP and SIGQUIT end the command, not the session:
+//! they are passed on to it (a SIGINT or SIGQUIT typed at the terminal already reached it,
+//! with the whole foreground process group, and is not sent twice), tracing goes on while
+//! it shuts down, and the session ends when it exits, with its status. A second such
+//! signal, or `--kill-after` elapsed since the first, kills it with SIGKILL.
 
 use std::{
     collections::HashMap,
@@ -53,6 +59,11 @@ pub struct Trace {
     sigterm: Signal,
     sigusr1: Signal,
     sighup: Signal,
+    sigquit: Signal,
+    /// `--kill-after`.
+    kill_after: Option<Duration>,
+    /// Since a signal was passed to the command: when to SIGKILL it (`--kill-after`).
+    stopping: Option<Option<Pin<Box<Sleep>>>>,
     had_child: bool,
     /// When tracing started, ns since the Unix epoch.
     pub start_unix_ns: u64,
@@ -140,6 +151,9 @@ impl Trace {
             sigterm: sig(SignalKind::terminate(), "SIGTERM")?,
             sigusr1: sig(SignalKind::user_defined1(), "SIGUSR1")?,
             sighup: sig(SignalKind::hangup(), "SIGHUP")?,
+            sigquit: sig(SignalKind::quit(), "SIGQUIT")?,
+            kill_after: filters.kill_after,
+            stopping: None,
             had_child: false,
             start_unix_ns: unix_ns(SystemTime::now()),
             started: Instant::now(),
@@ -206,8 +220,14 @@ impl Trace {
                 None => std::future::pending().await,
             }
         };
-        tokio::select! {
-            _ = self.tick.tick() => {}
+        let kill_due = async {
+            match self.stopping.as_mut() {
+                Some(Some(d)) => d.as_mut().await,
+                _ => std::future::pending().await,
+            }
+        };
+        let ending = tokio::select! {
+            _ = self.tick.tick() => None,
             status = child => {
                 self.child = None;
                 let code = status.context("failed to wait for the command")?
@@ -215,11 +235,24 @@ impl Trace {
                 return Ok(Event::End(code));
             }
             _ = deadline => return Ok(Event::End(0)),
-            _ = self.sigint.recv() => return Ok(Event::End(128 + libc::SIGINT)),
-            _ = self.sigterm.recv() => return Ok(Event::End(128 + libc::SIGTERM)),
+            _ = kill_due => {
+                log::info!("--kill-after elapsed: killing the command");
+                self.kill_child(libc::SIGKILL);
+                self.stopping = Some(None);
+                None
+            }
+            _ = self.sigint.recv() => Some(libc::SIGINT),
+            _ = self.sigterm.recv() => Some(libc::SIGTERM),
             _ = self.sigusr1.recv() => return Ok(Event::DumpRequested),
             // The terminal went away: end like Ctrl-C, with the final dump.
-            _ = self.sighup.recv() => return Ok(Event::End(128 + libc::SIGHUP)),
+            _ = self.sighup.recv() => Some(libc::SIGHUP),
+            _ = self.sigquit.recv() => Some(libc::SIGQUIT),
+        };
+        if let Some(sig) = ending {
+            if self.child.is_none() {
+                return Ok(Event::End(128 + sig));
+            }
+            self.pass_on(sig);
         }
         if !self.watched.is_empty() && self.last_check.elapsed() >= Duration::from_millis(200) {
             self.last_check = Instant::now();
@@ -230,6 +263,35 @@ impl Trace {
             }
         }
         Ok(Event::Tick)
+    }
+
+    /// A signal that would end the session while the command runs: the first is passed on
+    /// (unless the terminal sent it to the command's process group already), a second one
+    /// kills the command.
+    fn pass_on(&mut self, sig: i32) {
+        if self.stopping.is_some() {
+            log::info!("second signal: killing the command");
+            self.kill_child(libc::SIGKILL);
+            return;
+        }
+        let from_terminal = matches!(sig, libc::SIGINT | libc::SIGQUIT)
+            && self.child_pid().is_some_and(launch::in_foreground_group);
+        if from_terminal {
+            log::info!("signal {sig} from the terminal reached the command too");
+        } else {
+            log::info!("passing signal {sig} on to the command");
+            self.kill_child(sig);
+        }
+        self.stopping = Some(self.kill_after.map(|d| Box::pin(tokio::time::sleep(d))));
+    }
+
+    fn kill_child(&self, sig: i32) {
+        if let Some(pid) = self.child_pid() {
+            let _ = nix::sys::signal::kill(
+                nix::unistd::Pid::from_raw(pid as i32),
+                nix::sys::signal::Signal::try_from(sig).ok(),
+            );
+        }
     }
 
     /// Drains every waiting record (completed calls and process-exit records, in order)

@@ -4,6 +4,10 @@
 //!
 //! `std::process::Command` cannot do this: its `spawn` waits for the `exec`, which would
 //! deadlock with a child waiting for syslat.
+//!
+//! The command gets the signal dispositions and mask syslat itself was started with, as
+//! under strace or perf: they are read before Rust's runtime starts (which ignores SIGPIPE,
+//! a setting an exec keeps) and restored in the child before `execve`.
 
 use std::{
     ffi::{CString, OsStr, c_char},
@@ -11,7 +15,7 @@ use std::{
     os::unix::{ffi::OsStrExt, fs::PermissionsExt},
     path::{Path, PathBuf},
     ptr::NonNull,
-    sync::atomic::{AtomicU32, Ordering},
+    sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering},
     time::{Duration, Instant},
 };
 
@@ -43,6 +47,100 @@ pub enum LaunchError {
     /// The child never reached its start gate.
     #[error("the child process for {0} did not start")]
     Stuck(String),
+}
+
+/// Signals (bit `n - 1` for signal `n`) ignored when syslat started.
+static START_IGNORED: AtomicU64 = AtomicU64::new(0);
+/// Signals blocked when syslat started.
+static START_BLOCKED: AtomicU64 = AtomicU64::new(0);
+/// Whether the two above were read (not in unit-test binaries, which start elsewhere).
+static START_READ: AtomicBool = AtomicBool::new(false);
+
+/// Reads the start-up dispositions and mask. Runs from `.init_array`, before `main` and
+/// before Rust's runtime sets SIGPIPE to ignored.
+extern "C" fn read_start_signals() {
+    let (mut ignored, mut blocked) = (0u64, 0u64);
+    // SAFETY: sigaction and sigprocmask only read the current settings into local,
+    // zero-initialised structs; no handler is installed.
+    unsafe {
+        let mut mask: libc::sigset_t = std::mem::zeroed();
+        if libc::sigprocmask(libc::SIG_SETMASK, std::ptr::null(), &mut mask) == 0 {
+            for sig in 1..=64 {
+                if libc::sigismember(&mask, sig) == 1 {
+                    blocked |= 1 << (sig - 1);
+                }
+            }
+        }
+        for sig in 1..=64 {
+            let mut old: libc::sigaction = std::mem::zeroed();
+            if libc::sigaction(sig, std::ptr::null(), &mut old) == 0
+                && old.sa_sigaction == libc::SIG_IGN
+            {
+                ignored |= 1 << (sig - 1);
+            }
+        }
+    }
+    START_IGNORED.store(ignored, Ordering::Relaxed);
+    START_BLOCKED.store(blocked, Ordering::Relaxed);
+    START_READ.store(true, Ordering::Release);
+}
+
+/// The `.init_array` entry that runs [`read_start_signals`] at load time.
+#[used]
+// SAFETY: `.init_array` holds plain `extern "C" fn()` pointers, which the C runtime calls
+// once before `main`; `read_start_signals` has that signature and touches only atomics
+// and libc calls that are safe that early.
+#[unsafe(link_section = ".init_array")]
+static READ_START_SIGNALS: extern "C" fn() = read_start_signals;
+
+/// Whether syslat was started with `sig` ignored.
+pub fn ignored_at_start(sig: i32) -> bool {
+    (1..=64).contains(&sig) && START_IGNORED.load(Ordering::Relaxed) & (1 << (sig - 1)) != 0
+}
+
+/// In the child, before `execve`: every disposition back to what syslat was started with
+/// (ignored, or the default: handlers do not survive an exec anyway) and the start mask.
+/// Only async-signal-safe calls.
+///
+/// # Safety
+/// Called in a forked child between `fork` and `execve`, or in a process about to exec.
+unsafe fn restore_start_signals() {
+    let read = START_READ.load(Ordering::Acquire);
+    let ignored = if read {
+        START_IGNORED.load(Ordering::Relaxed)
+    } else {
+        0
+    };
+    let blocked = if read {
+        START_BLOCKED.load(Ordering::Relaxed)
+    } else {
+        0
+    };
+    // SAFETY: sigaction/sigprocmask/sigaddset on local structs; errors (SIGKILL, SIGSTOP,
+    // the C library's internal signals) are left alone.
+    unsafe {
+        for sig in 1..=64 {
+            if sig == libc::SIGKILL || sig == libc::SIGSTOP {
+                continue;
+            }
+            let mut act: libc::sigaction = std::mem::zeroed();
+            act.sa_sigaction = if ignored & (1 << (sig - 1)) != 0 {
+                libc::SIG_IGN
+            } else {
+                libc::SIG_DFL
+            };
+            libc::sigemptyset(&mut act.sa_mask);
+            libc::sigaction(sig, &act, std::ptr::null_mut());
+        }
+        let mut mask: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut mask);
+        for sig in 1..=64 {
+            if blocked & (1 << (sig - 1)) != 0 {
+                libc::sigaddset(&mut mask, sig);
+            }
+        }
+        libc::sigprocmask(libc::SIG_SETMASK, &mask, std::ptr::null_mut());
+    }
 }
 
 const READY: u32 = 1;
@@ -110,6 +208,8 @@ pub fn spawn_parked(argv: &[String]) -> Result<Parked, LaunchError> {
     // child's copy lives until its execve).
     let gate: &AtomicU32 = unsafe { AtomicU32::from_ptr(page.as_ptr().cast()) };
     let parent = std::process::id() as i32;
+    // Keeps the `.init_array` entry's object file in the link.
+    std::hint::black_box(&READ_START_SIGNALS);
     // SAFETY: between fork and execve the child only makes async-signal-safe calls
     // (prctl, getppid, atomics, execv, _exit) and allocates nothing.
     match unsafe { fork() }.map_err(sys)? {
@@ -124,6 +224,9 @@ pub fn spawn_parked(argv: &[String]) -> Result<Parked, LaunchError> {
                 while gate.load(Ordering::Acquire) != GO {
                     std::hint::spin_loop();
                 }
+                // After the gate: the spin loop makes no syscall, so none of these is
+                // traced before the execve.
+                restore_start_signals();
                 libc::execv(path.as_ptr(), arg_ptrs.as_ptr());
                 libc::_exit(127);
             }
@@ -167,6 +270,17 @@ impl Drop for Parked {
         // SAFETY: unmaps the page mapped in `spawn_parked`; nothing refers to it after this.
         let _ = unsafe { munmap(self.page, 4096) };
     }
+}
+
+/// Whether `pid` shares syslat's process group and that group is in the foreground of
+/// syslat's controlling terminal: then a SIGINT or SIGQUIT typed there reached both.
+pub fn in_foreground_group(pid: u32) -> bool {
+    let Ok(tty) = std::fs::File::open("/dev/tty") else {
+        return false;
+    };
+    let ours = nix::unistd::getpgrp();
+    nix::unistd::tcgetpgrp(&tty).is_ok_and(|fg| fg == ours)
+        && nix::unistd::getpgid(Some(Pid::from_raw(pid as i32))).is_ok_and(|g| g == ours)
 }
 
 /// Waits for child `pid` to end; returns the shell-style status (code, or 128+signal).

@@ -178,6 +178,8 @@ impl Probe {
             .map_err(|(path, e)| LoadError::Object(format!("cannot read {path}: {e}")))?
             as u32;
         let slots = slots_per_cpu(opts.ring_bytes.unwrap_or(DEFAULT_LOG_BYTES), cpus);
+        let exec_nrs =
+            ["execve", "execveat"].map(|name| crate::syscalls::number(name).unwrap_or(u32::MAX));
         let mut loader = EbpfLoader::new();
         if flavor == Flavor::Legacy {
             loader.map_max_entries("ENTER", LEGACY_ENTER_ENTRIES);
@@ -198,6 +200,7 @@ impl Probe {
             .override_global("SYSCALL_FILTER", &syscall_filter, true)
             .override_global("ERRORS_ONLY", &errors_only, true)
             .override_global("NCOMMS", &ncomms, true)
+            .override_global("EXEC_NRS", &exec_nrs, true)
             .override_global("CGROUP_ID", &cgroup_id, true)
             .override_global("CGROUP_LEVEL", &cgroup_level, true)
             .override_global("SLOW_NS", &opts.slow_ns, true)

@@ -48,9 +48,10 @@ const SHOWN: [Metric; 6] = [
     Metric::Total,
 ];
 
+/// The row's name, with the process name's control characters escaped.
 fn label(r: &RowResult) -> String {
     match &r.comm {
-        Some(c) => format!("{c}/{}", r.syscall),
+        Some(c) => format!("{}/{}", super::text::escape(c), r.syscall),
         None => r.syscall.clone(),
     }
 }
@@ -153,7 +154,9 @@ pub fn markdown(c: &Comparison) -> String {
             Status::Regressed => "**regressed**".to_string(),
             s => status_name(s).to_string(),
         };
-        let _ = write!(out, "| `{}` | {status} |", label(r));
+        // A process name may hold the Markdown table's own punctuation.
+        let name = label(r).replace('`', "'").replace('|', "\\|");
+        let _ = write!(out, "| `{name}` | {status} |");
         for m in SHOWN {
             let cell = r
                 .metrics

@@ -3,6 +3,7 @@
 #![forbid(unsafe_code)]
 
 pub mod compare;
+pub mod doctor;
 pub mod hdrlog;
 pub mod jsonl;
 pub mod plot;

@@ -209,8 +209,11 @@ where
     Ok(())
 }
 
+/// `s` for HTML text or an attribute: control characters escaped as in the text output,
+/// then the markup characters.
 fn escape(s: &str) -> String {
-    s.replace('&', "&amp;")
+    super::text::escape(s)
+        .replace('&', "&amp;")
         .replace('<', "&lt;")
         .replace('>', "&gt;")
         .replace('"', "&quot;")
@@ -278,7 +281,7 @@ pub fn row_label(row: &crate::aggregate::Row) -> String {
         Some(pid) => format!(
             "{} {}[{pid}]",
             row.syscall,
-            row.comm.as_deref().unwrap_or("?")
+            super::text::escape(row.comm.as_deref().unwrap_or("?"))
         ),
         None => row.syscall.clone(),
     }

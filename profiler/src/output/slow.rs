@@ -95,7 +95,7 @@ impl SlowCall {
             humantime::format_rfc3339_millis(t),
             self.pid,
             self.tid,
-            self.comm,
+            super::text::escape(&self.comm),
             self.syscall,
             self.args[0],
             self.args[1],

@@ -61,7 +61,7 @@ pub fn render_percentiles(snap: &Snapshot, limit: usize, percentiles: &[f64]) ->
         let mut cells = vec![];
         if by_proc {
             cells.push(row.pid.map(|p| p.to_string()).unwrap_or_default());
-            cells.push(row.comm.clone().unwrap_or_else(|| "?".into()));
+            cells.push(row.comm.as_deref().map_or_else(|| "?".into(), escape));
         }
         if by_thread {
             cells.push(row.tid.map(|t| t.to_string()).unwrap_or_default());
@@ -69,8 +69,9 @@ pub fn render_percentiles(snap: &Snapshot, limit: usize, percentiles: &[f64]) ->
         if by_cgroup {
             cells.push(
                 row.cgroup
-                    .clone()
-                    .or_else(|| row.comm.clone())
+                    .as_deref()
+                    .or(row.comm.as_deref())
+                    .map(escape)
                     .unwrap_or_default(),
             );
         }
@@ -218,5 +219,35 @@ mod tests {
         assert!(t.lines().nth(1).unwrap().starts_with("PID  COMM"), "{t}");
         assert!(t.contains("6    proc6  openat"), "{t}");
         assert!(t.contains("... 1 more rows"), "{t}");
+    }
+}
+
+/// `s` with every control character (C0, DEL, C1: terminal escapes among them) written as
+/// `\xNN` or `\u{NNNN}`, so text that others chose (names, paths) cannot drive the
+/// terminal it is printed on.
+pub fn escape(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        match c {
+            '\\' => out.push_str("\\\\"),
+            c if (c as u32) < 0x20 || c as u32 == 0x7f => {
+                let _ = write!(out, "\\x{:02x}", c as u32);
+            }
+            c if c.is_control() => {
+                let _ = write!(out, "\\u{{{:04x}}}", c as u32);
+            }
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod escape_tests {
+    #[test]
+    fn control_characters_are_escaped() {
+        assert_eq!(super::escape("a\u{1b}]0;x\u{7}b"), "a\\x1b]0;x\\x07b");
+        assert_eq!(super::escape("caf\u{e9} \u{9b}2J"), "caf\u{e9} \\u{009b}2J");
+        assert_eq!(super::escape("back\\slash"), "back\\\\slash");
     }
 }

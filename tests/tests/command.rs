@@ -1,0 +1,157 @@
+//! The command syslat starts is treated as it would be without syslat: signals that reach
+//! syslat are passed on to it (once: not again when the terminal sent them to the whole
+//! group), tracing goes on while it cleans up, syslat exits with its status; it starts
+//! with the signal dispositions and mask syslat was started with (SIGPIPE not ignored).
+#![allow(
+    clippy::unwrap_used,
+    reason = "a test panics on failure, with the location"
+)]
+
+use std::{
+    io::{BufRead, BufReader},
+    process::{Command, Stdio},
+    time::{Duration, Instant},
+};
+
+use tests::{Reaped, Tmux, count, summary, syslat, syslat_bin, temp_path};
+
+/// A Python command that, on SIGTERM or SIGINT, counts the signal, sleeps 0.5 s, writes
+/// how many signals it got to `argv[1]` and exits 3; SIGTERM ignored instead with `ignore`.
+const HANDLER: &str = r#"
+import signal, sys, time
+got = 0
+def handler(*_):
+    global got
+    got += 1
+    if got == 1:
+        time.sleep(0.5)
+        with open(sys.argv[1], "w") as f:
+            f.write(str(got))
+        sys.exit(3)
+mode = sys.argv[2]
+signal.signal(signal.SIGTERM, signal.SIG_IGN if mode == "ignore" else handler)
+signal.signal(signal.SIGINT, handler)
+print("ready", flush=True)
+time.sleep(30)
+"#;
+
+/// Starts `syslat record ARGS -- python3 -c HANDLER FILE MODE`; returns once the command
+/// is ready.
+fn start(args: &[&str], file: &std::path::Path, mode: &str) -> Reaped {
+    let mut c = syslat(&["record"]);
+    c.args(args)
+        .args(["--", "python3", "-c", HANDLER])
+        .arg(file)
+        .arg(mode)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null());
+    let mut child = Reaped(c.spawn().unwrap());
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    assert_eq!(line, "ready\n");
+    child
+}
+
+fn signal(child: &Reaped, sig: i32) {
+    // SAFETY: kill(2) on our own child.
+    assert_eq!(unsafe { libc::kill(child.id() as i32, sig) }, 0);
+}
+
+#[test]
+fn sigterm_is_passed_on_and_the_clean_up_is_traced() {
+    let done = temp_path("cleaned-up");
+    let out = temp_path("cleanup.json");
+    let mut rec = start(
+        &["-f", "json", "-o", out.to_str().unwrap()],
+        &done,
+        "handle",
+    );
+    signal(&rec, libc::SIGTERM);
+    // syslat exits with the command's own status, after its clean-up.
+    assert_eq!(rec.wait().unwrap().code(), Some(3));
+    assert_eq!(std::fs::read_to_string(&done).unwrap(), "1");
+    let s = summary(&out);
+    // The 30 s sleep (interrupted) and the handler's 0.5 s sleep were both traced.
+    assert_eq!(count(&s, "clock_nanosleep"), 2);
+    let sleeps = tests::rows(&s, "clock_nanosleep");
+    assert!(sleeps[0]["max_ns"].as_u64().unwrap() >= 500_000_000, "{s}");
+    assert!(count(&s, "openat") > 0);
+}
+
+#[test]
+fn kill_after_and_a_second_signal_kill_the_command() {
+    let done = temp_path("never");
+    // SIGTERM ignored by the command: --kill-after ends it with SIGKILL.
+    let mut rec = start(&["--kill-after", "1s"], &done, "ignore");
+    let t = Instant::now();
+    signal(&rec, libc::SIGTERM);
+    assert_eq!(rec.wait().unwrap().code(), Some(128 + libc::SIGKILL));
+    let took = t.elapsed();
+    assert!(
+        took >= Duration::from_millis(950) && took < Duration::from_secs(5),
+        "{took:?}"
+    );
+    // Without it, a second signal does.
+    let mut rec = start(&[], &done, "ignore");
+    signal(&rec, libc::SIGTERM);
+    std::thread::sleep(Duration::from_millis(300));
+    assert!(
+        rec.try_wait().unwrap().is_none(),
+        "one ignored SIGTERM ends nothing"
+    );
+    signal(&rec, libc::SIGTERM);
+    assert_eq!(rec.wait().unwrap().code(), Some(128 + libc::SIGKILL));
+    assert!(!done.exists());
+}
+
+#[test]
+fn ctrl_c_at_a_terminal_reaches_the_command_once() {
+    let done = temp_path("ctrl-c");
+    let script = temp_path("handler.py");
+    std::fs::write(&script, HANDLER).unwrap();
+    let cmd = format!(
+        "{} record -- python3 {} {} handle; echo syslat-exit=$?; sleep 30",
+        syslat_bin().display(),
+        script.display(),
+        done.display()
+    );
+    let tmux = Tmux::start(&cmd);
+    tmux.wait_for("the command to start", |s| s.contains("ready"));
+    tmux.keys("C-c");
+    let screen = tmux.wait_for("syslat to exit", |s| s.contains("syslat-exit="));
+    // The terminal sent SIGINT to the whole foreground group; syslat did not add a second.
+    assert_eq!(std::fs::read_to_string(&done).unwrap(), "1", "{screen}");
+    assert!(screen.contains("syslat-exit=3"), "{screen}");
+}
+
+/// What `sh -c 'trap...; exec PROG ARGS'` prints, run directly or under syslat.
+fn under_sh(prelude: &str, with_syslat: bool, argv: &str) -> String {
+    let syslat = if with_syslat {
+        format!("{} record -o /dev/null -- ", syslat_bin().display())
+    } else {
+        String::new()
+    };
+    let o = Command::new("sh")
+        .arg("-c")
+        .arg(format!("{prelude} exec {syslat}{argv}"))
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    String::from_utf8(o.stdout).unwrap()
+}
+
+#[test]
+fn the_command_gets_the_dispositions_and_mask_syslat_was_started_with() {
+    let status = "grep -E '^Sig(Ign|Blk)' /proc/self/status";
+    for prelude in ["", "trap '' PIPE HUP;"] {
+        let direct = under_sh(prelude, false, status);
+        assert_eq!(under_sh(prelude, true, status), direct, "with {prelude:?}");
+    }
+    // A pipeline's writer dies of SIGPIPE (141), as without syslat, instead of failing
+    // with EPIPE and "write error".
+    let pipeline = "bash -c 'seq 1 10000000 | head -1 >/dev/null; echo ${PIPESTATUS[0]}'";
+    assert_eq!(under_sh("", true, pipeline), "141\n");
+    assert_eq!(under_sh("", false, pipeline), "141\n");
+}
