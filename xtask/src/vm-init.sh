@@ -217,6 +217,9 @@ t_comm() {
 	ok=0
 	expect getppid "$(j n.json getppid.count)" 30000 || ok=1
 	expect ENOENT "$(j n.json openat.errnos.ENOENT)" 10 || ok=1
+	# The exec that brings it into the target set is timed from its enter.
+	expect execve "$(j n.json execve.count)" 1 || ok=1
+	expect unpaired "$(j n.json unpaired_events)" 0 || ok=1
 	return $ok
 }
 
