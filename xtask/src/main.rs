@@ -1,11 +1,13 @@
-//! Developer tasks: `cargo xtask setup|build|run|test|lint|bench|dist`.
+//! Developer tasks: `cargo xtask setup|build|run|test|lint|bench|dist|vm-test`.
 //!
 //! `setup` installs what a fresh machine lacks (see shared/ebpf-toolchain.md) and is
 //! quick when everything is there; every other task runs it first.
 
 mod bench;
 mod deb;
+mod dist;
 mod setup;
+mod vm;
 
 use std::{
     path::{Path, PathBuf},
@@ -42,6 +44,9 @@ enum Task {
     Bench(bench::BenchArgs),
     /// Build the release files: target/dist/syslat and target/dist/syslat_<version>_amd64.deb.
     Dist,
+    /// Boot Debian's kernels (5.10, 6.1, 6.12, 6.12-rt) under qemu with a static syslat and
+    /// run a smoke suite in each guest.
+    VmTest(vm::VmTestArgs),
 }
 
 fn main() -> ExitCode {
@@ -87,6 +92,10 @@ fn run(task: Task) -> Result<()> {
         Task::Dist => {
             setup::run()?;
             dist(&root)
+        }
+        Task::VmTest(args) => {
+            setup::run()?;
+            vm::run(&root, &args)
         }
     }
 }

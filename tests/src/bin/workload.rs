@@ -11,7 +11,16 @@
 //! - `gate`: block until a line arrives on stdin;
 //! - `time-getppid N`: N getppid calls, then print the mean ns per call (for the bench);
 //! - `time-pingpong N`: N round trips of a byte between two threads pinned to one CPU over
-//!   two pipes (two context switches each), then print the mean ns per round trip.
+//!   two pipes (two context switches each), then print the mean ns per round trip;
+//! - `pinned-threads T N CPU`: T threads pinned to CPU, started together, N getppid calls
+//!   each (preemption inside syscalls on one CPU), then print the threads' involuntary
+//!   context switches (getrusage, RUSAGE_THREAD);
+//! - `bpf-progs`: print the id, type and name of every loaded BPF program, one a line
+//!   (through bpf(2), for machines without bpftool, such as `cargo xtask vm-test`'s guests);
+//! - `json FILE KEY`: print one value of the summary line of a `syslat record -f json` file
+//!   (for shells without jq): `FIELD` (a top-level field), `rows` (how many rows), or
+//!   `SYSCALL.FIELD[.SUB]` (e.g. `openat.errnos.ENOENT`), integers summed over the syscall's
+//!   rows; `none` when absent.
 //!
 //! Raw syscalls only (libc::syscall), so nothing is cached or batched by libc.
 
@@ -69,13 +78,144 @@ fn pipe_reads(n: u64, ms: u64) {
 
 /// Pins the calling thread to CPU 0, so two threads must switch to take turns.
 fn pin_to_cpu0() {
-    // SAFETY: a zeroed cpu_set_t is a valid empty set; CPU_SET writes inside it;
-    // sched_setaffinity(0, ..) reads it for the calling thread.
-    unsafe {
+    pin_to(0);
+}
+
+/// Pins the calling thread to `cpu`; exits when that fails (a CPU that does not exist).
+fn pin_to(cpu: usize) {
+    // SAFETY: a zeroed cpu_set_t is a valid empty set; CPU_SET writes inside it (it checks
+    // the bound); sched_setaffinity(0, ..) reads it for the calling thread.
+    let r = unsafe {
         let mut set: libc::cpu_set_t = std::mem::zeroed();
-        libc::CPU_SET(0, &mut set);
-        libc::sched_setaffinity(0, size_of::<libc::cpu_set_t>(), &set);
+        libc::CPU_SET(cpu, &mut set);
+        libc::sched_setaffinity(0, size_of::<libc::cpu_set_t>(), &set)
+    };
+    if r != 0 {
+        eprintln!(
+            "workload: cannot pin to CPU {cpu}: {}",
+            std::io::Error::last_os_error()
+        );
+        exit(1);
     }
+}
+
+/// `t` threads pinned to `cpu`, released together, `n` getppid calls each; returns how
+/// many times they were switched out involuntarily (preempted).
+fn pinned_threads(t: u64, n: u64, cpu: usize) -> i64 {
+    let start = std::sync::Arc::new(std::sync::Barrier::new(t as usize));
+    let hs: Vec<_> = (0..t)
+        .map(|_| {
+            let start = start.clone();
+            thread::spawn(move || {
+                pin_to(cpu);
+                start.wait();
+                getppid(n);
+                // SAFETY: a zeroed rusage is valid; getrusage writes it.
+                unsafe {
+                    let mut usage: libc::rusage = std::mem::zeroed();
+                    libc::getrusage(libc::RUSAGE_THREAD, &mut usage);
+                    usage.ru_nivcsw
+                }
+            })
+        })
+        .collect();
+    hs.into_iter().map(|h| h.join().expect("thread")).sum()
+}
+
+/// bpf(2) on a zeroed 128-byte attribute block (words in little-endian order: two u32 fields share a u64).
+fn bpf(cmd: libc::c_long, attr: &mut [u64; 16]) -> libc::c_long {
+    // SAFETY: attr is a valid, writable 128-byte block (larger than any union member used
+    // here; the kernel accepts a larger size when the tail is zero).
+    unsafe {
+        libc::syscall(
+            libc::SYS_bpf,
+            cmd,
+            attr.as_mut_ptr(),
+            size_of::<[u64; 16]>(),
+        )
+    }
+}
+
+/// Every loaded BPF program as (id, type, name), walked with BPF_PROG_GET_NEXT_ID,
+/// BPF_PROG_GET_FD_BY_ID and BPF_OBJ_GET_INFO_BY_FD.
+fn bpf_progs() -> std::io::Result<Vec<(u32, u32, String)>> {
+    const PROG_GET_NEXT_ID: libc::c_long = 11;
+    const PROG_GET_FD_BY_ID: libc::c_long = 13;
+    const OBJ_GET_INFO_BY_FD: libc::c_long = 15;
+    let mut progs = Vec::new();
+    let mut id = 0u32;
+    loop {
+        // union bpf_attr { u32 start_id; u32 next_id; u32 open_flags; }
+        let mut attr = [0u64; 16];
+        attr[0] = u64::from(id);
+        if bpf(PROG_GET_NEXT_ID, &mut attr) != 0 {
+            let e = std::io::Error::last_os_error();
+            if e.raw_os_error() == Some(libc::ENOENT) {
+                return Ok(progs);
+            }
+            return Err(e);
+        }
+        id = (attr[0] >> 32) as u32;
+        let mut attr = [0u64; 16];
+        attr[0] = u64::from(id); // prog_id
+        let fd = bpf(PROG_GET_FD_BY_ID, &mut attr);
+        if fd < 0 {
+            // Unloaded between the two calls.
+            continue;
+        }
+        // struct bpf_prog_info: type at 0, id at 4, name[16] at 64.
+        let mut info = [0u8; 256];
+        let mut attr = [0u64; 16];
+        attr[0] = (fd as u64) | ((info.len() as u64) << 32); // bpf_fd, info_len
+        attr[1] = info.as_mut_ptr() as u64; // info
+        let r = bpf(OBJ_GET_INFO_BY_FD, &mut attr);
+        let e = std::io::Error::last_os_error();
+        // SAFETY: fd is a descriptor bpf(2) just gave us.
+        unsafe { libc::close(fd as i32) };
+        if r != 0 {
+            return Err(e);
+        }
+        let ty = u32::from_ne_bytes(info[0..4].try_into().expect("4 bytes"));
+        let name = &info[64..80];
+        let len = name.iter().position(|&b| b == 0).unwrap_or(name.len());
+        progs.push((id, ty, String::from_utf8_lossy(&name[..len]).into_owned()));
+    }
+}
+
+/// One value of the summary line of a JSON Lines recording (see the module doc).
+fn json_value(file: &str, key: &str) -> Result<String, String> {
+    let text = std::fs::read_to_string(file).map_err(|e| format!("{file}: {e}"))?;
+    let summary: serde_json::Value = text
+        .lines()
+        .rev()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .find(|v| v["type"] == "summary")
+        .ok_or_else(|| format!("{file}: no summary line"))?;
+    let rows = summary["rows"].as_array().cloned().unwrap_or_default();
+    let show = |v: &serde_json::Value| match v {
+        serde_json::Value::Null => "none".to_string(),
+        serde_json::Value::String(s) => s.clone(),
+        v => v.to_string(),
+    };
+    if key == "rows" {
+        return Ok(rows.len().to_string());
+    }
+    let Some((syscall, path)) = key.split_once('.') else {
+        return Ok(show(&summary[key]));
+    };
+    let values: Vec<&serde_json::Value> = rows
+        .iter()
+        .filter(|r| r["syscall"] == syscall)
+        .map(|r| path.split('.').fold(r, |v, k| &v[k]))
+        .collect();
+    Ok(match values.as_slice() {
+        [] => "none".to_string(),
+        [one] => show(one),
+        many => match many.iter().map(|v| v.as_u64()).sum::<Option<u64>>() {
+            Some(sum) => sum.to_string(),
+            None => "none".to_string(),
+        },
+    })
 }
 
 /// Mean ns per round trip of `n` one-byte ping-pongs between two threads on one CPU.
@@ -212,6 +352,39 @@ fn main() {
             "gate" => {
                 gate();
                 i += 1;
+            }
+            "pinned-threads" => {
+                let preempted = pinned_threads(num(i + 1), num(i + 2), num(i + 3) as usize);
+                println!("{preempted} involuntary context switches");
+                i += 4;
+            }
+            "bpf-progs" => {
+                match bpf_progs() {
+                    Ok(progs) => {
+                        for (id, ty, name) in progs {
+                            println!("{id} {ty} {name}");
+                        }
+                    }
+                    Err(e) => {
+                        eprintln!("workload: bpf-progs: {e}");
+                        exit(1);
+                    }
+                }
+                i += 1;
+            }
+            "json" => {
+                let (Some(file), Some(key)) = (args.get(i + 1), args.get(i + 2)) else {
+                    eprintln!("workload: json FILE KEY");
+                    exit(2)
+                };
+                match json_value(file, key) {
+                    Ok(v) => println!("{v}"),
+                    Err(e) => {
+                        eprintln!("workload: json: {e}");
+                        exit(1);
+                    }
+                }
+                i += 3;
             }
             other => {
                 eprintln!("workload: unknown step {other}");
