@@ -1,6 +1,7 @@
 //! Binaries for other machines: static builds of `syslat` and the workload helper, which
 //! run on any x86_64 Linux whatever its libc (`cargo xtask vm-test` boots them in guests
-//! that have no libc at all).
+//! that have no libc at all), and `cargo xtask dist`: the static `syslat` and the Debian
+//! package around it (`deb.rs`).
 
 use std::{
     path::{Path, PathBuf},
@@ -50,6 +51,21 @@ pub(crate) fn build_static(root: &Path) -> Result<StaticBins> {
     ensure_static(&bins.syslat)?;
     ensure_static(&bins.workload)?;
     Ok(bins)
+}
+
+/// `cargo xtask dist`: writes `target/dist/syslat` (static, eBPF objects inside) and
+/// `target/dist/syslat_<version>_amd64.deb`.
+pub(crate) fn dist(root: &Path) -> Result<()> {
+    let bins = build_static(root)?;
+    let dist = root.join("target/dist");
+    std::fs::create_dir_all(&dist)
+        .with_context(|| format!("failed to create {}", dist.display()))?;
+    let syslat = dist.join("syslat");
+    std::fs::copy(&bins.syslat, &syslat)
+        .with_context(|| format!("failed to write {}", syslat.display()))?;
+    let deb = crate::deb::build_deb(root, &syslat, &dist)?;
+    println!("{}\n{}", syslat.display(), deb.display());
+    Ok(())
 }
 
 /// Fails unless `file` calls `bin` statically linked and `ldd` finds no shared library.

@@ -91,7 +91,7 @@ fn run(task: Task) -> Result<()> {
         }
         Task::Dist => {
             setup::run()?;
-            dist(&root)
+            dist::dist(&root)
         }
         Task::VmTest(args) => {
             setup::run()?;
@@ -135,21 +135,6 @@ fn build(root: &Path) -> Result<()> {
         "tests",
         "--bins",
     ]))
-}
-
-/// Writes `target/dist/syslat` and the Debian package around it. For now the binary is the
-/// normal release build (linked to glibc dynamically).
-fn dist(root: &Path) -> Result<()> {
-    sh(cargo(root).args(["build", "--release", "-p", "profiler", "--bin", "syslat"]))?;
-    let dist = root.join("target/dist");
-    std::fs::create_dir_all(&dist)
-        .with_context(|| format!("failed to create {}", dist.display()))?;
-    let syslat = dist.join("syslat");
-    std::fs::copy(root.join("target/release/syslat"), &syslat)
-        .with_context(|| format!("failed to write {}", syslat.display()))?;
-    let deb = deb::build_deb(root, &syslat, &dist)?;
-    println!("{}\n{}", syslat.display(), deb.display());
-    Ok(())
 }
 
 fn test(root: &Path) -> Result<()> {
