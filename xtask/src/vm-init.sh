@@ -360,6 +360,20 @@ t_preempt_stress() {
 	return $ok
 }
 
+# syslat doctor: exit 0, and which object and BTF access it chose (the host's table shows
+# the object per kernel).
+t_doctor() {
+	$S doctor >doctor.out 2>"$ERR"
+	rc=$?
+	sed 's/^/INFO doctor: /' doctor.out
+	[ $rc = 0 ] || { detail=$(why $rc); return 1; }
+	object=$(sed -n 's/^eBPF object  \([a-z]*\).*/\1/p' doctor.out)
+	btf=$(sed -n 's/^kernel BTF   \([a-z]*\).*/\1/p' doctor.out)
+	detail="object=$object btf=$btf"
+	[ -n "$object" ] && [ -n "$btf" ]
+}
+
+check doctor t_doctor
 check getppid-1thread t_getppid_1thread
 check getppid-threads t_getppid_threads
 check getppid-forks t_getppid_forks

@@ -34,6 +34,7 @@ use crate::{dist, sh};
 
 /// The checks of `vm-init.sh`, in its order: each must report on every kernel.
 pub(crate) const CHECKS: &[&str] = &[
+    "doctor",
     "getppid-1thread",
     "getppid-threads",
     "getppid-forks",
@@ -763,6 +764,17 @@ fn report(kernels: &[&Kernel], results: &BTreeMap<&str, Outcome>) -> String {
             .filter(|ch| o.checks.get(**ch).is_some_and(|(p, _)| *p))
             .count();
         s += &format!("  {:c$}", format!("{n}/{}", CHECKS.len()));
+    }
+    s += "\n";
+    // The eBPF object each kernel ran (the doctor check's detail: `object=NAME ...`).
+    s += &format!("{:w$}", "object");
+    for (k, c) in kernels.iter().zip(&cols) {
+        let object = results[k.name]
+            .checks
+            .get("doctor")
+            .and_then(|(_, d)| d.split_whitespace().find_map(|w| w.strip_prefix("object=")))
+            .unwrap_or("-");
+        s += &format!("  {object:c$}");
     }
     s += "\n";
     s += &format!("{:w$}", "seconds");
