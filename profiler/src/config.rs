@@ -17,6 +17,9 @@ pub enum ConfigError {
     /// `-p` of a pid that does not exist.
     #[error("no such process: {0}")]
     NoSuchProcess(u32),
+    /// `-p` of a kernel thread.
+    #[error("pid {0} is a kernel thread: kernel threads make no syscalls, nothing to trace")]
+    KernelThread(u32),
     /// `-p` of a thread id.
     #[error("pid {0} is a thread, not a process (use the process id)")]
     NotAProcess(u32),
@@ -112,6 +115,9 @@ impl Targets {
                 }
                 if !target::is_process(p) {
                     return Err(ConfigError::NotAProcess(p));
+                }
+                if target::is_kernel_thread(p) {
+                    return Err(ConfigError::KernelThread(p));
                 }
             }
             return Ok(Targets::Pids(t.pids.clone()));

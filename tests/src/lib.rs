@@ -230,3 +230,13 @@ impl Drop for Tmux {
             .status();
     }
 }
+
+/// Runs `syslat ARGS` and asserts that it fails as bad input should: exit 2 and one line
+/// on stderr that contains `expect`.
+pub fn fails_with(args: &[&str], expect: &str) {
+    let o = run(args);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(2), "{args:?}: {err}");
+    assert_eq!(err.lines().count(), 1, "{args:?}: {err}");
+    assert!(err.contains(expect), "{args:?}: {err}");
+}

@@ -13,7 +13,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use tests::{Reaped, Tmux, count, summary, syslat, syslat_bin, temp_path};
+use tests::{Reaped, Tmux, count, fails_with, summary, syslat, syslat_bin, temp_path};
 
 /// A Python command that, on SIGTERM or SIGINT, counts the signal, sleeps 0.5 s, writes
 /// how many signals it got to `argv[1]` and exits 3; SIGTERM ignored instead with `ignore`.
@@ -154,4 +154,28 @@ fn the_command_gets_the_dispositions_and_mask_syslat_was_started_with() {
     let pipeline = "bash -c 'seq 1 10000000 | head -1 >/dev/null; echo ${PIPESTATUS[0]}'";
     assert_eq!(under_sh("", true, pipeline), "141\n");
     assert_eq!(under_sh("", false, pipeline), "141\n");
+}
+
+#[test]
+fn a_command_or_target_that_cannot_be_traced_says_why_and_leaves_no_file() {
+    let plain = temp_path("plain-file");
+    std::fs::write(&plain, "not a program").unwrap();
+    let dir = temp_path("a-dir");
+    std::fs::create_dir_all(&dir).unwrap();
+    let out = temp_path("never-written.json");
+    let _ = std::fs::remove_file(&out);
+    let o = out.to_str().unwrap();
+    for (cmd, expect) in [
+        (plain.to_str().unwrap(), "permission denied"),
+        (dir.to_str().unwrap(), "is a directory"),
+        ("/nonexistent/program", "command not found"),
+    ] {
+        fails_with(&["record", "-o", o, "--", cmd], expect);
+        assert!(
+            !out.exists(),
+            "a failed record -o leaves no empty file behind"
+        );
+    }
+    // pid 2 is kthreadd on every Linux: a kernel thread, which makes no syscalls.
+    fails_with(&["record", "-p", "2"], "pid 2 is a kernel thread");
 }

@@ -26,6 +26,19 @@ use crate::{
 /// Runs `record`; returns the exit status (with `--repeat`, the first non-zero one; 2 when
 /// the output could not be written and the data went to stderr instead).
 pub async fn run(args: &RecordArgs) -> anyhow::Result<i32> {
+    // An output file this run creates and never writes to is removed when the run fails:
+    // a failed `record -o F` leaves no empty F behind.
+    let created = args.output.as_ref().filter(|p| !p.exists());
+    let result = record(args).await;
+    if let (Err(_), Some(path)) = (&result, created) {
+        if std::fs::metadata(path).is_ok_and(|m| m.len() == 0) {
+            let _ = std::fs::remove_file(path);
+        }
+    }
+    result
+}
+
+async fn record(args: &RecordArgs) -> anyhow::Result<i32> {
     let cfg = RecordConfig::from_args(args)?;
     let mut out = Output::new(&cfg);
     let mut status = 0;

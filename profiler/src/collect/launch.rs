@@ -13,7 +13,7 @@ use std::{
     ffi::{CString, OsStr, c_char},
     num::NonZeroUsize,
     os::unix::{ffi::OsStrExt, fs::PermissionsExt},
-    path::{Path, PathBuf},
+    path::PathBuf,
     ptr::NonNull,
     sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering},
     time::{Duration, Instant},
@@ -30,9 +30,15 @@ use nix::{
 /// Why the command could not be started.
 #[derive(Debug, thiserror::Error)]
 pub enum LaunchError {
-    /// Not found in PATH, or not executable.
+    /// Not found (as a path, or in PATH).
     #[error("command not found: {0}")]
     NotFound(String),
+    /// Found, but not executable.
+    #[error("cannot run {0}: permission denied (not executable)")]
+    NotExecutable(String),
+    /// A directory.
+    #[error("cannot run {0}: is a directory")]
+    Directory(String),
     /// An argument holds a NUL byte.
     #[error("argument contains a NUL byte: {0:?}")]
     Nul(String),
@@ -153,26 +159,35 @@ pub struct Parked {
     page: NonNull<core::ffi::c_void>,
 }
 
-/// Finds `program` like `execvp` would: as given when it has a `/`, else in `PATH`.
+/// Finds `program` like `execvp` would: as given when it has a `/`, else the first
+/// executable file of that name in `PATH`; says why when there is none.
 pub fn resolve(program: &str) -> Result<PathBuf, LaunchError> {
-    let executable = |p: &Path| {
-        p.is_file()
-            && p.metadata()
-                .is_ok_and(|m| m.permissions().mode() & 0o111 != 0)
-    };
+    let executable = |m: &std::fs::Metadata| m.is_file() && m.permissions().mode() & 0o111 != 0;
+    let shown = || crate::output::text::escape(program);
     if program.contains('/') {
         let p = PathBuf::from(program);
-        return if executable(&p) {
-            Ok(p)
-        } else {
-            Err(LaunchError::NotFound(program.into()))
+        return match p.metadata() {
+            Ok(m) if executable(&m) => Ok(p),
+            Ok(m) if m.is_dir() => Err(LaunchError::Directory(shown())),
+            Ok(_) => Err(LaunchError::NotExecutable(shown())),
+            Err(_) => Err(LaunchError::NotFound(shown())),
         };
     }
     let path = std::env::var_os("PATH").unwrap_or_else(|| "/usr/local/bin:/usr/bin:/bin".into());
-    std::env::split_paths(&path)
-        .map(|d| d.join(program))
-        .find(|p| executable(p))
-        .ok_or_else(|| LaunchError::NotFound(program.into()))
+    let mut not_executable = false;
+    for p in std::env::split_paths(&path).map(|d| d.join(program)) {
+        match p.metadata() {
+            Ok(m) if executable(&m) => return Ok(p),
+            // execvp goes on past a file it may not run, and reports EACCES at the end.
+            Ok(m) if m.is_file() => not_executable = true,
+            _ => {}
+        }
+    }
+    Err(if not_executable {
+        LaunchError::NotExecutable(shown())
+    } else {
+        LaunchError::NotFound(shown())
+    })
 }
 
 fn cstring(s: &OsStr) -> Result<CString, LaunchError> {
@@ -315,6 +330,13 @@ mod tests {
             resolve("/nonexistent/bin"),
             Err(LaunchError::NotFound(_))
         ));
+        assert!(matches!(resolve("/tmp"), Err(LaunchError::Directory(_))));
+        let plain = std::env::temp_dir().join(format!("syslat-plain-{}", std::process::id()));
+        std::fs::write(&plain, "not a program").unwrap();
+        std::fs::set_permissions(&plain, std::fs::Permissions::from_mode(0o644)).unwrap();
+        let r = resolve(plain.to_str().unwrap());
+        let _ = std::fs::remove_file(&plain);
+        assert!(matches!(r, Err(LaunchError::NotExecutable(_))));
     }
 
     #[tokio::test]

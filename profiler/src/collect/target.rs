@@ -19,6 +19,14 @@ pub fn is_process(pid: u32) -> bool {
         .is_ok_and(|s| s.tgid == pid as i32)
 }
 
+/// Whether `pid` is a kernel thread (`PF_KTHREAD` in its flags): it makes no syscalls.
+pub fn is_kernel_thread(pid: u32) -> bool {
+    const PF_KTHREAD: u32 = 0x0020_0000;
+    procfs::process::Process::new(pid as i32)
+        .and_then(|p| p.stat())
+        .is_ok_and(|s| s.flags & PF_KTHREAD != 0)
+}
+
 /// `roots` plus every process below them in the process tree, right now.
 pub fn with_descendants(roots: &[u32]) -> BTreeSet<u32> {
     let mut children: HashMap<u32, Vec<u32>> = HashMap::new();
