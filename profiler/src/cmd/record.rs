@@ -30,10 +30,10 @@ pub async fn run(args: &RecordArgs) -> anyhow::Result<i32> {
     // a failed `record -o F` leaves no empty F behind.
     let created = args.output.as_ref().filter(|p| !p.exists());
     let result = record(args).await;
-    if let (Err(_), Some(path)) = (&result, created) {
-        if std::fs::metadata(path).is_ok_and(|m| m.len() == 0) {
-            let _ = std::fs::remove_file(path);
-        }
+    if let (Err(_), Some(path)) = (&result, created)
+        && std::fs::metadata(path).is_ok_and(|m| m.len() == 0)
+    {
+        let _ = std::fs::remove_file(path);
     }
     result
 }
