@@ -181,8 +181,9 @@ pub struct RecordArgs {
     /// `"run": k` in JSON), the repetitions `compare` uses to measure noise.
     #[arg(long, default_value_t = 1, value_name = "N")]
     pub repeat: u32,
-    /// Most process (or thread) keys kept with --by process|thread; calls of further keys
-    /// fold into exact `other` rows, and the output says how many keys were folded.
+    /// Most processes (threads, cgroups) kept as rows of their own with --by
+    /// process|thread|cgroup, each with all its syscalls; calls of further ones fold into
+    /// exact `other` rows, and the output says how many were folded (0 folds all).
     #[arg(long, default_value_t = crate::aggregate::DEFAULT_MAX_KEYS, value_name = "N")]
     pub max_keys: usize,
 }

@@ -267,16 +267,23 @@ fn max_keys_folds_with_exact_totals() {
         &["--by", "process", "--max-keys", "5"],
         &["forks", "40", "getppid", "100"],
     );
-    let keys = |v: &serde_json::Value| -> usize {
+    // --max-keys counts processes (each keeps all its syscall rows), not rows.
+    let keys = |v: &serde_json::Value| -> std::collections::BTreeSet<u64> {
         v["rows"]
             .as_array()
             .unwrap()
             .iter()
             .filter(|r| r.get("other").is_none())
-            .count()
+            .map(|r| r["pid"].as_u64().unwrap())
+            .collect()
     };
-    assert_eq!(keys(&capped), 5);
-    assert!(capped["folded_keys"].as_u64().unwrap() > 0);
+    assert_eq!(keys(&capped).len(), 5);
+    assert_eq!(keys(&full).len(), 41, "the parent and its 40 children");
+    assert_eq!(capped["folded_keys"], 36);
+    assert_eq!(full["folded_keys"], 0);
+    let none = record_cmd(&["--by", "process", "--max-keys", "0"], &["forks", "3"]);
+    assert!(keys(&none).is_empty());
+    assert_eq!(none["folded_keys"], 4);
     assert_eq!(capped["calls"], full["calls"], "folding loses no call");
     assert_eq!(count(&capped, "getppid"), 100);
     assert_eq!(count(&capped, "clone"), 40);

@@ -48,14 +48,15 @@ pub struct Aggregator {
     max_keys: usize,
     by_syscall: Vec<Option<Series>>,
     keyed: HashMap<Key, Series>,
-    /// Keys in `keyed` that are not `other` rows (what the cap counts).
-    real_keys: usize,
+    /// The keys admitted under the cap: processes (tgid, generation), threads, or cgroups,
+    /// each with as many syscall rows as it makes (`--max-keys` counts these, not rows).
+    admitted: HashSet<(u32, u32, u32)>,
     /// Current generation of each pid that was reused at least once.
     generations: HashMap<u32, u32>,
     /// Names learned from process-exit records, by (tgid, generation).
     names: HashMap<(u32, u32), String>,
-    /// Keys folded into `other` (distinct).
-    folded: HashSet<Key>,
+    /// Keys folded into `other` (distinct processes, threads or cgroups).
+    folded: HashSet<(u32, u32, u32)>,
     events: u64,
 }
 
@@ -71,14 +72,15 @@ impl Aggregator {
         Self::with_max_keys(group, DEFAULT_MAX_KEYS)
     }
 
-    /// An empty aggregator with at most `max_keys` per-process (or thread) keys.
+    /// An empty aggregator with at most `max_keys` processes (or threads, or cgroups);
+    /// 0 folds every one into the `other` rows.
     pub fn with_max_keys(group: GroupBy, max_keys: usize) -> Self {
         Aggregator {
             group,
-            max_keys: max_keys.max(1),
+            max_keys,
             by_syscall: Vec::new(),
             keyed: HashMap::new(),
-            real_keys: 0,
+            admitted: HashSet::new(),
             generations: HashMap::new(),
             names: HashMap::new(),
             folded: HashSet::new(),
@@ -140,14 +142,15 @@ impl Aggregator {
             .record(ev.duration_ns, errno);
     }
 
-    /// The key to record under: `key` itself, or its syscall's `other` key once the cap
-    /// is reached.
+    /// The key to record under: `key` itself, or its syscall's `other` key when its
+    /// process (thread, cgroup) is not among the first `max_keys` seen.
     fn admit(&mut self, key: Key) -> Key {
-        if key.tgid == OTHER || self.keyed.contains_key(&key) {
+        let who = (key.tgid, key.generation, key.tid);
+        if key.tgid == OTHER || self.admitted.contains(&who) {
             return key;
         }
-        if self.real_keys >= self.max_keys {
-            self.folded.insert(key);
+        if self.admitted.len() >= self.max_keys {
+            self.folded.insert(who);
             return Key {
                 tgid: OTHER,
                 generation: 0,
@@ -155,7 +158,7 @@ impl Aggregator {
                 nr: key.nr,
             };
         }
-        self.real_keys += 1;
+        self.admitted.insert(who);
         key
     }
 
@@ -489,15 +492,20 @@ mod tests {
         let s = a.snapshot(0, 0, LossCounters::default(), &|_| None);
         assert_eq!(
             s.rows.len(),
-            3 + 2,
-            "3 keys, then one other row per syscall"
+            3 * 2 + 2,
+            "3 processes with both their syscalls, then one other row per syscall"
         );
         assert_eq!(s.total_calls(), 200, "folding keeps totals exact");
-        assert_eq!(s.folded_keys, 197);
+        assert_eq!(s.folded_keys, 97, "processes folded, not rows");
         let other: Vec<&Row> = s.rows.iter().filter(|r| r.other).collect();
         assert_eq!(other.len(), 2);
-        assert_eq!(other.iter().map(|r| r.series.count()).sum::<u64>(), 197);
+        assert_eq!(other.iter().map(|r| r.series.count()).sum::<u64>(), 194);
         assert_eq!(s.errno_totals().get("ENOENT"), Some(&100));
+        // 0 keeps no process at all.
+        let mut none = Aggregator::with_max_keys(GroupBy::Process, 0);
+        none.record(&ev(7, 0, 10, 0));
+        let s = none.snapshot(0, 0, LossCounters::default(), &|_| None);
+        assert!(s.rows.iter().all(|r| r.other) && s.folded_keys == 1);
     }
 
     #[test]
