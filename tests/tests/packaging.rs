@@ -50,6 +50,7 @@ fn man_pages_per_subcommand() {
         [
             "syslat-compare.1",
             "syslat-completions.1",
+            "syslat-doctor.1",
             "syslat-record.1",
             "syslat-report.1",
             "syslat-serve.1",
