@@ -286,8 +286,9 @@ pub struct CompareArgs {
     /// p999, max, total; defaults: count=5%, errors=10%, p50=10%, p99=25%, total=15%).
     #[arg(long, value_name = "LIST")]
     pub threshold: Option<String>,
-    /// Rows with fewer calls than this (per run, on both sides) never fail the gate.
-    #[arg(long, default_value_t = 100, value_name = "N")]
+    /// Calls per run a side needs for its row to be judged (both sides, for latencies);
+    /// the default, 5, is the fewest with which the rank test can reach its 1% level.
+    #[arg(long, default_value_t = crate::compare::default_min_count(), value_name = "N")]
     pub min_count: u64,
     /// Latency changes smaller than this per call are noise (a run can shift by tens of ns).
     #[arg(long, value_parser = parse_duration, default_value = "1us", value_name = "DURATION")]

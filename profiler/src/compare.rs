@@ -3,11 +3,19 @@
 //!
 //! Noise. A metric regresses only when its change exceeds its threshold AND is unlikely to
 //! be noise:
-//! - rows with fewer than `min_count` calls on both sides never fail the gate;
+//! - a row is judged once a side has `min_count` calls per run (by default the fewest with
+//!   which the rank test below can reach its level at all, [`DEFAULT_MIN_COUNT`]); its
+//!   latencies once both sides have; the verdict says how many rows were not judged;
+//! - counts: an exact binomial test (the new side's share of both sides' calls) at
+//!   [`ALPHA`];
+//! - latencies, while either side has fewer than [`SMALL_N`] calls per run: a one-sided
+//!   Mann-Whitney rank test over the calls at [`ALPHA`] (`stats.rs`: exact for small
+//!   samples, so its false-positive rate holds at any n);
 //! - latency changes smaller than `min_delta_ns` per call are noise: between two single
 //!   recordings a whole run can shift by tens of ns per call (CPU frequency, caches; measured
 //!   here: getppid's p50 at 170 ns in one run and 220 ns in the next, same binary);
-//! - latency metrics (p50 ... max, total) use a bootstrap over the HDR buckets: each
+//! - latency metrics (p50 ... max, total) of larger rows use a bootstrap over the HDR
+//!   buckets (which follows the very percentile asked about): each
 //!   side's histogram is resampled `BOOT` times (a seeded RNG, so verdicts are
 //!   reproducible), and the change must exceed the threshold even at the 1st percentile of
 //!   the resampled changes (a one-sided 99% bound);
@@ -16,9 +24,22 @@
 //! - counts are exact: with one run per side the change itself is compared; with several,
 //!   also against the spread of the base runs.
 
+mod stats;
+
 use std::collections::BTreeMap;
 
 use serde::Serialize;
+
+/// The one-sided level of the small-sample tests.
+pub const ALPHA: f64 = 0.01;
+/// Calls per run per side from which latencies are judged by the bootstrap instead of the
+/// rank test.
+pub const SMALL_N: u64 = 1000;
+/// The default `--min-count`: the fewest calls per side with which the rank test can reach
+/// [`ALPHA`] (5: complete separation of 5 against 5 has p = 1/252).
+pub fn default_min_count() -> u64 {
+    stats::min_calls_for(ALPHA)
+}
 
 use crate::{
     aggregate::{LatencyHist, Series},
@@ -195,6 +216,10 @@ pub struct Comparison {
     pub rows: Vec<RowResult>,
     /// Whether anything regressed.
     pub regressed: bool,
+    /// Rows with fewer than `min_count` calls per run on both sides: shown, not judged.
+    pub not_judged: usize,
+    /// The `min_count` used.
+    pub min_count: u64,
 }
 
 /// Settings.
@@ -202,7 +227,7 @@ pub struct Comparison {
 pub struct Settings {
     /// Thresholds.
     pub thresholds: Thresholds,
-    /// Rows below this many calls on both sides never fail.
+    /// Calls per run a side needs for its row to be judged (both sides for latencies).
     pub min_count: u64,
     /// Key by process name too.
     pub by_process: bool,
@@ -259,6 +284,7 @@ pub fn compare(base: &[&Part], new: &[&Part], s: &Settings) -> Comparison {
     keys.sort();
     keys.dedup();
     let mut rows = Vec::new();
+    let mut not_judged = 0;
     for key in keys {
         let empty = Series::default();
         let b = bm.get(key);
@@ -276,8 +302,16 @@ pub fn compare(base: &[&Part], new: &[&Part], s: &Settings) -> Comparison {
             metrics: Vec::new(),
             reasons: Vec::new(),
         };
-        let small = b.map_or(0, |x| x.count() / base_runs.len().max(1) as u64) < s.min_count
-            && n.map_or(0, |x| x.count() / new_runs.len().max(1) as u64) < s.min_count;
+        let per_run_b = b.map_or(0, |x| x.count() / base_runs.len().max(1) as u64);
+        let per_run_n = n.map_or(0, |x| x.count() / new_runs.len().max(1) as u64);
+        let sizes = Sizes {
+            counts: per_run_b.max(per_run_n) >= s.min_count,
+            latencies: per_run_b.min(per_run_n) >= s.min_count,
+            small: per_run_b.min(per_run_n) < SMALL_N,
+        };
+        if !sizes.counts {
+            not_judged += 1;
+        }
         for m in Metric::ALL {
             let mc = metric_change(
                 m,
@@ -286,7 +320,7 @@ pub fn compare(base: &[&Part], new: &[&Part], s: &Settings) -> Comparison {
                 &b_runs,
                 &n_runs,
                 s,
-                small,
+                sizes,
             );
             if mc.regressed {
                 row.reasons
@@ -335,7 +369,28 @@ pub fn compare(base: &[&Part], new: &[&Part], s: &Settings) -> Comparison {
         new_runs: new.len(),
         rows,
         regressed,
+        not_judged,
+        min_count: s.min_count,
     }
+}
+
+/// How much a row has to judge by.
+#[derive(Clone, Copy, Debug)]
+struct Sizes {
+    /// A side has `min_count` calls per run: counts are judged.
+    counts: bool,
+    /// Both sides have: latencies are judged too.
+    latencies: bool,
+    /// A side has fewer than [`SMALL_N`]: the rank test, not the bootstrap.
+    small: bool,
+}
+
+/// A histogram's buckets in value order: (value, calls).
+fn buckets(h: &LatencyHist) -> Vec<(u64, u64)> {
+    h.histogram()
+        .iter_recorded()
+        .map(|v| (v.value_iterated_to(), v.count_at_value()))
+        .collect()
 }
 
 fn fmt_pct(p: Option<f64>) -> String {
@@ -362,7 +417,7 @@ fn metric_change(
     b_runs: &[Series],
     n_runs: &[Series],
     s: &Settings,
-    small: bool,
+    sizes: Sizes,
 ) -> MetricChange {
     let per_run_avg =
         |runs: &[Series]| runs.iter().map(|r| value(m, r)).sum::<f64>() / runs.len().max(1) as f64;
@@ -385,7 +440,7 @@ fn metric_change(
     let (Some(limit), Some(change)) = (s.thresholds.0.get(&m).copied(), change) else {
         return mc;
     };
-    if small || b.count() == 0 || n.count() == 0 {
+    if !sizes.counts || b.count() == 0 || n.count() == 0 {
         return mc;
     }
     let spread_ok = |worse: bool| {
@@ -403,9 +458,12 @@ fn metric_change(
     };
     match m {
         Metric::Count | Metric::Errors => {
-            mc.regressed = change > limit && spread_ok(true);
-            mc.improved = change < -limit && spread_ok(false);
+            // Per-run averages, so sides with different numbers of runs compare fairly.
+            let (bc, nc) = (base.round() as u64, new.round() as u64);
+            mc.regressed = change > limit && stats::count_p(bc, nc) < ALPHA && spread_ok(true);
+            mc.improved = change < -limit && stats::count_p(nc, bc) < ALPHA && spread_ok(false);
         }
+        _ if !sizes.latencies => {}
         _ => {
             // The change per call, in ns: for total time, that of the mean.
             let per_call = match m {
@@ -418,9 +476,18 @@ fn metric_change(
             if per_call.abs() < s.min_delta_ns as f64 {
                 return mc;
             }
-            let (lo, hi) = bootstrap_bounds(m, b, n);
-            mc.regressed = change > limit && lo > limit && spread_ok(true);
-            mc.improved = change < -limit && hi < -limit && spread_ok(false);
+            let (worse, better) = if sizes.small {
+                let (bb, nb) = (buckets(&b.hist), buckets(&n.hist));
+                (
+                    stats::rank_sum_p(&bb, &nb) < ALPHA,
+                    stats::rank_sum_p(&nb, &bb) < ALPHA,
+                )
+            } else {
+                let (lo, hi) = bootstrap_bounds(m, b, n);
+                (lo > limit, hi < -limit)
+            };
+            mc.regressed = change > limit && worse && spread_ok(true);
+            mc.improved = change < -limit && better && spread_ok(false);
         }
     }
     mc
@@ -564,7 +631,7 @@ mod tests {
     fn settings() -> Settings {
         Settings {
             thresholds: Thresholds::default(),
-            min_count: 100,
+            min_count: default_min_count(),
             by_process: false,
             only: None,
             min_delta_ns: 1000,
@@ -604,14 +671,49 @@ mod tests {
     }
 
     #[test]
-    fn few_calls_never_fail() {
-        let a = part(&[("read", 0, &[(1000, 10)])]);
-        let b = part(&[("read", 0, &[(5000, 20)])]);
+    fn rows_below_min_count_are_not_judged() {
+        let a = part(&[("read", 0, &[(1000, 3)])]);
+        let b = part(&[("read", 0, &[(5000, 4)])]);
         let c = compare(&[&a], &[&b], &settings());
         assert!(!c.regressed, "below --min-count");
+        assert_eq!((c.not_judged, c.min_count), (1, 5));
+        // Judged with a lower --min-count, but 3 against 4 cannot reach the 1% level
+        // (p = 1/35 at best), so it still does not fail.
         let mut s = settings();
-        s.min_count = 5;
-        assert!(compare(&[&a], &[&b], &s).regressed);
+        s.min_count = 3;
+        let c = compare(&[&a], &[&b], &s);
+        assert!(!c.regressed && c.not_judged == 0);
+        // 5 against 6 can, and does.
+        let a = part(&[("read", 0, &[(1000, 5)])]);
+        let b = part(&[("read", 0, &[(5000, 6)])]);
+        assert!(compare(&[&a], &[&b], &settings()).regressed);
+    }
+
+    /// `n` sleeps around `ms` milliseconds (±1%, like real ones).
+    fn sleeps(n: u64, ms: u64) -> Vec<(u64, u64)> {
+        (0..n)
+            .map(|i| (ms * 1_000_000 + ms * 10_000 * (i % 10) / 10, 1))
+            .collect()
+    }
+
+    #[test]
+    fn a_slowdown_of_few_calls_is_found() {
+        // 40 sleeps of 10 ms against 40 of 13 ms: no overlap, far fewer than 100 calls.
+        let a = part(&[("clock_nanosleep", 230, &sleeps(40, 10))]);
+        let b = part(&[("clock_nanosleep", 230, &sleeps(40, 13))]);
+        let c = compare(&[&a], &[&b], &settings());
+        assert!(c.regressed, "{:?}", c.rows[0].reasons);
+        assert!(c.rows[0].reasons.iter().any(|r| r.starts_with("p50 +30")));
+        assert_eq!(c.not_judged, 0);
+        // And the same calls again are no regression; 5 against 5 still is one.
+        assert!(!compare(&[&a], &[&a], &settings()).regressed);
+        let a5 = part(&[("clock_nanosleep", 230, &sleeps(5, 10))]);
+        let b5 = part(&[("clock_nanosleep", 230, &sleeps(5, 13))]);
+        assert!(compare(&[&a5], &[&b5], &settings()).regressed);
+        // Counts of few calls need a real difference: 20 against 22 is chance.
+        let c20 = part(&[("openat", 257, &[(5000, 20)])]);
+        let c22 = part(&[("openat", 257, &[(5000, 22)])]);
+        assert!(!compare(&[&c20], &[&c22], &settings()).regressed);
     }
 
     #[test]

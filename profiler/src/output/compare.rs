@@ -70,8 +70,9 @@ pub fn verdict(c: &Comparison) -> String {
             .filter(|r| r.status == Status::Improved)
             .count();
         format!(
-            "verdict: OK, no regression in {} rows ({improved} improved)",
-            c.rows.len()
+            "verdict: OK, no regression in {} rows ({improved} improved){}",
+            c.rows.len(),
+            not_judged(c)
         )
     } else {
         let why: Vec<String> = regressed
@@ -79,11 +80,21 @@ pub fn verdict(c: &Comparison) -> String {
             .map(|r| format!("{} {}", label(r), r.reasons.join(", ")))
             .collect();
         format!(
-            "verdict: REGRESSION in {} of {} rows: {}",
+            "verdict: REGRESSION in {} of {} rows: {}{}",
             regressed.len(),
             c.rows.len(),
-            why.join("; ")
+            why.join("; "),
+            not_judged(c)
         )
+    }
+}
+
+/// `; N rows not judged: fewer than M calls`, when there are such rows.
+fn not_judged(c: &Comparison) -> String {
+    match c.not_judged {
+        0 => String::new(),
+        1 => format!("; 1 row not judged: fewer than {} calls", c.min_count),
+        n => format!("; {n} rows not judged: fewer than {} calls", c.min_count),
     }
 }
 
@@ -202,6 +213,8 @@ mod tests {
         Comparison {
             base_runs: 1,
             new_runs: 1,
+            not_judged: 0,
+            min_count: 5,
             regressed: status == Status::Regressed,
             rows: vec![RowResult {
                 syscall: "clock_nanosleep".into(),
@@ -233,6 +246,19 @@ mod tests {
             text(&cmp(Status::Ok)).lines().last().unwrap(),
             "verdict: OK, no regression in 1 rows (0 improved)"
         );
+    }
+
+    #[test]
+    fn the_verdict_says_what_was_not_judged() {
+        let mut c = cmp(Status::Ok);
+        c.not_judged = 2;
+        assert!(
+            verdict(&c).ends_with("(0 improved); 2 rows not judged: fewer than 5 calls"),
+            "{}",
+            verdict(&c)
+        );
+        c.not_judged = 1;
+        assert!(verdict(&c).ends_with("; 1 row not judged: fewer than 5 calls"));
     }
 
     #[test]
