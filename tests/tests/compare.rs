@@ -68,6 +68,27 @@ fn slower_sleeps_regress() {
 }
 
 #[test]
+fn a_slowdown_of_tens_of_calls_regresses() {
+    // 40 sleeps of 10 ms against 40 of 13 ms: under the old default of 100 calls, never
+    // judged ("verdict: OK").
+    let base = record("cmp-40x10ms.json", &[], &["sleep", "40", "10"]);
+    let new = record("cmp-40x13ms.json", &[], &["sleep", "40", "13"]);
+    let (code, out, err) = compare(&[base.to_str().unwrap(), new.to_str().unwrap()]);
+    assert_eq!(code, 1, "{out}{err}");
+    let last = out.lines().last().unwrap();
+    assert!(last.contains("clock_nanosleep p50 +"), "{last}");
+    // The workload's start-up calls made once or twice are shown, not judged, and the
+    // verdict says so.
+    assert!(
+        last.contains("rows not judged: fewer than 5 calls"),
+        "{last}"
+    );
+    let again = record("cmp-40x10ms-again.json", &[], &["sleep", "40", "10"]);
+    let (code, out, _) = compare(&[base.to_str().unwrap(), again.to_str().unwrap()]);
+    assert_eq!(code, 0, "{out}");
+}
+
+#[test]
 fn identical_workloads_pass_pairwise() {
     let runs: Vec<PathBuf> = (0..10)
         .map(|i| {
