@@ -4,6 +4,7 @@
 //! - `getppid N`: N raw getppid calls;
 //! - `threads T N`: T threads, N getppid calls each;
 //! - `sleep N MS`: N clock_nanosleep calls of MS milliseconds;
+//! - `sleep-us N US`: N clock_nanosleep calls of US microseconds;
 //! - `pipe N MS`: N blocking reads on a pipe, each woken by another thread after MS ms;
 //! - `enoent N`: N openat calls on a missing path (ENOENT);
 //! - `forks K`: K children that exit at once (via fork + _exit), each reaped;
@@ -34,9 +35,13 @@ fn getppid(n: u64) {
 }
 
 fn sleep(n: u64, ms: u64) {
+    sleep_us(n, ms * 1000);
+}
+
+fn sleep_us(n: u64, us: u64) {
     let ts = libc::timespec {
-        tv_sec: (ms / 1000) as _,
-        tv_nsec: ((ms % 1000) * 1_000_000) as _,
+        tv_sec: (us / 1_000_000) as _,
+        tv_nsec: ((us % 1_000_000) * 1000) as _,
     };
     for _ in 0..n {
         // SAFETY: valid timespec pointer, null remainder.
@@ -317,6 +322,10 @@ fn main() {
             }
             "sleep" => {
                 sleep(num(i + 1), num(i + 2));
+                i += 3;
+            }
+            "sleep-us" => {
+                sleep_us(num(i + 1), num(i + 2));
                 i += 3;
             }
             "pipe" => {
