@@ -232,11 +232,20 @@ impl Drop for Tmux {
 }
 
 /// Runs `syslat ARGS` and asserts that it fails as bad input should: exit 2 and one line
-/// on stderr that contains `expect`.
+/// on stderr, `syslat: ...`, that contains `expect` (and no panic).
 pub fn fails_with(args: &[&str], expect: &str) {
     let o = run(args);
-    let err = String::from_utf8_lossy(&o.stderr);
-    assert_eq!(o.status.code(), Some(2), "{args:?}: {err}");
-    assert_eq!(err.lines().count(), 1, "{args:?}: {err}");
-    assert!(err.contains(expect), "{args:?}: {err}");
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(2), "{args:?}: {stderr}");
+    assert_eq!(
+        stderr.lines().count(),
+        1,
+        "{args:?}: one line expected: {stderr}"
+    );
+    assert!(stderr.starts_with("syslat: "), "{stderr}");
+    assert!(
+        stderr.contains(expect),
+        "{args:?}: {stderr:?} lacks {expect:?}"
+    );
+    assert!(!stderr.contains("panicked"), "{stderr}");
 }

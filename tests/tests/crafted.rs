@@ -9,7 +9,7 @@
 
 use std::io::Write as _;
 
-use tests::{run, temp_path};
+use tests::{fails_with, temp_path};
 
 /// A summary line with one row whose `hdr` is `hdr` (base64 given as is) and `count`.
 fn line(hdr: &str, count: &str, duration: &str) -> String {
@@ -108,7 +108,7 @@ fn crafted_recordings_get_one_line_and_little_memory() {
             "invalid duration_ns -1",
         ),
     ];
-    for (what, text, expect) in &cases {
+    for (what, text, expect) in cases {
         let f = temp_path("crafted.json");
         std::fs::File::create(&f)
             .unwrap()
@@ -119,11 +119,7 @@ fn crafted_recordings_get_one_line_and_little_memory() {
             vec!["report", f.to_str().unwrap()],
             vec!["compare", f.to_str().unwrap(), f.to_str().unwrap()],
         ] {
-            let o = run(&args);
-            let err = String::from_utf8_lossy(&o.stderr);
-            assert_eq!(o.status.code(), Some(2), "{what} {args:?}: {err}");
-            assert_eq!(err.lines().count(), 1, "{what}: {err}");
-            assert!(err.contains(expect), "{what}: {err}");
+            fails_with(&args, expect);
         }
     }
     let peak = peak_rss_of_children_kib();

@@ -14,8 +14,8 @@ use std::{
 };
 
 use tests::{
-    Reaped, count, our_program_ids, record_json, rows, run, start_tracing, summary, syslat,
-    temp_path,
+    Reaped, count, fails_with, our_program_ids, record_json, rows, run, start_tracing, summary,
+    syslat, temp_path,
 };
 
 const WORKLOAD: &str = env!("CARGO_BIN_EXE_workload");
@@ -217,24 +217,6 @@ fn pid_targets_only_that_process_and_its_children() {
     assert_eq!(pids.len(), 3, "a and its two children");
     // The gate read was in flight when tracing started: the only unpaired exit.
     assert_eq!(s["unpaired_events"], 1);
-}
-
-/// Runs syslat with `args` and checks it fails with exit 2 and exactly one stderr line.
-fn fails_with(args: &[&str], expect: &str) {
-    let o = run(args);
-    let stderr = String::from_utf8_lossy(&o.stderr);
-    assert_eq!(o.status.code(), Some(2), "{args:?}: {stderr}");
-    assert_eq!(
-        stderr.lines().count(),
-        1,
-        "{args:?}: one line expected: {stderr}"
-    );
-    assert!(stderr.starts_with("syslat: "), "{stderr}");
-    assert!(
-        stderr.contains(expect),
-        "{args:?}: {stderr:?} lacks {expect:?}"
-    );
-    assert!(!stderr.contains("panicked"), "{stderr}");
 }
 
 #[test]

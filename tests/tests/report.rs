@@ -7,7 +7,7 @@
 
 use std::{path::Path, process::Command};
 
-use tests::{count, rows, run, summary, temp_path};
+use tests::{count, fails_with, rows, run, summary, temp_path};
 
 const WORKLOAD: &str = env!("CARGO_BIN_EXE_workload");
 
@@ -201,10 +201,7 @@ fn bad_files_get_one_line() {
         (wrong.to_str().unwrap(), "is not a syslat recording"),
         ("/nonexistent/rec.json", "cannot read /nonexistent/rec.json"),
     ] {
-        let (code, _, err) = report(&[file]);
-        assert_eq!(code, 2, "{file}: {err}");
-        assert_eq!(err.lines().count(), 1, "{file}: {err}");
-        assert!(err.contains(expect), "{file}: {err}");
+        fails_with(&["report", file], expect);
     }
     // A truncated last line: a warning, and the complete lines are still reported.
     let a = temp_path("trunc.json");

@@ -12,7 +12,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use tests::{Reaped, run, syslat};
+use tests::{Reaped, fails_with, run, syslat};
 
 const WORKLOAD: &str = env!("CARGO_BIN_EXE_workload");
 
@@ -147,11 +147,7 @@ fn bad_listen_addresses_fail_with_one_line() {
             "invalid listen address",
         ),
     ] {
-        let o = run(&args);
-        let err = String::from_utf8_lossy(&o.stderr);
-        assert_eq!(o.status.code(), Some(2), "{err}");
-        assert_eq!(err.lines().count(), 1, "{err}");
-        assert!(err.contains(expect), "{err}");
+        fails_with(&args, expect);
     }
     // A port in use.
     let held = std::net::TcpListener::bind("127.0.0.1:0").unwrap();

@@ -12,7 +12,7 @@ use std::{
     process::{Child, Command, Stdio},
 };
 
-use tests::{Reaped, count, record_json, rows, run, start_tracing, summary, temp_path};
+use tests::{Reaped, count, fails_with, record_json, rows, run, start_tracing, summary, temp_path};
 
 const WORKLOAD: &str = env!("CARGO_BIN_EXE_workload");
 
@@ -234,11 +234,7 @@ fn bad_filters_fail_with_one_line() {
             "give one kind of target",
         ),
     ] {
-        let o = run(&args);
-        let err = String::from_utf8_lossy(&o.stderr);
-        assert_eq!(o.status.code(), Some(2), "{args:?}: {err}");
-        assert_eq!(err.lines().count(), 1, "{args:?}: {err}");
-        assert!(err.contains(expect), "{args:?}: {err}");
+        fails_with(&args, expect);
     }
 }
 

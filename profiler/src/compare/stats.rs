@@ -1,8 +1,11 @@
 //! The tests `compare` uses where samples are small: a one-sided Mann-Whitney rank-sum
 //! test over the calls' latencies (as an HDR histogram holds them, so equal buckets are
 //! ties), exact by dynamic programming over the tied mid-ranks while both sides together
-//! hold at most [`EXACT_N`] calls and with the tie-corrected normal approximation above;
-//! and an exact binomial test for counts. Both control the false-positive rate at the
+//! hold at most [`EXACT_N`] calls and with the tie-corrected normal approximation above,
+//! for the mean; a quantile test for a percentile (how many of each side's calls lie above
+//! the pooled percentile, Fisher's exact test: Mood's median test at p50), so that one
+//! slow call among a few dozen moves p99 but proves nothing; and an exact binomial test for
+//! counts. Both control the false-positive rate at the
 //! level asked for whatever n is, unlike a bootstrap, which needs large samples.
 
 /// Calls, both sides together, up to which the rank test is computed exactly.
@@ -144,6 +147,53 @@ fn erfc(x: f64) -> f64 {
     if x >= 0.0 { r } else { 2.0 - r }
 }
 
+/// One-sided p-value of "more of `new`'s calls lie above the pooled `q`-quantile than
+/// chance would put there" (Fisher's exact test on calls above / not above it).
+pub(super) fn quantile_p(base: &[(u64, u64)], new: &[(u64, u64)], q: f64) -> f64 {
+    let n_base: u64 = base.iter().map(|b| b.1).sum();
+    let n_new: u64 = new.iter().map(|b| b.1).sum();
+    let total = n_base + n_new;
+    if n_base == 0 || n_new == 0 {
+        return 1.0;
+    }
+    // The pooled q-quantile: the smallest value with at least ceil(q * total) calls at or
+    // below it.
+    let mut pooled: Vec<(u64, u64)> = base.iter().chain(new).copied().collect();
+    pooled.sort_unstable();
+    let target = ((total as f64 * q).ceil() as u64).clamp(1, total);
+    let mut seen = 0;
+    let mut threshold = pooled.last().map_or(0, |p| p.0);
+    for (v, c) in &pooled {
+        seen += c;
+        if seen >= target {
+            threshold = *v;
+            break;
+        }
+    }
+    let above =
+        |side: &[(u64, u64)]| -> u64 { side.iter().filter(|b| b.0 > threshold).map(|b| b.1).sum() };
+    let (a_new, a_base) = (above(new), above(base));
+    hypergeometric_tail(total, a_new + a_base, n_new, a_new)
+}
+
+/// P(X ≥ `k`) for X ~ Hypergeometric(population `n`, `good` successes in it, `draws`).
+fn hypergeometric_tail(n: u64, good: u64, draws: u64, k: u64) -> f64 {
+    let ln_choose = |n: u64, k: u64| -> f64 {
+        let k = k.min(n - k);
+        (0..k).map(|i| ((n - i) as f64 / (i + 1) as f64).ln()).sum()
+    };
+    let lo = k.max((good + draws).saturating_sub(n));
+    let hi = good.min(draws);
+    if lo > hi {
+        return if k == 0 { 1.0 } else { 0.0 };
+    }
+    let all = ln_choose(n, draws);
+    let p: f64 = (lo..=hi)
+        .map(|x| (ln_choose(good, x) + ln_choose(n - good, draws - x) - all).exp())
+        .sum();
+    p.min(1.0)
+}
+
 /// One-sided p-value of "`new` calls is more than `base` calls would give by chance":
 /// under equal rates the new side's share of the `base + new` calls is Binomial(·, 1/2).
 pub(super) fn count_p(base: u64, new: u64) -> f64 {
@@ -173,6 +223,8 @@ pub(super) fn count_p(base: u64, new: u64) -> f64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    const ALPHA_FOR_TESTS: f64 = 0.01;
 
     fn ones(values: &[u64]) -> Vec<(u64, u64)> {
         let mut v: Vec<(u64, u64)> = values.iter().map(|&x| (x, 1)).collect();
@@ -257,6 +309,25 @@ mod tests {
             flagged <= trials / 50,
             "{flagged} of {trials} at the 1% level"
         );
+    }
+
+    #[test]
+    fn quantile_test() {
+        // 5 against 5 completely apart: at the median, p = 1/252 as with the rank test.
+        let p = quantile_p(&ones(&[1, 2, 3, 4, 5]), &ones(&[6, 7, 8, 9, 10]), 0.5);
+        assert!((p - 1.0 / 252.0).abs() < 1e-12, "{p}");
+        // One slow call among 60 moves p99 a lot and proves nothing.
+        let base: Vec<u64> = (0..60).map(|i| 170 + i % 7).collect();
+        let mut new = base.clone();
+        new[30] = 9000;
+        assert!(quantile_p(&ones(&base), &ones(&new), 0.99) > 0.2);
+        // Every call 30% slower: significant at p50 and p90; p99 of 120 calls has one
+        // or two calls beyond it, too few to prove anything either way.
+        let slow: Vec<u64> = base.iter().map(|v| v * 13 / 10).collect();
+        assert!(quantile_p(&ones(&base), &ones(&slow), 0.5) < 1e-15);
+        assert!(quantile_p(&ones(&base), &ones(&slow), 0.9) < ALPHA_FOR_TESTS);
+        assert!(quantile_p(&ones(&base), &ones(&slow), 0.99) > ALPHA_FOR_TESTS);
+        assert!((hypergeometric_tail(10, 5, 5, 0) - 1.0).abs() < 1e-12);
     }
 
     #[test]
