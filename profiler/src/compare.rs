@@ -4,14 +4,14 @@
 //! Noise. A metric regresses only when its change exceeds its threshold AND is unlikely to
 //! be noise:
 //! - a row is judged once a side has `min_count` calls per run (by default the fewest with
-//!   which the rank test below can reach its level at all, [`DEFAULT_MIN_COUNT`]); its
+//!   which the median test below can reach its level at all, [`default_min_count`]); its
 //!   latencies once both sides have; the verdict says how many rows were not judged;
 //! - counts: an exact binomial test (the new side's share of both sides' calls) at
 //!   [`ALPHA`];
 //! - latencies, while either side has fewer than [`SMALL_N`] calls per run: exact tests at
 //!   [`ALPHA`] whose false-positive rate holds at any n (`stats.rs`): for a percentile,
-//!   Fisher's test on the calls above the pooled percentile; for total, a one-sided
-//!   Mann-Whitney rank test over the calls;
+//!   Fisher's test on the calls above the pooled percentile; for total, a permutation test
+//!   of the mean;
 //! - latency changes smaller than `min_delta_ns` per call are noise: between two single
 //!   recordings a whole run can shift by tens of ns per call (CPU frequency, caches; measured
 //!   here: getppid's p50 at 170 ns in one run and 220 ns in the next, same binary);
@@ -34,10 +34,10 @@ use serde::Serialize;
 /// The one-sided level of the small-sample tests.
 pub const ALPHA: f64 = 0.01;
 /// Calls per run per side from which latencies are judged by the bootstrap instead of the
-/// rank test.
+/// exact small-sample tests.
 pub const SMALL_N: u64 = 1000;
-/// The default `--min-count`: the fewest calls per side with which the rank test can reach
-/// [`ALPHA`] (5: complete separation of 5 against 5 has p = 1/252).
+/// The default `--min-count`: the fewest calls per side with which the median test can
+/// reach [`ALPHA`] (5: complete separation of 5 against 5 has p = 1/252).
 pub fn default_min_count() -> u64 {
     stats::min_calls_for(ALPHA)
 }
@@ -382,7 +382,7 @@ struct Sizes {
     counts: bool,
     /// Both sides have: latencies are judged too.
     latencies: bool,
-    /// A side has fewer than [`SMALL_N`]: the rank test, not the bootstrap.
+    /// A side has fewer than [`SMALL_N`]: the exact small-sample tests, not the bootstrap.
     small: bool,
 }
 
@@ -480,10 +480,10 @@ fn metric_change(
             let (worse, better) = if sizes.small {
                 let (bb, nb) = (buckets(&b.hist), buckets(&n.hist));
                 // A percentile by the quantile test at that percentile (the max as p99: a
-                // single call is no evidence); the mean, for total, by the rank test.
+                // single call is no evidence); total by the permutation test of the mean.
                 let test = |x: &[(u64, u64)], y: &[(u64, u64)]| match m.percentile() {
                     Some(p) => stats::quantile_p(x, y, (p / 100.0).min(0.99)),
-                    None => stats::rank_sum_p(x, y),
+                    None => stats::mean_p(x, y),
                 };
                 (test(&bb, &nb) < ALPHA, test(&nb, &bb) < ALPHA)
             } else {
