@@ -6,6 +6,7 @@
 mod bench;
 mod deb;
 mod dist;
+mod fuzz;
 mod setup;
 mod vm;
 
@@ -44,6 +45,8 @@ enum Task {
     Bench(bench::BenchArgs),
     /// Build the release files: target/dist/syslat and target/dist/syslat_<version>_amd64.deb.
     Dist,
+    /// Fuzz the readers of recordings (cargo fuzz, libFuzzer) for a bounded time.
+    Fuzz(fuzz::FuzzArgs),
     /// Boot Debian's kernels (5.10, 6.1, 6.12, 6.12-rt) under qemu with a static syslat and
     /// run a smoke suite in each guest.
     VmTest(vm::VmTestArgs),
@@ -92,6 +95,11 @@ fn run(task: Task) -> Result<()> {
         Task::Dist => {
             setup::run()?;
             dist::dist(&root)
+        }
+        Task::Fuzz(args) => {
+            setup::run()?;
+            build(&root)?;
+            fuzz::run(&root, &args)
         }
         Task::VmTest(args) => {
             setup::run()?;
