@@ -179,3 +179,68 @@ fn a_command_or_target_that_cannot_be_traced_says_why_and_leaves_no_file() {
     // pid 2 is kthreadd on every Linux: a kernel thread, which makes no syscalls.
     fails_with(&["record", "-p", "2"], "pid 2 is a kernel thread");
 }
+
+#[test]
+fn hostile_process_names_are_escaped_in_every_text_output() {
+    // Any process may name itself with terminal escapes: set the window title, colour the
+    // administrator's terminal.
+    let evil = "\u{1b}]0;pwned\u{7}\u{1b}[31m";
+    let json = temp_path("evil.json");
+    let rec = |args: &[&str], out: &std::path::Path| {
+        let mut c = syslat(&["record"]);
+        c.args(args)
+            .arg("-o")
+            .arg(out)
+            .args(["--", env!("CARGO_BIN_EXE_workload"), "comm", evil])
+            .args(["getppid", "10", "sleep", "6", "2"]);
+        let o = c.output().unwrap();
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    };
+    rec(&["--by", "process", "-f", "json"], &json);
+    let text = temp_path("evil.txt");
+    rec(&["--by", "process", "--slow", "1ms"], &text);
+    let report = tests::run(&["report", "--by", "process", json.to_str().unwrap()]);
+    let html = temp_path("evil.html");
+    let o = tests::run(&[
+        "report",
+        "--by",
+        "process",
+        "-f",
+        "html",
+        "-o",
+        html.to_str().unwrap(),
+        json.to_str().unwrap(),
+    ]);
+    assert!(o.status.success());
+    let md = tests::run(&[
+        "compare",
+        "--by",
+        "process",
+        "-f",
+        "markdown",
+        json.to_str().unwrap(),
+        json.to_str().unwrap(),
+    ]);
+    for (what, bytes) in [
+        (
+            "record text and its slow-call log",
+            std::fs::read(&text).unwrap(),
+        ),
+        ("report text", report.stdout),
+        ("report html", std::fs::read(&html).unwrap()),
+        ("compare markdown", md.stdout),
+    ] {
+        let s = String::from_utf8_lossy(&bytes);
+        assert!(
+            !bytes.contains(&0x1b) && !bytes.contains(&0x07),
+            "{what} holds raw escapes"
+        );
+        assert!(
+            s.contains(r"\x1b]0;pwned\x07"),
+            "{what} shows the name escaped:\n{s}"
+        );
+    }
+    // The JSON keeps the name as it is (JSON escapes it itself).
+    let raw = std::fs::read_to_string(&json).unwrap();
+    assert!(raw.contains(r"\u001b]0;pwned\u0007"), "{raw}");
+}

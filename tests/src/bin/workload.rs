@@ -10,6 +10,7 @@
 //! - `forks K`: K children that exit at once (via fork + _exit), each reaped;
 //! - `mixed N M`: N getppid calls on the main thread while a second thread makes M;
 //! - `gate`: block until a line arrives on stdin;
+//! - `comm NAME`: rename the process (prctl PR_SET_NAME: any bytes but NUL, 15 kept);
 //! - `time-getppid N`: N getppid calls, then print the mean ns per call (for the bench);
 //! - `time-pingpong N`: N round trips of a byte between two threads pinned to one CPU over
 //!   two pipes (two context switches each), then print the mean ns per round trip;
@@ -79,6 +80,15 @@ fn pipe_reads(n: u64, ms: u64) {
         unsafe { libc::syscall(libc::SYS_read, r, b.as_mut_ptr(), 1) };
     }
     writer.join().expect("writer thread");
+}
+
+/// Renames the calling thread (the main thread: the process's name) to `name`.
+fn set_comm(name: &str) {
+    let mut buf = [0u8; 16];
+    let n = name.len().min(15);
+    buf[..n].copy_from_slice(&name.as_bytes()[..n]);
+    // SAFETY: PR_SET_NAME reads a NUL-terminated string of at most 16 bytes from `buf`.
+    unsafe { libc::prctl(libc::PR_SET_NAME, buf.as_ptr()) };
 }
 
 /// Pins the calling thread to CPU 0, so two threads must switch to take turns.
@@ -361,6 +371,10 @@ fn main() {
             "gate" => {
                 gate();
                 i += 1;
+            }
+            "comm" => {
+                set_comm(args.get(i + 1).map_or("", String::as_str));
+                i += 2;
             }
             "pinned-threads" => {
                 let preempted = pinned_threads(num(i + 1), num(i + 2), num(i + 3) as usize);
