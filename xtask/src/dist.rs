@@ -30,15 +30,7 @@ pub(crate) struct StaticBins {
 /// builds the eBPF object with its own cargo.
 pub(crate) fn build_static(root: &Path) -> Result<StaticBins> {
     sh(cargo(root)
-        .args([
-            "build",
-            "--release",
-            "-p",
-            "profiler",
-            "-p",
-            "tests",
-            "--bins",
-        ])
+        .args(crate::BUILD_BINS)
         .args(["--target", STATIC_TARGET])
         // CARGO_ENCODED_RUSTFLAGS would take precedence over RUSTFLAGS.
         .env_remove("CARGO_ENCODED_RUSTFLAGS")

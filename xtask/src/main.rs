@@ -133,16 +133,19 @@ fn cargo(root: &Path) -> Command {
     c
 }
 
+/// `cargo` arguments that build the release `syslat` and the test workloads.
+pub(crate) const BUILD_BINS: &[&str] = &[
+    "build",
+    "--release",
+    "-p",
+    "profiler",
+    "-p",
+    "tests",
+    "--bins",
+];
+
 fn build(root: &Path) -> Result<()> {
-    sh(cargo(root).args([
-        "build",
-        "--release",
-        "-p",
-        "profiler",
-        "-p",
-        "tests",
-        "--bins",
-    ]))
+    sh(cargo(root).args(BUILD_BINS))
 }
 
 fn test(root: &Path) -> Result<()> {
