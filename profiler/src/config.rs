@@ -83,16 +83,8 @@ pub enum Targets {
     Command(Vec<String>),
 }
 
-/// A resolved cgroup v2 directory.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct CgroupTarget {
-    /// The directory.
-    pub path: PathBuf,
-    /// Its cgroup id (the directory's inode number).
-    pub id: u64,
-    /// Its depth below the cgroup v2 root (the root is 0).
-    pub level: u32,
-}
+/// A resolved cgroup v2 directory (defined where it is resolved).
+pub use crate::collect::cgroup::CgroupTarget;
 
 impl Targets {
     /// Validates the target flags (at most one kind of target).
