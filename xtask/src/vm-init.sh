@@ -133,6 +133,12 @@ gate_open() {
 }
 release() { echo go >&3; }
 gate_close() { exec 3>&-; }
+# let_go: releases the gated workload $wpid, waits for it and closes the gate.
+let_go() {
+	release
+	wait $wpid
+	gate_close
+}
 
 t_getppid_1thread() {
 	rec o.json -- $W getppid 100000 || { detail=$(why $?); return 1; }
@@ -162,14 +168,10 @@ t_pid() {
 	timeout -s KILL 150 $S record -f json -o p.json -p $wpid 2>"$ERR" &
 	spid=$!
 	if ! started $spid "syslat: tracing"; then
-		release
-		wait $wpid
-		gate_close
+		let_go
 		return 1
 	fi
-	release
-	wait $wpid
-	gate_close
+	let_go
 	finish $spid ""
 	[ $rc = 0 ] || { detail="$detail $(why $rc)"; return 1; }
 	expect getppid "$(j p.json getppid.count)" 50000
@@ -183,23 +185,17 @@ t_cgroup() {
 	wpid=$!
 	if ! echo $wpid >$cg/cgroup.procs; then
 		detail="cannot move $wpid into $cg"
-		release
-		wait $wpid
-		gate_close
+		let_go
 		return 1
 	fi
 	rm -f c.json
 	timeout -s KILL 150 $S record -f json -o c.json --cgroup $cg 2>"$ERR" &
 	spid=$!
 	if ! started $spid "syslat: tracing"; then
-		release
-		wait $wpid
-		gate_close
+		let_go
 		return 1
 	fi
-	release
-	wait $wpid
-	gate_close
+	let_go
 	finish $spid INT
 	[ $rc = 130 ] || { detail="$detail $(why $rc) (want 130 after SIGINT)"; return 1; }
 	expect getppid "$(j c.json getppid.count)" 50000
