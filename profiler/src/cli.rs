@@ -83,6 +83,25 @@ pub enum By {
     Cgroup,
 }
 
+/// How `serve` and `compare` key rows: by syscall, or by process name and syscall (pids
+/// differ between runs and make no Prometheus labels; threads and cgroups are not offered).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum ByName {
+    /// One row per syscall.
+    Syscall,
+    /// One row per process name and syscall.
+    Process,
+}
+
+impl From<ByName> for By {
+    fn from(b: ByName) -> By {
+        match b {
+            ByName::Syscall => By::Syscall,
+            ByName::Process => By::Process,
+        }
+    }
+}
+
 /// Which processes and calls to trace (shared by the tracing subcommands). The filters are
 /// applied in the kernel: an untargeted process pays only the filter check.
 #[derive(Debug, Args, Clone, Default)]
@@ -203,8 +222,8 @@ pub struct ServeArgs {
     )]
     pub listen: String,
     /// Label series by syscall, or by process name (`comm`) and syscall; pids are never labels.
-    #[arg(long, value_enum, default_value_t = By::Syscall)]
-    pub by: By,
+    #[arg(long, value_enum, default_value_t = ByName::Syscall)]
+    pub by: ByName,
     /// Most label sets per metric; the rest are folded, exactly, into `other`.
     #[arg(long, default_value_t = 500, value_name = "N")]
     pub max_series: usize,
@@ -294,8 +313,8 @@ pub struct CompareArgs {
     #[arg(long, value_parser = parse_duration, default_value = "1us", value_name = "DURATION")]
     pub min_delta: Duration,
     /// Compare per syscall, or per process name and syscall.
-    #[arg(long, value_enum, default_value_t = By::Syscall)]
-    pub by: By,
+    #[arg(long, value_enum, default_value_t = ByName::Syscall)]
+    pub by: ByName,
     /// Only these syscalls (names, numbers, %classes).
     #[arg(short = 's', long = "syscall", value_name = "LIST")]
     pub syscalls: Option<String>,

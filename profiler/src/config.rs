@@ -304,11 +304,11 @@ impl ServeConfig {
         Ok(ServeConfig {
             targets: Targets::from_args(&a.target)?,
             filters: Filters {
-                by_cgroup: a.by == By::Cgroup,
+                by_cgroup: false,
                 ..Filters::from_args(&a.target)?
             },
             listen,
-            group: group_by(a.by),
+            group: group_by(a.by.into()),
             max_series: a.max_series,
             duration: a.duration,
         })

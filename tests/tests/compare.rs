@@ -194,6 +194,10 @@ fn bad_inputs_exit_2_with_one_line() {
             "unknown threshold key 'p42'",
         ),
         (vec![g], "give BASE NEW"),
+        (
+            vec!["--by", "cgroup", g, g],
+            "invalid value 'cgroup' for '--by",
+        ),
     ] {
         let mut args = args;
         args.insert(0, "compare");

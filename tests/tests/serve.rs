@@ -146,6 +146,16 @@ fn bad_listen_addresses_fail_with_one_line() {
             vec!["serve", "--listen", "999.1.1.1:80"],
             "invalid listen address",
         ),
+        // serve labels by syscall or process name only; it used to take these and
+        // mislabel them.
+        (
+            vec!["serve", "--by", "cgroup"],
+            "invalid value 'cgroup' for '--by",
+        ),
+        (
+            vec!["serve", "--by", "thread"],
+            "invalid value 'thread' for '--by",
+        ),
     ] {
         fails_with(&args, expect);
     }

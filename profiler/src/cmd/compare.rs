@@ -4,7 +4,7 @@
 use anyhow::bail;
 
 use crate::{
-    cli::{By, CompareArgs, CompareFormat},
+    cli::{ByName, CompareArgs, CompareFormat},
     compare::{self, Settings, Thresholds},
     output::compare as out,
     recording::{self, Part, Recording},
@@ -30,9 +30,6 @@ pub fn run(args: &CompareArgs) -> anyhow::Result<i32> {
         Some(list) => Some(syscalls::parse_list(list).map_err(anyhow::Error::msg)?),
         None => None,
     };
-    if matches!(args.by, By::Thread | By::Cgroup) {
-        bail!("compare works --by syscall or --by process");
-    }
     let read = |files: &[std::path::PathBuf]| -> anyhow::Result<Vec<Recording>> {
         files
             .iter()
@@ -51,7 +48,7 @@ pub fn run(args: &CompareArgs) -> anyhow::Result<i32> {
     let settings = Settings {
         thresholds,
         min_count: args.min_count,
-        by_process: args.by == By::Process,
+        by_process: args.by == ByName::Process,
         only,
         min_delta_ns: args.min_delta.as_nanos() as u64,
     };
