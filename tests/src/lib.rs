@@ -119,6 +119,26 @@ pub fn record_json(out: &std::path::Path, extra: &[&str], cmd: &[&str]) -> serde
     summary(out)
 }
 
+/// `syslat record -f json -o OUT ARGS` of targets other than a command (ended by `-d`
+/// or the targets' exit), asserting success; returns OUT's summary.
+pub fn record_json_targets(out: &std::path::Path, args: &[&str]) -> serde_json::Value {
+    let mut all = vec![
+        "record",
+        "-f",
+        "json",
+        "-o",
+        out.to_str().expect("utf-8 temp path"),
+    ];
+    all.extend_from_slice(args);
+    let o = run(&all);
+    assert!(
+        o.status.success(),
+        "syslat {all:?} failed: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    summary(out)
+}
+
 /// Starts `syslat ARGS` and returns once it says it is tracing (its first stderr line).
 pub fn start_tracing(args: &[&str]) -> Reaped {
     use std::io::BufRead;

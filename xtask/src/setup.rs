@@ -25,6 +25,9 @@ const APT_PACKAGES: &[(&str, &str)] = &[
     ("tmux", "/usr/bin/tmux"),
     // promtool checks `syslat serve`'s exposition in the tests.
     ("prometheus", "/usr/bin/promtool"),
+    // A real container runtime for `--container` (the image is busybox-static, imported).
+    ("docker.io", "/usr/sbin/dockerd"),
+    ("busybox-static", "/usr/share/doc/busybox-static"),
 ];
 
 const BPF_LINKER: &str = "bpf-linker@0.13.0";
