@@ -125,7 +125,7 @@ fn id_of_name(name: &str, sockets: &[&str]) -> Result<String, String> {
     }
     if tried.is_empty() {
         return Err(format!(
-            "no container runtime socket to ask for container '{name}' ({}); give its id",
+            "no container named '{name}': no container runtime socket to ask ({}); give its id",
             sockets.join(", ")
         ));
     }
@@ -234,7 +234,7 @@ mod tests {
         assert!(e.starts_with("no container named 'nope'"), "{e}");
         server.join().unwrap();
         let e = id_of_name("web", &["/nonexistent/docker.sock"]).unwrap_err();
-        assert!(e.starts_with("no container runtime socket"), "{e}");
+        assert!(e.contains("no container runtime socket"), "{e}");
         assert!(valid_name("my-app_1.2") && !valid_name("-x") && !valid_name("a/b"));
         let _ = std::fs::remove_dir_all(&dir);
     }
