@@ -226,7 +226,10 @@ fn bad_filters_fail_with_one_line() {
         ),
         // A short word is a container name, asked of the runtime; never a substring of
         // any cgroup path (it used to match docker.service and trace every container).
-        (vec!["record", "--container", "dock"], "container 'dock'"),
+        (
+            vec!["record", "--container", "dock"],
+            "no container named 'dock'",
+        ),
         (vec!["record", "--container", "x"], "invalid container 'x'"),
         (vec!["record", "-t", "3999997"], "no such thread: 3999997"),
         (
