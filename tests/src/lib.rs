@@ -100,27 +100,14 @@ impl std::ops::DerefMut for Reaped {
 
 /// `syslat record -f json -o OUT EXTRA.. -- CMD..`, asserting success; returns OUT's summary.
 pub fn record_json(out: &std::path::Path, extra: &[&str], cmd: &[&str]) -> serde_json::Value {
-    let mut args = vec![
-        "record",
-        "-f",
-        "json",
-        "-o",
-        out.to_str().expect("utf-8 temp path"),
-    ];
-    args.extend_from_slice(extra);
+    let mut args = extra.to_vec();
     args.push("--");
     args.extend_from_slice(cmd);
-    let o = run(&args);
-    assert!(
-        o.status.success(),
-        "syslat {args:?} failed: {}",
-        String::from_utf8_lossy(&o.stderr)
-    );
-    summary(out)
+    record_json_targets(out, &args)
 }
 
-/// `syslat record -f json -o OUT ARGS` of targets other than a command (ended by `-d`
-/// or the targets' exit), asserting success; returns OUT's summary.
+/// `syslat record -f json -o OUT ARGS` (targets and flags; ended by `-d`, the targets'
+/// exit or a `-- CMD` in ARGS), asserting success; returns OUT's summary.
 pub fn record_json_targets(out: &std::path::Path, args: &[&str]) -> serde_json::Value {
     let mut all = vec![
         "record",
