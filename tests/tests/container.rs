@@ -40,11 +40,16 @@ fn ensure_docker() {
             .is_ok_and(|s| s.success())
     };
     if !up() {
-        Command::new("dockerd")
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("dockerd is installed by cargo xtask setup");
+        // A daemon for every later test too: started by a shell in the background, so it
+        // belongs to init, not to this test process.
+        let started = Command::new("sh")
+            .args(["-c", "dockerd >/dev/null 2>&1 &"])
+            .status()
+            .expect("sh runs");
+        assert!(
+            started.success(),
+            "dockerd is installed by cargo xtask setup"
+        );
         let deadline = Instant::now() + Duration::from_secs(60);
         while !up() {
             assert!(Instant::now() < deadline, "dockerd did not start");
@@ -61,7 +66,7 @@ fn ensure_docker() {
         let root = temp_path("busybox-image");
         std::fs::create_dir_all(root.join("bin")).unwrap();
         std::fs::copy("/bin/busybox", root.join("bin/busybox")).unwrap();
-        let tar = Command::new("tar")
+        let mut tar = Command::new("tar")
             .arg("-C")
             .arg(&root)
             .args(["-c", "."])
@@ -70,10 +75,11 @@ fn ensure_docker() {
             .unwrap();
         let ok = Command::new(DOCKER)
             .args(["import", "-", IMAGE])
-            .stdin(tar.stdout.unwrap())
+            .stdin(tar.stdout.take().unwrap())
             .stdout(Stdio::null())
             .status()
             .unwrap();
+        assert!(tar.wait().unwrap().success(), "tar");
         assert!(ok.success(), "docker import");
     }
 }
