@@ -306,7 +306,7 @@ pub struct CompareArgs {
     #[arg(long, value_name = "LIST")]
     pub threshold: Option<String>,
     /// Calls per run a side needs for its row to be judged (both sides, for latencies);
-    /// the default, 5, is the fewest with which the rank test can reach its 1% level.
+    /// the default, 5, is the fewest with which the median test can reach its 1% level.
     #[arg(long, default_value_t = crate::compare::default_min_count(), value_name = "N")]
     pub min_count: u64,
     /// Latency changes smaller than this per call are noise (a run can shift by tens of ns).
