@@ -42,7 +42,7 @@ use cpu::this_cpu;
 use identity::{bump_generation, targeted, targeted_task};
 use maps::{
     BY_CGROUP, COMMS, ERRORS_ONLY, EVENTS, EXEC_NRS, FILTER_MODE, NCOMMS, OFF_ARGS,
-    OFF_SIGNAL_LIVE, OFF_TASK_PID, OFF_TASK_SIGNAL, OFF_TASK_TGID, PATH_ARG, SLOW_NS, SYSCALL_BITS,
+    OFF_SIGNAL_LIVE, OFF_TASK_SIGNAL, OFF_TASK_TGID, PATH_ARG, SLOW_NS, SYSCALL_BITS,
     SYSCALL_FILTER, TGID_BITS, bump, constant, constant64,
 };
 use profiler_common::{
@@ -213,7 +213,7 @@ fn sys_exit(ctx: RawTracePointContext) -> i32 {
 
 /// Reads a kernel `T` at `base + offset`.
 #[inline(always)]
-fn read_kernel<T>(base: *const u8, offset: u32) -> Option<T> {
+pub(crate) fn read_kernel<T>(base: *const u8, offset: u32) -> Option<T> {
     // SAFETY: bpf_probe_read_kernel checks the address and fails cleanly on a bad one.
     unsafe { bpf_probe_read_kernel(base.add(offset as usize).cast::<T>()) }.ok()
 }
@@ -228,7 +228,7 @@ fn sched_process_fork(ctx: BtfTracePointContext) -> i32 {
     }
     let child: *const u8 = ctx.arg(1);
     // Mark the new task so that its first sys_exit (returning from fork) pairs silently.
-    moved::mark_child(child, read_kernel::<u32>(child, constant(&OFF_TASK_PID)));
+    moved::mark_child(child);
     if constant(&FILTER_MODE) != filter_mode::TGIDS {
         return 0;
     }

@@ -38,10 +38,10 @@ pub(crate) fn save_prev(prev: *const u8, pid_tgid: u64, open: &EnterState) -> bo
     imp::save_prev(prev, pid_tgid, open)
 }
 
-/// Gives a new task (`child`, thread id `child_tid`) its fork marker.
+/// Gives a new task (`child`) its fork marker.
 #[inline(always)]
-pub(crate) fn mark_child(child: *const u8, child_tid: Option<u32>) {
-    imp::mark_child(child, child_tid);
+pub(crate) fn mark_child(child: *const u8) {
+    imp::mark_child(child);
 }
 
 /// At the exit of the current task: empties its slot; true when a call was in flight in
@@ -106,7 +106,7 @@ mod imp {
     }
 
     #[inline(always)]
-    pub(super) fn mark_child(child: *const u8, _child_tid: Option<u32>) {
+    pub(super) fn mark_child(child: *const u8) {
         let mut init = FORK_MARKER;
         // SAFETY: `child` is the BTF-typed task pointer sched_process_fork passes; the
         // helper copies `init` into new storage for it.
@@ -138,6 +138,7 @@ mod imp {
     use profiler_common::EnterState;
 
     use super::{ENTER, FORK_MARKER};
+    use crate::maps::{OFF_TASK_PID, constant};
 
     #[inline(always)]
     pub(super) fn take_current(pid_tgid: u64) -> Option<EnterState> {
@@ -159,8 +160,10 @@ mod imp {
     }
 
     #[inline(always)]
-    pub(super) fn mark_child(_child: *const u8, child_tid: Option<u32>) {
-        if let Some(tid) = child_tid {
+    pub(super) fn mark_child(child: *const u8) {
+        // The hash is keyed by thread id, read from the child (`task_struct.pid`); only this
+        // object needs it.
+        if let Some(tid) = crate::read_kernel::<u32>(child, constant(&OFF_TASK_PID)) {
             // A full map leaves the child unmarked: its first exit counts as unpaired.
             let _ = ENTER.insert(tid, FORK_MARKER, u64::from(BPF_ANY));
         }
