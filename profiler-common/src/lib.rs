@@ -3,12 +3,37 @@
 //! byte layout is the same on both sides; nothing here has behaviour.
 #![no_std]
 
-/// One completed system call, as written to the ring buffer by `sys_exit`.
+/// What a record is: the first byte of every record in the call log and the ring buffer.
+pub mod kind {
+    /// A completed call ([`super::SyscallEvent`]) that never left its CPU.
+    pub const CALL: u8 = 0;
+    /// A completed call that was switched out at least once: the next call-log slot holds
+    /// its [`super::Anatomy`].
+    pub const CALL_SWITCHED: u8 = 1;
+    /// The [`super::Anatomy`] of the call in the slot before.
+    pub const ANATOMY: u8 = 2;
+    /// A thread group died ([`super::ProcExit`], ring buffer).
+    pub const PROC_EXIT: u8 = 3;
+    /// A call slower than `--slow` ([`super::SlowEvent`], ring buffer).
+    pub const SLOW: u8 = 4;
+}
+
+/// One completed system call, as written to the per-CPU call log by `sys_exit`.
 ///
-/// 32 bytes: the smallest record that carries what the histograms need.
+/// 32 bytes: the smallest record that carries what the histograms need. The kind, the
+/// number and the cgroup share the first word, so a record is four 8-byte stores.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct SyscallEvent {
+    /// [`kind::CALL`], [`kind::CALL_SWITCHED`] or (inside a [`SlowEvent`]) [`kind::SLOW`].
+    pub kind: u8,
+    /// Explicit padding.
+    pub _pad: u8,
+    /// Syscall number, taken at `sys_enter` (the exit id may be -1); below [`MAX_SYSCALLS`].
+    pub nr: u16,
+    /// With `--by cgroup`: the low 32 bits of the task's cgroup v2 id (its directory's inode
+    /// number; ids are allocated small and cyclically); otherwise zero.
+    pub cgroup: u32,
     /// Time from `sys_enter` to `sys_exit`, in nanoseconds (`bpf_ktime_get_ns`).
     pub duration_ns: u64,
     /// The raw return value; `-4095..=-1` is an errno.
@@ -17,18 +42,61 @@ pub struct SyscallEvent {
     pub tgid: u32,
     /// Thread id in the initial pid namespace.
     pub tid: u32,
-    /// Syscall number, taken at `sys_enter` (the exit id may be -1).
-    pub nr: u32,
-    /// With `--by cgroup`: the low 32 bits of the task's cgroup v2 id (its directory's inode
-    /// number; ids are allocated small and cyclically); otherwise zero.
-    pub cgroup: u32,
 }
 
 const _: () = assert!(core::mem::size_of::<SyscallEvent>() == 32);
 
-/// Per-thread state kept in task-local storage: a call still open when its task was switched
-/// out (moved there from the per-CPU open-call slot by `sched_switch`), or the marker a new
-/// task gets at fork so that its first exit (from `fork`/`clone`) is not counted as unpaired.
+/// Where a call's time went while its thread was off CPU, measured by the `sched_switch`
+/// and `sched_wakeup` programs: waiting for a CPU while runnable (`runq_ns`: preempted,
+/// or woken and not yet running) and sleeping (`blocked_ns`). On-CPU time is the rest of
+/// the call's duration. A call that never switched has none (all zero).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Anatomy {
+    /// [`kind::ANATOMY`] in the call log; unused elsewhere.
+    pub kind: u8,
+    /// Explicit padding.
+    pub _pad: [u8; 3],
+    /// Switches out while sleeping (the call blocked).
+    pub voluntary: u32,
+    /// Switches out while runnable (preempted, or yielded).
+    pub involuntary: u32,
+    /// Explicit padding.
+    pub _pad2: u32,
+    /// Runnable but not running, ns.
+    pub runq_ns: u64,
+    /// Sleeping, ns.
+    pub blocked_ns: u64,
+}
+
+const _: () = assert!(core::mem::size_of::<Anatomy>() == 32);
+
+/// A thread group died (ring buffer): user space learns its name, which it may not have had
+/// time to read from /proc, and retires the pid.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ProcExit {
+    /// [`kind::PROC_EXIT`].
+    pub kind: u8,
+    /// Explicit padding.
+    pub _pad: [u8; 3],
+    /// The thread group.
+    pub tgid: u32,
+    /// The thread that exited last.
+    pub tid: u32,
+    /// Explicit padding.
+    pub _pad2: u32,
+    /// Its command name, NUL-padded; any bytes.
+    pub comm: [u8; 16],
+}
+
+const _: () = assert!(core::mem::size_of::<ProcExit>() == 32);
+
+/// Per-thread state of a call in flight while its task is off CPU (task-local storage or,
+/// on the legacy object, a tid-keyed hash): moved there from the per-CPU open-call slot by
+/// `sched_switch` when the task is switched out, moved back when it is switched in, so
+/// `sys_exit` finds it on its CPU. Also the marker a new task gets at fork so that its
+/// first exit (from `fork`/`clone`) is not counted as unpaired.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default)]
 pub struct EnterState {
@@ -36,21 +104,34 @@ pub struct EnterState {
     pub ts: u64,
     /// Syscall number at enter, or [`NR_FORK_CHILD`] for a new task's first exit.
     pub nr: u32,
+    /// Thread id of the caller.
+    pub tid: u32,
+    /// The caller's `regs` (the syscall tracepoints' first argument).
+    pub regs: u64,
+    /// `bpf_ktime_get_ns` when the task was switched out, or woken since; 0 while on CPU.
+    pub off_ts: u64,
+    /// Whether the task went off CPU sleeping (blocked until its wake-up) rather than
+    /// runnable (waiting for a CPU from `off_ts`).
+    pub sleeping: u32,
     /// Explicit padding.
     pub _pad: u32,
     /// The first three syscall arguments, saved only when the slow-call log is on.
     pub args: [u64; 3],
+    /// The time off CPU so far.
+    pub anatomy: Anatomy,
 }
 
-const _: () = assert!(core::mem::size_of::<EnterState>() == 40);
+const _: () = assert!(core::mem::size_of::<EnterState>() == 96);
 
-/// A completed call slower than `--slow`: written instead of a [`SyscallEvent`] (it starts
-/// with one), and told apart by its size.
+/// A completed call slower than `--slow`: written to the ring buffer instead of the call
+/// log, with its kind [`kind::SLOW`] in `call.kind`.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct SlowEvent {
     /// The call, as for every other.
     pub call: SyscallEvent,
+    /// Where its time went off CPU.
+    pub anatomy: Anatomy,
     /// Its first three arguments.
     pub args: [u64; 3],
     /// `bpf_ktime_get_ns` at exit (CLOCK_MONOTONIC).
@@ -63,7 +144,7 @@ pub struct SlowEvent {
 /// Bytes of a path kept in a [`SlowEvent`].
 pub const SLOW_PATH_LEN: usize = 128;
 
-const _: () = assert!(core::mem::size_of::<SlowEvent>() == 64 + SLOW_PATH_LEN);
+const _: () = assert!(core::mem::size_of::<SlowEvent>() == 96 + SLOW_PATH_LEN);
 
 /// Marks a task created by a traced parent: its first `sys_exit` is the return from
 /// fork/clone in the child, which has no matching enter and is not a loss.
@@ -74,11 +155,6 @@ pub const NR_IGNORED: u32 = u32::MAX - 2;
 
 /// Most process names `--comm` accepts.
 pub const MAX_COMMS: u32 = 8;
-
-/// `SyscallEvent::nr` of a process-exit record: the thread group `tgid` is dead, and
-/// `duration_ns` and `ret` hold its 16-byte command name (little endian), NUL-padded.
-/// It is not a syscall and is not counted as an emitted event.
-pub const NR_PROC_EXIT: u32 = u32::MAX - 1;
 
 /// Syscall numbers at or above this are ignored (no architecture has this many).
 pub const MAX_SYSCALLS: u32 = 1024;
@@ -161,6 +237,12 @@ mod pod {
     unsafe impl aya::Pod for super::EnterState {}
     // SAFETY: SlowEvent is repr(C) over u64s and a SyscallEvent; every bit pattern is valid.
     unsafe impl aya::Pod for super::SlowEvent {}
+    // SAFETY: Anatomy is repr(C) over integers with explicit padding; every bit pattern is
+    // valid.
+    unsafe impl aya::Pod for super::Anatomy {}
+    // SAFETY: ProcExit is repr(C) over integers and bytes with explicit padding; every bit
+    // pattern is valid.
+    unsafe impl aya::Pod for super::ProcExit {}
     // SAFETY: LogPos is repr(C) over u64s; every bit pattern is valid.
     unsafe impl aya::Pod for super::LogPos {}
 }

@@ -3,23 +3,61 @@
 //! Each CPU is the only producer of its part of `LOG` (the syscall tracepoint programs run
 //! with preemption disabled, and a program never runs twice at once on a CPU), so a record
 //! is a bounds check, a plain 32-byte store and a head update: no helper call, no lock, no
-//! atomic. User space reads the records in place through a shared mapping and publishes
+//! atomic. A call that was switched out takes two slots: the call and its `Anatomy`. User space reads the records in place through a shared mapping and publishes
 //! its tail. Records that do not fit are counted in `DROPPED`, never lost silently.
 
 use aya_ebpf::helpers::generated::bpf_get_smp_processor_id;
-use profiler_common::{SyscallEvent, counter};
+use profiler_common::{Anatomy, LogPos, SyscallEvent, counter};
 
 use crate::maps::{LOG, LOG_POS, LOG_SLOTS, bump, constant};
 
 /// Appends `call` to this CPU's log, or counts it as dropped when the log is full.
 #[inline(always)]
 pub(crate) fn append(call: SyscallEvent) {
-    // SAFETY: helper with no arguments (inlined by the verifier).
-    let cpu = unsafe { bpf_get_smp_processor_id() };
-    let Some(pos) = LOG_POS.get_ptr_mut(cpu) else {
+    let Some((cpu, pos, head, slots)) = reserve(1) else {
         bump(counter::DROPPED);
         return;
     };
+    // VERIFIER: the array lookup bounds-checks the computed index at run time.
+    let Some(slot) = LOG.get_ptr_mut(index(cpu, head, slots)) else {
+        bump(counter::DROPPED);
+        return;
+    };
+    // SAFETY: `slot` is a live map value of this CPU's part of the log, which user space
+    // does not read until `head` says so; see `publish` for the order of the stores.
+    unsafe { core::ptr::write_volatile(slot, call) };
+    publish(pos, head + 1);
+}
+
+/// Appends a call that was switched out (`call.kind` is `CALL_SWITCHED`) and, in the next
+/// slot, its anatomy: two slots, published together.
+#[inline(always)]
+pub(crate) fn append_switched(call: SyscallEvent, anatomy: Anatomy) {
+    let Some((cpu, pos, head, slots)) = reserve(2) else {
+        bump(counter::DROPPED);
+        return;
+    };
+    let first = LOG.get_ptr_mut(index(cpu, head, slots));
+    let second = LOG.get_ptr_mut(index(cpu, head + 1, slots));
+    let (Some(first), Some(second)) = (first, second) else {
+        bump(counter::DROPPED);
+        return;
+    };
+    // SAFETY: as in `append`; an `Anatomy` is 32 bytes like the slot's `SyscallEvent`
+    // (asserted in profiler-common), and both are plain integers.
+    unsafe {
+        core::ptr::write_volatile(first, call);
+        core::ptr::write_volatile(second.cast::<Anatomy>(), anatomy);
+    }
+    publish(pos, head + 2);
+}
+
+/// This CPU, its positions, its head and the slots per CPU, when `n` records fit.
+#[inline(always)]
+fn reserve(n: u64) -> Option<(u32, *mut LogPos, u64, u64)> {
+    // SAFETY: helper with no arguments (inlined by the verifier).
+    let cpu = unsafe { bpf_get_smp_processor_id() };
+    let pos = LOG_POS.get_ptr_mut(cpu)?;
     let slots = u64::from(constant(&LOG_SLOTS));
     // SAFETY: `pos` is this CPU's live map value. `head` is written only here (this CPU);
     // `tail` is written by user space, hence the volatile read.
@@ -29,22 +67,20 @@ pub(crate) fn append(call: SyscallEvent) {
             core::ptr::read_volatile(&raw const (*pos).tail),
         )
     };
-    if head.wrapping_sub(tail) >= slots {
-        bump(counter::DROPPED);
-        return;
-    }
-    // VERIFIER: the array lookup bounds-checks the computed index at run time.
-    let index = u64::from(cpu) * slots + (head & (slots - 1));
-    let Some(slot) = LOG.get_ptr_mut(index as u32) else {
-        bump(counter::DROPPED);
-        return;
-    };
-    // SAFETY: `slot` is a live map value of this CPU's part of the log, which user space
-    // does not read until `head` says so. Volatile stores keep the record before the head
-    // update in program order; x86 keeps stores in order, so a reader that sees the new head
-    // sees the record.
-    unsafe {
-        core::ptr::write_volatile(slot, call);
-        core::ptr::write_volatile(&raw mut (*pos).head, head + 1);
-    }
+    (head.wrapping_sub(tail) + n <= slots).then_some((cpu, pos, head, slots))
+}
+
+/// The `LOG` index of sequence number `seq` in CPU `cpu`'s part.
+#[inline(always)]
+fn index(cpu: u32, seq: u64, slots: u64) -> u32 {
+    (u64::from(cpu) * slots + (seq & (slots - 1))) as u32
+}
+
+/// Publishes the records before `head`. Volatile stores keep the records before the head
+/// update in program order; x86 keeps stores in order, so a reader that sees the new head
+/// sees the records.
+#[inline(always)]
+fn publish(pos: *mut LogPos, head: u64) {
+    // SAFETY: `pos` is this CPU's live map value; only this CPU writes `head`.
+    unsafe { core::ptr::write_volatile(&raw mut (*pos).head, head) };
 }

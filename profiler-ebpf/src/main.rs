@@ -3,10 +3,14 @@
 //! - `sys_enter` / `sys_exit` (raw tracepoints, the cheapest hook): who is calling comes
 //!   from a per-CPU memo (`identity.rs`); the enter timestamp and syscall number stay in a
 //!   per-CPU open-call slot (`cpu.rs`), moved to a per-thread slot (`moved.rs`) only when
-//!   the task is switched out inside the call; the exit pairs with it and appends one
-//!   32-byte `SyscallEvent` to this CPU's call log (`calllog.rs`), which user space reads in
-//!   place. Slow calls with their arguments and process exits, both rare, go through a ring
-//!   buffer.
+//!   the task is switched out inside the call and back when it is switched in; the exit
+//!   pairs with it and appends one 32-byte `SyscallEvent` to this CPU's call log
+//!   (`calllog.rs`), which user space reads in place, followed by the call's `Anatomy` when
+//!   it was switched out. Slow calls with their arguments and process exits, both rare, go
+//!   through a ring buffer.
+//! - `sched_switch` and `sched_wakeup` (tp_btf): a call's time off CPU, split into
+//!   run-queue wait and blocked (the call's anatomy); nothing for a call that never
+//!   switches.
 //! - `sched_process_fork` (tp_btf, for a typed child pointer): a traced parent's new child
 //!   process is added to the target set before it can run, and every new task of a traced
 //!   process is marked so that its first exit (the return from fork) is not an "unpaired" loss.
@@ -38,16 +42,16 @@ use aya_ebpf::{
     programs::{BtfTracePointContext, RawTracePointContext},
 };
 use aya_log_ebpf::debug;
-use cpu::this_cpu;
+use cpu::{SWITCHED, this_cpu};
 use identity::{bump_generation, targeted, targeted_task};
 use maps::{
     BY_CGROUP, COMMS, ERRORS_ONLY, EVENTS, EXEC_NRS, FILTER_MODE, NCOMMS, OFF_ARGS,
-    OFF_SIGNAL_LIVE, OFF_TASK_SIGNAL, OFF_TASK_TGID, PATH_ARG, SLOW_NS, SYSCALL_BITS,
-    SYSCALL_FILTER, TGID_BITS, bump, constant, constant64,
+    OFF_SIGNAL_LIVE, OFF_TASK_SIGNAL, OFF_TASK_STATE, OFF_TASK_TGID, PATH_ARG, SLOW_NS,
+    SYSCALL_BITS, SYSCALL_FILTER, TGID_BITS, bump, constant, constant64,
 };
 use profiler_common::{
-    EnterState, MAX_COMMS, MAX_SYSCALLS, NR_FORK_CHILD, NR_IGNORED, NR_PROC_EXIT, SLOW_PATH_LEN,
-    SlowEvent, SyscallEvent, counter, filter_mode,
+    Anatomy, EnterState, MAX_COMMS, MAX_SYSCALLS, NR_FORK_CHILD, NR_IGNORED, ProcExit,
+    SLOW_PATH_LEN, SlowEvent, SyscallEvent, counter, filter_mode, kind,
 };
 
 /// Whether syscall `id` passes the `-s` filter.
@@ -134,18 +138,23 @@ fn sys_exit(ctx: RawTracePointContext) -> i32 {
     let tgid = (pid_tgid >> 32) as u32;
     // SAFETY: helper with no arguments.
     let now = unsafe { bpf_ktime_get_ns() };
-    let (ts, nr, args) = if cpu.open.regs == regs {
-        // Returned where it began, with no switch in between: the common case.
+    let (ts, mut nr, args, mut anatomy) = if cpu.open.regs == regs {
+        // Returned on the CPU where it began or, after a switch, where it was moved back.
         cpu.open.regs = 0;
-        (cpu.open.ts, cpu.open.nr, cpu.open.args)
+        (cpu.open.ts, cpu.open.nr, cpu.open.args, cpu.open.anatomy)
     } else {
-        // The call was moved to the task at a context switch, or began before tracing.
+        // A new task's fork marker, or a call that began before tracing.
         let Some(found) = moved::take_current(pid_tgid) else {
             bump(counter::UNPAIRED);
             return 0;
         };
-        (found.ts, found.nr, found.args)
+        (found.ts, found.nr, found.args, found.anatomy)
     };
+    // Only a timed call carries the flag (the markers' numbers have high bits set).
+    let switched = ts != 0 && nr & SWITCHED != 0;
+    if switched {
+        nr &= !SWITCHED;
+    }
     if ts == 0 {
         // The child's return from fork/clone, or a filtered-out call: not a loss.
         if nr != NR_FORK_CHILD && nr != NR_IGNORED {
@@ -161,6 +170,9 @@ fn sys_exit(ctx: RawTracePointContext) -> i32 {
         return 0;
     }
     let duration_ns = now.saturating_sub(ts);
+    if !switched {
+        anatomy = Anatomy::default();
+    }
     let cgroup = if constant(&BY_CGROUP) != 0 {
         // SAFETY: helper with no arguments.
         unsafe { bpf_get_current_cgroup_id() as u32 }
@@ -168,17 +180,27 @@ fn sys_exit(ctx: RawTracePointContext) -> i32 {
         0
     };
     let call = SyscallEvent {
+        kind: if switched {
+            kind::CALL_SWITCHED
+        } else {
+            kind::CALL
+        },
+        _pad: 0,
+        nr: nr as u16,
+        cgroup,
         duration_ns,
         ret,
         tgid,
         tid: pid_tgid as u32,
-        nr,
-        cgroup,
     };
     let slow = constant64(&SLOW_NS);
     if slow != 0 && duration_ns >= slow {
         let mut ev = SlowEvent {
-            call,
+            call: SyscallEvent {
+                kind: kind::SLOW,
+                ..call
+            },
+            anatomy,
             args,
             exit_ns: now,
             path: [0; SLOW_PATH_LEN],
@@ -207,7 +229,12 @@ fn sys_exit(ctx: RawTracePointContext) -> i32 {
         }
         return 0;
     }
-    calllog::append(call);
+    if switched {
+        anatomy.kind = kind::ANATOMY;
+        calllog::append_switched(call, anatomy);
+    } else {
+        calllog::append(call);
+    }
     0
 }
 
@@ -248,34 +275,120 @@ fn sched_process_fork(ctx: BtfTracePointContext) -> i32 {
 }
 
 /// `sched:sched_switch(bool preempt, struct task_struct *prev, struct task_struct *next,
-/// unsigned int prev_state)`, run in `prev`'s context: an open call on this CPU is `prev`'s
-/// and moves to its task storage, where its `sys_exit` (on any CPU) will find it.
+/// unsigned int prev_state)` (`prev_state` since 5.18: not used), run in `prev`'s context
+/// with the run queue locked. An open call on this CPU is `prev`'s: it moves to `prev`'s
+/// storage with the time and the way it left (sleeping, or still runnable); a call of
+/// `next`'s waiting in its storage moves back to this CPU with the time it spent off CPU
+/// added to its anatomy: run-queue wait when it left runnable or since its wake-up,
+/// blocked from a sleeping switch-out to the wake-up (`sched_wakeup`).
 #[btf_tracepoint(function = "sched_switch")]
 fn sched_switch(ctx: BtfTracePointContext) -> i32 {
     let Some(cpu) = this_cpu() else {
         return 0;
     };
-    let open = &mut cpu.open;
-    if open.regs == 0 {
+    let mut now = 0;
+    if cpu.open.regs != 0 {
+        // SAFETY: helper with no arguments.
+        now = unsafe { bpf_ktime_get_ns() };
+        switch_out(&ctx, &mut cpu.open, now);
+    }
+    let next: *const u8 = ctx.arg(2);
+    let Some(slot) = moved::task_slot(next) else {
+        return 0;
+    };
+    if slot.ts == 0 || slot.off_ts == 0 {
+        // A fork marker, an ignored call, or nothing in flight.
         return 0;
     }
+    if now == 0 {
+        // SAFETY: helper with no arguments.
+        now = unsafe { bpf_ktime_get_ns() };
+    }
+    let off = now.saturating_sub(slot.off_ts);
+    if slot.sleeping != 0 {
+        // No wake-up was seen (it raced with tracing's start): all of it was blocked.
+        slot.anatomy.blocked_ns += off;
+    } else {
+        slot.anatomy.runq_ns += off;
+    }
+    let open = &mut cpu.open;
+    open.ts = slot.ts;
+    open.tid = slot.tid;
+    open.nr = slot.nr | SWITCHED;
+    open.args = slot.args;
+    open.anatomy = slot.anatomy;
+    open.regs = slot.regs;
+    moved::release(next, slot);
+    0
+}
+
+/// Moves `open`, the call in flight of the task being switched out (current), to its
+/// storage, stamped `now`.
+#[inline(always)]
+fn switch_out(ctx: &BtfTracePointContext, open: &mut cpu::OpenCall, now: u64) {
+    let regs = open.regs;
     open.regs = 0;
     // `prev` is current here; a mismatch would mean the invariant broke: drop the call.
     let pid_tgid = bpf_get_current_pid_tgid();
     if pid_tgid as u32 != open.tid {
         bump(counter::STALE);
-        return 0;
+        return;
     }
+    let preempt: u64 = ctx.arg(0);
     let prev: *const u8 = ctx.arg(1);
+    // Preempted, or yielded while running: it waits for a CPU from now. Otherwise it
+    // sleeps until a wake-up (`TASK_RUNNING` is 0).
+    let runnable = preempt & 0xff != 0
+        || read_kernel::<u32>(prev, constant(&OFF_TASK_STATE)).is_none_or(|s| s == 0);
+    // Only a timed call carries the flag (`NR_IGNORED` has high bits set).
+    let switched = open.ts != 0 && open.nr & SWITCHED != 0;
+    let mut anatomy = if switched {
+        open.anatomy
+    } else {
+        Anatomy::default()
+    };
+    if runnable {
+        anatomy.involuntary += 1;
+    } else {
+        anatomy.voluntary += 1;
+    }
     let state = EnterState {
         ts: open.ts,
-        nr: open.nr,
+        nr: if switched {
+            open.nr & !SWITCHED
+        } else {
+            open.nr
+        },
+        tid: open.tid,
+        regs,
+        off_ts: now,
+        sleeping: u32::from(!runnable),
         _pad: 0,
         args: open.args,
+        anatomy,
     };
     if !moved::save_prev(prev, pid_tgid, &state) {
         bump(counter::NO_STORAGE);
     }
+}
+
+/// `sched:sched_wakeup(struct task_struct *p)`, after `p` was put on a run queue (under
+/// its lock): a call of `p`'s that went off CPU sleeping stops being blocked and starts
+/// waiting for a CPU. Wake-ups of running or runnable tasks change nothing.
+#[btf_tracepoint(function = "sched_wakeup")]
+fn sched_wakeup(ctx: BtfTracePointContext) -> i32 {
+    let p: *const u8 = ctx.arg(0);
+    let Some(slot) = moved::task_slot(p) else {
+        return 0;
+    };
+    if slot.ts == 0 || slot.off_ts == 0 || slot.sleeping == 0 {
+        return 0;
+    }
+    // SAFETY: helper with no arguments.
+    let now = unsafe { bpf_ktime_get_ns() };
+    slot.anatomy.blocked_ns += now.saturating_sub(slot.off_ts);
+    slot.off_ts = now;
+    slot.sleeping = 0;
     0
 }
 
@@ -323,19 +436,14 @@ fn task_exit() {
     }
     // Tell user space the process is gone and what it was called (it may not have had
     // time to read /proc). Rare, so the comm helper is affordable here.
-    if let Some(mut entry) = EVENTS.reserve(0) {
-        let comm = bpf_get_current_comm().unwrap_or([0; 16]);
-        let mut lo = [0u8; 8];
-        let mut hi = [0u8; 8];
-        lo.copy_from_slice(&comm[..8]);
-        hi.copy_from_slice(&comm[8..]);
-        entry.write(SyscallEvent {
-            duration_ns: u64::from_le_bytes(lo),
-            ret: i64::from_le_bytes(hi),
+    if let Some(mut entry) = EVENTS.reserve_untyped::<ProcExit>(0) {
+        entry.write(ProcExit {
+            kind: kind::PROC_EXIT,
+            _pad: [0; 3],
             tgid,
             tid: pid_tgid as u32,
-            nr: NR_PROC_EXIT,
-            cgroup: 0,
+            _pad2: 0,
+            comm: bpf_get_current_comm().unwrap_or([0; 16]),
         });
         entry.submit(BPF_RB_NO_WAKEUP as u64);
     }

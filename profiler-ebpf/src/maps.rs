@@ -175,6 +175,9 @@ pub(crate) static OFF_TASK_TGID: u32 = 0;
 /// Byte offset of `task_struct.pid` (the thread id; the legacy object keys `ENTER` by it).
 #[unsafe(no_mangle)]
 pub(crate) static OFF_TASK_PID: u32 = 0;
+/// Byte offset of `task_struct.__state` (`state` before 5.14): 0 is `TASK_RUNNING`.
+#[unsafe(no_mangle)]
+pub(crate) static OFF_TASK_STATE: u32 = 0;
 /// Byte offset of `task_struct.signal`.
 #[unsafe(no_mangle)]
 pub(crate) static OFF_TASK_SIGNAL: u32 = 0;

@@ -12,7 +12,7 @@
 //! Every function here runs in the context of the task it names (current), except
 //! [`mark_child`], which runs in the parent.
 
-use profiler_common::{EnterState, NR_FORK_CHILD};
+use profiler_common::{Anatomy, EnterState, NR_FORK_CHILD};
 
 use crate::maps::ENTER;
 
@@ -20,8 +20,21 @@ use crate::maps::ENTER;
 const FORK_MARKER: EnterState = EnterState {
     ts: 0,
     nr: NR_FORK_CHILD,
+    tid: 0,
+    regs: 0,
+    off_ts: 0,
+    sleeping: 0,
     _pad: 0,
     args: [0; 3],
+    anatomy: Anatomy {
+        kind: 0,
+        _pad: [0; 3],
+        voluntary: 0,
+        involuntary: 0,
+        _pad2: 0,
+        runq_ns: 0,
+        blocked_ns: 0,
+    },
 };
 
 /// Takes the current task's moved call (or fork marker) out of its slot, leaving it
@@ -36,6 +49,20 @@ pub(crate) fn take_current(pid_tgid: u64) -> Option<EnterState> {
 #[inline(always)]
 pub(crate) fn save_prev(prev: *const u8, pid_tgid: u64, open: &EnterState) -> bool {
     imp::save_prev(prev, pid_tgid, open)
+}
+
+/// The slot of `task` (not current: a task being switched in or woken), if it has one.
+/// Its task is not running, and the scheduler holds the task's run-queue lock around both
+/// callers (`sched_switch`, `sched_wakeup`), so nothing else writes the slot meanwhile.
+#[inline(always)]
+pub(crate) fn task_slot(task: *const u8) -> Option<&'static mut EnterState> {
+    imp::task_slot(task)
+}
+
+/// Empties `task`'s slot after its call was moved back to the CPU.
+#[inline(always)]
+pub(crate) fn release(task: *const u8, slot: &mut EnterState) {
+    imp::release(task, slot);
 }
 
 /// Gives a new task (`child`) its fork marker.
@@ -72,6 +99,29 @@ mod imp {
             let p = bpf_task_storage_get(ENTER.as_ptr(), task.cast(), core::ptr::null_mut(), 0);
             p.cast::<EnterState>().as_mut()
         }
+    }
+
+    #[inline(always)]
+    pub(super) fn task_slot(task: *const u8) -> Option<&'static mut EnterState> {
+        // SAFETY: `task` is a BTF-typed task pointer the scheduler tracepoint passes; the
+        // helper returns null (no storage: the common case for a task with no call off
+        // CPU) or its live value, valid for the rest of this program run.
+        unsafe {
+            let p = bpf_task_storage_get(
+                ENTER.as_ptr(),
+                task.cast_mut().cast(),
+                core::ptr::null_mut(),
+                0,
+            );
+            p.cast::<EnterState>().as_mut()
+        }
+    }
+
+    #[inline(always)]
+    pub(super) fn release(_task: *const u8, slot: &mut EnterState) {
+        // The storage stays with its task; an empty slot is `ts == 0` with no marker.
+        slot.ts = 0;
+        slot.nr = 0;
     }
 
     #[inline(always)]
@@ -152,6 +202,30 @@ mod imp {
         Some(found)
     }
 
+    /// The thread id of `task` (`task_struct.pid`), the hash's key.
+    #[inline(always)]
+    fn tid_of(task: *const u8) -> Option<u32> {
+        crate::read_kernel::<u32>(task, constant(&OFF_TASK_PID))
+    }
+
+    #[inline(always)]
+    pub(super) fn task_slot(task: *const u8) -> Option<&'static mut EnterState> {
+        let tid = tid_of(task)?;
+        let p = ENTER.get_ptr_mut(tid)?;
+        // SAFETY: a live value of the hash; see `super::task_slot` for why nothing else
+        // writes it meanwhile. Entries are deleted only by their own task or by
+        // `release`, which this caller alone would call.
+        unsafe { p.as_mut() }
+    }
+
+    #[inline(always)]
+    pub(super) fn release(task: *const u8, _slot: &mut EnterState) {
+        // Deleting keeps the map at one entry per call that is off CPU right now.
+        if let Some(tid) = tid_of(task) {
+            let _ = ENTER.remove(tid);
+        }
+    }
+
     #[inline(always)]
     pub(super) fn save_prev(_prev: *const u8, pid_tgid: u64, open: &EnterState) -> bool {
         ENTER
@@ -161,9 +235,8 @@ mod imp {
 
     #[inline(always)]
     pub(super) fn mark_child(child: *const u8) {
-        // The hash is keyed by thread id, read from the child (`task_struct.pid`); only this
-        // object needs it.
-        if let Some(tid) = crate::read_kernel::<u32>(child, constant(&OFF_TASK_PID)) {
+        // The hash is keyed by thread id, read from the child (`task_struct.pid`).
+        if let Some(tid) = tid_of(child) {
             // A full map leaves the child unmarked: its first exit counts as unpaired.
             let _ = ENTER.insert(tid, FORK_MARKER, u64::from(BPF_ANY));
         }

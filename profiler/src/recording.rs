@@ -9,7 +9,7 @@ use std::{collections::BTreeMap, path::Path};
 use hdrhistogram::serialization::interval_log::{IntervalLogIterator, LogEntry};
 
 use crate::{
-    aggregate::{GroupBy, LatencyHist, LossCounters, Row, Series, Snapshot},
+    aggregate::{GroupBy, LatencyHist, LossCounters, OffCpu, Row, Series, Snapshot},
     output::jsonl::SCHEMA_VERSION,
     syscalls,
 };
@@ -38,7 +38,7 @@ pub enum RecordingError {
     },
     /// A newer schema.
     #[error(
-        "{path}: schema version {version} is not supported (this syslat reads version {SCHEMA_VERSION})"
+        "{path}: schema version {version} is not supported (this syslat reads versions 1 to {SCHEMA_VERSION})"
     )]
     Version {
         /// The path.
@@ -156,7 +156,7 @@ fn parse_jsonl(name: &str, text: &str) -> Result<Recording, RecordingError> {
         let version = v["version"]
             .as_u64()
             .ok_or_else(|| not(format!("line {}: no version", i + 1)))?;
-        if version != u64::from(SCHEMA_VERSION) {
+        if version == 0 || version > u64::from(SCHEMA_VERSION) {
             return Err(RecordingError::Version {
                 path: name.to_string(),
                 version,
@@ -184,6 +184,38 @@ fn whole(v: &serde_json::Value, k: &str) -> Result<u64, String> {
             .as_u64()
             .ok_or_else(|| format!("invalid {k} {n}: not a whole number of at least 0")),
     }
+}
+
+/// A row's anatomy (schema version 2; zero in version 1 files): totals, switches, and the
+/// per-call histograms when present, each holding the row's `count` calls.
+fn off_cpu_of(r: &serde_json::Value, count: u64) -> Result<OffCpu, String> {
+    let n = |k: &str| r[k].as_u64().unwrap_or(0);
+    let hist = |k: &str| -> Result<Option<LatencyHist>, String> {
+        let Some(b64) = r[k].as_str() else {
+            return Ok(None);
+        };
+        let h = LatencyHist::from_base64(b64).map_err(|e| format!("{k}: {e}"))?;
+        if h.count() != count {
+            return Err(format!("{k} holds {} calls, count says {count}", h.count()));
+        }
+        Ok(Some(h))
+    };
+    let hists = match (hist("runq_hdr")?, hist("blocked_hdr")?) {
+        (Some(r), Some(b)) => Some((r, b)),
+        (None, None) => None,
+        _ => return Err("runq_hdr and blocked_hdr come together".into()),
+    };
+    let switches = n("switches");
+    let involuntary = n("involuntary_switches").min(switches);
+    Ok(OffCpu::restore(
+        [
+            n("runq_total_ns"),
+            n("blocked_total_ns"),
+            switches - involuntary,
+            involuntary,
+        ],
+        hists,
+    ))
 }
 
 fn part_of(v: &serde_json::Value) -> Result<Part, String> {
@@ -216,6 +248,7 @@ fn part_of(v: &serde_json::Value) -> Result<Part, String> {
         series.errors = r["errors"].as_u64().unwrap_or(0);
         series.min_ns = r["min_ns"].as_u64().unwrap_or(u64::MAX);
         series.max_ns = r["max_ns"].as_u64().unwrap_or(0);
+        series.off_cpu = off_cpu_of(r, count).map_err(|e| format!("{syscall}: {e}"))?;
         if let Some(errnos) = r["errnos"].as_object() {
             for (k, n) in errnos {
                 if let (Some(e), Some(n)) = (syscalls::errno_number(k), n.as_u64()) {
@@ -468,6 +501,7 @@ mod tests {
                 tid: 7,
                 nr: 257,
                 cgroup: 0,
+                ..SyscallEvent::default()
             });
         }
         jsonl::line(
@@ -565,6 +599,7 @@ mod tests {
                 tid: 1,
                 nr: 0,
                 cgroup: 0,
+                ..SyscallEvent::default()
             });
         }
         let base = 1_700_000_000_000_000_000;

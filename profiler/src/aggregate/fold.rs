@@ -8,9 +8,9 @@
 
 use std::collections::{HashMap, HashSet};
 
-use profiler_common::{MAX_SYSCALLS, NR_PROC_EXIT, SyscallEvent};
+use profiler_common::{Anatomy, MAX_SYSCALLS, SyscallEvent};
 
-use super::{LossCounters, Row, Series, Snapshot};
+use super::{Event, LossCounters, Row, Series, Snapshot, comm_name};
 use crate::syscalls;
 
 /// The aggregation key of the rows.
@@ -89,31 +89,48 @@ impl Aggregator {
     }
 
     /// Folds one batch of events.
-    pub fn fold(&mut self, events: &[SyscallEvent]) {
+    pub fn fold(&mut self, events: &[Event]) {
         for ev in events {
-            self.record(ev);
+            match ev {
+                Event::Call(call, anatomy) => self.record_call(call, anatomy),
+                Event::Exit(exit) => self.retire(exit.tgid, &exit.comm),
+            }
         }
     }
 
-    /// Folds one event (a completed call, or a process-exit record).
-    #[inline]
+    /// Folds one call that never left its CPU.
     pub fn record(&mut self, ev: &SyscallEvent) {
-        if ev.nr == NR_PROC_EXIT {
-            self.retire(ev);
-            return;
-        }
-        if ev.nr >= MAX_SYSCALLS {
+        self.record_call(ev, &Anatomy::default());
+    }
+
+    /// Folds one completed call with its time off CPU.
+    #[inline]
+    pub fn record_call(&mut self, ev: &SyscallEvent, anatomy: &Anatomy) {
+        let nr = u32::from(ev.nr);
+        if nr >= MAX_SYSCALLS {
             return;
         }
         self.events += 1;
         let errno = syscalls::errno_of(ev.ret);
-        let idx = ev.nr as usize;
+        let switched = anatomy.voluntary != 0 || anatomy.involuntary != 0;
+        let off = [
+            anatomy.runq_ns,
+            anatomy.blocked_ns,
+            u64::from(anatomy.voluntary),
+            u64::from(anatomy.involuntary),
+        ];
+        let put = |s: &mut Series| {
+            if switched {
+                s.record_switched(ev.duration_ns, errno, off);
+            } else {
+                s.record(ev.duration_ns, errno);
+            }
+        };
+        let idx = nr as usize;
         if self.by_syscall.len() <= idx {
             self.by_syscall.resize_with(idx + 1, || None);
         }
-        self.by_syscall[idx]
-            .get_or_insert_with(Series::default)
-            .record(ev.duration_ns, errno);
+        put(self.by_syscall[idx].get_or_insert_with(Series::default));
         if self.group == GroupBy::Syscall {
             return;
         }
@@ -122,7 +139,7 @@ impl Aggregator {
                 tgid: ev.cgroup,
                 generation: 0,
                 tid: 0,
-                nr: ev.nr,
+                nr,
             },
             _ => Key {
                 tgid: ev.tgid,
@@ -132,14 +149,11 @@ impl Aggregator {
                 } else {
                     0
                 },
-                nr: ev.nr,
+                nr,
             },
         };
         let key = self.admit(key);
-        self.keyed
-            .entry(key)
-            .or_default()
-            .record(ev.duration_ns, errno);
+        put(self.keyed.entry(key).or_default());
     }
 
     /// The key to record under: `key` itself, or its syscall's `other` key when its
@@ -163,13 +177,12 @@ impl Aggregator {
     }
 
     /// A process-exit record: remember the name, and start a new generation for the pid.
-    fn retire(&mut self, ev: &SyscallEvent) {
+    pub fn retire(&mut self, tgid: u32, comm: &[u8; 16]) {
         if matches!(self.group, GroupBy::Syscall | GroupBy::Cgroup) {
             return;
         }
-        let generation = self.generations.entry(ev.tgid).or_insert(0);
-        self.names
-            .insert((ev.tgid, *generation), decode_comm(ev.duration_ns, ev.ret));
+        let generation = self.generations.entry(tgid).or_insert(0);
+        self.names.insert((tgid, *generation), comm_name(comm));
         *generation += 1;
     }
 
@@ -336,41 +349,27 @@ impl Aggregator {
     }
 }
 
-/// Decodes the NUL-padded 16-byte command name carried by a process-exit record.
-pub fn decode_comm(lo: u64, hi: i64) -> String {
-    let mut bytes = [0u8; 16];
-    bytes[..8].copy_from_slice(&lo.to_le_bytes());
-    bytes[8..].copy_from_slice(&hi.to_le_bytes());
-    let end = bytes.iter().position(|&b| b == 0).unwrap_or(16);
-    String::from_utf8_lossy(&bytes[..end]).into_owned()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn ev(tgid: u32, nr: u32, ns: u64, ret: i64) -> SyscallEvent {
+    fn ev(tgid: u32, nr: u16, ns: u64, ret: i64) -> Event {
+        Event::call(call(tgid, nr, ns, ret))
+    }
+
+    fn call(tgid: u32, nr: u16, ns: u64, ret: i64) -> SyscallEvent {
         SyscallEvent {
             duration_ns: ns,
             ret,
             tgid,
             tid: tgid,
             nr,
-            cgroup: 0,
+            ..SyscallEvent::default()
         }
     }
 
-    fn exit(tgid: u32, name: &[u8]) -> SyscallEvent {
-        let mut b = [0u8; 16];
-        b[..name.len()].copy_from_slice(name);
-        SyscallEvent {
-            duration_ns: u64::from_le_bytes(b[..8].try_into().unwrap()),
-            ret: i64::from_le_bytes(b[8..].try_into().unwrap()),
-            tgid,
-            tid: tgid,
-            nr: NR_PROC_EXIT,
-            cgroup: 0,
-        }
+    fn exit(tgid: u32, name: &[u8]) -> Event {
+        Event::exit(tgid, name)
     }
 
     #[test]
@@ -431,7 +430,7 @@ mod tests {
     #[test]
     fn threads_are_separate_rows() {
         let mut a = Aggregator::new(GroupBy::Thread);
-        let mut e = ev(7, 0, 10, 0);
+        let mut e = call(7, 0, 10, 0);
         a.record(&e);
         e.tid = 8;
         a.record(&e);
@@ -448,10 +447,10 @@ mod tests {
     #[test]
     fn groups_by_cgroup() {
         let mut a = Aggregator::new(GroupBy::Cgroup);
-        let mut e = ev(7, 0, 10, 0);
+        let mut e = call(7, 0, 10, 0);
         e.cgroup = 42;
         a.record(&e);
-        a.record(&ev(8, 0, 10, 0));
+        a.record(&call(8, 0, 10, 0));
         a.record(&e);
         let s = a.snapshot(0, 0, LossCounters::default(), &|id| {
             (id == 42).then(|| "/app".to_string())
@@ -486,8 +485,8 @@ mod tests {
     fn key_cap_folds_into_exact_other_rows() {
         let mut a = Aggregator::with_max_keys(GroupBy::Process, 3);
         for pid in 0..100u32 {
-            a.record(&ev(pid, 0, 10, 0));
-            a.record(&ev(pid, 1, 10, -2));
+            a.record(&call(pid, 0, 10, 0));
+            a.record(&call(pid, 1, 10, -2));
         }
         let s = a.snapshot(0, 0, LossCounters::default(), &|_| None);
         assert_eq!(
@@ -503,16 +502,43 @@ mod tests {
         assert_eq!(s.errno_totals().get("ENOENT"), Some(&100));
         // 0 keeps no process at all.
         let mut none = Aggregator::with_max_keys(GroupBy::Process, 0);
-        none.record(&ev(7, 0, 10, 0));
+        none.fold(&[ev(7, 0, 10, 0)]);
         let s = none.snapshot(0, 0, LossCounters::default(), &|_| None);
         assert!(s.rows.iter().all(|r| r.other) && s.folded_keys == 1);
     }
 
     #[test]
     fn decodes_comm() {
-        let name = b"kworker/0:1\0\0\0\0\0";
-        let lo = u64::from_le_bytes(name[..8].try_into().unwrap());
-        let hi = i64::from_le_bytes(name[8..].try_into().unwrap());
-        assert_eq!(decode_comm(lo, hi), "kworker/0:1");
+        assert_eq!(comm_name(b"kworker/0:1\0\0\0\0\0"), "kworker/0:1");
+        assert_eq!(comm_name(b"sixteen-bytes-xx"), "sixteen-bytes-xx");
+    }
+
+    #[test]
+    fn anatomy_reaches_every_row_kind() {
+        let mut a = Aggregator::new(GroupBy::Thread);
+        let call = SyscallEvent {
+            duration_ns: 1_000,
+            tgid: 5,
+            tid: 6,
+            nr: 3,
+            ..SyscallEvent::default()
+        };
+        let anatomy = Anatomy {
+            runq_ns: 100,
+            blocked_ns: 600,
+            voluntary: 1,
+            involuntary: 1,
+            ..Anatomy::default()
+        };
+        a.fold(&[Event::Call(call, anatomy), Event::call(call)]);
+        let s = a.snapshot(0, 0, LossCounters::default(), &|_| None);
+        let row = &s.rows[0];
+        assert_eq!(row.tid, Some(6));
+        let o = &row.series.off_cpu;
+        assert_eq!((o.runq_ns, o.blocked_ns, o.switches()), (100, 600, 2));
+        assert_eq!(row.series.oncpu_ns(), 1_300);
+        assert_eq!(o.hists().unwrap().0.count(), 2);
+        let by_syscall = a.syscall_snapshot(0, 0, LossCounters::default());
+        assert_eq!(by_syscall.rows[0].series.off_cpu, *o);
     }
 }

@@ -149,6 +149,24 @@ impl LatencyHist {
         }
     }
 
+    /// Records `n` calls of `ns` nanoseconds at once.
+    pub fn record_n(&mut self, ns: u64, n: u64) {
+        let v = ns.min(MAX_TRACKED_NS);
+        match &mut self.repr {
+            Repr::Small(vals) if vals.len() as u64 + n <= SMALL as u64 => {
+                vals.extend(std::iter::repeat_n(v, n as usize));
+            }
+            Repr::Small(_) => {
+                let mut h = self.histogram().into_owned();
+                // Cannot fail: auto-resize is on and the value is clamped.
+                let _ = h.record_n(v, n);
+                self.repr = Repr::Full(Box::new(h));
+            }
+            // Cannot fail: auto-resize is on and the value is clamped.
+            Repr::Full(h) => drop(h.record_n(v, n)),
+        }
+    }
+
     /// Adds every count of `other`.
     pub fn merge(&mut self, other: &LatencyHist) {
         match (&mut self.repr, &other.repr) {

@@ -3,12 +3,14 @@
 //! immutable view every presenter reads.
 #![forbid(unsafe_code)]
 
+mod event;
 mod fold;
 mod hist;
 mod series;
 mod snapshot;
 
-pub use fold::{Aggregator, DEFAULT_MAX_KEYS, GroupBy, decode_comm};
+pub use event::{Event, comm_name};
+pub use fold::{Aggregator, DEFAULT_MAX_KEYS, GroupBy};
 pub use hist::{HistError, LatencyHist, MAX_TRACKED_NS};
-pub use series::Series;
+pub use series::{OffCpu, Series};
 pub use snapshot::{LossCounters, Row, Snapshot, Stats};

@@ -1,5 +1,6 @@
 //! One series: the calls of one key (a syscall, or a process and a syscall): a latency
-//! histogram, the exact total time, and the failures by errno.
+//! histogram, the exact total time, the failures by errno, and where the time went off CPU
+//! (the calls' anatomy: run-queue wait and blocked; on-CPU is the rest).
 
 use std::collections::BTreeMap;
 
@@ -20,6 +21,138 @@ pub struct Series {
     pub min_ns: u64,
     /// Exact slowest call, ns.
     pub max_ns: u64,
+    /// Time off CPU.
+    pub off_cpu: OffCpu,
+}
+
+/// Where a series' calls spent their time off CPU. Exact totals; the per-call histograms
+/// exist once a call of the series was switched out (calls that never were count as 0).
+#[derive(Debug, Default)]
+pub struct OffCpu {
+    /// Exact sum of the calls' run-queue waits (runnable, not running), ns.
+    pub runq_ns: u64,
+    /// Exact sum of the calls' blocked time (sleeping), ns.
+    pub blocked_ns: u64,
+    /// Switches out while sleeping, summed over the calls.
+    pub voluntary: u64,
+    /// Switches out while runnable (preemptions), summed over the calls.
+    pub involuntary: u64,
+    hists: Option<Box<OffCpuHists>>,
+}
+
+#[derive(Debug)]
+struct OffCpuHists {
+    runq: LatencyHist,
+    blocked: LatencyHist,
+    /// Calls that never switched, not yet recorded as zeros (recorded in bulk when the
+    /// series is copied, so such a call costs an increment).
+    zeros: u64,
+}
+
+impl OffCpuHists {
+    fn new(zeros: u64) -> Box<Self> {
+        Box::new(Self {
+            runq: LatencyHist::new(),
+            blocked: LatencyHist::new(),
+            zeros,
+        })
+    }
+
+    fn settle(&mut self) {
+        let n = std::mem::take(&mut self.zeros);
+        if n > 0 {
+            self.runq.record_n(0, n);
+            self.blocked.record_n(0, n);
+        }
+    }
+}
+
+/// A copy is settled: its histograms hold every call.
+impl Clone for OffCpu {
+    fn clone(&self) -> Self {
+        Self {
+            runq_ns: self.runq_ns,
+            blocked_ns: self.blocked_ns,
+            voluntary: self.voluntary,
+            involuntary: self.involuntary,
+            hists: self.hists.as_ref().map(|h| {
+                let mut c = Box::new(OffCpuHists {
+                    runq: h.runq.clone(),
+                    blocked: h.blocked.clone(),
+                    zeros: h.zeros,
+                });
+                c.settle();
+                c
+            }),
+        }
+    }
+}
+
+impl PartialEq for OffCpu {
+    fn eq(&self, other: &Self) -> bool {
+        (
+            self.runq_ns,
+            self.blocked_ns,
+            self.voluntary,
+            self.involuntary,
+        ) == (
+            other.runq_ns,
+            other.blocked_ns,
+            other.voluntary,
+            other.involuntary,
+        )
+    }
+}
+
+impl OffCpu {
+    /// Context switches out, summed over the calls.
+    pub fn switches(&self) -> u64 {
+        self.voluntary + self.involuntary
+    }
+
+    /// Per-call run-queue and blocked histograms over every call, when a call switched.
+    /// Exact on a copy (a snapshot's series); the aggregator's own may lag behind by the
+    /// calls that never switched.
+    pub fn hists(&self) -> Option<(&LatencyHist, &LatencyHist)> {
+        self.hists.as_ref().map(|h| (&h.runq, &h.blocked))
+    }
+
+    /// Sets the totals and histograms read back from a recording (the histograms already
+    /// hold every call).
+    pub fn restore(totals: [u64; 4], hists: Option<(LatencyHist, LatencyHist)>) -> Self {
+        let [runq_ns, blocked_ns, voluntary, involuntary] = totals;
+        Self {
+            runq_ns,
+            blocked_ns,
+            voluntary,
+            involuntary,
+            hists: hists.map(|(runq, blocked)| {
+                Box::new(OffCpuHists {
+                    runq,
+                    blocked,
+                    zeros: 0,
+                })
+            }),
+        }
+    }
+
+    /// Adds `other` (of `theirs` calls) into `self` (of `ours` calls).
+    fn merge(&mut self, ours: u64, other: &OffCpu, theirs: u64) {
+        self.runq_ns = self.runq_ns.saturating_add(other.runq_ns);
+        self.blocked_ns = self.blocked_ns.saturating_add(other.blocked_ns);
+        self.voluntary += other.voluntary;
+        self.involuntary += other.involuntary;
+        match (&mut self.hists, &other.hists) {
+            (None, None) => {}
+            (Some(a), None) => a.zeros += theirs,
+            (mine, Some(b)) => {
+                let a = mine.get_or_insert_with(|| OffCpuHists::new(ours));
+                a.runq.merge(&b.runq);
+                a.blocked.merge(&b.blocked);
+                a.zeros += b.zeros;
+            }
+        }
+    }
 }
 
 impl Default for Series {
@@ -31,14 +164,42 @@ impl Default for Series {
             errnos: BTreeMap::new(),
             min_ns: u64::MAX,
             max_ns: 0,
+            off_cpu: OffCpu::default(),
         }
     }
 }
 
 impl Series {
-    /// Records one call.
+    /// Records one call that never left its CPU.
     #[inline]
     pub fn record(&mut self, duration_ns: u64, errno: Option<i32>) {
+        if let Some(h) = &mut self.off_cpu.hists {
+            h.zeros += 1;
+        }
+        self.record_call(duration_ns, errno);
+    }
+
+    /// Records one call that was switched out: `runq_ns` waiting for a CPU, `blocked_ns`
+    /// sleeping (kept within the call's duration, so the parts always sum to it), with
+    /// `voluntary` and `involuntary` switches.
+    pub fn record_switched(&mut self, duration_ns: u64, errno: Option<i32>, off: [u64; 4]) {
+        let [runq, blocked, voluntary, involuntary] = off;
+        let blocked = blocked.min(duration_ns);
+        let runq = runq.min(duration_ns - blocked);
+        let before = self.count();
+        let o = &mut self.off_cpu;
+        let h = o.hists.get_or_insert_with(|| OffCpuHists::new(before));
+        h.runq.record(runq);
+        h.blocked.record(blocked);
+        o.runq_ns = o.runq_ns.saturating_add(runq);
+        o.blocked_ns = o.blocked_ns.saturating_add(blocked);
+        o.voluntary += voluntary;
+        o.involuntary += involuntary;
+        self.record_call(duration_ns, errno);
+    }
+
+    #[inline]
+    fn record_call(&mut self, duration_ns: u64, errno: Option<i32>) {
         self.hist.record(duration_ns);
         self.total_ns = self.total_ns.saturating_add(duration_ns);
         self.min_ns = self.min_ns.min(duration_ns);
@@ -51,6 +212,8 @@ impl Series {
 
     /// Adds `other` into `self`.
     pub fn merge(&mut self, other: &Series) {
+        self.off_cpu
+            .merge(self.hist.count(), &other.off_cpu, other.hist.count());
         self.hist.merge(&other.hist);
         self.total_ns = self.total_ns.saturating_add(other.total_ns);
         self.errors += other.errors;
@@ -64,6 +227,13 @@ impl Series {
     /// Number of calls.
     pub fn count(&self) -> u64 {
         self.hist.count()
+    }
+
+    /// Exact on-CPU time: the total less the time off CPU.
+    pub fn oncpu_ns(&self) -> u64 {
+        self.total_ns
+            .saturating_sub(self.off_cpu.runq_ns)
+            .saturating_sub(self.off_cpu.blocked_ns)
     }
 
     /// Exact fastest call (0 when empty).
@@ -92,5 +262,40 @@ mod tests {
         assert_eq!(a.errnos.get(&11), Some(&1));
         assert_eq!((a.min(), a.max_ns), (100, 400));
         assert_eq!(Series::default().min(), 0);
+    }
+
+    #[test]
+    fn off_cpu_parts_sum_to_the_total_and_count_every_call() {
+        let mut a = Series::default();
+        a.record(100, None);
+        a.record(1000, None);
+        a.record_switched(10_000, None, [2_000, 7_000, 1, 0]);
+        a.record(50, None);
+        // Parts beyond the duration are cut so the three always sum to it.
+        a.record_switched(500, None, [400, 300, 0, 2]);
+        assert_eq!(a.off_cpu.runq_ns, 2_000 + 200);
+        assert_eq!(a.off_cpu.blocked_ns, 7_000 + 300);
+        assert_eq!(
+            a.oncpu_ns() + a.off_cpu.runq_ns + a.off_cpu.blocked_ns,
+            a.total_ns
+        );
+        assert_eq!((a.off_cpu.voluntary, a.off_cpu.involuntary), (1, 2));
+        let c = a.clone();
+        let (runq, blocked) = c.off_cpu.hists().unwrap();
+        assert_eq!((runq.count(), blocked.count()), (5, 5));
+        assert_eq!(runq.percentile(50.0), 0);
+        assert!(blocked.percentile(100.0) >= 6_990);
+        // Merging a series that never switched adds its calls as zeros, and the other way.
+        let mut plain = Series::default();
+        plain.record(10, None);
+        plain.record(20, None);
+        let mut m = a.clone();
+        m.merge(&plain);
+        assert_eq!(m.clone().off_cpu.hists().unwrap().0.count(), 7);
+        let mut m = plain.clone();
+        m.merge(&a);
+        let m = m.clone();
+        assert_eq!(m.off_cpu.hists().unwrap().1.count(), 7);
+        assert_eq!(m.off_cpu.blocked_ns, 7_300);
     }
 }

@@ -147,7 +147,7 @@ impl SlowLog {
                 ev.tgid,
                 ev.tid,
                 comm,
-                ev.nr,
+                u32::from(ev.nr),
                 ev.duration_ns,
                 ev.ret,
                 c.args,

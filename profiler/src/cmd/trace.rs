@@ -15,7 +15,6 @@ use std::{
 };
 
 use anyhow::Context as _;
-use profiler_common::{NR_PROC_EXIT, SyscallEvent};
 use tokio::{
     signal::unix::{Signal, SignalKind, signal},
     task::JoinHandle,
@@ -23,7 +22,7 @@ use tokio::{
 };
 
 use crate::{
-    aggregate::{GroupBy, LossCounters, decode_comm},
+    aggregate::{self, GroupBy, LossCounters, comm_name},
     collect::{Filter, LoadOptions, Probe, cgroup, launch, procinfo::Comms, target},
     config::{Filters, Targets},
 };
@@ -49,7 +48,7 @@ pub struct Trace {
     probe: Probe,
     /// Process names, learned from /proc and from process-exit records.
     pub comms: Comms,
-    buf: Vec<SyscallEvent>,
+    buf: Vec<aggregate::Event>,
     child: Option<(u32, JoinHandle<std::io::Result<i32>>)>,
     watched: Vec<u32>,
     last_check: Instant,
@@ -297,18 +296,23 @@ impl Trace {
     /// Drains every waiting record (completed calls and process-exit records, in order)
     /// into `fold`. With `names`, reads the name of each new process from /proc while it
     /// still exists.
-    pub fn drain(&mut self, names: bool, mut fold: impl FnMut(&[SyscallEvent])) {
+    pub fn drain(&mut self, names: bool, mut fold: impl FnMut(&[aggregate::Event])) {
         self.buf.clear();
         self.probe.drain(&mut self.buf);
         if self.buf.is_empty() {
             return;
         }
         for ev in &self.buf {
-            if ev.nr == NR_PROC_EXIT {
-                self.comms
-                    .learn(ev.tgid, decode_comm(ev.duration_ns, ev.ret));
-            } else if names && self.comms.cached(ev.tgid).is_none() {
-                let _ = self.comms.get(ev.tgid);
+            match ev {
+                aggregate::Event::Exit(exit) => {
+                    self.comms.learn(exit.tgid, comm_name(&exit.comm));
+                }
+                aggregate::Event::Call(call, _)
+                    if names && self.comms.cached(call.tgid).is_none() =>
+                {
+                    let _ = self.comms.get(call.tgid);
+                }
+                aggregate::Event::Call(..) => {}
             }
         }
         fold(&self.buf);

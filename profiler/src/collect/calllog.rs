@@ -1,7 +1,8 @@
 //! User space's side of the per-CPU call logs and of the target-set generation: both are
 //! `BPF_F_MMAPABLE` arrays, read and written in place through shared mappings.
 //!
-//! Each CPU's log is a single-producer ring of `slots` [`SyscallEvent`]s; its [`LogPos`]
+//! Each CPU's log is a single-producer ring of `slots` 32-byte records (a [`SyscallEvent`],
+//! followed by its [`Anatomy`] when the call was switched out); its [`LogPos`]
 //! holds the producer's `head` and our `tail` (records ever written / consumed). A drain
 //! loads `head` (acquire: the records before it are complete), copies the records out and
 //! stores `tail` (release: the programs reuse those slots only after we are done).
@@ -13,7 +14,11 @@ use std::{
 
 use aya::maps::{Array, MapData};
 use memmap2::{MmapOptions, MmapRaw};
-use profiler_common::{LOG_HEAD_OFFSET, LOG_TAIL_OFFSET, LogPos, MIN_LOG_SLOTS, SyscallEvent};
+use profiler_common::{
+    Anatomy, LOG_HEAD_OFFSET, LOG_TAIL_OFFSET, LogPos, MIN_LOG_SLOTS, SyscallEvent, kind,
+};
+
+use crate::aggregate::Event;
 
 /// Records per CPU for a total log size of `bytes` over `cpus` CPUs: the largest power of
 /// two that fits, at least [`MIN_LOG_SLOTS`].
@@ -81,9 +86,9 @@ impl CallLogs {
         unsafe { &*self.positions.as_ptr().add(at).cast::<AtomicU64>() }
     }
 
-    /// Appends every record written since the last drain to `out`, CPU by CPU, and frees
-    /// their slots. Returns how many.
-    pub fn drain(&mut self, out: &mut Vec<SyscallEvent>) -> usize {
+    /// Appends every call written since the last drain to `out`, CPU by CPU, and frees
+    /// their slots. Returns how many calls.
+    pub fn drain(&mut self, out: &mut Vec<Event>) -> usize {
         let before = out.len();
         let mask = u64::from(self.slots) - 1;
         for cpu in 0..self.cpus {
@@ -92,21 +97,44 @@ impl CallLogs {
             // A well-behaved producer never runs ahead by more than `slots`; clamp anyway so
             // a corrupt head cannot make us loop for ever.
             let from = tail.max(head.saturating_sub(u64::from(self.slots)));
-            for seq in from..head {
+            let slot = |seq: u64| -> *const u8 {
                 let index = u64::from(cpu) * u64::from(self.slots) + (seq & mask);
-                // SAFETY: `index < cpus * slots`, so the record is inside the mapping; the
-                // producer finished writing it before publishing `head` (acquire above) and
-                // does not touch it again until we publish a tail past it. Records are
-                // 32-byte aligned in a page-aligned mapping; every bit pattern is valid.
-                let ev = unsafe {
-                    std::ptr::read_volatile(
-                        self.records
-                            .as_ptr()
-                            .cast::<SyscallEvent>()
-                            .add(index as usize),
-                    )
-                };
-                out.push(ev);
+                // SAFETY: `index < cpus * slots`: the slot is inside the mapping.
+                unsafe {
+                    self.records
+                        .as_ptr()
+                        .add(index as usize * size_of::<SyscallEvent>())
+                }
+            };
+            // The slot is inside the mapping; the producer finished writing it before
+            // publishing `head` (acquire above) and does not touch it again until we
+            // publish a tail past it. Slots are 32-byte aligned in a page-aligned mapping;
+            // `SyscallEvent` and `Anatomy` are 32-byte repr(C) structs of integers
+            // (asserted in profiler-common), so every bit pattern is valid.
+            let call = |seq| {
+                // SAFETY: see above.
+                unsafe { std::ptr::read_volatile(slot(seq).cast::<SyscallEvent>()) }
+            };
+            let anatomy = |seq| {
+                // SAFETY: see above.
+                unsafe { std::ptr::read_volatile(slot(seq).cast::<Anatomy>()) }
+            };
+            let mut seq = from;
+            while seq < head {
+                let ev = call(seq);
+                seq += 1;
+                match ev.kind {
+                    kind::CALL => out.push(Event::call(ev)),
+                    // The anatomy was published with its call, in the next slot.
+                    kind::CALL_SWITCHED if seq < head => {
+                        let a = anatomy(seq);
+                        seq += 1;
+                        out.push(Event::Call(ev, a));
+                    }
+                    // An anatomy without its call (the clamp above cut between them), or
+                    // a kind this build does not know: skipped.
+                    _ => {}
+                }
             }
             self.word(cpu, LOG_TAIL_OFFSET)
                 .store(head.max(tail), Ordering::Release);

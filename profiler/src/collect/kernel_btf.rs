@@ -48,6 +48,8 @@ pub struct Offsets {
     pub task_pid: u32,
     /// `task_struct.tgid`.
     pub task_tgid: u32,
+    /// `task_struct.__state` (`state` before 5.14).
+    pub task_state: u32,
     /// `task_struct.signal`.
     pub task_signal: u32,
     /// `signal_struct.live`.
@@ -64,6 +66,8 @@ pub fn offsets(force_read: bool) -> Result<(Offsets, BtfAccess), BtfError> {
         Ok(Offsets {
             task_pid: member_offset(&btf, "task_struct", "pid")?,
             task_tgid: member_offset(&btf, "task_struct", "tgid")?,
+            task_state: member_offset(&btf, "task_struct", "__state")
+                .or_else(|_| member_offset(&btf, "task_struct", "state"))?,
             task_signal: member_offset(&btf, "task_struct", "signal")?,
             signal_live: member_offset(&btf, "signal_struct", "live")?,
             args: arg_offsets(&btf)?,

@@ -12,8 +12,8 @@ use aya::{
     programs::{BtfTracePoint, ProgramError, RawTracePoint},
 };
 use profiler_common::{
-    CONTROL_RING_BYTES, DEFAULT_LOG_BYTES, MAX_COMMS, NR_PROC_EXIT, SYSCALL_WORDS, SlowEvent,
-    SyscallEvent, counter, filter_mode,
+    CONTROL_RING_BYTES, DEFAULT_LOG_BYTES, MAX_COMMS, ProcExit, SYSCALL_WORDS, SlowEvent, counter,
+    filter_mode, kind,
 };
 
 use super::{
@@ -21,7 +21,7 @@ use super::{
     features::{self, Flavor, KernelFeatures},
     kernel_btf, privileges,
 };
-use crate::aggregate::LossCounters;
+use crate::aggregate::{Event, LossCounters};
 
 /// The eBPF object built by `build.rs`.
 static OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/syslat.bpf.o"));
@@ -132,7 +132,7 @@ pub struct Probe {
     received: u64,
     slow: Vec<SlowEvent>,
     /// Ring buffer records of the current drain, kept until the call logs are read.
-    rare: Vec<SyscallEvent>,
+    rare: Vec<Event>,
     _logger: Option<tokio::task::JoinHandle<()>>,
     ebpf: Ebpf,
 }
@@ -196,6 +196,7 @@ impl Probe {
             .override_global("OFF_TASK_PID", &offsets.task_pid, true)
             .override_global("OFF_TASK_TGID", &offsets.task_tgid, true)
             .override_global("OFF_TASK_SIGNAL", &offsets.task_signal, true)
+            .override_global("OFF_TASK_STATE", &offsets.task_state, true)
             .override_global("OFF_SIGNAL_LIVE", &offsets.signal_live, true)
             .override_global("SYSCALL_FILTER", &syscall_filter, true)
             .override_global("ERRORS_ONLY", &errors_only, true)
@@ -262,7 +263,7 @@ impl Probe {
             let prog: &mut RawTracePoint = self.program(name)?;
             prog.load().map_err(|e| verifier_error(name, e))?;
         }
-        for name in ["sched_process_fork", "sched_switch"] {
+        for name in ["sched_process_fork", "sched_switch", "sched_wakeup"] {
             let prog: &mut BtfTracePoint = self.program(name)?;
             prog.load(name, &btf).map_err(|e| verifier_error(name, e))?;
         }
@@ -293,6 +294,7 @@ impl Probe {
         for (name, hook) in [
             ("sched_process_fork", "tp_btf/sched_process_fork"),
             ("sched_switch", "tp_btf/sched_switch"),
+            ("sched_wakeup", "tp_btf/sched_wakeup"),
         ] {
             let p: &mut BtfTracePoint = self.program(name)?;
             p.attach().map_err(|e| attach_err(name, hook, e))?;
@@ -323,13 +325,13 @@ impl Probe {
         self.generation.bump().map_err(err)
     }
 
-    /// Appends every completed call and process-exit record (`nr == NR_PROC_EXIT`) waiting
-    /// to `out`. Returns how many.
+    /// Appends every completed call and process-exit record waiting to `out`. Returns how
+    /// many.
     ///
     /// The ring buffer (process exits, slow calls) is read first and appended last: a
     /// process's calls are in the call logs before its exit record is in the ring buffer,
     /// so every call read here comes before the exit record of its process.
-    pub fn drain(&mut self, out: &mut Vec<SyscallEvent>) -> usize {
+    pub fn drain(&mut self, out: &mut Vec<Event>) -> usize {
         let before = out.len();
         let mut rare = std::mem::take(&mut self.rare);
         self.drain_ring(&mut rare);
@@ -339,25 +341,29 @@ impl Probe {
         out.len() - before
     }
 
-    /// Appends the ring buffer's records to `out`, in order.
-    fn drain_ring(&mut self, out: &mut Vec<SyscallEvent>) {
+    /// Appends the ring buffer's records to `out`, in order. Each starts with its kind;
+    /// one too short for its kind, or of a kind this build does not know, is skipped.
+    fn drain_ring(&mut self, out: &mut Vec<Event>) {
         while let Some(item) = self.events.next() {
-            if item.len() < std::mem::size_of::<SyscallEvent>() {
-                continue;
+            match item.first().copied() {
+                Some(kind::PROC_EXIT) if item.len() >= size_of::<ProcExit>() => {
+                    // SAFETY: the record holds at least a ProcExit, written by the
+                    // programs as one (repr(C), every bit pattern valid); read_unaligned
+                    // copes with any alignment.
+                    let exit =
+                        unsafe { std::ptr::read_unaligned(item.as_ptr().cast::<ProcExit>()) };
+                    out.push(Event::Exit(exit));
+                }
+                Some(kind::SLOW) if item.len() >= size_of::<SlowEvent>() => {
+                    // SAFETY: as above, for a SlowEvent.
+                    let slow =
+                        unsafe { std::ptr::read_unaligned(item.as_ptr().cast::<SlowEvent>()) };
+                    self.received += 1;
+                    out.push(Event::Call(slow.call, slow.anatomy));
+                    self.slow.push(slow);
+                }
+                _ => {}
             }
-            // SAFETY: the record is at least size_of::<SyscallEvent>() bytes, written by
-            // the programs as a SyscallEvent (repr(C), every bit pattern valid);
-            // read_unaligned copes with any alignment.
-            let ev = unsafe { std::ptr::read_unaligned(item.as_ptr().cast::<SyscallEvent>()) };
-            if item.len() >= std::mem::size_of::<SlowEvent>() {
-                // SAFETY: as above, for the larger SlowEvent, whose first field is `ev`.
-                let slow = unsafe { std::ptr::read_unaligned(item.as_ptr().cast::<SlowEvent>()) };
-                self.slow.push(slow);
-            }
-            if ev.nr != NR_PROC_EXIT {
-                self.received += 1;
-            }
-            out.push(ev);
         }
     }
 

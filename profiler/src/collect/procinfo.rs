@@ -1,5 +1,5 @@
 //! Process names: read from /proc at first sight, cached, and completed by the kernel's
-//! process-exit records (see `aggregate::decode_comm`) for processes that were gone before
+//! process-exit records (see `aggregate::comm_name`) for processes that were gone before
 //! /proc could be read.
 #![forbid(unsafe_code)]
 

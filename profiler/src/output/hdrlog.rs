@@ -87,6 +87,7 @@ mod tests {
                 tid: 1,
                 nr: 0,
                 cgroup: 0,
+                ..SyscallEvent::default()
             });
         }
         a.record(&SyscallEvent {
@@ -96,6 +97,7 @@ mod tests {
             tid: 1,
             nr: 1,
             cgroup: 0,
+            ..SyscallEvent::default()
         });
         let base = 1_700_000_000_000_000_000;
         let snap = a.snapshot(
@@ -133,6 +135,7 @@ mod tests {
             tid: 42,
             nr: 0,
             cgroup: 0,
+            ..SyscallEvent::default()
         });
         let snap = a.snapshot(0, 0, LossCounters::default(), &|_| {
             Some("my app,x=1".into())

@@ -5,8 +5,9 @@ use serde::Serialize;
 
 use crate::aggregate::{GroupBy, Row, Snapshot};
 
-/// Version of the JSON Lines schema, carried in every line as `"version"`.
-pub const SCHEMA_VERSION: u32 = 1;
+/// Version of the JSON Lines schema, carried in every line as `"version"`. Version 2 added
+/// the rows' anatomy fields (`oncpu_total_ns` ... `blocked_hdr`); version 1 files still read.
+pub const SCHEMA_VERSION: u32 = 2;
 
 /// One row, as serialized.
 #[derive(Serialize)]
@@ -54,6 +55,31 @@ pub struct JsonRow {
     pub max_ns: u64,
     /// The histogram: HdrHistogram V2 compressed encoding, base64.
     pub hdr: String,
+    /// Exact time running on a CPU, ns: `total_ns` less `runq_total_ns` and
+    /// `blocked_total_ns`.
+    pub oncpu_total_ns: u64,
+    /// Exact time runnable but waiting for a CPU, ns.
+    pub runq_total_ns: u64,
+    /// Exact time sleeping (blocked), ns.
+    pub blocked_total_ns: u64,
+    /// Median per-call run-queue wait, ns.
+    pub runq_p50_ns: u64,
+    /// 99th percentile per-call run-queue wait, ns.
+    pub runq_p99_ns: u64,
+    /// Median per-call blocked time, ns.
+    pub blocked_p50_ns: u64,
+    /// 99th percentile per-call blocked time, ns.
+    pub blocked_p99_ns: u64,
+    /// Context switches out inside the calls.
+    pub switches: u64,
+    /// Of which involuntary (preempted while runnable).
+    pub involuntary_switches: u64,
+    /// Per-call run-queue wait, encoded like `hdr`; absent when no call switched (all 0).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub runq_hdr: Option<String>,
+    /// Per-call blocked time, encoded like `hdr`; absent when no call switched.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub blocked_hdr: Option<String>,
 }
 
 impl From<&Row> for JsonRow {
@@ -63,6 +89,11 @@ impl From<&Row> for JsonRow {
             (Some(p), _) => (Some(p), Some(row.comm.clone().unwrap_or_default())),
             (None, true) => (None, Some("other".to_string())),
             (None, false) => (None, None),
+        };
+        let off = &row.series.off_cpu;
+        let hists = off.hists();
+        let pct = |which: usize, p: f64| {
+            hists.map_or(0, |(r, b)| if which == 0 { r } else { b }.percentile(p))
         };
         JsonRow {
             syscall: row.syscall.clone(),
@@ -84,6 +115,17 @@ impl From<&Row> for JsonRow {
             p999_ns: st.p999_ns,
             max_ns: st.max_ns,
             hdr: row.series.hist.to_base64(),
+            oncpu_total_ns: row.series.oncpu_ns(),
+            runq_total_ns: off.runq_ns,
+            blocked_total_ns: off.blocked_ns,
+            runq_p50_ns: pct(0, 50.0),
+            runq_p99_ns: pct(0, 99.0),
+            blocked_p50_ns: pct(1, 50.0),
+            blocked_p99_ns: pct(1, 99.0),
+            switches: off.switches(),
+            involuntary_switches: off.involuntary,
+            runq_hdr: hists.map(|(r, _)| r.to_base64()),
+            blocked_hdr: hists.map(|(_, b)| b.to_base64()),
         }
     }
 }
@@ -158,8 +200,9 @@ mod tests {
                 ret,
                 tgid: 9,
                 tid: 9,
-                nr,
+                nr: nr as u16,
                 cgroup: 0,
+                ..SyscallEvent::default()
             });
         }
         let loss = LossCounters {
@@ -203,6 +246,7 @@ mod tests {
             tid: 1,
             nr: 0,
             cgroup: 0,
+            ..SyscallEvent::default()
         });
         let v: serde_json::Value = serde_json::from_str(&line(
             "summary",

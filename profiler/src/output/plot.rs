@@ -304,6 +304,7 @@ mod tests {
                 tid: 1,
                 nr: 0,
                 cgroup: 0,
+                ..SyscallEvent::default()
             });
             a.record(&SyscallEvent {
                 duration_ns: 10_000 + i * 50,
@@ -312,6 +313,7 @@ mod tests {
                 tid: 1,
                 nr: 1,
                 cgroup: 0,
+                ..SyscallEvent::default()
             });
         }
         a.record(&SyscallEvent {
@@ -321,6 +323,7 @@ mod tests {
             tid: 1,
             nr: 2,
             cgroup: 0,
+            ..SyscallEvent::default()
         });
         a.snapshot(0, 0, LossCounters::default(), &|_| None)
     }

@@ -248,6 +248,7 @@ mod tests {
                 tid: 7,
                 nr: 0,
                 cgroup: 0,
+                ..SyscallEvent::default()
             });
         }
         a.snapshot(

@@ -176,8 +176,9 @@ mod tests {
                 ret: 1,
                 tgid: 5,
                 tid: 5,
-                nr: getppid,
+                nr: getppid as u16,
                 cgroup: 0,
+                ..SyscallEvent::default()
             });
         }
         a.record(&SyscallEvent {
@@ -185,8 +186,9 @@ mod tests {
             ret: -2,
             tgid: 6,
             tid: 6,
-            nr: openat,
+            nr: openat as u16,
             cgroup: 0,
+            ..SyscallEvent::default()
         });
         let loss = LossCounters {
             received: 11,

@@ -298,8 +298,9 @@ mod tests {
             ret,
             tgid,
             tid: tgid,
-            nr,
+            nr: nr as u16,
             cgroup: 0,
+            ..SyscallEvent::default()
         };
         for i in 0..300u64 {
             a.record(&ev(100, read, 2_000 + i, 1));

@@ -17,6 +17,11 @@
 //! - `pinned-threads T N CPU`: T threads pinned to CPU, started together, N getppid calls
 //!   each (preemption inside syscalls on one CPU), then print the threads' involuntary
 //!   context switches (getrusage, RUSAGE_THREAD);
+//! - `starve N US SPIN_MS IDLE_MS`: a SCHED_FIFO thread pinned to CPU 0 spins SPIN_MS and
+//!   sleeps IDLE_MS in a loop while a normal thread pinned to CPU 0 makes N clock_nanosleep
+//!   calls of US microseconds (so it often waits for the CPU after waking), then print that
+//!   thread's id and the growth of its `/proc/thread-self/schedstat` run_delay (ns) over
+//!   the loop: `TID RUN_DELAY_NS`. Needs root (SCHED_FIFO);
 //! - `bpf-progs`: print the id, type and name of every loaded BPF program, one a line
 //!   (through bpf(2), for machines without bpftool, such as `cargo xtask vm-test`'s guests);
 //! - `json FILE KEY`: print one value of the summary line of a `syslat record -f json` file
@@ -234,6 +239,47 @@ fn json_value(file: &str, key: &str) -> Result<String, String> {
 }
 
 /// Mean ns per round trip of `n` one-byte ping-pongs between two threads on one CPU.
+/// The run_delay field (ns waiting on a run queue) of the calling thread's schedstat.
+fn run_delay() -> u64 {
+    std::fs::read_to_string("/proc/thread-self/schedstat")
+        .ok()
+        .and_then(|s| s.split_whitespace().nth(1).and_then(|v| v.parse().ok()))
+        .unwrap_or_else(|| {
+            eprintln!("workload: cannot read /proc/thread-self/schedstat");
+            exit(1)
+        })
+}
+
+fn starve(n: u64, us: u64, spin_ms: u64, idle_ms: u64) -> (i64, u64) {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    static DONE: AtomicBool = AtomicBool::new(false);
+    let hog = thread::spawn(move || {
+        pin_to_cpu0();
+        let param = libc::sched_param { sched_priority: 10 };
+        // SAFETY: a valid sched_param for the calling thread (0).
+        if unsafe { libc::sched_setscheduler(0, libc::SCHED_FIFO, &param) } != 0 {
+            eprintln!("workload: SCHED_FIFO refused (needs root)");
+            exit(1);
+        }
+        while !DONE.load(Ordering::Relaxed) {
+            let t = std::time::Instant::now();
+            while t.elapsed() < Duration::from_millis(spin_ms) {
+                std::hint::spin_loop();
+            }
+            thread::sleep(Duration::from_millis(idle_ms));
+        }
+    });
+    pin_to_cpu0();
+    // SAFETY: gettid takes no arguments.
+    let tid = unsafe { libc::syscall(libc::SYS_gettid) };
+    let before = run_delay();
+    sleep_us(n, us);
+    let after = run_delay();
+    DONE.store(true, Ordering::Relaxed);
+    hog.join().expect("hog thread");
+    (tid, after.saturating_sub(before))
+}
+
 fn pingpong(n: u64) -> f64 {
     let (mut a, mut b) = ([0i32; 2], [0i32; 2]);
     // SAFETY: each array has room for two descriptors.
@@ -375,6 +421,11 @@ fn main() {
             "comm" => {
                 set_comm(args.get(i + 1).map_or("", String::as_str));
                 i += 2;
+            }
+            "starve" => {
+                let (tid, delay) = starve(num(i + 1), num(i + 2), num(i + 3), num(i + 4));
+                println!("{tid} {delay}");
+                i += 5;
             }
             "pinned-threads" => {
                 let preempted = pinned_threads(num(i + 1), num(i + 2), num(i + 3) as usize);
