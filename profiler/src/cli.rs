@@ -165,6 +165,21 @@ pub fn parse_size(s: &str) -> Result<u32, String> {
     }
 }
 
+/// What rows are ordered by, largest first.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum Sort {
+    /// Total time in the calls.
+    Total,
+    /// Number of calls.
+    Calls,
+    /// Time running on a CPU inside the calls.
+    Oncpu,
+    /// Time runnable but waiting for a CPU inside the calls (CPU starvation).
+    Runq,
+    /// Time blocked (sleeping) inside the calls.
+    Blocked,
+}
+
 /// `syslat record`.
 #[derive(Debug, Args)]
 pub struct RecordArgs {
@@ -205,6 +220,9 @@ pub struct RecordArgs {
     /// exact `other` rows, and the output says how many were folded (0 folds all).
     #[arg(long, default_value_t = crate::aggregate::DEFAULT_MAX_KEYS, value_name = "N")]
     pub max_keys: usize,
+    /// Order the rows by this, largest first.
+    #[arg(long, value_enum, default_value_t = Sort::Total)]
+    pub sort: Sort,
 }
 
 /// `syslat serve`.
@@ -276,6 +294,9 @@ pub struct ReportArgs {
     /// the sum of the recordings').
     #[arg(long)]
     pub merge: bool,
+    /// Order the rows by this, largest first.
+    #[arg(long, value_enum, default_value_t = Sort::Total)]
+    pub sort: Sort,
 }
 
 /// Formats of `compare`.

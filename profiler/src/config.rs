@@ -5,8 +5,8 @@
 use std::{fs::File, path::PathBuf, time::Duration};
 
 use crate::{
-    aggregate::GroupBy,
-    cli::{By, RecordArgs, TargetArgs},
+    aggregate::{GroupBy, SortKey},
+    cli::{By, RecordArgs, Sort, TargetArgs},
     collect::{cgroup, launch, target},
     output::Format,
 };
@@ -217,6 +217,19 @@ pub struct RecordConfig {
     /// With `--append`: the runs already in the output file, after which this one is
     /// numbered; `None` without `--append`.
     pub appended_after: Option<u32>,
+    /// Row order.
+    pub sort: SortKey,
+}
+
+/// The aggregate's row order for `--sort`.
+pub fn sort_key(s: Sort) -> SortKey {
+    match s {
+        Sort::Total => SortKey::Total,
+        Sort::Calls => SortKey::Calls,
+        Sort::Oncpu => SortKey::Oncpu,
+        Sort::Runq => SortKey::Runq,
+        Sort::Blocked => SortKey::Blocked,
+    }
 }
 
 impl RecordConfig {
@@ -257,6 +270,7 @@ impl RecordConfig {
             interval: a.interval,
             repeat: a.repeat,
             appended_after,
+            sort: sort_key(a.sort),
         })
     }
 }

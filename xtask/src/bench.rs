@@ -2,8 +2,8 @@
 //! as medians of interleaved repetitions so machine noise hits every row alike (the added
 //! cost and the ratio to the floor are medians of per-round differences, so drift between
 //! rounds cancels, and each round starts at another row):
-//! no tracing (base), the floor (empty raw_tp programs on sys_enter/sys_exit, loaded here),
-//! the clock floor (the same reading bpf_ktime_get_ns), `syslat record` tracing everything,
+//! no tracing (base), the floor (empty raw_tp programs on sys_enter/sys_exit, loaded here;
+//! for the context-switch row also empty sched_switch/sched_wakeup programs), the clock floor (the same reading bpf_ktime_get_ns), `syslat record` tracing everything,
 //! `syslat record -p` of the loop itself, syslat filtered to another process (what an
 //! untargeted process pays), and with `--peers`
 //! bpftrace, libbpf-tools' syscount -L, perf trace -s and strace -c -f. Then the same for a
@@ -49,6 +49,7 @@ pub(crate) struct BenchArgs {
 enum Setup {
     Base,
     Floor,
+    SchedFloor,
     Clock,
     SyslatAll,
     SyslatPid,
@@ -64,6 +65,9 @@ impl Setup {
         match self {
             Setup::Base => "no tracing (base)",
             Setup::Floor => "floor: empty raw_tp programs",
+            Setup::SchedFloor => {
+                "floor: empty programs on sys_enter/sys_exit and sched_switch/sched_wakeup"
+            }
             Setup::Clock => "clock floor: raw_tp programs that only read bpf_ktime_get_ns",
             Setup::SyslatAll => "`syslat record` (all processes)",
             Setup::SyslatPid => "`syslat record -p` (the loop)",
@@ -204,6 +208,12 @@ impl Ctx<'_> {
                 floor = Some(load_floor(self.floor, "floor")?);
                 None
             }
+            Setup::SchedFloor => {
+                let mut f = load_floor(self.floor, "floor")?;
+                attach_sched_floor(&mut f)?;
+                floor = Some(f);
+                None
+            }
             Setup::Clock => {
                 floor = Some(load_floor(self.floor, "clock")?);
                 None
@@ -306,6 +316,7 @@ fn pingpong_table(ctx: &Ctx<'_>, args: &BenchArgs) -> Result<String> {
     let setups = [
         Setup::Base,
         Setup::Floor,
+        Setup::SchedFloor,
         Setup::SyslatPid,
         Setup::SyslatOther,
     ];
@@ -318,17 +329,27 @@ fn pingpong_table(ctx: &Ctx<'_>, args: &BenchArgs) -> Result<String> {
     let mut t = String::from(
         "\n\nContext switches: a pipe ping-pong between two threads on one CPU \
          (per round trip: 2 switches, 2 writes, 2 reads)\n\n\
-         | setup | ns/round trip | added ns |\n|---|---:|---:|\n",
+         | setup | ns/round trip | added ns | added / scheduler floor's |\n|---|---:|---:|---:|\n",
     );
+    // The floor of everything syslat hooks on this path: the goal is at most 1.5x its
+    // added cost.
+    let sched_floor = added(&samples[2], &samples[0]);
     for (s, row) in setups.iter().zip(&samples) {
         match (
             median(row.iter().flatten().copied().collect()),
             added(row, &samples[0]),
         ) {
             (Some(ns), Some(add)) => {
-                t.push_str(&format!("| {} | {ns:.0} | {add:+.0} |\n", s.label()))
+                let ratio = match sched_floor {
+                    Some(f) if f > 0.0 && *s != Setup::Base => format!("{:.2}x", add / f),
+                    _ => String::new(),
+                };
+                t.push_str(&format!(
+                    "| {} | {ns:.0} | {add:+.0} | {ratio} |\n",
+                    s.label()
+                ))
             }
-            _ => t.push_str(&format!("| {} | failed | |\n", s.label())),
+            _ => t.push_str(&format!("| {} | failed | | |\n", s.label())),
         }
     }
     Ok(t)
@@ -380,6 +401,21 @@ fn peer(cmd: &mut Command) -> Result<Child> {
 }
 
 /// Loads and attaches the `{kind}_enter` / `{kind}_exit` pair of the floor object.
+/// Attaches the empty scheduler programs of the floor object.
+fn attach_sched_floor(ebpf: &mut Ebpf) -> Result<()> {
+    let btf = aya::Btf::from_sys_fs().context("kernel BTF")?;
+    for (name, tp) in [
+        ("floor_switch", "sched_switch"),
+        ("floor_wakeup", "sched_wakeup"),
+    ] {
+        let p: &mut aya::programs::BtfTracePoint =
+            ebpf.program_mut(name).context(name)?.try_into()?;
+        p.load(tp, &btf)?;
+        p.attach()?;
+    }
+    Ok(())
+}
+
 fn load_floor(path: &Path, kind: &str) -> Result<Ebpf> {
     let mut ebpf = Ebpf::load_file(path).context("loading the floor programs")?;
     for tp in ["sys_enter", "sys_exit"] {

@@ -1,5 +1,7 @@
 //! The overhead floors for `cargo xtask bench`, on sys_enter and sys_exit:
 //! - `floor_*`: raw tracepoint programs that do nothing. No syscall tracer can cost less.
+//!   `floor_switch` and `floor_wakeup` do nothing on the scheduler's hooks syslat also
+//!   uses (context switches, wake-ups): the floor of the context-switch row.
 //! - `clock_*`: programs that only read `bpf_ktime_get_ns` (and keep the value, so the read
 //!   is not optimised away). No syscall *latency* tool can cost less than this either: it
 //!   needs a timestamp at both ends of every call.
@@ -7,8 +9,10 @@
 #![no_main]
 
 use aya_ebpf::{
-    btf_maps::PerCpuArray, helpers::bpf_ktime_get_ns, macros::btf_map, macros::raw_tracepoint,
-    programs::RawTracePointContext,
+    btf_maps::PerCpuArray,
+    helpers::bpf_ktime_get_ns,
+    macros::{btf_map, btf_tracepoint, raw_tracepoint},
+    programs::{BtfTracePointContext, RawTracePointContext},
 };
 
 /// Where the clock programs leave their reading.
@@ -22,6 +26,16 @@ fn floor_enter(_ctx: RawTracePointContext) -> i32 {
 
 #[raw_tracepoint(tracepoint = "sys_exit")]
 fn floor_exit(_ctx: RawTracePointContext) -> i32 {
+    0
+}
+
+#[btf_tracepoint(function = "sched_switch")]
+fn floor_switch(_ctx: BtfTracePointContext) -> i32 {
+    0
+}
+
+#[btf_tracepoint(function = "sched_wakeup")]
+fn floor_wakeup(_ctx: BtfTracePointContext) -> i32 {
     0
 }
 

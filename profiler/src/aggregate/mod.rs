@@ -13,4 +13,4 @@ pub use event::{Event, comm_name};
 pub use fold::{Aggregator, DEFAULT_MAX_KEYS, GroupBy};
 pub use hist::{HistError, LatencyHist, MAX_TRACKED_NS};
 pub use series::{OffCpu, Series};
-pub use snapshot::{LossCounters, Row, Snapshot, Stats};
+pub use snapshot::{LossCounters, Row, Snapshot, SortKey, Split, Stats};

@@ -116,6 +116,34 @@ impl Row {
         s.hist.percentile(p).clamp(s.min(), s.max_ns.max(s.min()))
     }
 
+    /// The shares of the row's total time on CPU, waiting for a CPU and blocked (each
+    /// `None` for a row with no time at all).
+    pub fn anatomy_split(&self) -> Split {
+        let s = &self.series;
+        let share = |ns: u64| (s.total_ns > 0).then(|| ns as f64 / s.total_ns as f64);
+        Split {
+            oncpu: share(s.oncpu_ns()),
+            runq: share(s.off_cpu.runq_ns),
+            blocked: share(s.off_cpu.blocked_ns),
+        }
+    }
+
+    /// The per-call run-queue wait at percentile `p` (0 when no call switched).
+    pub fn runq_percentile(&self, p: f64) -> u64 {
+        self.series
+            .off_cpu
+            .hists()
+            .map_or(0, |(runq, _)| runq.percentile(p))
+    }
+
+    /// The per-call blocked time at percentile `p` (0 when no call switched).
+    pub fn blocked_percentile(&self, p: f64) -> u64 {
+        self.series
+            .off_cpu
+            .hists()
+            .map_or(0, |(_, blocked)| blocked.percentile(p))
+    }
+
     /// Computes the row's statistics.
     pub fn stats(&self) -> Stats {
         let s = &self.series;
@@ -147,6 +175,33 @@ impl Row {
     }
 }
 
+/// What rows are ordered by, largest first.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum SortKey {
+    /// Total time (the default).
+    #[default]
+    Total,
+    /// Calls.
+    Calls,
+    /// Time running on a CPU.
+    Oncpu,
+    /// Time waiting for a CPU: who is CPU-starved inside its syscalls.
+    Runq,
+    /// Time blocked.
+    Blocked,
+}
+
+/// Where a row's time went, as shares of its total (they sum to 1).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Split {
+    /// Running on a CPU.
+    pub oncpu: Option<f64>,
+    /// Runnable, waiting for a CPU.
+    pub runq: Option<f64>,
+    /// Sleeping.
+    pub blocked: Option<f64>,
+}
+
 /// Everything recorded over one period.
 #[derive(Clone, Debug)]
 pub struct Snapshot {
@@ -167,6 +222,21 @@ pub struct Snapshot {
 }
 
 impl Snapshot {
+    /// Orders the rows by `key`, largest first (ties keep their order by total time).
+    pub fn sort_rows(&mut self, key: SortKey) {
+        let value = |r: &Row| -> u64 {
+            let s = &r.series;
+            match key {
+                SortKey::Total => s.total_ns,
+                SortKey::Calls => s.count(),
+                SortKey::Oncpu => s.oncpu_ns(),
+                SortKey::Runq => s.off_cpu.runq_ns,
+                SortKey::Blocked => s.off_cpu.blocked_ns,
+            }
+        };
+        self.rows.sort_by_key(|r| std::cmp::Reverse(value(r)));
+    }
+
     /// Total calls over all rows.
     pub fn total_calls(&self) -> u64 {
         self.rows.iter().map(|r| r.series.count()).sum()
@@ -202,6 +272,32 @@ mod tests {
         assert_eq!((st.min_ns, st.max_ns), (100, 500));
         assert_eq!(st.p50_ns, 300);
         assert_eq!(st.errnos, vec![("ENOENT".to_string(), 1)]);
+    }
+
+    #[test]
+    fn rows_sort_by_run_queue_time() {
+        let mut busy = Series::default();
+        busy.record(1_000, None);
+        let mut starved = Series::default();
+        starved.record_switched(500, None, [400, 0, 0, 1]);
+        let mut snap = Snapshot {
+            start_unix_ns: 0,
+            duration_ns: 0,
+            group: GroupBy::Syscall,
+            loss: LossCounters::default(),
+            events: 2,
+            folded_keys: 0,
+            rows: vec![
+                Row::new(0, None, None, busy),
+                Row::new(1, None, None, starved),
+            ],
+        };
+        snap.sort_rows(SortKey::Runq);
+        assert_eq!(snap.rows[0].nr, 1);
+        snap.sort_rows(SortKey::Total);
+        assert_eq!(snap.rows[0].nr, 0);
+        let split = snap.rows[1].anatomy_split();
+        assert_eq!((split.oncpu, split.runq), (Some(0.2), Some(0.8)));
     }
 
     #[test]

@@ -13,7 +13,7 @@ use anyhow::Context as _;
 
 use super::trace::{Event, Trace, monotonic_to_unix_offset, unix_ns};
 use crate::{
-    aggregate::{Aggregator, GroupBy, LossCounters, Snapshot},
+    aggregate::{Aggregator, GroupBy, LossCounters, Snapshot, SortKey},
     cli::RecordArgs,
     config::{RecordConfig, Sink, Targets},
     output::{
@@ -71,7 +71,11 @@ async fn run_once(
     out.write(&out.header())?;
     let names = cfg.group != GroupBy::Syscall;
     let mut total = Aggregator::with_max_keys(cfg.group, cfg.max_keys);
-    let mut cur = Interval::new(Aggregator::with_max_keys(cfg.group, cfg.max_keys), &trace);
+    let mut cur = Interval::new(
+        Aggregator::with_max_keys(cfg.group, cfg.max_keys),
+        &trace,
+        cfg.sort,
+    );
     let mut next_dump = cfg.interval.map(|i| Instant::now() + i);
     let mut slow = SlowLog::new(cfg);
     let code = loop {
@@ -105,7 +109,8 @@ async fn run_once(
     let start = trace.start_unix_ns;
     let names = trace.key_names(cfg.group);
     drop(trace); // detach: nothing more is recorded
-    let snap = total.snapshot(start, duration_ns, loss, &|k| names.get(&k).cloned());
+    let mut snap = total.snapshot(start, duration_ns, loss, &|k| names.get(&k).cloned());
+    snap.sort_rows(cfg.sort);
     out.summary(&snap)?;
     Ok(code)
 }
@@ -180,16 +185,18 @@ struct Interval {
     started: Instant,
     loss_before: LossCounters,
     dumped_any: bool,
+    sort: SortKey,
 }
 
 impl Interval {
-    fn new(agg: Aggregator, trace: &Trace) -> Self {
+    fn new(agg: Aggregator, trace: &Trace, sort: SortKey) -> Self {
         Interval {
             agg,
             start_unix_ns: trace.start_unix_ns,
             started: Instant::now(),
             loss_before: LossCounters::default(),
             dumped_any: false,
+            sort,
         }
     }
 
@@ -204,12 +211,13 @@ impl Interval {
         let loss_now = trace.loss();
         let names = trace.key_names(part.group());
         let now = Instant::now();
-        let snap = part.snapshot(
+        let mut snap = part.snapshot(
             self.start_unix_ns,
             now.duration_since(self.started).as_nanos() as u64,
             loss_now.since(&self.loss_before),
             &|k| names.get(&k).cloned(),
         );
+        snap.sort_rows(self.sort);
         total.merge(&part);
         self.start_unix_ns = unix_ns(std::time::SystemTime::now());
         self.started = now;

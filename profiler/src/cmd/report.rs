@@ -53,6 +53,7 @@ pub fn run(args: &ReportArgs) -> anyhow::Result<i32> {
         // Runs recorded one after another: the time traced is the sum of theirs, not the
         // span from the first start to the last end.
         snap.duration_ns = runs.iter().map(|(_, p)| recording::span_ns(p)).sum();
+        snap.sort_rows(crate::config::sort_key(args.sort));
         let merged = if runs.len() > 1 {
             format!("merged {} recordings\n", runs.len())
         } else {
@@ -106,7 +107,8 @@ fn report_runs(
     let n = runs.len();
     let mut body = String::new();
     for (k, (file, parts)) in runs.iter().enumerate() {
-        let snap = recording::merge(parts, group, only)?;
+        let mut snap = recording::merge(parts, group, only)?;
+        snap.sort_rows(crate::config::sort_key(args.sort));
         match args.format {
             ReportFormat::Text => {
                 body += &format!(

@@ -297,25 +297,23 @@ impl Trace {
     /// into `fold`. With `names`, reads the name of each new process from /proc while it
     /// still exists.
     pub fn drain(&mut self, names: bool, mut fold: impl FnMut(&[aggregate::Event])) {
-        self.buf.clear();
-        self.probe.drain(&mut self.buf);
-        if self.buf.is_empty() {
-            return;
-        }
-        for ev in &self.buf {
-            match ev {
-                aggregate::Event::Exit(exit) => {
-                    self.comms.learn(exit.tgid, comm_name(&exit.comm));
+        let comms = &mut self.comms;
+        self.probe.drain(&mut self.buf, |batch| {
+            for ev in batch {
+                match ev {
+                    aggregate::Event::Exit(exit) => {
+                        comms.learn(exit.tgid, comm_name(&exit.comm));
+                    }
+                    aggregate::Event::Call(call, _)
+                        if names && comms.cached(call.tgid).is_none() =>
+                    {
+                        let _ = comms.get(call.tgid);
+                    }
+                    aggregate::Event::Call(..) => {}
                 }
-                aggregate::Event::Call(call, _)
-                    if names && self.comms.cached(call.tgid).is_none() =>
-                {
-                    let _ = self.comms.get(call.tgid);
-                }
-                aggregate::Event::Call(..) => {}
             }
-        }
-        fold(&self.buf);
+            fold(batch);
+        });
     }
 
     /// Names for snapshot keys: process names by pid, or cgroup paths by id.

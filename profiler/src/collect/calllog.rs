@@ -45,6 +45,8 @@ pub struct CallLogs {
     positions: MmapRaw,
     cpus: u32,
     slots: u32,
+    /// Anatomy slots drained so far (they follow their calls; not calls themselves).
+    anatomy_slots: u64,
     /// Keeps the maps (and so the mappings' objects) open.
     _maps: (MapData, MapData),
 }
@@ -71,6 +73,7 @@ impl CallLogs {
             positions,
             cpus,
             slots,
+            anatomy_slots: 0,
             _maps: (log, pos),
         })
     }
@@ -86,12 +89,15 @@ impl CallLogs {
         unsafe { &*self.positions.as_ptr().add(at).cast::<AtomicU64>() }
     }
 
-    /// Appends every call written since the last drain to `out`, CPU by CPU, and frees
-    /// their slots. Returns how many calls.
-    pub fn drain(&mut self, out: &mut Vec<Event>) -> usize {
+    /// Appends up to `max` calls written since the last drain to `out`, CPU by CPU, and
+    /// frees their slots. Returns how many calls: fewer than `max` when the logs are empty.
+    pub fn drain(&mut self, out: &mut Vec<Event>, max: usize) -> usize {
         let before = out.len();
         let mask = u64::from(self.slots) - 1;
         for cpu in 0..self.cpus {
+            if out.len() - before >= max {
+                break;
+            }
             let head = self.word(cpu, LOG_HEAD_OFFSET).load(Ordering::Acquire);
             let tail = self.word(cpu, LOG_TAIL_OFFSET).load(Ordering::Relaxed);
             // A well-behaved producer never runs ahead by more than `slots`; clamp anyway so
@@ -120,7 +126,7 @@ impl CallLogs {
                 unsafe { std::ptr::read_volatile(slot(seq).cast::<Anatomy>()) }
             };
             let mut seq = from;
-            while seq < head {
+            while seq < head && out.len() - before < max {
                 let ev = call(seq);
                 seq += 1;
                 match ev.kind {
@@ -129,6 +135,7 @@ impl CallLogs {
                     kind::CALL_SWITCHED if seq < head => {
                         let a = anatomy(seq);
                         seq += 1;
+                        self.anatomy_slots += 1;
                         out.push(Event::Call(ev, a));
                     }
                     // An anatomy without its call (the clamp above cut between them), or
@@ -137,16 +144,18 @@ impl CallLogs {
                 }
             }
             self.word(cpu, LOG_TAIL_OFFSET)
-                .store(head.max(tail), Ordering::Release);
+                .store(seq.max(tail), Ordering::Release);
         }
         out.len() - before
     }
 
-    /// Records written by the programs on all CPUs since loading (kept or not yet drained).
+    /// Calls written by the programs on all CPUs since loading (kept or not yet drained):
+    /// the slots written less the anatomy slots drained (exact once everything is drained).
     pub fn written(&self) -> u64 {
-        (0..self.cpus)
+        let slots: u64 = (0..self.cpus)
             .map(|cpu| self.word(cpu, LOG_HEAD_OFFSET).load(Ordering::Acquire))
-            .sum()
+            .sum();
+        slots.saturating_sub(self.anatomy_slots)
     }
 }
 

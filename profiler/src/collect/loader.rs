@@ -121,6 +121,9 @@ pub enum LoadError {
     Target(u32, String),
 }
 
+/// The most calls [`Probe::drain`] hands on at once.
+pub const DRAIN_BATCH: usize = 4096;
+
 /// Loaded and attached programs plus their maps. Dropping it detaches everything.
 pub struct Probe {
     // Field order matters for drop: maps before the object that owns the programs.
@@ -325,20 +328,35 @@ impl Probe {
         self.generation.bump().map_err(err)
     }
 
-    /// Appends every completed call and process-exit record waiting to `out`. Returns how
-    /// many.
+    /// Hands every completed call and process-exit record waiting to `fold`, in batches of
+    /// at most [`DRAIN_BATCH`] through `buf` (so memory stays bounded whatever the rate).
+    /// Returns how many.
     ///
-    /// The ring buffer (process exits, slow calls) is read first and appended last: a
+    /// The ring buffer (process exits, slow calls) is read first and handed on last: a
     /// process's calls are in the call logs before its exit record is in the ring buffer,
     /// so every call read here comes before the exit record of its process.
-    pub fn drain(&mut self, out: &mut Vec<Event>) -> usize {
-        let before = out.len();
+    pub fn drain(&mut self, buf: &mut Vec<Event>, mut fold: impl FnMut(&[Event])) -> usize {
         let mut rare = std::mem::take(&mut self.rare);
+        rare.clear();
         self.drain_ring(&mut rare);
-        self.received += self.logs.drain(out) as u64;
-        out.append(&mut rare);
+        let mut total = rare.len();
+        loop {
+            buf.clear();
+            let n = self.logs.drain(buf, DRAIN_BATCH);
+            self.received += n as u64;
+            total += n;
+            if n > 0 {
+                fold(buf);
+            }
+            if n < DRAIN_BATCH {
+                break;
+            }
+        }
+        if !rare.is_empty() {
+            fold(&rare);
+        }
         self.rare = rare;
-        out.len() - before
+        total
     }
 
     /// Appends the ring buffer's records to `out`, in order. Each starts with its kind;

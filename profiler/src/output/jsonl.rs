@@ -92,9 +92,6 @@ impl From<&Row> for JsonRow {
         };
         let off = &row.series.off_cpu;
         let hists = off.hists();
-        let pct = |which: usize, p: f64| {
-            hists.map_or(0, |(r, b)| if which == 0 { r } else { b }.percentile(p))
-        };
         JsonRow {
             syscall: row.syscall.clone(),
             nr: row.nr,
@@ -118,10 +115,10 @@ impl From<&Row> for JsonRow {
             oncpu_total_ns: row.series.oncpu_ns(),
             runq_total_ns: off.runq_ns,
             blocked_total_ns: off.blocked_ns,
-            runq_p50_ns: pct(0, 50.0),
-            runq_p99_ns: pct(0, 99.0),
-            blocked_p50_ns: pct(1, 50.0),
-            blocked_p99_ns: pct(1, 99.0),
+            runq_p50_ns: row.runq_percentile(50.0),
+            runq_p99_ns: row.runq_percentile(99.0),
+            blocked_p50_ns: row.blocked_percentile(50.0),
+            blocked_p99_ns: row.blocked_percentile(99.0),
             switches: off.switches(),
             involuntary_switches: off.involuntary,
             runq_hdr: hists.map(|(r, _)| r.to_base64()),

@@ -50,6 +50,7 @@ pub fn render_percentiles(snap: &Snapshot, limit: usize, percentiles: &[f64]) ->
     header.extend(["SYSCALL", "CALLS", "ERRORS", "TOTAL"].map(String::from));
     header.extend(percentiles.iter().map(|p| format!("P{p}")));
     header.push("MAX".into());
+    header.extend(["ONCPU%", "RUNQ%", "BLOCKED%", "RUNQ P99"].map(String::from));
     table.push(header);
     let rows = if limit == 0 {
         snap.rows.len()
@@ -83,6 +84,9 @@ pub fn render_percentiles(snap: &Snapshot, limit: usize, percentiles: &[f64]) ->
             cells.push(fmt_ns(row.percentile(*p)));
         }
         cells.push(fmt_ns(st.max_ns));
+        let split = row.anatomy_split();
+        cells.extend([split.oncpu, split.runq, split.blocked].map(pct));
+        cells.push(fmt_ns(row.runq_percentile(99.0)));
         table.push(cells);
     }
     let text_cols = if by_proc { 3 } else { 1 };
@@ -118,6 +122,11 @@ pub fn render_percentiles(snap: &Snapshot, limit: usize, percentiles: &[f64]) ->
         );
     }
     out
+}
+
+/// A share as a percentage with one decimal ("-" for an empty row).
+fn pct(share: Option<f64>) -> String {
+    share.map_or_else(|| "-".into(), |s| format!("{:.1}", s * 100.0))
 }
 
 fn count_distinct(snap: &Snapshot) -> usize {
