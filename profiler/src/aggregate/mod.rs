@@ -12,5 +12,5 @@ mod snapshot;
 pub use event::{Event, comm_name};
 pub use fold::{Aggregator, DEFAULT_MAX_KEYS, GroupBy};
 pub use hist::{HistError, LatencyHist, MAX_TRACKED_NS};
-pub use series::{OffCpu, Series};
+pub use series::{BucketSplit, OffCpu, Series, log2_bucket};
 pub use snapshot::{LossCounters, Row, Snapshot, SortKey, Split, Stats};

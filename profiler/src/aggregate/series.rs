@@ -44,6 +44,9 @@ pub struct OffCpu {
 struct OffCpuHists {
     runq: LatencyHist,
     blocked: LatencyHist,
+    /// Run-queue and blocked ns summed by the call's latency bucket (power of two of its
+    /// duration): how the split changes from fast calls to slow ones.
+    by_bucket: [[u64; 2]; 64],
     /// Calls that never switched, not yet recorded as zeros (recorded in bulk when the
     /// series is copied, so such a call costs an increment).
     zeros: u64,
@@ -54,6 +57,7 @@ impl OffCpuHists {
         Box::new(Self {
             runq: LatencyHist::new(),
             blocked: LatencyHist::new(),
+            by_bucket: [[0; 2]; 64],
             zeros,
         })
     }
@@ -79,6 +83,7 @@ impl Clone for OffCpu {
                 let mut c = Box::new(OffCpuHists {
                     runq: h.runq.clone(),
                     blocked: h.blocked.clone(),
+                    by_bucket: h.by_bucket,
                     zeros: h.zeros,
                 });
                 c.settle();
@@ -102,6 +107,26 @@ impl PartialEq for OffCpu {
             other.involuntary,
         )
     }
+}
+
+/// The power-of-two bucket of `ns`: `i` holds `2^i ..= 2^(i+1) - 1` (0 and 1 in bucket 0).
+pub fn log2_bucket(ns: u64) -> usize {
+    63 - ns.max(1).leading_zeros() as usize
+}
+
+/// One latency bucket of a series: its calls and where their time went.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct BucketSplit {
+    /// The bucket's lower bound, ns (a power of two).
+    pub lo_ns: u64,
+    /// Calls in it.
+    pub calls: u64,
+    /// Their time on CPU, ns (the bucket's total, from the histogram, less the rest).
+    pub oncpu_ns: u64,
+    /// Their run-queue wait, ns (exact).
+    pub runq_ns: u64,
+    /// Their blocked time, ns (exact).
+    pub blocked_ns: u64,
 }
 
 impl OffCpu {
@@ -130,10 +155,45 @@ impl OffCpu {
                 Box::new(OffCpuHists {
                     runq,
                     blocked,
+                    by_bucket: [[0; 2]; 64],
                     zeros: 0,
                 })
             }),
         }
+    }
+
+    /// The series' calls by power-of-two latency bucket (from the first non-empty to the
+    /// last), each with its on-CPU, run-queue and blocked time. `hist` is the series'
+    /// latency histogram; bucket totals come from it (within its 3 significant digits).
+    pub fn buckets(&self, hist: &LatencyHist) -> Vec<BucketSplit> {
+        let mut calls = [0u64; 64];
+        let mut total = [0u64; 64];
+        let h = hist.histogram();
+        for v in h.iter_recorded() {
+            // The middle of the value's bucket: the best estimate of its calls' durations.
+            let x = h.median_equivalent(v.value_iterated_to());
+            let i = log2_bucket(x);
+            calls[i] += v.count_at_value();
+            total[i] = total[i].saturating_add(x.saturating_mul(v.count_at_value()));
+        }
+        let (Some(first), Some(last)) = (
+            calls.iter().position(|&c| c > 0),
+            calls.iter().rposition(|&c| c > 0),
+        ) else {
+            return Vec::new();
+        };
+        (first..=last)
+            .map(|i| {
+                let [runq, blocked] = self.hists.as_ref().map_or([0, 0], |h| h.by_bucket[i]);
+                BucketSplit {
+                    lo_ns: 1 << i,
+                    calls: calls[i],
+                    oncpu_ns: total[i].saturating_sub(runq).saturating_sub(blocked),
+                    runq_ns: runq,
+                    blocked_ns: blocked,
+                }
+            })
+            .collect()
     }
 
     /// Adds `other` (of `theirs` calls) into `self` (of `ours` calls).
@@ -149,6 +209,10 @@ impl OffCpu {
                 let a = mine.get_or_insert_with(|| OffCpuHists::new(ours));
                 a.runq.merge(&b.runq);
                 a.blocked.merge(&b.blocked);
+                for (x, y) in a.by_bucket.iter_mut().zip(&b.by_bucket) {
+                    x[0] += y[0];
+                    x[1] += y[1];
+                }
                 a.zeros += b.zeros;
             }
         }
@@ -191,6 +255,9 @@ impl Series {
         let h = o.hists.get_or_insert_with(|| OffCpuHists::new(before));
         h.runq.record(runq);
         h.blocked.record(blocked);
+        let b = &mut h.by_bucket[log2_bucket(duration_ns)];
+        b[0] += runq;
+        b[1] += blocked;
         o.runq_ns = o.runq_ns.saturating_add(runq);
         o.blocked_ns = o.blocked_ns.saturating_add(blocked);
         o.voluntary += voluntary;
@@ -297,5 +364,14 @@ mod tests {
         let m = m.clone();
         assert_eq!(m.off_cpu.hists().unwrap().1.count(), 7);
         assert_eq!(m.off_cpu.blocked_ns, 7_300);
+        // By latency bucket: the 10 µs call is in 8192.., blocked 7 µs of it.
+        let b = m.off_cpu.buckets(&m.hist);
+        let slow = b.iter().find(|b| b.lo_ns == 8192).unwrap();
+        assert_eq!(
+            (slow.calls, slow.runq_ns, slow.blocked_ns),
+            (1, 2_000, 7_000)
+        );
+        assert!(slow.oncpu_ns < 1_100, "{slow:?}");
+        assert_eq!(b.iter().map(|b| b.calls).sum::<u64>(), 7);
     }
 }

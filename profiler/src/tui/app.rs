@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use super::Frame;
-use crate::aggregate::{LatencyHist, Snapshot};
+use crate::aggregate::{BucketSplit, LatencyHist, Snapshot};
 
 /// What is on screen.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -38,10 +38,18 @@ pub enum Column {
     Max,
     /// Share of the total time.
     Share,
+    /// Share of the calls' time on CPU.
+    Oncpu,
+    /// Share of the calls' time waiting for a CPU.
+    Runq,
+    /// Share of the calls' time blocked.
+    Blocked,
+    /// 99th percentile of the per-call run-queue wait.
+    RunqP99,
 }
 
 impl Column {
-    /// In display order (keys 1..8).
+    /// The latency view's columns in display order (keys 1..8).
     pub const ALL: [Column; 8] = [
         Column::Name,
         Column::Calls,
@@ -51,6 +59,18 @@ impl Column {
         Column::P999,
         Column::Max,
         Column::Share,
+    ];
+
+    /// The anatomy view's columns in display order (keys 1..8).
+    pub const ANATOMY: [Column; 8] = [
+        Column::Name,
+        Column::Calls,
+        Column::P99,
+        Column::Share,
+        Column::Oncpu,
+        Column::Runq,
+        Column::Blocked,
+        Column::RunqP99,
     ];
 }
 
@@ -69,8 +89,12 @@ pub enum Action {
     Down,
     /// Sort by this column (again: reverse).
     Sort(Column),
+    /// Sort by the column under key `n` (1..=8) of the current view.
+    SortKey(usize),
     /// Syscalls ↔ processes.
     ToggleProcesses,
+    /// Latency columns ↔ anatomy columns (on-CPU, run-queue, blocked).
+    ToggleAnatomy,
     /// Last interval ↔ since start.
     ToggleCumulative,
     /// Freeze the view (collection goes on).
@@ -110,6 +134,10 @@ pub struct SyscallRow {
     pub total_ns: u64,
     /// Share of all traced time, percent.
     pub share: f64,
+    /// Shares of the row's time on CPU, waiting for a CPU and blocked, percent.
+    pub split: [f64; 3],
+    /// 99th percentile per-call run-queue wait, ns.
+    pub runq_p99: u64,
 }
 
 /// One row of the process table.
@@ -144,6 +172,8 @@ pub struct App {
     pub ascending: bool,
     /// Since start instead of the last interval.
     pub cumulative: bool,
+    /// The anatomy columns instead of the latency ones.
+    pub anatomy: bool,
     /// Frozen view.
     pub paused: bool,
     /// Name filter (substring).
@@ -166,6 +196,7 @@ impl Default for App {
             sort: Column::Share,
             ascending: false,
             cumulative: false,
+            anatomy: false,
             paused: false,
             filter: String::new(),
             editing_filter: false,
@@ -233,6 +264,11 @@ impl App {
                 } else {
                     0.0
                 },
+                split: {
+                    let s = r.anatomy_split();
+                    [s.oncpu, s.runq, s.blocked].map(|x| 100.0 * x.unwrap_or(0.0))
+                },
+                runq_p99: r.runq_percentile(99.0),
             })
             .collect();
         let key = |r: &SyscallRow| -> f64 {
@@ -245,6 +281,10 @@ impl App {
                 Column::P999 => r.p999 as f64,
                 Column::Max => r.max as f64,
                 Column::Share => r.share,
+                Column::Oncpu => r.split[0],
+                Column::Runq => r.split[1],
+                Column::Blocked => r.split[2],
+                Column::RunqP99 => r.runq_p99 as f64,
             }
         };
         out.sort_by(|a, b| {
@@ -319,11 +359,22 @@ impl App {
 
     /// The latency histogram of the drilled-down syscall.
     pub fn drilled_hist(&self) -> Option<&LatencyHist> {
+        self.drilled_row().map(|r| &r.series.hist)
+    }
+
+    /// The drilled-down syscall's calls by latency bucket, with the time split of each.
+    pub fn drilled_buckets(&self) -> Vec<BucketSplit> {
+        self.drilled_row()
+            .map(|r| r.series.off_cpu.buckets(&r.series.hist))
+            .unwrap_or_default()
+    }
+
+    fn drilled_row(&self) -> Option<&crate::aggregate::Row> {
         let Mode::DrillSyscall(nr) = self.mode else {
             return None;
         };
         let (sys, _) = self.snapshots()?;
-        sys.rows.iter().find(|r| r.nr == nr).map(|r| &r.series.hist)
+        sys.rows.iter().find(|r| r.nr == nr)
     }
 
     fn rows_len(&self) -> usize {
@@ -363,6 +414,17 @@ impl App {
             Action::Down => {
                 self.selected = (self.selected + 1).min(self.rows_len().saturating_sub(1))
             }
+            Action::SortKey(n) => {
+                let cols = if self.anatomy {
+                    Column::ANATOMY
+                } else {
+                    Column::ALL
+                };
+                if let Some(c) = cols.get(n.wrapping_sub(1)) {
+                    self.apply(Action::Sort(*c));
+                }
+            }
+            Action::ToggleAnatomy => self.anatomy = !self.anatomy,
             Action::Sort(c) => {
                 if self.sort == c {
                     self.ascending = !self.ascending;

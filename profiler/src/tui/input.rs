@@ -2,7 +2,7 @@
 
 use ratatui::crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
 
-use super::app::{Action, Column};
+use super::app::Action;
 
 /// The action for `key`, given whether a filter is being typed.
 pub fn action(key: KeyEvent, editing_filter: bool) -> Option<Action> {
@@ -29,7 +29,8 @@ pub fn action(key: KeyEvent, editing_filter: bool) -> Option<Action> {
         KeyCode::Char(' ') => Action::TogglePause,
         KeyCode::Char('?') => Action::ToggleHelp,
         KeyCode::Char('/') => Action::FilterStart,
-        KeyCode::Char(d @ '1'..='8') => Action::Sort(Column::ALL[(d as u8 - b'1') as usize]),
+        KeyCode::Char('a') => Action::ToggleAnatomy,
+        KeyCode::Char(d @ '1'..='8') => Action::SortKey((d as u8 - b'0') as usize),
         _ => return None,
     })
 }
@@ -47,7 +48,11 @@ mod tests {
         assert_eq!(action(key(KeyCode::Char('q')), false), Some(Action::Quit));
         assert_eq!(
             action(key(KeyCode::Char('5')), false),
-            Some(Action::Sort(Column::P99))
+            Some(Action::SortKey(5))
+        );
+        assert_eq!(
+            action(key(KeyCode::Char('a')), false),
+            Some(Action::ToggleAnatomy)
         );
         assert_eq!(
             action(key(KeyCode::Char('q')), true),

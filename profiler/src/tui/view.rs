@@ -6,10 +6,10 @@ use ratatui::{
     layout::{Constraint, Layout, Rect},
     style::{Color, Modifier, Style},
     text::{Line, Span},
-    widgets::{Bar, BarChart, Block, Borders, Clear, Paragraph, Row, Table, TableState},
+    widgets::{Block, Borders, Clear, Paragraph, Row, Table, TableState},
 };
 
-use super::app::{App, Column, Mode, log2_buckets};
+use super::app::{App, Column, Mode};
 use crate::units::fmt_ns;
 
 /// Draws the whole screen.
@@ -29,7 +29,7 @@ pub fn draw(f: &mut TermFrame<'_>, app: &App) {
     let hint = if app.editing_filter {
         format!("filter: {}_   (Enter to apply, Esc to stop)", app.filter)
     } else {
-        "q quit  ? help  1-8 sort  p processes  Enter drill down  Esc back  / filter  c cumulative  space pause".to_string()
+        "q quit  ? help  1-8 sort  a anatomy  p processes  Enter drill down  Esc back  / filter  c cumulative  space pause".to_string()
     };
     f.render_widget(
         Paragraph::new(hint).style(Style::default().fg(Color::DarkGray)),
@@ -126,38 +126,70 @@ fn table_block(title: String) -> Block<'static> {
 
 fn draw_syscalls(f: &mut TermFrame<'_>, area: Rect, app: &App) {
     let rows = app.syscall_rows();
-    let header = Row::new(vec![
-        heading("SYSCALL", Column::Name, app),
-        heading("CALLS/s", Column::Calls, app),
-        heading("ERR/s", Column::Errors, app),
-        heading("P50", Column::P50, app),
-        heading("P99", Column::P99, app),
-        heading("P99.9", Column::P999, app),
-        heading("MAX", Column::Max, app),
-        heading("%TIME", Column::Share, app),
-    ])
-    .style(Style::default().add_modifier(Modifier::BOLD));
+    let (header, widths): (Vec<String>, Vec<u16>) = if app.anatomy {
+        (
+            vec![
+                heading("SYSCALL", Column::Name, app),
+                heading("CALLS/s", Column::Calls, app),
+                heading("P99", Column::P99, app),
+                heading("%TIME", Column::Share, app),
+                heading("ONCPU%", Column::Oncpu, app),
+                heading("RUNQ%", Column::Runq, app),
+                heading("BLOCKED%", Column::Blocked, app),
+                heading("RUNQ P99", Column::RunqP99, app),
+            ],
+            vec![18, 10, 9, 7, 8, 8, 10, 10],
+        )
+    } else {
+        (
+            vec![
+                heading("SYSCALL", Column::Name, app),
+                heading("CALLS/s", Column::Calls, app),
+                heading("ERR/s", Column::Errors, app),
+                heading("P50", Column::P50, app),
+                heading("P99", Column::P99, app),
+                heading("P99.9", Column::P999, app),
+                heading("MAX", Column::Max, app),
+                heading("%TIME", Column::Share, app),
+            ],
+            vec![18, 10, 8, 9, 9, 9, 9, 7],
+        )
+    };
+    let header = Row::new(header).style(Style::default().add_modifier(Modifier::BOLD));
     let body: Vec<Row<'_>> = rows
         .iter()
         .map(|r| {
-            Row::new(vec![
-                r.name.clone(),
-                format!("{:.0}", r.calls_per_s),
-                format!("{:.0}", r.errors_per_s),
-                fmt_ns(r.p50),
-                fmt_ns(r.p99),
-                fmt_ns(r.p999),
-                fmt_ns(r.max),
-                format!("{:.1}", r.share),
-            ])
+            if app.anatomy {
+                Row::new(vec![
+                    r.name.clone(),
+                    format!("{:.0}", r.calls_per_s),
+                    fmt_ns(r.p99),
+                    format!("{:.1}", r.share),
+                    format!("{:.1}", r.split[0]),
+                    format!("{:.1}", r.split[1]),
+                    format!("{:.1}", r.split[2]),
+                    fmt_ns(r.runq_p99),
+                ])
+            } else {
+                Row::new(vec![
+                    r.name.clone(),
+                    format!("{:.0}", r.calls_per_s),
+                    format!("{:.0}", r.errors_per_s),
+                    fmt_ns(r.p50),
+                    fmt_ns(r.p99),
+                    fmt_ns(r.p999),
+                    fmt_ns(r.max),
+                    format!("{:.1}", r.share),
+                ])
+            }
         })
         .collect();
+    let view = if app.anatomy { "anatomy" } else { "latency" };
     let title = match app.mode {
-        Mode::DrillProcess(pid) => format!(" syscalls of process {pid} (Esc back) "),
-        _ => " syscalls ".to_string(),
+        Mode::DrillProcess(pid) => format!(" syscalls of process {pid}, {view} (Esc back) "),
+        _ => format!(" syscalls, {view} (a: switch) "),
     };
-    let widths = [18, 10, 8, 9, 9, 9, 9, 7].map(Constraint::Length);
-    let table = Table::new(body, widths)
+    let table = Table::new(body, widths.into_iter().map(Constraint::Length))
         .header(header)
         .block(table_block(title))
         .row_highlight_style(Style::default().add_modifier(Modifier::REVERSED));
@@ -209,25 +241,57 @@ fn draw_processes(f: &mut TermFrame<'_>, area: Rect, app: &App) {
     );
 }
 
+/// Glyphs of the drill-down's stacked bars: on CPU, run queue, blocked (also coloured).
+const GLYPHS: [(char, Color); 3] = [('█', Color::Green), ('▓', Color::Red), ('░', Color::Blue)];
+
 fn draw_drill(f: &mut TermFrame<'_>, area: Rect, app: &App, nr: u32) {
     let name = crate::syscalls::name(nr);
     let [chart_area, procs_area] =
         Layout::vertical([Constraint::Percentage(55), Constraint::Percentage(45)]).areas(area);
-    let buckets = app.drilled_hist().map(log2_buckets).unwrap_or_default();
-    let bars: Vec<Bar<'_>> = buckets
+    let buckets = app.drilled_buckets();
+    let most = buckets.iter().map(|b| b.calls).max().unwrap_or(0).max(1);
+    let bar_cols = chart_area.width.saturating_sub(32).max(10) as u64;
+    let mut lines: Vec<Line<'_>> = buckets
         .iter()
-        .map(|(lo, n)| {
-            Bar::with_label(format!("≥{:>7}", fmt_ns(*lo)), *n).text_value(n.to_string())
+        .map(|b| {
+            // Bar length: calls; its parts: where those calls' time went.
+            let len = (b.calls * bar_cols).div_ceil(most);
+            let parts = [b.oncpu_ns, b.runq_ns, b.blocked_ns];
+            let time: u64 = parts.iter().sum::<u64>().max(1);
+            let mut widths = parts.map(|p| p * len / time);
+            // Rounding leftovers go to the largest part, so the bar keeps its length.
+            let short = len - widths.iter().sum::<u64>();
+            if let Some(i) = (0..3).max_by_key(|&i| parts[i]) {
+                widths[i] += short;
+            }
+            let mut spans = vec![Span::raw(format!(
+                "≥{:>7} {:>8} ",
+                fmt_ns(b.lo_ns),
+                b.calls
+            ))];
+            for ((glyph, color), w) in GLYPHS.iter().zip(widths) {
+                spans.push(Span::styled(
+                    glyph.to_string().repeat(w as usize),
+                    Style::default().fg(*color),
+                ));
+            }
+            Line::from(spans)
         })
         .collect();
-    let chart = BarChart::horizontal(bars)
-        .block(Block::default().borders(Borders::TOP).title(format!(
-            " {name}: calls by latency (log2 buckets; Esc back) "
-        )))
-        .bar_width(1)
-        .bar_gap(0)
-        .bar_style(Style::default().fg(Color::Cyan));
-    f.render_widget(chart, chart_area);
+    lines.push(Line::from(vec![
+        Span::raw("  "),
+        Span::styled("█ on CPU", Style::default().fg(GLYPHS[0].1)),
+        Span::raw("  "),
+        Span::styled("▓ run queue", Style::default().fg(GLYPHS[1].1)),
+        Span::raw("  "),
+        Span::styled("░ blocked", Style::default().fg(GLYPHS[2].1)),
+    ]));
+    f.render_widget(
+        Paragraph::new(lines).block(Block::default().borders(Borders::TOP).title(format!(
+            " {name}: calls by latency (log2 buckets), each bar split by where the time went (Esc back) "
+        ))),
+        chart_area,
+    );
     let rows = app.process_rows();
     let mut state =
         TableState::default().with_selected(Some(app.selected.min(rows.len().saturating_sub(1))));
@@ -245,6 +309,9 @@ fn draw_help(f: &mut TermFrame<'_>, area: Rect) {
         Line::from(
             "1-8      sort by column (again: reverse): name, calls/s, errors/s, p50, p99, p99.9, max, %time",
         ),
+        Line::from(
+            "a        anatomy view: on-CPU, run-queue and blocked shares, run-queue p99 (1-8 sort those)",
+        ),
         Line::from("p        syscalls <-> processes"),
         Line::from(
             "Enter    drill down: a syscall's latency histogram and its processes, or a process's syscalls",
@@ -257,7 +324,7 @@ fn draw_help(f: &mut TermFrame<'_>, area: Rect) {
         Line::from("q Ctrl-C quit"),
     ];
     let w = area.width.min(100);
-    let h = area.height.min(14);
+    let h = area.height.min(15);
     let popup = Rect {
         x: area.x + (area.width - w) / 2,
         y: area.y + (area.height - h) / 2,
@@ -285,10 +352,18 @@ mod tests {
     use super::*;
     use crate::{
         aggregate::{Aggregator, GroupBy, LossCounters},
-        tui::{Frame, app::Action},
+        tui::{
+            Frame,
+            app::{Action, log2_buckets},
+        },
     };
 
     fn frame() -> Arc<Frame> {
+        frame_with(false)
+    }
+
+    /// The test frame; with `starved`, also 20 reads of 4 ms that waited 3 ms for a CPU.
+    fn frame_with(starved: bool) -> Arc<Frame> {
         let mut a = Aggregator::new(GroupBy::Process);
         let read = crate::syscalls::number("read").unwrap();
         let write = crate::syscalls::number("write").unwrap();
@@ -310,6 +385,16 @@ mod tests {
         }
         for _ in 0..10 {
             a.record(&ev(200, openat, 5_000, -2));
+        }
+        // Slow reads that waited for a CPU most of their time.
+        let anatomy = profiler_common::Anatomy {
+            runq_ns: 3_000_000,
+            blocked_ns: 500_000,
+            involuntary: 1,
+            ..Default::default()
+        };
+        for _ in 0..if starved { 20 } else { 0 } {
+            a.record_call(&ev(100, read, 4_000_000, 1), &anatomy);
         }
         let loss = LossCounters {
             dropped: 3,
@@ -414,6 +499,35 @@ mod tests {
             s.contains("processes making read") && s.contains("app100") && !s.contains("app200"),
             "{s}"
         );
+    }
+
+    #[test]
+    fn anatomy_view_and_stacked_drill_down() {
+        let mut app = App::default();
+        app.update(frame_with(true));
+        app.apply(Action::ToggleAnatomy);
+        let s = render(&app);
+        assert!(s.contains("RUNQ%") && s.contains("BLOCKED%"), "{s}");
+        let read = s.lines().find(|l| l.contains("read ")).unwrap();
+        // 20 reads of 4 ms: 60 ms of 80.6 ms waiting for a CPU.
+        assert!(read.contains("74.") && read.contains("3.00ms"), "{read}");
+        // Key 6 of the anatomy view sorts by run-queue share.
+        app.apply(Action::SortKey(6));
+        let s = render(&app);
+        assert!(s.contains("RUNQ%▼"), "{s}");
+        assert!(line_of(&s, "read") < line_of(&s, "write"), "{s}");
+        app.apply(Action::Enter);
+        let s = render(&app);
+        assert!(s.contains("split by where the time went"), "{s}");
+        // The 4 ms bucket is mostly run queue (▓), the 2 µs bucket all on CPU (█).
+        let slow = s.lines().find(|l| l.contains("≥ 2.10ms")).unwrap();
+        let fast = s.lines().find(|l| l.contains("≥ 2.05µs")).unwrap();
+        assert!(
+            slow.matches('▓').count() > 2 * slow.matches('█').count(),
+            "{slow}"
+        );
+        assert!(fast.contains('█') && !fast.contains('▓'), "{fast}");
+        assert!(s.contains("▓ run queue"), "{s}");
     }
 
     #[test]
