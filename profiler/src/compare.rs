@@ -67,11 +67,14 @@ pub enum Metric {
     Max,
     /// Total time.
     Total,
+    /// 99th percentile of the per-call run-queue wait (time runnable but not running):
+    /// CPU starvation rather than slower calls.
+    RunqP99,
 }
 
 impl Metric {
     /// All metrics, in display order.
-    pub const ALL: [Metric; 8] = [
+    pub const ALL: [Metric; 9] = [
         Metric::Count,
         Metric::Errors,
         Metric::P50,
@@ -80,6 +83,7 @@ impl Metric {
         Metric::P999,
         Metric::Max,
         Metric::Total,
+        Metric::RunqP99,
     ];
 
     /// The name used in `--threshold` and the outputs.
@@ -93,6 +97,7 @@ impl Metric {
             Metric::P999 => "p999",
             Metric::Max => "max",
             Metric::Total => "total",
+            Metric::RunqP99 => "runq_p99",
         }
     }
 
@@ -103,8 +108,26 @@ impl Metric {
             Metric::P99 => Some(99.0),
             Metric::P999 => Some(99.9),
             Metric::Max => Some(100.0),
+            Metric::RunqP99 => Some(99.0),
             _ => None,
         }
+    }
+}
+
+/// The histogram a percentile metric reads: the run-queue waits for `RunqP99` (every call
+/// 0 when none switched), the latencies otherwise.
+fn hist_of(m: Metric, s: &Series) -> std::borrow::Cow<'_, LatencyHist> {
+    use std::borrow::Cow;
+    match m {
+        Metric::RunqP99 => match s.off_cpu.hists() {
+            Some((runq, _)) => Cow::Borrowed(runq),
+            None => {
+                let mut zeros = LatencyHist::new();
+                zeros.record_n(0, s.count());
+                Cow::Owned(zeros)
+            }
+        },
+        _ => Cow::Borrowed(&s.hist),
     }
 }
 
@@ -351,6 +374,12 @@ pub fn compare(base: &[&Part], new: &[&Part], s: &Settings) -> Comparison {
                 row.reasons.clear();
                 Status::Gone
             }
+            (Some(b), Some(n)) if !row.reasons.is_empty() => {
+                if let Some(cause) = starvation(b, n) {
+                    row.reasons.push(cause);
+                }
+                Status::Regressed
+            }
             _ if !row.reasons.is_empty() => Status::Regressed,
             _ if row.metrics.iter().any(|m| m.improved) => Status::Improved,
             _ => Status::Ok,
@@ -373,6 +402,22 @@ pub fn compare(base: &[&Part], new: &[&Part], s: &Settings) -> Comparison {
         not_judged,
         min_count: s.min_count,
     }
+}
+
+/// When most of a row's slowdown per call is time waiting for a CPU, says so: the calls
+/// did not get slower, the machine (or the pinning) starved them.
+fn starvation(b: &Series, n: &Series) -> Option<String> {
+    let per_call = |ns: u64, s: &Series| ns as f64 / s.count().max(1) as f64;
+    let slower = per_call(n.total_ns, n) - per_call(b.total_ns, b);
+    let runq = per_call(n.off_cpu.runq_ns, n) - per_call(b.off_cpu.runq_ns, b);
+    (slower > 0.0 && runq >= 0.5 * slower).then(|| {
+        format!(
+            "CPU starvation: run-queue wait is {:.0}% of the slowdown (+{} of +{} per call)",
+            100.0 * runq / slower,
+            crate::units::fmt_ns(runq as u64),
+            crate::units::fmt_ns(slower as u64)
+        )
+    })
 }
 
 /// How much a row has to judge by.
@@ -407,7 +452,7 @@ fn value(m: Metric, s: &Series) -> f64 {
         Metric::Errors => s.errors as f64,
         Metric::Total => s.total_ns as f64,
         Metric::Max => s.max_ns as f64,
-        _ => s.hist.percentile(m.percentile().unwrap_or(50.0)) as f64,
+        _ => hist_of(m, s).percentile(m.percentile().unwrap_or(50.0)) as f64,
     }
 }
 
@@ -486,7 +531,7 @@ fn metric_change(
                 let Some(p) = m.percentile() else {
                     return mc;
                 };
-                let (bb, nb) = (buckets(&b.hist), buckets(&n.hist));
+                let (bb, nb) = (buckets(&hist_of(m, b)), buckets(&hist_of(m, n)));
                 let q = (p / 100.0).min(0.99);
                 (
                     stats::quantile_p(&bb, &nb, q) < ALPHA,
@@ -517,7 +562,8 @@ const DRAWS: usize = 2000;
 /// One-sided 99% bounds (1st and 99th percentiles) of the relative change of metric `m`.
 fn bootstrap_bounds(m: Metric, b: &Series, n: &Series) -> (f64, f64) {
     let mut rng = 0x5eed_1234_abcd_ef01u64 ^ (m as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15);
-    let (bs, ns) = (Sampler::new(&b.hist), Sampler::new(&n.hist));
+    let (bh, nh) = (hist_of(m, b), hist_of(m, n));
+    let (bs, ns) = (Sampler::new(&bh), Sampler::new(&nh));
     let stat = |sample: &mut Vec<u64>| -> f64 {
         sample.sort_unstable();
         match m {
@@ -611,6 +657,30 @@ mod tests {
 
     /// (syscall, nr, [(latency ns, calls)]).
     type TestRow<'a> = (&'a str, u32, &'a [(u64, u64)]);
+
+    #[test]
+    fn a_slowdown_of_run_queue_wait_is_called_starvation() {
+        let mut base = Series::default();
+        let mut starved = Series::default();
+        let mut slower = Series::default();
+        for _ in 0..1000 {
+            base.record_switched(1_000_000, None, [10_000, 900_000, 1, 0]);
+            // Same blocked time, 3 ms more waiting for a CPU.
+            starved.record_switched(4_000_000, None, [3_010_000, 900_000, 1, 1]);
+            // 3 ms more blocked: the call itself got slower.
+            slower.record_switched(4_000_000, None, [10_000, 3_900_000, 1, 0]);
+        }
+        let (base, starved, slower) = (base.clone(), starved.clone(), slower.clone());
+        let why = starvation(&base, &starved).expect("starvation");
+        assert!(why.contains("100% of the slowdown"), "{why}");
+        assert_eq!(starvation(&base, &slower), None);
+        assert!((10_000.0..10_020.0).contains(&value(Metric::RunqP99, &base)));
+        assert!(value(Metric::RunqP99, &starved) > 3e6);
+        // A series that never switched has run-queue waits of 0.
+        let mut plain = Series::default();
+        plain.record(5, None);
+        assert_eq!(value(Metric::RunqP99, &plain), 0.0);
+    }
 
     fn part(rows: &[TestRow<'_>]) -> Part {
         Part {

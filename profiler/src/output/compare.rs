@@ -39,13 +39,14 @@ fn cell(mc: &MetricChange) -> String {
     )
 }
 
-const SHOWN: [Metric; 6] = [
+const SHOWN: [Metric; 7] = [
     Metric::Count,
     Metric::Errors,
     Metric::P50,
     Metric::P99,
     Metric::Max,
     Metric::Total,
+    Metric::RunqP99,
 ];
 
 /// The row's name, with the process name's control characters escaped.
