@@ -244,6 +244,25 @@ t_pipe() {
 	within p50_ns "$(j o.json read.p50_ns)" 5000000 5800000
 }
 
+# The anatomy: a thread sharing CPU 0 with a SCHED_FIFO hog waits on the run queue; its
+# clock_nanosleep calls' run-queue total must match the kernel's own schedstat run_delay
+# (printed by the workload) within 25 %, and the three parts must sum to the total.
+t_anatomy() {
+	rm -f o.json
+	set -- $(timeout -s KILL 150 $S record -f json -o o.json -s clock_nanosleep -- \
+		$W starve 100 1000 20 5 2>"$ERR") || { detail=$(why $?); return 1; }
+	[ -n "$2" ] || { detail="no run_delay from the workload"; return 1; }
+	rd=$2
+	runq=$(j o.json clock_nanosleep.runq_total_ns)
+	ok=0
+	within runq_ns "$runq" $((rd * 3 / 4)) $((rd * 5 / 4)) || ok=1
+	detail="$detail schedstat=$rd"
+	on=$(j o.json clock_nanosleep.oncpu_total_ns)
+	bl=$(j o.json clock_nanosleep.blocked_total_ns)
+	expect parts_sum "$((on + runq + bl))" "$(j o.json clock_nanosleep.total_ns)" || ok=1
+	return $ok
+}
+
 t_enoent() {
 	rec o.json -- $W enoent 100 || { detail=$(why $?); return 1; }
 	expect ENOENT "$(j o.json openat.errnos.ENOENT)" 100
@@ -379,6 +398,7 @@ check comm-later t_comm
 check syscall-filter t_syscall_filter
 check sleep-p50 t_sleep
 check pipe-p50 t_pipe
+check anatomy t_anatomy
 check enoent t_enoent
 check top t_top
 check serve t_serve

@@ -44,6 +44,7 @@ pub(crate) const CHECKS: &[&str] = &[
     "syscall-filter",
     "sleep-p50",
     "pipe-p50",
+    "anatomy",
     "enoent",
     "top",
     "serve",

@@ -17,11 +17,15 @@
 //! - `pinned-threads T N CPU`: T threads pinned to CPU, started together, N getppid calls
 //!   each (preemption inside syscalls on one CPU), then print the threads' involuntary
 //!   context switches (getrusage, RUSAGE_THREAD);
-//! - `starve N US SPIN_MS IDLE_MS`: a SCHED_FIFO thread pinned to CPU 0 spins SPIN_MS and
-//!   sleeps IDLE_MS in a loop while a normal thread pinned to CPU 0 makes N clock_nanosleep
-//!   calls of US microseconds (so it often waits for the CPU after waking), then print that
-//!   thread's id and the growth of its `/proc/thread-self/schedstat` run_delay (ns) over
-//!   the loop: `TID RUN_DELAY_NS`. Needs root (SCHED_FIFO);
+//! - `starve N US SPIN_MS IDLE_MS`: a SCHED_FIFO thread (priority 10) pinned to CPU 0
+//!   spins SPIN_MS and sleeps IDLE_MS in a loop while a thread of lower priority pinned to
+//!   CPU 0 makes N clock_nanosleep calls of US microseconds (so it often wakes while the CPU
+//!   is taken, and waits for it), then print that thread's id and the growth of its
+//!   `/proc/thread-self/schedstat` run_delay (ns) over the loop: `TID RUN_DELAY_NS`. The
+//!   sleeper is SCHED_FIFO too (priority 5): PREEMPT_RT kernels expire a normal task's
+//!   sleep timer in a kernel thread the hog would starve (the sleeper would stay blocked,
+//!   not runnable), a real-time task's in hard interrupt context as every kernel does.
+//!   Needs root (SCHED_FIFO);
 //! - `bpf-progs`: print the id, type and name of every loaded BPF program, one a line
 //!   (through bpf(2), for machines without bpftool, such as `cargo xtask vm-test`'s guests);
 //! - `json FILE KEY`: print one value of the summary line of a `syslat record -f json` file
@@ -250,17 +254,27 @@ fn run_delay() -> u64 {
         })
 }
 
+/// Makes the calling thread SCHED_FIFO at `priority`; exits when refused (not root).
+fn fifo(priority: i32) {
+    let param = libc::sched_param {
+        sched_priority: priority,
+    };
+    // SAFETY: a valid sched_param for the calling thread (0).
+    if unsafe { libc::sched_setscheduler(0, libc::SCHED_FIFO, &param) } != 0 {
+        eprintln!(
+            "workload: SCHED_FIFO refused: {}",
+            std::io::Error::last_os_error()
+        );
+        exit(1);
+    }
+}
+
 fn starve(n: u64, us: u64, spin_ms: u64, idle_ms: u64) -> (i64, u64) {
     use std::sync::atomic::{AtomicBool, Ordering};
     static DONE: AtomicBool = AtomicBool::new(false);
     let hog = thread::spawn(move || {
         pin_to_cpu0();
-        let param = libc::sched_param { sched_priority: 10 };
-        // SAFETY: a valid sched_param for the calling thread (0).
-        if unsafe { libc::sched_setscheduler(0, libc::SCHED_FIFO, &param) } != 0 {
-            eprintln!("workload: SCHED_FIFO refused (needs root)");
-            exit(1);
-        }
+        fifo(10);
         while !DONE.load(Ordering::Relaxed) {
             let t = std::time::Instant::now();
             while t.elapsed() < Duration::from_millis(spin_ms) {
@@ -270,6 +284,7 @@ fn starve(n: u64, us: u64, spin_ms: u64, idle_ms: u64) -> (i64, u64) {
         }
     });
     pin_to_cpu0();
+    fifo(5);
     // SAFETY: gettid takes no arguments.
     let tid = unsafe { libc::syscall(libc::SYS_gettid) };
     let before = run_delay();
