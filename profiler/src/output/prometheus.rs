@@ -67,10 +67,12 @@ struct SnapshotCollector {
     unpaired: u64,
     traced: u64,
     me: SelfStats,
+    /// Native buckets too (protobuf only: the text formats cannot carry them).
+    native: bool,
 }
 
 impl SnapshotCollector {
-    fn new(snap: &Snapshot, me: SelfStats, max_series: usize) -> Self {
+    fn new(snap: &Snapshot, me: SelfStats, max_series: usize, native: bool) -> Self {
         let mut series: Labelled = BTreeMap::new();
         let mut errors = BTreeMap::new();
         for row in &snap.rows {
@@ -103,6 +105,7 @@ impl SnapshotCollector {
             unpaired: snap.loss.unpaired,
             traced: snap.events,
             me,
+            native,
         }
     }
 }
@@ -165,8 +168,9 @@ struct Buckets {
     deltas: Vec<i64>,
 }
 
-/// Both kinds of buckets of `s`, in one pass over its HdrHistogram.
-fn buckets_of(s: &Series, bounds: &[f64]) -> Buckets {
+/// The classic buckets of `s`, and with `native` the native ones, in one pass over its
+/// HdrHistogram.
+fn buckets_of(s: &Series, bounds: &[f64], native_too: bool) -> Buckets {
     let mut counts = vec![0u64; bounds.len() + 1];
     let mut zero = 0;
     let mut native: Vec<(i32, u64)> = Vec::new();
@@ -178,6 +182,9 @@ fn buckets_of(s: &Series, bounds: &[f64]) -> Buckets {
             .position(|b| secs <= *b)
             .unwrap_or(bounds.len());
         counts[i] += n;
+        if !native_too {
+            continue;
+        }
         if secs <= NATIVE_ZERO_THRESHOLD {
             zero += n;
             continue;
@@ -251,28 +258,33 @@ impl Collector for SnapshotCollector {
             MetricType::Histogram,
         )?;
         for (labels, s) in &self.series {
-            let b = buckets_of(s, &bounds);
-            m.encode_family(labels)?
-                .encode_histogram_with_native::<NoLabelSet>(
-                    s.total_ns as f64 / 1e9,
-                    s.count(),
-                    &b.classic,
-                    None,
-                    NativeHistogram {
-                        schema: NATIVE_SCHEMA,
-                        zero_threshold: NATIVE_ZERO_THRESHOLD,
-                        zero_count: b.zero,
-                        negative: NativeHistogramBuckets {
-                            spans: &[],
-                            deltas: &[],
-                        },
-                        positive: NativeHistogramBuckets {
-                            spans: &b.spans,
-                            deltas: &b.deltas,
-                        },
-                        created: None,
+            let b = buckets_of(s, &bounds, self.native);
+            let (sum, count) = (s.total_ns as f64 / 1e9, s.count());
+            let mut family = m.encode_family(labels)?;
+            if !self.native {
+                family.encode_histogram::<NoLabelSet>(sum, count, &b.classic, None)?;
+                continue;
+            }
+            family.encode_histogram_with_native::<NoLabelSet>(
+                sum,
+                count,
+                &b.classic,
+                None,
+                NativeHistogram {
+                    schema: NATIVE_SCHEMA,
+                    zero_threshold: NATIVE_ZERO_THRESHOLD,
+                    zero_count: b.zero,
+                    negative: NativeHistogramBuckets {
+                        spans: &[],
+                        deltas: &[],
                     },
-                )?;
+                    positive: NativeHistogramBuckets {
+                        spans: &b.spans,
+                        deltas: &b.deltas,
+                    },
+                    created: None,
+                },
+            )?;
         }
         let mut m = enc.encode_descriptor(
             "syslat_syscall_errors",
@@ -395,7 +407,10 @@ impl Format {
 /// rest fold into an exact `other`.
 pub fn render(snap: &Snapshot, me: SelfStats, format: Format, max_series: usize) -> Vec<u8> {
     let mut registry = Registry::default();
-    registry.register_collector(Box::new(SnapshotCollector::new(snap, me, max_series)));
+    let native = format == Format::Protobuf;
+    registry.register_collector(Box::new(SnapshotCollector::new(
+        snap, me, max_series, native,
+    )));
     let mut out = String::new();
     match format {
         Format::Protobuf => prometheus_protobuf::encode_to_vec(&registry)
@@ -429,16 +444,23 @@ fn to_prometheus_text(om: &str) -> String {
         if line.starts_with("# UNIT ") || line == "# EOF" {
             continue;
         }
-        let mut line = line.to_string();
-        for c in &counters {
-            for kind in ["# TYPE ", "# HELP "] {
-                let prefix = format!("{kind}{c} ");
-                if let Some(rest) = line.strip_prefix(&prefix) {
-                    line = format!("{kind}{c}_total {rest}");
+        // Only comment lines are renamed; samples (nearly every line) are copied as they
+        // are, without the per-counter prefix tests, which made text scrapes 3x slower
+        // than OpenMetrics ones.
+        if line.starts_with('#') {
+            let mut line = line.to_string();
+            for c in &counters {
+                for kind in ["# TYPE ", "# HELP "] {
+                    let prefix = format!("{kind}{c} ");
+                    if let Some(rest) = line.strip_prefix(&prefix) {
+                        line = format!("{kind}{c}_total {rest}");
+                    }
                 }
             }
+            out.push_str(&line);
+        } else {
+            out.push_str(line);
         }
-        out.push_str(&line);
         out.push('\n');
     }
     out
