@@ -56,7 +56,7 @@ pub struct SelfStats {
 }
 
 /// Rows keyed by their label values; rows of one comm are merged (pids are never labels).
-type Labelled = BTreeMap<Vec<(String, String)>, Series>;
+type Labelled = BTreeMap<Vec<(String, String)>, Buckets>;
 
 #[derive(Debug)]
 struct SnapshotCollector {
@@ -73,6 +73,7 @@ struct SnapshotCollector {
 
 impl SnapshotCollector {
     fn new(snap: &Snapshot, me: SelfStats, max_series: usize, native: bool) -> Self {
+        let bounds = buckets();
         let mut series: Labelled = BTreeMap::new();
         let mut errors = BTreeMap::new();
         for row in &snap.rows {
@@ -90,7 +91,10 @@ impl SnapshotCollector {
                     labels.push(("comm".to_string(), "other".to_string()));
                 }
             }
-            series.entry(labels.clone()).or_default().merge(&row.series);
+            series
+                .entry(labels.clone())
+                .or_default()
+                .add(&row.series, &bounds, native);
             for (e, n) in &row.series.errnos {
                 let mut l = labels.clone();
                 l.push(("errno".to_string(), crate::syscalls::errno_name(*e)));
@@ -152,61 +156,102 @@ pub fn native_index(secs: f64) -> i32 {
     j + (exp - 1) * bounds.len() as i32
 }
 
+/// The upper bound of native bucket `i`, in seconds, from the same table as
+/// [`native_index`] (times a power of two, which is exact), so that `native_index(v)` is
+/// the least `i` with `v <= native_upper(i)`.
+fn native_upper(i: i32) -> f64 {
+    let n = 1i32 << NATIVE_SCHEMA;
+    native_bounds()[i.rem_euclid(n) as usize] * 2f64.powi(i.div_euclid(n) + 1)
+}
+
 /// The bounds (lower, upper] of native bucket `i`, in seconds.
 pub fn native_bucket_bounds(i: i32) -> (f64, f64) {
-    let n = f64::from(1u32 << NATIVE_SCHEMA);
-    ((f64::from(i - 1) / n).exp2(), (f64::from(i) / n).exp2())
+    (native_upper(i - 1), native_upper(i))
 }
 
-/// A series' buckets: classic (non-cumulative counts per bound, the last `+Inf`) and
-/// native (zero bucket, and the sparse positive buckets as spans and deltas).
+/// A label set's histogram, summed over its rows: the exact sum and count, the classic
+/// bucket counts (not cumulative; the last is `+Inf`), and, when native buckets are
+/// wanted, the zero bucket's count and the native buckets (increasing index, counts above
+/// 0). Counting buckets per row and adding them is exact: a value's bucket does not
+/// depend on the row it is in.
 #[derive(Debug, Default, PartialEq)]
 struct Buckets {
-    classic: Vec<(f64, u64)>,
+    sum_ns: u64,
+    count: u64,
+    classic: Vec<u64>,
     zero: u64,
-    spans: Vec<(i32, u32)>,
-    deltas: Vec<i64>,
+    native: Vec<(i32, u64)>,
 }
 
-/// The classic buckets of `s`, and with `native` the native ones, in one pass over its
-/// HdrHistogram.
-fn buckets_of(s: &Series, bounds: &[f64], native_too: bool) -> Buckets {
-    let mut counts = vec![0u64; bounds.len() + 1];
-    let mut zero = 0;
-    let mut native: Vec<(i32, u64)> = Vec::new();
-    for v in s.hist.histogram().iter_recorded() {
-        let n = v.count_at_value();
-        let secs = v.value_iterated_to() as f64 / 1e9;
-        let i = bounds
-            .iter()
-            .position(|b| secs <= *b)
-            .unwrap_or(bounds.len());
-        counts[i] += n;
-        if !native_too {
-            continue;
+impl Buckets {
+    /// Adds the calls of `s`, in one pass over its HdrHistogram (in increasing value, so
+    /// both bucket cursors only move up).
+    fn add(&mut self, s: &Series, bounds: &[f64], native_too: bool) {
+        self.sum_ns += s.total_ns;
+        self.count += s.count();
+        self.classic.resize(bounds.len() + 1, 0);
+        let mut native: Vec<(i32, u64)> = Vec::new();
+        let mut upper = f64::NEG_INFINITY;
+        let mut ci = 0;
+        for v in s.hist.histogram().iter_recorded() {
+            let n = v.count_at_value();
+            let secs = v.value_iterated_to() as f64 / 1e9;
+            while ci < bounds.len() && secs > bounds[ci] {
+                ci += 1;
+            }
+            self.classic[ci] += n;
+            if !native_too {
+                continue;
+            }
+            if secs <= NATIVE_ZERO_THRESHOLD {
+                self.zero += n;
+                continue;
+            }
+            match native.last_mut() {
+                Some((_, c)) if secs <= upper => *c += n,
+                _ => {
+                    let i = native_index(secs);
+                    upper = native_upper(i);
+                    native.push((i, n));
+                }
+            }
         }
-        if secs <= NATIVE_ZERO_THRESHOLD {
-            zero += n;
-            continue;
-        }
-        // HdrHistogram iterates in increasing value, so the index never decreases.
-        let i = native_index(secs);
-        match native.last_mut() {
-            Some((last, c)) if *last == i => *c += n,
-            _ => native.push((i, n)),
+        if self.native.is_empty() {
+            self.native = native;
+        } else if !native.is_empty() {
+            self.native = merge_sparse(&self.native, &native);
         }
     }
-    let (spans, deltas) = spans_and_deltas(&native);
-    Buckets {
-        classic: bounds
+
+    /// The classic buckets as (upper bound, count) pairs for the encoder.
+    fn classic_pairs(&self, bounds: &[f64]) -> Vec<(f64, u64)> {
+        bounds
             .iter()
             .copied()
             .chain([f64::INFINITY])
-            .zip(counts)
-            .collect(),
-        zero,
-        spans,
-        deltas,
+            .zip(self.classic.iter().copied())
+            .collect()
+    }
+}
+
+/// Two sparse bucket lists (increasing index) added bucket by bucket.
+fn merge_sparse(a: &[(i32, u64)], b: &[(i32, u64)]) -> Vec<(i32, u64)> {
+    let mut out = Vec::with_capacity(a.len() + b.len());
+    let (mut a, mut b) = (a.iter().peekable(), b.iter().peekable());
+    loop {
+        let next = match (a.peek(), b.peek()) {
+            (Some(x), Some(y)) if x.0 == y.0 => {
+                let v = (x.0, x.1 + y.1);
+                a.next();
+                b.next();
+                v
+            }
+            (Some(x), Some(y)) if x.0 < y.0 => *a.next().expect("peeked"),
+            (_, Some(_)) => *b.next().expect("peeked"),
+            (Some(_), None) => *a.next().expect("peeked"),
+            (None, None) => return out,
+        };
+        out.push(next);
     }
 }
 
@@ -257,18 +302,19 @@ impl Collector for SnapshotCollector {
             Some(&Unit::Seconds),
             MetricType::Histogram,
         )?;
-        for (labels, s) in &self.series {
-            let b = buckets_of(s, &bounds, self.native);
-            let (sum, count) = (s.total_ns as f64 / 1e9, s.count());
+        for (labels, b) in &self.series {
+            let (sum, count) = (b.sum_ns as f64 / 1e9, b.count);
+            let classic = b.classic_pairs(&bounds);
             let mut family = m.encode_family(labels)?;
             if !self.native {
-                family.encode_histogram::<NoLabelSet>(sum, count, &b.classic, None)?;
+                family.encode_histogram::<NoLabelSet>(sum, count, &classic, None)?;
                 continue;
             }
+            let (spans, deltas) = spans_and_deltas(&b.native);
             family.encode_histogram_with_native::<NoLabelSet>(
                 sum,
                 count,
-                &b.classic,
+                &classic,
                 None,
                 NativeHistogram {
                     schema: NATIVE_SCHEMA,
@@ -279,8 +325,8 @@ impl Collector for SnapshotCollector {
                         deltas: &[],
                     },
                     positive: NativeHistogramBuckets {
-                        spans: &b.spans,
-                        deltas: &b.deltas,
+                        spans: &spans,
+                        deltas: &deltas,
                     },
                     created: None,
                 },
@@ -652,18 +698,23 @@ mod native_tests {
     use crate::aggregate::{Aggregator, GroupBy, LossCounters};
 
     fn snap_of(values: &[u64]) -> Snapshot {
-        let mut a = Aggregator::new(GroupBy::Syscall);
-        for &ns in values {
+        snap_by(GroupBy::Syscall, values)
+    }
+
+    /// `values` as clock_nanosleep calls, alternately of pids 1 and 2, both named `app`.
+    fn snap_by(group: GroupBy, values: &[u64]) -> Snapshot {
+        let mut a = Aggregator::new(group);
+        for (k, &ns) in values.iter().enumerate() {
             a.record(&profiler_common::SyscallEvent {
                 duration_ns: ns,
                 ret: 0,
-                tgid: 1,
-                tid: 1,
+                tgid: 1 + (k % 2) as u32,
+                tid: 1 + (k % 2) as u32,
                 nr: 230,
                 cgroup: 0,
             });
         }
-        a.snapshot(0, 0, LossCounters::default(), &|_| None)
+        a.snapshot(0, 0, LossCounters::default(), &|_| Some("app".into()))
     }
 
     /// Every family of a protobuf exposition, read back with prost.
@@ -794,6 +845,27 @@ mod native_tests {
             proptest::prop_assert_eq!(z, za + zb);
             proptest::prop_assert_eq!(merged, sum);
         }
+    }
+
+    #[test]
+    fn rows_of_one_label_set_add_up_exactly() {
+        // Two processes of one name are one series: its buckets are those of all the calls.
+        let values: Vec<u64> = (0..500u64).map(|k| k * k * 997 % 50_000_000).collect();
+        let families_of = |group| {
+            let bytes = render(
+                &snap_by(group, &values),
+                SelfStats::default(),
+                Format::Protobuf,
+                100,
+            );
+            let fam = families(&bytes).remove(0);
+            assert_eq!(fam.metric.len(), 1);
+            fam.metric[0].histogram.clone().unwrap()
+        };
+        let (by_syscall, by_process) =
+            (families_of(GroupBy::Syscall), families_of(GroupBy::Process));
+        assert_eq!(by_process.sample_count, 500);
+        assert_eq!(by_process, by_syscall);
     }
 
     #[test]
