@@ -362,17 +362,20 @@ fn scrape_cost(syslat: &Path, workload: &Path) -> Result<String> {
             .lines()
             .filter(|l| l.starts_with("syslat_syscall_duration_seconds_count"))
             .count();
-        let mut row = Vec::new();
-        for accept in [TEXT, PROTOBUF] {
-            let mut times = Vec::new();
-            let mut bytes = 0;
-            for _ in 0..50 {
+        // Interleaved, so machine noise hits both alike.
+        let (mut times, mut bytes) = ([Vec::new(), Vec::new()], [0usize; 2]);
+        for _ in 0..50 {
+            for (k, accept) in [TEXT, PROTOBUF].into_iter().enumerate() {
                 let (t, r) = scrape(accept)?;
-                times.push(t.as_secs_f64() * 1e3);
-                bytes = r.len();
+                times[k].push(t.as_secs_f64() * 1e3);
+                bytes[k] = r.len();
             }
-            row.push((median(times).unwrap_or(0.0), bytes as f64 / 1024.0));
         }
+        let row: Vec<(f64, f64)> = times
+            .into_iter()
+            .zip(bytes)
+            .map(|(t, b)| (median(t).unwrap_or(0.0), b as f64 / 1024.0))
+            .collect();
         Ok(format!(
             "\n`syslat serve --by process`, {series} series: one scrape {:.2} ms as text \
              ({:.0} KiB), {:.2} ms as protobuf with native histograms ({:.0} KiB); medians of 50",
