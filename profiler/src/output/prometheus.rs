@@ -115,7 +115,7 @@ impl SnapshotCollector {
 }
 
 /// The native histograms' schema: 2^3 = 8 buckets per power of two, bucket `i` holding
-/// (2^((i-1)/8), 2^(i/8)] seconds, each 2^(1/8) - 1 = 9.05% wider than the one below. The
+/// (2^((i-1)/8), 2^(i/8)] seconds, its upper bound 2^(1/8) = 1.0905 times its lower. The
 /// schema Prometheus's own clients default to (bucket factor 1.1); a syscall spanning 100 ns
 /// to 1 s fills at most 187 buckets.
 pub const NATIVE_SCHEMA: i32 = 3;
@@ -793,6 +793,7 @@ mod native_tests {
         }
         let e = native_bucket_error();
         assert!((e - 0.0905).abs() < 1e-4, "{e}");
+        assert_eq!(NATIVE_ZERO_THRESHOLD, 2f64.powi(-128));
         let (lo, hi) = native_bucket_bounds(-53);
         assert!((hi / lo - 1.0 - e).abs() < 1e-12);
     }
