@@ -553,7 +553,7 @@ mod tests {
     fn rich() -> Snapshot {
         let mut a = Aggregator::new(GroupBy::Process);
         for (i, (nr, ns, ret)) in [
-            (0u32, 1_000u64, 0i64),
+            (0, 1_000u64, 0i64),
             (0, 999, -11),
             (0, 2_500, 0),
             (1, 10_000_000, 0),
@@ -567,14 +567,11 @@ mod tests {
         {
             let i = i as u64;
             for _ in 0..(1 + i % 3) {
-                a.record(&SyscallEvent {
-                    duration_ns: ns + i,
-                    ret,
-                    tgid: 7 + (i as u32 % 2),
-                    tid: 7,
-                    nr,
-                    cgroup: 0,
-                });
+                // Field by field, so the test does not depend on the event's other fields.
+                let mut e = SyscallEvent::default();
+                (e.duration_ns, e.ret, e.tgid, e.tid, e.nr) =
+                    (ns + i, ret, 7 + (i as u32 % 2), 7, nr);
+                a.record(&e);
             }
         }
         a.snapshot(
@@ -705,14 +702,10 @@ mod native_tests {
     fn snap_by(group: GroupBy, values: &[u64]) -> Snapshot {
         let mut a = Aggregator::new(group);
         for (k, &ns) in values.iter().enumerate() {
-            a.record(&profiler_common::SyscallEvent {
-                duration_ns: ns,
-                ret: 0,
-                tgid: 1 + (k % 2) as u32,
-                tid: 1 + (k % 2) as u32,
-                nr: 230,
-                cgroup: 0,
-            });
+            let mut e = profiler_common::SyscallEvent::default();
+            let pid = 1 + (k % 2) as u32;
+            (e.duration_ns, e.tgid, e.tid, e.nr) = (ns, pid, pid, 230);
+            a.record(&e);
         }
         a.snapshot(0, 0, LossCounters::default(), &|_| Some("app".into()))
     }
