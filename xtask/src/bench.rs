@@ -8,7 +8,8 @@
 //! untargeted process pays), and with `--peers`
 //! bpftrace, libbpf-tools' syscount -L, perf trace -s and strace -c -f. Then the same for a
 //! pipe ping-pong (the cost on context switches), a sustained two-thread storm under
-//! `syslat record` (rate, drops) and peak RSS with 10,000 short-lived processes.
+//! `syslat record` (rate, drops), peak RSS with 10,000 short-lived processes, and the time
+//! of a `/metrics` scrape of 200 series (text, and protobuf with native histograms).
 
 use std::{
     io::{BufRead, BufReader, Write},
@@ -143,6 +144,10 @@ pub(crate) fn run(root: &Path, args: &BenchArgs) -> Result<()> {
             kib as f64 / 1024.0
         )),
         Err(e) => eprintln!("xtask bench: the memory run failed: {e:#}"),
+    }
+    match scrape_cost(&syslat, &workload) {
+        Ok(line) => table.push_str(&line),
+        Err(e) => eprintln!("xtask bench: the scrape run failed: {e:#}"),
     }
     println!("{table}");
     if args.readme {
@@ -308,6 +313,94 @@ fn rss_with_processes(syslat: &Path, workload: &Path, n: u32) -> Result<u64> {
         std::thread::sleep(Duration::from_millis(20));
     }
     Ok(peak)
+}
+
+/// One `/metrics` scrape of `syslat serve --by process` holding about 200 series (five
+/// processes of different names, ~40 syscalls each), timed from connect to the last byte:
+/// as text and as protobuf with native histograms, medians of 50 scrapes each.
+fn scrape_cost(syslat: &Path, workload: &Path) -> Result<String> {
+    const TEXT: &str = "text/plain;version=0.0.4";
+    const PROTOBUF: &str = "application/vnd.google.protobuf;\
+        proto=io.prometheus.client.MetricFamily;encoding=delimited";
+    let port = std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port();
+    let addr = format!("127.0.0.1:{port}");
+    let w = workload.display();
+    let script = format!(
+        "for i in 0 1 2 3 4; do {w} comm w$i getppid 100 sleep-us 20 50 enoent 5 \
+         pipe 2 1; done; {w} gate"
+    );
+    let mut srv = Command::new(syslat)
+        .args([
+            "serve", "--by", "process", "--listen", &addr, "--", "sh", "-c", &script,
+        ])
+        .stdin(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .context("syslat serve")?;
+    let mut line = String::new();
+    BufReader::new(srv.stderr.take().context("stderr")?).read_line(&mut line)?;
+    let scrape = |accept: &str| -> Result<(Duration, Vec<u8>)> {
+        use std::io::Read as _;
+        let t = Instant::now();
+        let mut s = std::net::TcpStream::connect(&addr)?;
+        write!(
+            s,
+            "GET /metrics HTTP/1.1\r\nHost: {addr}\r\nAccept: {accept}\r\n\r\n"
+        )?;
+        let mut resp = Vec::new();
+        s.read_to_end(&mut resp)?;
+        Ok((t.elapsed(), resp))
+    };
+    let result = (|| {
+        // Every name is in, and the last process waits at its gate.
+        let deadline = Instant::now() + Duration::from_secs(60);
+        let text = loop {
+            let (_, r) = scrape(TEXT)?;
+            let text = String::from_utf8_lossy(&r).into_owned();
+            if text.contains(r#"comm="w4""#) && text.contains(r#"syscall="read",comm="workload""#) {
+                break text;
+            }
+            if Instant::now() > deadline {
+                bail!("serve never showed the five processes: {line}");
+            }
+            std::thread::sleep(Duration::from_millis(200));
+        };
+        std::thread::sleep(Duration::from_millis(500));
+        let series = text
+            .lines()
+            .filter(|l| l.starts_with("syslat_syscall_duration_seconds_count"))
+            .count();
+        // Interleaved, so machine noise hits both alike.
+        let (mut times, mut bytes) = ([Vec::new(), Vec::new()], [0usize; 2]);
+        for _ in 0..50 {
+            for (k, accept) in [TEXT, PROTOBUF].into_iter().enumerate() {
+                let (t, r) = scrape(accept)?;
+                times[k].push(t.as_secs_f64() * 1e3);
+                bytes[k] = r.len();
+            }
+        }
+        let row: Vec<(f64, f64)> = times
+            .into_iter()
+            .zip(bytes)
+            .map(|(t, b)| (median(t).unwrap_or(0.0), b as f64 / 1024.0))
+            .collect();
+        Ok(format!(
+            "\n`syslat serve --by process`, {series} series: one scrape {:.2} ms as text \
+             ({:.0} KiB), {:.2} ms as protobuf with native histograms ({:.0} KiB); medians of 50",
+            row[0].0, row[0].1, row[1].0, row[1].1
+        ))
+    })();
+    drop(srv.stdin.take());
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while srv.try_wait()?.is_none() {
+        if Instant::now() > deadline {
+            srv.kill()?;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    result
 }
 
 /// The context-switch cost: a pipe ping-pong between two threads pinned to one CPU (each

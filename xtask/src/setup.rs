@@ -23,7 +23,8 @@ const APT_PACKAGES: &[(&str, &str)] = &[
     ("rust-web-clippy", "/usr/bin/clippy-driver"),
     ("bpftool", "/usr/sbin/bpftool"),
     ("tmux", "/usr/bin/tmux"),
-    // promtool checks `syslat serve`'s exposition in the tests.
+    // promtool checks `syslat serve`'s exposition in the tests, and the prometheus server
+    // of the same package scrapes it (native histograms and classic).
     ("prometheus", "/usr/bin/promtool"),
     // A real container runtime for `--container` (the image is busybox-static, imported).
     ("docker.io", "/usr/sbin/dockerd"),

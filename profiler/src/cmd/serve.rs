@@ -1,7 +1,8 @@
 //! `syslat serve`: trace like `record`, and answer HTTP requests with the live cumulative
-//! numbers: `/metrics` (Prometheus text, or OpenMetrics when the scraper asks for it) and a
-//! short page at `/`. The collector publishes an immutable snapshot every 250 ms over a
-//! `watch` channel; the HTTP side only reads it, so a slow scraper never stalls collection.
+//! numbers: `/metrics` (Prometheus text; OpenMetrics or Prometheus protobuf, with native
+//! histograms, when the scraper's `Accept` header prefers them) and a short page at `/`.
+//! The collector publishes an immutable snapshot every 250 ms over a `watch` channel; the
+//! HTTP side only reads it, so a slow scraper never stalls collection.
 
 use std::{sync::Arc, time::Duration};
 
@@ -17,7 +18,7 @@ use crate::{
     aggregate::{Aggregator, GroupBy, LossCounters, Snapshot},
     cli::ServeArgs,
     config::ServeConfig,
-    output::prometheus::{self, SelfStats},
+    output::prometheus::{self, Format, SelfStats},
 };
 
 const PUBLISH_EVERY: Duration = Duration::from_millis(250);
@@ -102,35 +103,39 @@ async fn answer(mut stream: TcpStream, snap: &Snapshot, max_series: usize) -> an
     let head = String::from_utf8_lossy(&buf);
     let mut first = head.lines().next().unwrap_or("").split_whitespace();
     let (method, path) = (first.next().unwrap_or(""), first.next().unwrap_or(""));
-    let openmetrics = head
+    let accept = head
         .lines()
         .filter_map(|l| l.split_once(':'))
-        .any(|(k, v)| {
-            k.eq_ignore_ascii_case("accept") && v.contains("application/openmetrics-text")
-        });
+        .filter(|(k, _)| k.eq_ignore_ascii_case("accept"))
+        .map(|(_, v)| v.trim())
+        .collect::<Vec<_>>()
+        .join(",");
     let (status, ctype, body) = match (method, path.split('?').next().unwrap_or("")) {
         ("GET", "/metrics") => {
-            let body = prometheus::render(snap, self_stats(), openmetrics, max_series);
-            let ctype = if openmetrics {
-                "application/openmetrics-text; version=1.0.0; charset=utf-8"
-            } else {
-                "text/plain; version=0.0.4; charset=utf-8"
-            };
-            ("200 OK", ctype, body)
+            let format = Format::negotiate(&accept);
+            let body = prometheus::render(snap, self_stats(), format, max_series);
+            ("200 OK", format.content_type(), body)
         }
-        ("GET", "/") => ("200 OK", "text/html; charset=utf-8", INDEX.to_string()),
-        ("GET", _) => ("404 Not Found", "text/plain", "not found\n".to_string()),
+        ("GET", "/") => (
+            "200 OK",
+            "text/html; charset=utf-8",
+            INDEX.as_bytes().to_vec(),
+        ),
+        ("GET", _) => ("404 Not Found", "text/plain", b"not found\n".to_vec()),
         _ => (
             "405 Method Not Allowed",
             "text/plain",
-            "only GET\n".to_string(),
+            b"only GET\n".to_vec(),
         ),
     };
-    let resp = format!(
-        "HTTP/1.1 {status}\r\nContent-Type: {ctype}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+    // One write: head and body in one segment (two small writes can meet Nagle's delay).
+    let mut resp = format!(
+        "HTTP/1.1 {status}\r\nContent-Type: {ctype}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
         body.len()
-    );
-    stream.write_all(resp.as_bytes()).await?;
+    )
+    .into_bytes();
+    resp.extend_from_slice(&body);
+    stream.write_all(&resp).await?;
     stream.shutdown().await?;
     Ok(())
 }
