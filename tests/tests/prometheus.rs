@@ -344,6 +344,37 @@ fn prometheus_scrapes_native_and_classic_histograms_and_the_dashboard_has_data()
         assert_eq!(got, Some(want as f64), "le={le}");
     }
     assert!(classic.query("syslat_syscall_duration_seconds").is_empty());
+    // The anatomy: the sleeps' time is almost all blocked, and the three parts add up to
+    // the duration histogram's sum.
+    let part = |p: &str| {
+        classic
+            .scalar(&format!(
+                r#"sum(syslat_syscall_time_seconds_total{{syscall="clock_nanosleep",part="{p}"}})"#
+            ))
+            .unwrap_or(0.0)
+    };
+    let sum = classic
+        .scalar(r#"sum(syslat_syscall_duration_seconds_sum{syscall="clock_nanosleep"})"#)
+        .expect("duration sum");
+    let (oncpu, runq, blocked) = (part("oncpu"), part("runq"), part("blocked"));
+    assert!(
+        ((oncpu + runq + blocked) - sum).abs() < 1e-6,
+        "parts {oncpu} + {runq} + {blocked} vs sum {sum}"
+    );
+    assert!(blocked >= 0.85 * sum, "blocked {blocked} of {sum}");
+    assert_eq!(
+        classic.scalar(r#"sum(syslat_syscall_runq_seconds_count{syscall="clock_nanosleep"})"#),
+        Some(SLEEPS as f64),
+        "the run-queue histogram counts every sleep"
+    );
+    assert_eq!(
+        native.settle(
+            r#"histogram_count(sum(syslat_syscall_runq_seconds{syscall="clock_nanosleep"}))"#,
+            SLEEPS as f64
+        ),
+        Some(SLEEPS as f64),
+        "native run-queue histogram"
+    );
     let errors = r#"sum(syslat_syscall_errors_total{syscall="openat",errno="ENOENT"})"#;
     for p in [&native, &classic] {
         // The workload's 50, and any the dynamic loader met before main.

@@ -9,6 +9,10 @@
 //! - `syslat_syscall_duration_seconds{syscall[,comm]}` histogram: classic buckets 1 µs to
 //!   10 s in every format, and in protobuf also native (sparse exponential) buckets of
 //!   schema [`NATIVE_SCHEMA`];
+//! - `syslat_syscall_runq_seconds{syscall[,comm]}` histogram (classic and native like the
+//!   duration's): the per-call run-queue wait, 0 for calls that never left their CPU;
+//! - `syslat_syscall_time_seconds_total{syscall[,comm],part}` counter, `part` = `oncpu`,
+//!   `runq` or `blocked`: the calls' time by part (the parts sum to the duration's `_sum`);
 //! - `syslat_syscall_errors_total{syscall,errno[,comm]}`;
 //! - `syslat_events_lost_total{reason}` (`dropped`: event buffer full, `untimed`: no slot),
 //!   `syslat_events_unpaired_total`;
@@ -34,7 +38,7 @@ use prometheus_client::{
     registry::{Registry, Unit},
 };
 
-use crate::aggregate::{Series, Snapshot};
+use crate::aggregate::{LatencyHist, Series, Snapshot};
 
 /// Histogram bucket upper bounds in seconds: 1, 2.5, 5 per decade from 1 µs to 10 s
 /// (literals, so they print exactly). A call is put in a bucket by its HdrHistogram
@@ -61,6 +65,10 @@ type Labelled = BTreeMap<Vec<(String, String)>, Buckets>;
 #[derive(Debug)]
 struct SnapshotCollector {
     series: Labelled,
+    /// Per label set: the calls' per-call run-queue waits, and their time by part
+    /// (on CPU, run queue, blocked), ns.
+    runq: Labelled,
+    parts: BTreeMap<Vec<(String, String)>, [u64; 3]>,
     errors: BTreeMap<Vec<(String, String)>, u64>,
     lost_dropped: u64,
     lost_untimed: u64,
@@ -75,6 +83,8 @@ impl SnapshotCollector {
     fn new(snap: &Snapshot, me: SelfStats, max_series: usize, native: bool) -> Self {
         let bounds = buckets();
         let mut series: Labelled = BTreeMap::new();
+        let mut runq: Labelled = BTreeMap::new();
+        let mut parts: BTreeMap<Vec<(String, String)>, [u64; 3]> = BTreeMap::new();
         let mut errors = BTreeMap::new();
         for row in &snap.rows {
             let mut labels = vec![("syscall".to_string(), row.syscall.clone())];
@@ -95,6 +105,19 @@ impl SnapshotCollector {
                 .entry(labels.clone())
                 .or_default()
                 .add(&row.series, &bounds, native);
+            let off = &row.series.off_cpu;
+            let r = runq.entry(labels.clone()).or_default();
+            match off.hists() {
+                Some((h, _)) => r.add_hist(h, off.runq_ns, &bounds, native),
+                None => r.add_zeros(row.series.count(), &bounds, native),
+            }
+            let p = parts.entry(labels.clone()).or_default();
+            for (sum, ns) in p
+                .iter_mut()
+                .zip([row.series.oncpu_ns(), off.runq_ns, off.blocked_ns])
+            {
+                *sum += ns;
+            }
             for (e, n) in &row.series.errnos {
                 let mut l = labels.clone();
                 l.push(("errno".to_string(), crate::syscalls::errno_name(*e)));
@@ -103,6 +126,8 @@ impl SnapshotCollector {
         }
         SnapshotCollector {
             series,
+            runq,
+            parts,
             errors,
             lost_dropped: snap.loss.dropped,
             lost_untimed: snap.loss.no_storage,
@@ -187,13 +212,28 @@ impl Buckets {
     /// Adds the calls of `s`, in one pass over its HdrHistogram (in increasing value, so
     /// both bucket cursors only move up).
     fn add(&mut self, s: &Series, bounds: &[f64], native_too: bool) {
-        self.sum_ns += s.total_ns;
-        self.count += s.count();
+        self.add_hist(&s.hist, s.total_ns, bounds, native_too);
+    }
+
+    /// `n` calls of 0 ns (a series none of whose calls waited for a CPU).
+    fn add_zeros(&mut self, n: u64, bounds: &[f64], native_too: bool) {
+        self.count += n;
+        self.classic.resize(bounds.len() + 1, 0);
+        self.classic[0] += n;
+        if native_too {
+            self.zero += n;
+        }
+    }
+
+    /// Adds the values of `hist`, whose exact sum is `sum_ns`.
+    fn add_hist(&mut self, hist: &LatencyHist, sum_ns: u64, bounds: &[f64], native_too: bool) {
+        self.sum_ns += sum_ns;
+        self.count += hist.count();
         self.classic.resize(bounds.len() + 1, 0);
         let mut native: Vec<(i32, u64)> = Vec::new();
         let mut upper = f64::NEG_INFINITY;
         let mut ci = 0;
-        for v in s.hist.histogram().iter_recorded() {
+        for v in hist.histogram().iter_recorded() {
             let n = v.count_at_value();
             let secs = v.value_iterated_to() as f64 / 1e9;
             while ci < bounds.len() && secs > bounds[ci] {
@@ -221,6 +261,44 @@ impl Buckets {
         } else if !native.is_empty() {
             self.native = merge_sparse(&self.native, &native);
         }
+    }
+
+    /// Writes this histogram as one member of family `m`, with native buckets when
+    /// `native`.
+    fn encode(
+        &self,
+        m: &mut prometheus_client::encoding::MetricEncoder<'_>,
+        labels: &Vec<(String, String)>,
+        bounds: &[f64],
+        native: bool,
+    ) -> Result<(), std::fmt::Error> {
+        let (sum, count) = (self.sum_ns as f64 / 1e9, self.count);
+        let classic = self.classic_pairs(bounds);
+        let mut family = m.encode_family(labels)?;
+        if !native {
+            return family.encode_histogram::<NoLabelSet>(sum, count, &classic, None);
+        }
+        let (spans, deltas) = spans_and_deltas(&self.native);
+        family.encode_histogram_with_native::<NoLabelSet>(
+            sum,
+            count,
+            &classic,
+            None,
+            NativeHistogram {
+                schema: NATIVE_SCHEMA,
+                zero_threshold: NATIVE_ZERO_THRESHOLD,
+                zero_count: self.zero,
+                negative: NativeHistogramBuckets {
+                    spans: &[],
+                    deltas: &[],
+                },
+                positive: NativeHistogramBuckets {
+                    spans: &spans,
+                    deltas: &deltas,
+                },
+                created: None,
+            },
+        )
     }
 
     /// The classic buckets as (upper bound, count) pairs for the encoder.
@@ -303,34 +381,30 @@ impl Collector for SnapshotCollector {
             MetricType::Histogram,
         )?;
         for (labels, b) in &self.series {
-            let (sum, count) = (b.sum_ns as f64 / 1e9, b.count);
-            let classic = b.classic_pairs(&bounds);
-            let mut family = m.encode_family(labels)?;
-            if !self.native {
-                family.encode_histogram::<NoLabelSet>(sum, count, &classic, None)?;
-                continue;
+            b.encode(&mut m, labels, &bounds, self.native)?;
+        }
+        let mut m = enc.encode_descriptor(
+            "syslat_syscall_runq",
+            "Per-call time runnable but waiting for a CPU inside system calls (0 for calls that never left their CPU)",
+            Some(&Unit::Seconds),
+            MetricType::Histogram,
+        )?;
+        for (labels, b) in &self.runq {
+            b.encode(&mut m, labels, &bounds, self.native)?;
+        }
+        let mut m = enc.encode_descriptor(
+            "syslat_syscall_time",
+            "Time inside system calls by part: running on a CPU (oncpu), runnable but waiting for one (runq), sleeping (blocked); the parts sum to the histogram's _sum",
+            Some(&Unit::Seconds),
+            MetricType::Counter,
+        )?;
+        for (labels, parts) in &self.parts {
+            for (part, ns) in ["oncpu", "runq", "blocked"].into_iter().zip(parts) {
+                let mut l = labels.clone();
+                l.push(("part".to_string(), part.to_string()));
+                m.encode_family(&l)?
+                    .encode_counter::<NoLabelSet, _, f64>(&(*ns as f64 / 1e9), None)?;
             }
-            let (spans, deltas) = spans_and_deltas(&b.native);
-            family.encode_histogram_with_native::<NoLabelSet>(
-                sum,
-                count,
-                &classic,
-                None,
-                NativeHistogram {
-                    schema: NATIVE_SCHEMA,
-                    zero_threshold: NATIVE_ZERO_THRESHOLD,
-                    zero_count: b.zero,
-                    negative: NativeHistogramBuckets {
-                        spans: &[],
-                        deltas: &[],
-                    },
-                    positive: NativeHistogramBuckets {
-                        spans: &spans,
-                        deltas: &deltas,
-                    },
-                    created: None,
-                },
-            )?;
         }
         let mut m = enc.encode_descriptor(
             "syslat_syscall_errors",
@@ -877,6 +951,8 @@ mod native_tests {
             names,
             [
                 "syslat_syscall_duration_seconds",
+                "syslat_syscall_runq_seconds",
+                "syslat_syscall_time_seconds_total",
                 "syslat_syscall_errors_total",
                 "syslat_events_lost_total",
                 "syslat_events_unpaired_total",
