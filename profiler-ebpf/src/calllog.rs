@@ -1,7 +1,7 @@
 //! The per-CPU call log: where `sys_exit` writes each completed call.
 //!
-//! Each CPU is the only producer of its part of `LOG` (the syscall tracepoint programs run
-//! with preemption disabled, and a program never runs twice at once on a CPU), so a record
+//! Each CPU is the only producer of its part of `LOG` (only `sys_exit` writes it, migration
+//! is disabled while it runs and it never nests on a CPU; see `cpu.rs`), so a record
 //! is a bounds check, a plain 32-byte store and a head update: no helper call, no lock, no
 //! atomic. A call that was switched out takes two slots: the call and its `Anatomy`. User space reads the records in place through a shared mapping and publishes
 //! its tail. Records that do not fit are counted in `DROPPED`, never lost silently.
@@ -77,8 +77,10 @@ fn index(cpu: u32, seq: u64, slots: u64) -> u32 {
 }
 
 /// Publishes the records before `head`. Volatile stores keep the records before the head
-/// update in program order; x86 keeps stores in order, so a reader that sees the new head
-/// sees the records.
+/// update in program order, and x86-64 keeps stores in order (TSO), so a reader that sees
+/// the new head sees the records. On a weakly ordered CPU (aarch64) this needs a release
+/// store (`BPF_STORE_REL`, 6.16) or a fully ordered atomic (`BPF_XCHG`, 5.12): syslat's
+/// releases are built and tested for x86-64 only.
 #[inline(always)]
 fn publish(pos: *mut LogPos, head: u64) {
     // SAFETY: `pos` is this CPU's live map value; only this CPU writes `head`.
