@@ -701,6 +701,7 @@ mod tests {
                         comm: None,
                         cgroup: None,
                         series: s,
+                        anatomy: None,
                     }
                 })
                 .collect(),
