@@ -228,6 +228,28 @@ impl Browser {
             .expect("screenshot is base64")
     }
 
+    /// A PNG of the part of the page the selector `css` matches (its first element),
+    /// widened by `pad` pixels.
+    pub fn screenshot_of(&mut self, css: &str, pad: f64) -> Vec<u8> {
+        let r = self.eval(&format!(
+            "(() => {{ const e = document.querySelector({}); const r = e.getBoundingClientRect();
+               return [r.left + window.scrollX, r.top + window.scrollY, r.width, r.height]; }})()",
+            serde_json::to_string(css).expect("a string")
+        ));
+        let n = |i: usize| r[i].as_f64().expect("a number");
+        let clip = json!({
+            "x": (n(0) - pad).max(0.0), "y": (n(1) - pad).max(0.0),
+            "width": n(2) + 2.0 * pad, "height": n(3) + 2.0 * pad, "scale": 1
+        });
+        let r = self.call(
+            "Page.captureScreenshot",
+            json!({ "format": "png", "clip": clip, "captureBeyondViewport": true }),
+        );
+        base64::engine::general_purpose::STANDARD
+            .decode(r["data"].as_str().expect("screenshot data"))
+            .expect("screenshot is base64")
+    }
+
     /// Console errors and warnings, uncaught exceptions and error log entries so far.
     pub fn errors(&self) -> Vec<String> {
         self.events

@@ -217,6 +217,23 @@ mod tests {
     }
 
     #[test]
+    fn labels_tell_processes_threads_and_cgroups_apart() {
+        use crate::aggregate::{Row, Series};
+        let mut r = Row::new(0, Some(7), Some("ca\tt".into()), Series::default());
+        assert_eq!(row_label(&r), "read ca\\x09t[7]");
+        r.tid = Some(8);
+        assert_eq!(row_label(&r), "read ca\\x09t[7] tid 8");
+        let mut c = Row::new(1, None, None, Series::default());
+        c.cgroup = Some("system.slice/x".into());
+        assert_eq!(row_label(&c), "write system.slice/x");
+        c.cgroup = Some(String::new());
+        assert_eq!(row_label(&c), "write /");
+        let mut o = Row::new(1, None, Some("other".into()), Series::default());
+        o.other = true;
+        assert_eq!(row_label(&o), "write other");
+    }
+
+    #[test]
     fn svg_has_one_line_per_series() {
         let s = snap();
         let spectra: Vec<Spectrum<'_>> = s

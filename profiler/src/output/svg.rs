@@ -395,7 +395,7 @@ pub fn spectrum_points(row: &Row) -> Vec<(f64, u64)> {
 /// there are several lines.
 pub fn spectrum(title: &str, lines: &[Line<'_>], w: f64, h: f64) -> String {
     let legend = lines.len() > 1;
-    let (left, right, top, bottom) = (58.0, if legend { 190.0 } else { 14.0 }, 26.0, 38.0);
+    let (left, right, top, bottom) = (58.0, if legend { 190.0 } else { 30.0 }, 26.0, 38.0);
     let (pw, ph) = (w - left - right, h - top - bottom);
     let pts: Vec<Vec<(f64, u64)>> = lines.iter().map(|l| spectrum_points(l.row)).collect();
     let lo = pts.iter().flatten().map(|p| p.1).min().unwrap_or(1).max(1) as f64;
