@@ -283,23 +283,10 @@ impl Heatmap {
             c.ytick(left, y, &svg::tick_label((1u64 << k) as f64));
         }
         c.ylabel(14.0, top + ph / 2.0, "latency");
-        // Time axis: round seconds, at the first column starting there.
-        let span = timeline
-            .columns
-            .last()
-            .map_or(0.0, |l| timeline.secs(l.end_ns));
-        let tstep = svg::nice_step(span / 6.0);
-        let mut m = 0.0f64;
-        while tstep > 0.0 && m <= span + 1e-9 {
-            if let Some(ci) = timeline
-                .columns
-                .iter()
-                .position(|col| timeline.secs(col.start_ns) >= m - 1e-9)
-            {
-                let x = left + pw * ci as f64 / cols.max(1) as f64;
-                c.xtick(x, top + ph, &svg::trim_num(m));
-            }
-            m += tstep;
+        // Time axis: round seconds, placed inside the column that holds them (columns are
+        // drawn one after another, gaps between recordings left out), 40 px apart at least.
+        for (x, label) in time_ticks(timeline, pw) {
+            c.xtick(left + x, top + ph, &label);
         }
         let per = timeline.intervals_per_column();
         let xdesc = if per > 1 {
@@ -510,6 +497,40 @@ pub fn ramp_defs() -> String {
     g
 }
 
+/// Ticks of a heatmap's time axis `pw` pixels wide: (x, label) at round seconds since the
+/// start, each where its time falls inside a column, at least 40 px apart.
+fn time_ticks(timeline: &Timeline, pw: f64) -> Vec<(f64, String)> {
+    let cols = timeline.columns.len().max(1) as f64;
+    let span = timeline
+        .columns
+        .last()
+        .map_or(0.0, |l| timeline.secs(l.end_ns));
+    let step = svg::nice_step(span / 6.0);
+    let mut out: Vec<(f64, String)> = Vec::new();
+    if step <= 0.0 {
+        return out;
+    }
+    for i in 0..=((span / step).floor() as u64) {
+        let m = step * i as f64;
+        let Some((ci, col)) = timeline.columns.iter().enumerate().find(|(_, c)| {
+            timeline.secs(c.start_ns) <= m + 1e-9 && m < timeline.secs(c.end_ns) - 1e-9
+        }) else {
+            continue;
+        };
+        let (a, b) = (timeline.secs(col.start_ns), timeline.secs(col.end_ns));
+        let within = if b > a {
+            ((m - a) / (b - a)).clamp(0.0, 1.0)
+        } else {
+            0.0
+        };
+        let x = pw * (ci as f64 + within) / cols;
+        if out.last().is_none_or(|(last, _)| x - last >= 40.0) {
+            out.push((x, svg::trim_num(m)));
+        }
+    }
+    out
+}
+
 /// How a heatmap shows a cell's count on hover.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Hover {
@@ -607,6 +628,30 @@ mod tests {
         let last = t.columns.last().unwrap();
         assert_eq!(last.intervals, (601, 601));
         assert_eq!(last.end_ns, 601 * 100_000_000);
+    }
+
+    #[test]
+    fn time_ticks_fall_inside_their_columns_and_never_crowd() {
+        // Two intervals of 65 ms: a step of at least 0.13 s / 6, rounded up to 0.05.
+        let t = Timeline::new(&[(0, 65_000_000), (65_000_000, 65_000_000)]);
+        let ticks = time_ticks(&t, 478.0);
+        let labels: Vec<&str> = ticks.iter().map(|t| t.1.as_str()).collect();
+        assert_eq!(labels, ["0", "0.05", "0.1"]);
+        // 0.1 s is 35/65 into the second column.
+        let x = ticks[2].0;
+        assert!((x - 478.0 * (1.0 + 35.0 / 65.0) / 2.0).abs() < 1e-6, "{x}");
+        // A gap between two recordings: no tick in it.
+        let g = Timeline::new(&[(0, 1_000_000_000), (5_000_000_000, 1_000_000_000)]);
+        let labels: Vec<String> = time_ticks(&g, 478.0).into_iter().map(|t| t.1).collect();
+        assert_eq!(labels, ["0", "5"]);
+        // Many narrow columns: labels never closer than 40 px.
+        let n: Vec<(u64, u64)> = (0..250).map(|i| (i * 7_000_000, 7_000_000)).collect();
+        let ticks = time_ticks(&Timeline::new(&n), 100.0);
+        assert!(ticks.len() >= 2);
+        assert!(
+            ticks.windows(2).all(|w| w[1].0 - w[0].0 >= 40.0),
+            "{ticks:?}"
+        );
     }
 
     #[test]

@@ -334,6 +334,34 @@ impl Canvas {
     }
 }
 
+/// A log latency axis holding `lo..=hi` ns: its ticks, and its ends as log10. The ends are
+/// the nearest 1, 2 or 5 times a power of ten around the data, so a narrow range fills the
+/// chart; the ticks are the decades over a wide range (more than two decades), else every
+/// 1, 2 and 5, and always the ends.
+pub fn latency_ticks(lo: f64, hi: f64) -> (Vec<f64>, f64, f64) {
+    let nice: Vec<f64> = (0..=13)
+        .flat_map(|e| [1.0, 2.0, 5.0].map(|m| m * 10f64.powi(e)))
+        .collect();
+    let lo = lo.max(1.0);
+    let bottom = nice
+        .iter()
+        .copied()
+        .rfind(|v| *v <= lo * (1.0 + 1e-9))
+        .unwrap_or(1.0);
+    let top = nice
+        .iter()
+        .copied()
+        .find(|v| *v >= hi * (1.0 - 1e-9) && *v > bottom)
+        .unwrap_or(bottom * 10.0);
+    let wide = top / bottom > 100.0 * (1.0 + 1e-9);
+    let ticks = nice
+        .into_iter()
+        .filter(|v| *v >= bottom && *v <= top)
+        .filter(|v| !wide || *v == bottom || *v == top || (v.log10().fract()).abs() < 1e-9)
+        .collect();
+    (ticks, bottom.log10(), top.log10())
+}
+
 /// One line of a spectrum chart.
 pub struct Line<'a> {
     /// Its name (legend, hover).
@@ -400,28 +428,16 @@ pub fn spectrum(title: &str, lines: &[Line<'_>], w: f64, h: f64) -> String {
     let pts: Vec<Vec<(f64, u64)>> = lines.iter().map(|l| spectrum_points(l.row)).collect();
     let lo = pts.iter().flatten().map(|p| p.1).min().unwrap_or(1).max(1) as f64;
     let hi = pts.iter().flatten().map(|p| p.1).max().unwrap_or(10).max(2) as f64;
-    let (ylo, mut yhi) = (lo.log10().floor(), hi.log10().ceil());
-    if yhi <= ylo {
-        yhi = ylo + 1.0;
-    }
-    let decades = yhi - ylo;
+    let (ticks, ylo, yhi) = latency_ticks(lo, hi);
+    let span = yhi - ylo;
     let sx = |d: f64| left + pw * d / DEPTH;
-    let sy = |ns: f64| top + ph * (1.0 - (ns.max(1.0).log10() - ylo) / decades);
+    let sy = |ns: f64| top + ph * (1.0 - (ns.max(1.0).log10() - ylo) / span);
     let mut c = Canvas::new(w, h, "spectrum", title, false);
     c.heading(left, title);
-    // Latency grid: decades, with 2 and 5 between them over a short range.
-    let mut e = ylo;
-    while e <= yhi + 1e-9 {
-        for m in [1.0, 2.0, 5.0] {
-            let v = m * 10f64.powf(e);
-            if (m > 1.0 && decades > 2.0) || v.log10() > yhi + 1e-9 {
-                continue;
-            }
-            let y = sy(v);
-            c.hgrid(left, pw, y);
-            c.ytick(left, y, &tick_label(v));
-        }
-        e += 1.0;
+    for v in ticks {
+        let y = sy(v);
+        c.hgrid(left, pw, y);
+        c.ytick(left, y, &tick_label(v));
     }
     for (d, name) in [
         (0.0, "0%"),
@@ -515,6 +531,23 @@ mod tests {
         assert_eq!(trim_num(2.0), "2");
         assert_eq!(num(3.04), "3");
         assert_eq!(num(3.25), "3.2");
+    }
+
+    #[test]
+    fn latency_axis_fits_the_data() {
+        let (t, lo, hi) = latency_ticks(10_100_000.0, 10_200_000.0);
+        assert_eq!(t, vec![10e6, 20e6], "10.1 ms to 10.2 ms: 10 ms to 20 ms");
+        assert_eq!((lo, hi), (7.0, 20e6f64.log10()));
+        let (t, _, _) = latency_ticks(300.0, 4_000.0);
+        assert_eq!(t, vec![200.0, 500.0, 1e3, 2e3, 5e3]);
+        let (t, _, _) = latency_ticks(300.0, 3e7);
+        assert_eq!(
+            t,
+            vec![200.0, 1e3, 1e4, 1e5, 1e6, 1e7, 5e7],
+            "decades, and the ends"
+        );
+        let (t, _, _) = latency_ticks(1000.0, 1000.0);
+        assert_eq!(t, vec![1e3, 2e3], "one value: one step up");
     }
 
     #[test]
