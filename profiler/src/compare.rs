@@ -701,7 +701,6 @@ mod tests {
                         comm: None,
                         cgroup: None,
                         series: s,
-                        anatomy: None,
                     }
                 })
                 .collect(),

@@ -65,62 +65,6 @@ pub struct RecRow {
     pub cgroup: Option<String>,
     /// The calls.
     pub series: Series,
-    /// Where the calls' time went, when the recording holds it.
-    pub anatomy: Option<Anatomy>,
-}
-
-/// Where a row's time went (the latency anatomy): on a CPU, waiting in the run queue, or
-/// blocked; from the row fields `oncpu_total_ns`, `runq_total_ns`, `blocked_total_ns` (which
-/// add up to `total_ns`), `runq_p50_ns`, `runq_p99_ns`, `blocked_p50_ns`, `blocked_p99_ns`
-/// and `switches`. Recordings without them have none.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct Anatomy {
-    /// Time on a CPU, ns.
-    pub oncpu_ns: u64,
-    /// Time runnable but waiting for a CPU, ns.
-    pub runq_ns: u64,
-    /// Time blocked (asleep), ns.
-    pub blocked_ns: u64,
-    /// Context switches inside the calls.
-    pub switches: u64,
-    /// Run-queue wait per call, p50 and p99 (ns); `None` once rows of several parts are
-    /// added up, since percentiles cannot be added.
-    pub runq_p50_ns: Option<u64>,
-    /// See `runq_p50_ns`.
-    pub runq_p99_ns: Option<u64>,
-    /// Blocked time per call, p50 and p99 (ns), as `runq_p50_ns`.
-    pub blocked_p50_ns: Option<u64>,
-    /// See `blocked_p50_ns`.
-    pub blocked_p99_ns: Option<u64>,
-}
-
-impl Anatomy {
-    /// The anatomy fields of JSON row `r`: `None` unless the three totals are there.
-    fn of(r: &serde_json::Value) -> Option<Self> {
-        let opt = |k: &str| r[k].as_u64();
-        Some(Self {
-            oncpu_ns: opt("oncpu_total_ns")?,
-            runq_ns: opt("runq_total_ns")?,
-            blocked_ns: opt("blocked_total_ns")?,
-            switches: opt("switches").unwrap_or(0),
-            runq_p50_ns: opt("runq_p50_ns"),
-            runq_p99_ns: opt("runq_p99_ns"),
-            blocked_p50_ns: opt("blocked_p50_ns"),
-            blocked_p99_ns: opt("blocked_p99_ns"),
-        })
-    }
-
-    /// Adds `other`'s totals; the percentiles are dropped (they cannot be added).
-    pub fn merge(&mut self, other: &Anatomy) {
-        self.oncpu_ns = self.oncpu_ns.saturating_add(other.oncpu_ns);
-        self.runq_ns = self.runq_ns.saturating_add(other.runq_ns);
-        self.blocked_ns = self.blocked_ns.saturating_add(other.blocked_ns);
-        self.switches = self.switches.saturating_add(other.switches);
-        self.runq_p50_ns = None;
-        self.runq_p99_ns = None;
-        self.blocked_p50_ns = None;
-        self.blocked_p99_ns = None;
-    }
 }
 
 /// One summary or interval.
@@ -132,6 +76,9 @@ pub struct Part {
     pub duration_ns: u64,
     /// Lost events reported for it.
     pub lost_events: u64,
+    /// Whether its rows hold the latency anatomy (JSON schema version 2 and later; not a
+    /// version 1 line, nor an hdrlog).
+    pub anatomy: bool,
     /// Its rows.
     pub rows: Vec<RecRow>,
 }
@@ -280,6 +227,7 @@ fn part_of(v: &serde_json::Value) -> Result<Part, String> {
         start_unix_ns: num("start_unix_ns")?,
         duration_ns: num("duration_ns")?,
         lost_events: v["lost_events"].as_u64().unwrap_or(0),
+        anatomy: v["version"].as_u64().is_some_and(|n| n >= 2),
         rows: Vec::new(),
     };
     for r in v["rows"].as_array().ok_or("missing rows")? {
@@ -325,7 +273,6 @@ fn part_of(v: &serde_json::Value) -> Result<Part, String> {
             comm: r["comm"].as_str().map(str::to_string),
             cgroup: r["cgroup"].as_str().map(str::to_string),
             series,
-            anatomy: Anatomy::of(r),
         });
     }
     Ok(part)
@@ -405,7 +352,6 @@ fn parse_hdrlog(name: &str, text: &str) -> Result<Recording, RecordingError> {
             comm,
             cgroup: None,
             series,
-            anatomy: None,
         });
     }
     let _ = n_lines;
@@ -493,38 +439,6 @@ fn key_of(r: &RecRow, group: GroupBy) -> Result<RowKey, RegroupError> {
         GroupBy::Thread => return Err(RegroupError("thread")),
         GroupBy::Cgroup => return Err(RegroupError("cgroup")),
     })
-}
-
-/// The anatomy of each row [`merge`] makes of the same arguments, for the rows whose every
-/// part holds one (a row with a part that lacks it has none: its split would not add up).
-pub fn anatomy(
-    parts: &[&Part],
-    group: GroupBy,
-    only: Option<&[u32]>,
-) -> Result<BTreeMap<RowKey, Anatomy>, RegroupError> {
-    let mut out: BTreeMap<RowKey, Option<Anatomy>> = BTreeMap::new();
-    for part in parts {
-        for r in part
-            .rows
-            .iter()
-            .filter(|r| only.is_none_or(|o| o.contains(&r.nr)))
-        {
-            match (out.entry(key_of(r, group)?), r.anatomy) {
-                (std::collections::btree_map::Entry::Vacant(e), a) => {
-                    e.insert(a);
-                }
-                (std::collections::btree_map::Entry::Occupied(mut e), Some(a)) => {
-                    if let Some(have) = e.get_mut() {
-                        have.merge(&a);
-                    }
-                }
-                (std::collections::btree_map::Entry::Occupied(mut e), None) => {
-                    e.insert(None);
-                }
-            }
-        }
-    }
-    Ok(out.into_iter().filter_map(|(k, a)| Some((k, a?))).collect())
 }
 
 /// Merges the rows of `parts` (histograms added exactly) into a snapshot keyed by `group`,
@@ -704,69 +618,13 @@ mod tests {
     }
 
     #[test]
-    fn reads_and_adds_the_anatomy_fields() {
-        let line = snapshot_line("summary", GroupBy::Process);
-        let mut v: serde_json::Value = serde_json::from_str(&line).unwrap();
-        let plain = v.clone();
-        let total = v["rows"][0]["total_ns"].as_u64().unwrap();
-        for (k, n) in [
-            ("oncpu_total_ns", total - 30),
-            ("runq_total_ns", 10),
-            ("blocked_total_ns", 20),
-            ("runq_p50_ns", 1),
-            ("runq_p99_ns", 2),
-            ("blocked_p50_ns", 3),
-            ("blocked_p99_ns", 4),
-            ("switches", 5),
-        ] {
-            v["rows"][0][k] = n.into();
-        }
-        let text = format!("{v}\n{v}\n");
-        let r = parse("x", text.as_bytes()).unwrap();
-        let a = r.summaries[0].rows[0].anatomy.unwrap();
-        assert_eq!(
-            a,
-            Anatomy {
-                oncpu_ns: total - 30,
-                runq_ns: 10,
-                blocked_ns: 20,
-                switches: 5,
-                runq_p50_ns: Some(1),
-                runq_p99_ns: Some(2),
-                blocked_p50_ns: Some(3),
-                blocked_p99_ns: Some(4),
-            }
-        );
-        // One part: as recorded. Two: totals added, percentiles gone.
-        let one = anatomy(&[&r.summaries[0]], GroupBy::Syscall, None).unwrap();
-        let key = (None, None, None, "openat".to_string(), 257);
-        assert_eq!(one[&key], a);
-        let parts: Vec<&Part> = r.summaries.iter().collect();
-        let both = anatomy(&parts, GroupBy::Syscall, None).unwrap();
-        assert_eq!(
-            (
-                both[&key].oncpu_ns,
-                both[&key].switches,
-                both[&key].runq_p50_ns
-            ),
-            (2 * (total - 30), 10, None)
-        );
-        // The same key as the merged row.
-        let snap = merge(&parts, GroupBy::Syscall, None).unwrap();
-        assert_eq!(row_key(&snap.rows[0]), key);
-        assert!(
-            anatomy(&parts, GroupBy::Syscall, Some(&[0]))
-                .unwrap()
-                .is_empty()
-        );
-        // A part without the fields: no anatomy for the row (its split would not add up).
-        let mixed = format!("{v}\n{plain}\n");
-        let r = parse("x", mixed.as_bytes()).unwrap();
-        assert!(r.summaries[1].rows[0].anatomy.is_none());
-        let parts: Vec<&Part> = r.summaries.iter().collect();
-        assert!(anatomy(&parts, GroupBy::Syscall, None).unwrap().is_empty());
-        let parts: Vec<&Part> = r.summaries.iter().rev().collect();
-        assert!(anatomy(&parts, GroupBy::Syscall, None).unwrap().is_empty());
+    fn parts_say_whether_they_hold_the_anatomy() {
+        let v2 = snapshot_line("summary", GroupBy::Syscall);
+        let v1 = v2.replacen("\"version\":2", "\"version\":1", 1);
+        assert_ne!(v1, v2);
+        let r = parse("x", (v2 + &v1).as_bytes()).unwrap();
+        assert!(r.summaries[0].anatomy);
+        assert!(!r.summaries[1].anatomy);
     }
 
     #[test]

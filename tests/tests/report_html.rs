@@ -1,8 +1,8 @@
 //! `report -f html` in a real browser, headless Chromium: the page loads with no console
 //! error and no network request; it has the overview, a table that sorts on a real click,
 //! one section per row with one heatmap each whose cells add up to the recording's counts,
-//! hover text that matches the recording's intervals, and the anatomy split when (and only
-//! when) the recording holds it. A recording of more than 47 syscalls over a couple of
+//! hover text that matches the recording's intervals, and the anatomy split with the
+//! recording's own numbers when (and only when) the recording holds it (schema 2). A recording of more than 47 syscalls over a couple of
 //! hundred intervals gives a page under [`MAX_PAGE_BYTES`].
 #![allow(
     clippy::unwrap_used,
@@ -16,9 +16,9 @@ use tests::{browser::Browser, count, run, summary, temp_path};
 
 const WORKLOAD: &str = env!("CARGO_BIN_EXE_workload");
 
-/// The most bytes the page of the many-syscall recording may have (the page of such a
-/// recording was 1.4 MB and more before the heatmap redesign).
-const MAX_PAGE_BYTES: usize = 500_000;
+/// The most bytes the page of the many-syscall recording (66 syscalls, about 200
+/// intervals) may have: it has about 470 kB; before the heatmaps it had 2.1 MB.
+const MAX_PAGE_BYTES: usize = 600_000;
 
 fn record(out: &Path, interval: &str, steps: &[&str]) -> Value {
     let mut args = vec![
@@ -162,8 +162,8 @@ fn report_in_a_browser_heatmaps_hover_and_sorting() {
         nrows
     );
     assert!(
-        sections.iter().all(|s| s["anatomy"] == 0),
-        "no anatomy without its fields"
+        sections.iter().all(|s| s["anatomy"] == 1),
+        "a schema 2 recording has the anatomy of every row"
     );
     assert_eq!(b.eval("document.querySelectorAll('.flamegraph').length"), 0);
 
@@ -319,87 +319,146 @@ fn report_in_a_browser_heatmaps_hover_and_sorting() {
 fn anatomy_section_when_the_recording_has_it() {
     let rec_path = temp_path("anatomy.json");
     let rec = record(&rec_path, "100ms", &["sleep", "5", "10", "getppid", "300"]);
-    // Add the anatomy fields to every summary row but getppid's: on CPU half the time,
-    // run queue and blocked a quarter each.
+    let page = report_html(&rec_path, "anatomy.html");
+    let mut b = open(&page);
+    let sections = check_sections(&mut b, &rec);
+    assert!(
+        b.eval(
+            "[...document.querySelectorAll('#rows th')].some(t => t.textContent === 'run queue')"
+        )
+        .as_bool()
+        .unwrap(),
+        "the table has the anatomy columns"
+    );
+    for s in &sections {
+        let name = s["name"].as_str().unwrap();
+        assert_eq!(s["anatomy"], 1, "{name}");
+        let got = b.eval(&format!(
+            "(() => {{ const a = document.querySelector('#{} .anatomy');
+               return {{widths: [...a.querySelectorAll('.bar span')].map(r => r.getBoundingClientRect().width),
+                 titles: [...a.querySelectorAll('.bar span')].map(t => t.getAttribute('title')),
+                 cells: [...a.querySelectorAll('table tr')].slice(1).map(tr => [...tr.cells].slice(1).map(c => c.getAttribute('data-v'))),
+                 text: a.querySelector('p').textContent}}; }})()",
+            s["id"].as_str().unwrap()
+        ));
+        // The page's numbers are the recording's.
+        let row = &tests::rows(&rec, name)[0];
+        let f = |k: &str| row[k].as_u64().unwrap();
+        let v = |r: usize, c: usize| -> Option<u64> {
+            got["cells"][r][c].as_str().map(|s| s.parse().unwrap())
+        };
+        let totals = [
+            f("oncpu_total_ns"),
+            f("runq_total_ns"),
+            f("blocked_total_ns"),
+        ];
+        assert_eq!(totals.iter().sum::<u64>(), f("total_ns"), "{name}");
+        for (r, want) in totals.iter().enumerate() {
+            assert_eq!(v(r, 0), Some(*want), "{name} {got}");
+        }
+        assert_eq!(
+            (v(0, 2), v(0, 3)),
+            (None, None),
+            "{name}: no per-call on-CPU percentiles"
+        );
+        assert_eq!(
+            (v(1, 2), v(1, 3)),
+            (Some(f("runq_p50_ns")), Some(f("runq_p99_ns"))),
+            "{name}"
+        );
+        assert_eq!(
+            (v(2, 2), v(2, 3)),
+            (Some(f("blocked_p50_ns")), Some(f("blocked_p99_ns"))),
+            "{name}"
+        );
+        assert!(
+            got["text"]
+                .as_str()
+                .unwrap()
+                .starts_with(&format!("{} context switches", f("switches")))
+                && got["text"].as_str().unwrap().contains(&format!(
+                    ", {} of them preemptions",
+                    f("involuntary_switches")
+                )),
+            "{name}: {got}"
+        );
+        // The bar's parts in proportion, and their hover titles.
+        let w: Vec<f64> = got["widths"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|x| x.as_f64().unwrap())
+            .collect();
+        let sum: f64 = w.iter().sum();
+        assert!((sum - 600.0).abs() < 0.5, "{name}: {w:?}");
+        for (wi, t) in w.iter().zip(totals) {
+            let want = 600.0 * t as f64 / f("total_ns") as f64;
+            assert!((wi - want).abs() < 0.5, "{name}: {w:?} against {totals:?}");
+        }
+        let titles: Vec<&str> = got["titles"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|t| t.as_str().unwrap())
+            .collect();
+        for (t, (part, ns)) in titles
+            .iter()
+            .zip(["on CPU", "run queue", "blocked"].into_iter().zip(totals))
+        {
+            let share = format!("({:.1}%)", 100.0 * ns as f64 / f("total_ns") as f64);
+            assert!(
+                t.starts_with(&format!("{part}: ")) && t.ends_with(&share),
+                "{t} {share}"
+            );
+        }
+        // What the calls did: 10 ms sleeps are blocked nearly all their time, getppid
+        // runs.
+        if name == "clock_nanosleep" {
+            assert!(w[2] > 0.9 * 600.0, "{w:?}");
+        }
+        if name == "getppid" {
+            assert!(w[0] > 0.9 * 600.0, "{w:?}");
+        }
+    }
+
+    // A version 1 recording has no anatomy: no section, no columns.
+    let v1 = temp_path("anatomy-v1.json");
     let text = std::fs::read_to_string(&rec_path).unwrap();
     let mut out = String::new();
     for line in text.lines() {
         let mut v: Value = serde_json::from_str(line).unwrap();
-        if v["type"] == "summary" {
-            for r in v["rows"].as_array_mut().unwrap() {
-                if r["syscall"] == "getppid" {
-                    continue;
-                }
-                let total = r["total_ns"].as_u64().unwrap();
-                let quarter = total / 4;
-                r["oncpu_total_ns"] = (total - 2 * quarter).into();
-                r["runq_total_ns"] = quarter.into();
-                r["blocked_total_ns"] = quarter.into();
-                r["runq_p50_ns"] = 1_500.into();
-                r["runq_p99_ns"] = 25_000.into();
-                r["blocked_p50_ns"] = 9_000_000.into();
-                r["blocked_p99_ns"] = 10_100_000.into();
-                r["switches"] = (2 * r["count"].as_u64().unwrap()).into();
-            }
+        v["version"] = 1.into();
+        for r in v["rows"].as_array_mut().into_iter().flatten() {
+            let o = r.as_object_mut().unwrap();
+            o.retain(|k, _| {
+                ![
+                    "oncpu_total_ns",
+                    "runq_total_ns",
+                    "blocked_total_ns",
+                    "runq_p50_ns",
+                    "runq_p99_ns",
+                    "blocked_p50_ns",
+                    "blocked_p99_ns",
+                    "switches",
+                    "involuntary_switches",
+                    "runq_hdr",
+                    "blocked_hdr",
+                ]
+                .contains(&k.as_str())
+            });
         }
         out += &v.to_string();
         out.push('\n');
     }
-    std::fs::write(&rec_path, out).unwrap();
-    let page = report_html(&rec_path, "anatomy.html");
-    let mut b = open(&page);
+    std::fs::write(&v1, out).unwrap();
+    let page = report_html(&v1, "anatomy-v1.html");
+    b.open(&page);
+    assert!(b.errors().is_empty(), "{:?}", b.errors());
     let sections = check_sections(&mut b, &rec);
-    for s in &sections {
-        let name = s["name"].as_str().unwrap();
-        let want = u64::from(name != "getppid");
-        assert_eq!(s["anatomy"], want, "{name}: anatomy only where recorded");
-    }
-    let sleep = sections
-        .iter()
-        .find(|s| s["name"] == "clock_nanosleep")
-        .unwrap()["id"]
-        .as_str()
-        .unwrap()
-        .to_string();
-    let got = b.eval(&format!(
-        "(() => {{ const a = document.querySelector('#{sleep} .anatomy');
-           return {{parts: [...a.querySelectorAll('rect.part')].map(r => [r.getBBox().width, r.querySelector('title').textContent]),
-             rows: [...a.querySelectorAll('table tr')].slice(1).map(tr => [...tr.cells].map(c => c.textContent)),
-             text: a.querySelector('p').textContent}}; }})()"
-    ));
-    let parts = got["parts"].as_array().unwrap();
-    assert_eq!(parts.len(), 3, "{got}");
-    let w: Vec<f64> = parts.iter().map(|p| p[0].as_f64().unwrap()).collect();
-    let sum: f64 = w.iter().sum();
-    for (wi, share) in w.iter().zip([0.5, 0.25, 0.25]) {
-        assert!((wi / sum - share).abs() < 0.01, "{w:?}");
-    }
-    for (p, (name, pct)) in parts.iter().zip([
-        ("on CPU", "50.0%"),
-        ("run queue", "25.0%"),
-        ("blocked", "25.0%"),
-    ]) {
-        let t = p[1].as_str().unwrap();
-        assert!(
-            t.starts_with(&format!("{name}: ")) && t.ends_with(&format!("({pct})")),
-            "{t}"
-        );
-    }
-    let rows: Vec<Vec<String>> = serde_json::from_value(got["rows"].clone()).unwrap();
-    assert_eq!(rows[1][0], "run queue");
+    assert!(sections.iter().all(|s| s["anatomy"] == 0), "{sections:?}");
     assert_eq!(
-        (rows[1][3].as_str(), rows[1][4].as_str()),
-        ("1.50µs", "25.0µs")
-    );
-    assert_eq!(
-        (rows[2][3].as_str(), rows[2][4].as_str()),
-        ("9.00ms", "10.1ms")
-    );
-    assert_eq!(rows[0][3], "–", "no per-call percentiles on CPU");
-    let n = count(&rec, "clock_nanosleep");
-    assert_eq!(
-        got["text"].as_str().unwrap(),
-        format!("{} context switches (2.00 a call).", 2 * n)
+        b.eval("[...document.querySelectorAll('#rows th')].filter(t => t.textContent === 'run queue').length"),
+        0
     );
 }
 
@@ -421,11 +480,11 @@ fn page_of_many_syscalls_over_hundreds_of_intervals_is_small() {
     assert!(size < MAX_PAGE_BYTES, "{size} bytes");
     let mut b = open(&page);
     let sections = check_sections(&mut b, &rec);
-    // Screenshots (the README's docs/report-*.png): the overview, and the section whose
-    // heatmap has the most cell runs.
+    // Screenshots (the README's docs/report-*.png): the overview, and sched_yield's
+    // section (its calls return at once, or wait for a CPU behind other work).
     let busiest = sections
         .iter()
-        .max_by_key(|s| s["runs"].as_u64().unwrap())
+        .find(|s| s["name"] == "sched_yield")
         .unwrap();
     let shots = [
         ("report-overview.png", b.screenshot_of(".overview", 12.0)),

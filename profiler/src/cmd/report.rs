@@ -83,7 +83,13 @@ pub fn run(args: &ReportArgs) -> anyhow::Result<i32> {
                     .collect();
                 plot::percentile_svg("syscall latency by percentile", &spectra)?
             }
-            ReportFormat::Html => html_page(&recordings, &whole, &snap, group, only.as_deref())?,
+            ReportFormat::Html => html_page(
+                &recordings,
+                &snap,
+                (group, only.as_deref()),
+                crate::config::sort_key(args.sort),
+                whole.iter().all(|p| p.anatomy),
+            )?,
         }
     };
     match file.as_mut() {
@@ -175,36 +181,34 @@ fn columns(
     Ok(Some((timeline, by_key)))
 }
 
-/// The HTML report of `snap`, merged from `whole`, with heatmaps from the intervals.
+/// The HTML report of `snap` (rows grouped and filtered as `(group, only)`, ordered by
+/// `sort`), with heatmaps from the recordings' intervals, and the anatomy when `anatomy`.
 fn html_page(
     recordings: &[(&std::path::PathBuf, Recording)],
-    whole: &[&Part],
     snap: &Snapshot,
-    group: GroupBy,
-    only: Option<&[u32]>,
+    (group, only): (GroupBy, Option<&[u32]>),
+    sort: crate::aggregate::SortKey,
+    anatomy: bool,
 ) -> anyhow::Result<String> {
-    let anatomy = recording::anatomy(whole, group, only)?;
     let cols = columns(recordings, group, only)?;
     let extras = snap
         .rows
         .iter()
         .take(html::MAX_SECTIONS)
-        .map(|row| {
-            let key = recording::row_key(row);
-            html::Extras {
-                heatmap: cols.as_ref().and_then(|(t, by_key)| {
-                    let hists: Vec<(usize, &LatencyHist)> = by_key
-                        .get(&key)
-                        .map(|v| v.iter().map(|(c, h)| (*c, h)).collect())
-                        .unwrap_or_default();
-                    Heatmap::new(t.columns.len(), &hists)
-                }),
-                anatomy: anatomy.get(&key).copied(),
-            }
+        .map(|row| html::Extras {
+            heatmap: cols.as_ref().and_then(|(t, by_key)| {
+                let hists: Vec<(usize, &LatencyHist)> = by_key
+                    .get(&recording::row_key(row))
+                    .map(|v| v.iter().map(|(c, h)| (*c, h)).collect())
+                    .unwrap_or_default();
+                Heatmap::new(t.columns.len(), &hists)
+            }),
         })
         .collect();
     Ok(html::render(&html::Page {
         summary: snap,
+        sort,
+        anatomy,
         sources: recordings
             .iter()
             .map(|(f, _)| f.display().to_string())

@@ -9,7 +9,10 @@
 use std::fmt::Write as _;
 
 use super::svg::{self, Canvas};
-use crate::{aggregate::LatencyHist, units::fmt_ns};
+use crate::{
+    aggregate::{LatencyHist, log2_bucket},
+    units::fmt_ns,
+};
 
 /// The most columns a heatmap has: adjacent intervals are added up beyond it, so a
 /// recording of thousands of intervals still has columns a few pixels wide.
@@ -94,11 +97,6 @@ impl Timeline {
     }
 }
 
-/// The bucket of a latency: `k` for `2^k <= ns < 2^(k+1)` (0 and 1 ns are bucket 0).
-pub fn bucket_of(ns: u64) -> u32 {
-    63 - ns.max(1).leading_zeros()
-}
-
 /// A bucket's range, for hover text and axis labels: `1.02µs–2.05µs`.
 pub fn bucket_label(k: u32) -> String {
     format!("{}–{}", fmt_ns(1u64 << k), fmt_ns(1u64 << (k + 1)))
@@ -147,8 +145,7 @@ impl Heatmap {
                     let mut counts = Vec::new();
                     for v in hist.iter_recorded() {
                         // The sub-bucket's lowest value: its bucket is the value's.
-                        let k = bucket_of(hist.lowest_equivalent(v.value_iterated_to()));
-                        let k = k as usize;
+                        let k = log2_bucket(hist.lowest_equivalent(v.value_iterated_to()));
                         if counts.len() <= k {
                             counts.resize(k + 1, 0);
                         }
@@ -576,11 +573,7 @@ mod tests {
 
     #[test]
     fn buckets_are_powers_of_two() {
-        assert_eq!(bucket_of(0), 0);
-        assert_eq!(bucket_of(1), 0);
-        assert_eq!(bucket_of(2), 1);
-        assert_eq!(bucket_of(1023), 9);
-        assert_eq!(bucket_of(1024), 10);
+        assert_eq!(bucket_label(0), "1ns–2ns");
         assert_eq!(bucket_label(10), "1.02µs–2.05µs");
         assert_eq!(bucket_label(23), "8.39ms–16.8ms");
     }

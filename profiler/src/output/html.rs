@@ -16,8 +16,7 @@ use super::{
     svg::{self, Line, escape},
 };
 use crate::{
-    aggregate::{Row, Snapshot},
-    recording::Anatomy,
+    aggregate::{Row, Snapshot, SortKey},
     units::fmt_ns,
 };
 
@@ -32,14 +31,17 @@ pub const MAX_SECTIONS: usize = 100;
 pub struct Extras {
     /// Its heatmap over the page's timeline (interval recordings).
     pub heatmap: Option<Heatmap>,
-    /// Where its time went, when recorded.
-    pub anatomy: Option<Anatomy>,
 }
 
 /// Everything the page shows.
 pub struct Page<'a> {
-    /// The rows, largest total time first.
+    /// The rows, in the order of `sort`.
     pub summary: &'a Snapshot,
+    /// What the rows are ordered by.
+    pub sort: SortKey,
+    /// Whether the rows hold the latency anatomy (on CPU, run queue, blocked): recordings
+    /// of JSON schema version 2 and later.
+    pub anatomy: bool,
     /// The recordings read (for the header).
     pub sources: Vec<String>,
     /// The heatmaps' columns, for an interval recording.
@@ -66,6 +68,9 @@ th[aria-sort=descending]::after{content:' \\25BC'}th[aria-sort=ascending]::after
 section.series{margin:1.2em 0;padding:.6em .8em;border:1px solid #ddd;border-radius:4px}\
 .plots{display:flex;flex-wrap:wrap;gap:12px;align-items:flex-start}\
 .anat td:first-child{font-weight:bold}\
+.bar{display:flex;width:600px;height:24px;line-height:24px;margin:2px 0 6px}\
+.bar span{color:#fff;font-size:12px;overflow:hidden;white-space:nowrap;text-indent:5px}\
+.bar .on{background:#2ca02c}.bar .rq{background:#d62728}.bar .bl{background:#1f77b4}\
 #tip{position:fixed;pointer-events:none;background:#222;color:#fff;padding:3px 7px;\
 border-radius:3px;font-size:12px;white-space:nowrap;z-index:9}";
 
@@ -139,22 +144,23 @@ pub fn render(page: &Page<'_>) -> String {
         "<svg width=\"0\" height=\"0\" style=\"position:absolute\" aria-hidden=\"true\"><defs>{}</defs></svg>",
         super::heatmap::ramp_defs()
     );
-    overview(&mut h, rows, time);
-    table(&mut h, rows, time);
+    overview(&mut h, rows, time, page.sort);
+    table(&mut h, rows, time, page.sort, page.anatomy);
     if !rows.is_empty() {
         h.push_str("<h2 id=\"sections\">Each row</h2>");
     }
     if rows.len() > page.extras.len() {
         let _ = write!(
             h,
-            "<p class=\"note\">Sections for the {} rows with the most total time; the other {} \
-             are in the table.</p>",
+            "<p class=\"note\">Sections for the {} rows with the most {}; the other {} are in \
+             the table.</p>",
             page.extras.len(),
+            sort_name(page.sort),
             rows.len() - page.extras.len()
         );
     }
     for (i, (row, extras)) in rows.iter().zip(&page.extras).enumerate() {
-        section(&mut h, i, row, extras, page.timeline.as_ref(), time);
+        section(&mut h, i, row, extras, page, time);
     }
     h.push_str("<div id=\"tip\" role=\"tooltip\" hidden=\"hidden\"></div>");
     if let Some(t) = &page.timeline {
@@ -202,7 +208,18 @@ fn header(h: &mut String, page: &Page<'_>) {
     let _ = write!(h, "<p class=\"meta\">{}, {lost}</p>", facts.join(", "));
 }
 
-fn overview(h: &mut String, rows: &[Row], time: u64) {
+/// What the rows are ordered by, in words.
+fn sort_name(key: SortKey) -> &'static str {
+    match key {
+        SortKey::Total => "total time",
+        SortKey::Calls => "calls",
+        SortKey::Oncpu => "time on CPU",
+        SortKey::Runq => "run-queue wait",
+        SortKey::Blocked => "time blocked",
+    }
+}
+
+fn overview(h: &mut String, rows: &[Row], time: u64, sort: SortKey) {
     if rows.is_empty() {
         h.push_str("<p class=\"note\">No calls recorded.</p>");
         return;
@@ -212,8 +229,9 @@ fn overview(h: &mut String, rows: &[Row], time: u64) {
     if rows.len() > top.len() {
         let _ = write!(
             h,
-            "The {} rows with the most total time; the other {} are in the table below.",
+            "The {} rows with the most {}; the other {} are in the table below.",
             top.len(),
+            sort_name(sort),
             rows.len() - top.len()
         );
     } else {
@@ -282,30 +300,31 @@ fn time_share(top: &[Row], time: u64) -> String {
     c.finish()
 }
 
-fn table(h: &mut String, rows: &[Row], time: u64) {
+fn table(h: &mut String, rows: &[Row], time: u64, sort: SortKey, anatomy: bool) {
     h.push_str(
         "<h2 id=\"table\">All rows</h2><p class=\"hint\">Click a column to sort by it (again \
          to reverse); a name leads to its section.</p><table id=\"rows\"><thead><tr>",
     );
-    for (name, kind) in [
-        ("series", "s"),
-        ("calls", "n"),
-        ("errors", "n"),
-        ("total", "n"),
-        ("% time", "n"),
-        ("mean", "n"),
-        ("p50", "n"),
-        ("p90", "n"),
-        ("p99", "n"),
-        ("p99.9", "n"),
-        ("max", "n"),
-    ] {
-        let sort = if name == "total" {
+    let mut columns = vec![
+        "series", "calls", "errors", "total", "% time", "mean", "p50", "p90", "p99", "p99.9", "max",
+    ];
+    if anatomy {
+        columns.extend(["on CPU", "run queue", "blocked", "runq p99"]);
+    }
+    let sorted = match sort {
+        SortKey::Total => Some("total"),
+        SortKey::Calls => Some("calls"),
+        // Sorted by a time the table shows as a share: no column is in that order.
+        SortKey::Oncpu | SortKey::Runq | SortKey::Blocked => None,
+    };
+    for name in columns {
+        let kind = if name == "series" { "s" } else { "n" };
+        let mark = if Some(name) == sorted {
             " aria-sort=\"descending\""
         } else {
             ""
         };
-        let _ = write!(h, "<th data-t=\"{kind}\"{sort}>{name}</th>");
+        let _ = write!(h, "<th data-t=\"{kind}\"{mark}>{name}</th>");
     }
     h.push_str("</tr></thead><tbody>");
     for (i, row) in rows.iter().enumerate() {
@@ -321,16 +340,12 @@ fn table(h: &mut String, rows: &[Row], time: u64) {
             "<td data-v=\"{}\">{}</td><td data-v=\"{}\">{}</td>",
             st.count, st.count, st.errors, st.errors
         );
-        let share = if time == 0 {
-            0.0
-        } else {
-            st.total_ns as f64 / time as f64
-        };
         let _ = write!(
             h,
-            "<td data-v=\"{}\">{}</td><td data-v=\"{share:.6}\">{}</td>",
+            "<td data-v=\"{}\">{}</td><td data-v=\"{:.6}\">{}</td>",
             st.total_ns,
             fmt_ns(st.total_ns),
+            share(st.total_ns, time),
             pct(st.total_ns, time)
         );
         for v in [
@@ -338,19 +353,34 @@ fn table(h: &mut String, rows: &[Row], time: u64) {
         ] {
             let _ = write!(h, "<td data-v=\"{v}\">{}</td>", fmt_ns(v));
         }
+        if anatomy {
+            let s = &row.series;
+            for part in [s.oncpu_ns(), s.off_cpu.runq_ns, s.off_cpu.blocked_ns] {
+                let _ = write!(
+                    h,
+                    "<td data-v=\"{:.6}\">{}</td>",
+                    share(part, s.total_ns),
+                    pct(part, s.total_ns)
+                );
+            }
+            let p99 = row.runq_percentile(99.0);
+            let _ = write!(h, "<td data-v=\"{p99}\">{}</td>", fmt_ns(p99));
+        }
         h.push_str("</tr>");
     }
     h.push_str("</tbody></table>");
 }
 
-fn section(
-    h: &mut String,
-    i: usize,
-    row: &Row,
-    extras: &Extras,
-    timeline: Option<&Timeline>,
-    time: u64,
-) {
+/// `part / total` (0 for an empty total).
+fn share(part: u64, total: u64) -> f64 {
+    if total == 0 {
+        0.0
+    } else {
+        part as f64 / total as f64
+    }
+}
+
+fn section(h: &mut String, i: usize, row: &Row, extras: &Extras, page: &Page<'_>, time: u64) {
     let st = row.stats();
     let name = label(row);
     let _ = write!(
@@ -389,12 +419,12 @@ fn section(
         440.0,
         280.0,
     ));
-    if let (Some(map), Some(t)) = (&extras.heatmap, timeline) {
+    if let (Some(map), Some(t)) = (&extras.heatmap, &page.timeline) {
         h.push_str(&map.svg(t, &format!("{name}: latency over time"), Hover::Script));
     }
     h.push_str("</div>");
-    if let Some(a) = &extras.anatomy {
-        h.push_str(&anatomy_section(row, a));
+    if page.anatomy {
+        h.push_str(&anatomy_section(row));
     }
     if let Some(f) = flame_graph_section(row) {
         h.push_str(&f);
@@ -402,97 +432,81 @@ fn section(
     h.push_str("</section>");
 }
 
-/// The split of a row's time: on a CPU, in the run queue, blocked; a bar (hover for
-/// values) and a table with the per-call percentiles when the recording has them.
-fn anatomy_section(row: &Row, a: &Anatomy) -> String {
-    let split = a
-        .oncpu_ns
-        .saturating_add(a.runq_ns)
-        .saturating_add(a.blocked_ns);
-    /// Name, total, p50 and p99 a call, colour.
+/// The split of a row's time: on a CPU, in the run queue, blocked; a bar (HTML, hover for
+/// values) and a table with the per-call percentiles (exact: from the recording's
+/// run-queue and blocked histograms) and the context switches.
+fn anatomy_section(row: &Row) -> String {
+    let s = &row.series;
+    let off = &s.off_cpu;
+    let total = s.total_ns;
+    /// Name, total, p50 and p99 a call, class (colour).
     type Part<'a> = (&'a str, u64, Option<u64>, Option<u64>, &'a str);
     let parts: [Part<'_>; 3] = [
-        ("on CPU", a.oncpu_ns, None, None, "#2ca02c"),
+        ("on CPU", s.oncpu_ns(), None, None, "on"),
         (
             "run queue",
-            a.runq_ns,
-            a.runq_p50_ns,
-            a.runq_p99_ns,
-            "#d62728",
+            off.runq_ns,
+            Some(row.runq_percentile(50.0)),
+            Some(row.runq_percentile(99.0)),
+            "rq",
         ),
         (
             "blocked",
-            a.blocked_ns,
-            a.blocked_p50_ns,
-            a.blocked_p99_ns,
-            "#1f77b4",
+            off.blocked_ns,
+            Some(row.blocked_percentile(50.0)),
+            Some(row.blocked_percentile(99.0)),
+            "bl",
         ),
     ];
-    let mut h = String::from("<div class=\"anatomy\"><h4>Where the time went</h4>");
-    let bar = 600.0;
-    let mut c = svg::Canvas::new(bar, 30.0, "split", "where the time went", false);
-    let mut x = 0.0;
-    for (name, ns, _, _, colour) in parts {
-        let w = if split == 0 {
-            0.0
+    let mut h =
+        String::from("<div class=\"anatomy\"><h4>Where the time went</h4><div class=\"bar\">");
+    for (name, ns, _, _, class) in parts {
+        // Named inside when there is room (a sixth of the bar), else only on hover.
+        let inside = if share(ns, total) >= 1.0 / 6.0 {
+            format!("{name} {}", pct(ns, total))
         } else {
-            bar * ns as f64 / split as f64
+            String::new()
         };
         let _ = write!(
-            c.body,
-            "<rect class=\"part\" x=\"{}\" y=\"2\" width=\"{}\" height=\"24\" fill=\"{colour}\"><title>{name}: {} ({})</title></rect>",
-            svg::num(x),
-            svg::num(w),
+            h,
+            "<span class=\"{class}\" style=\"width:{:.3}%\" title=\"{name}: {} ({})\">{inside}</span>",
+            100.0 * share(ns, total),
             fmt_ns(ns),
-            pct(ns, split)
+            pct(ns, total)
         );
-        if w >= 110.0 {
-            let _ = write!(
-                c.body,
-                "<text x=\"{}\" y=\"18\" style=\"fill:#fff\">{name} {}</text>",
-                svg::num(x + 5.0),
-                pct(ns, split)
-            );
-        }
-        x += w;
     }
-    h.push_str(&c.finish());
+    h.push_str("</div>");
     h.push_str(
         "<table class=\"anat\"><tr><th></th><th>total</th><th>share</th><th>p50 a call</th>\
          <th>p99 a call</th></tr>",
     );
-    let opt = |v: Option<u64>| v.map_or_else(|| "–".to_string(), fmt_ns);
+    let cell = |v: Option<u64>| match v {
+        Some(ns) => format!("<td data-v=\"{ns}\">{}</td>", fmt_ns(ns)),
+        None => "<td>–</td>".to_string(),
+    };
     for (name, ns, p50, p99, _) in parts {
         let _ = write!(
             h,
-            "<tr><td>{name}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
-            fmt_ns(ns),
-            pct(ns, split),
-            opt(p50),
-            opt(p99)
+            "<tr><td>{name}</td>{}<td>{}</td>{}{}</tr>",
+            cell(Some(ns)),
+            pct(ns, total),
+            cell(p50),
+            cell(p99)
         );
     }
     h.push_str("</table>");
-    let count = row.series.count();
+    let count = s.count();
     let per_call = if count == 0 {
         0.0
     } else {
-        a.switches as f64 / count as f64
+        off.switches() as f64 / count as f64
     };
     let _ = write!(
         h,
-        "<p>{} context switches ({per_call:.2} a call).",
-        a.switches
+        "<p>{} context switches ({per_call:.2} a call), {} of them preemptions.</p></div>",
+        off.switches(),
+        off.involuntary
     );
-    if split != row.series.total_ns {
-        let _ = write!(
-            h,
-            " <span class=\"bad\">The split adds up to {}, the calls took {}.</span>",
-            fmt_ns(split),
-            fmt_ns(row.series.total_ns)
-        );
-    }
-    h.push_str("</p></div>");
     h
 }
 
@@ -506,7 +520,7 @@ fn flame_graph_section(_row: &Row) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::aggregate::{GroupBy, LatencyHist, LossCounters, Series};
+    use crate::aggregate::{GroupBy, LatencyHist, LossCounters, OffCpu, Series};
 
     fn row(nr: u32, vals: &[u64]) -> Row {
         let mut s = Series::default();
@@ -542,11 +556,12 @@ mod tests {
             .iter()
             .map(|r| Extras {
                 heatmap: Heatmap::new(2, &[(0, &r.series.hist), (1, &LatencyHist::new())]),
-                anatomy: None,
             })
             .collect();
         let page = render(&Page {
             summary: &snap,
+            sort: SortKey::Total,
+            anatomy: false,
             sources: vec!["a<b.json".into()],
             timeline: Some(t),
             extras,
@@ -570,50 +585,69 @@ mod tests {
         );
         assert_eq!(page.matches("<tr><td><a href=\"#r").count(), 12);
         assert!(page.contains("<script type=\"application/json\" id=\"columns\">[\"interval 1 (0.000–1.000 s)\",\"interval 2 (1.000–2.000 s)\"]</script>"));
-        assert!(!page.contains("class=\"anatomy\""));
+        assert!(!page.contains("class=\"anatomy\"") && !page.contains(">run queue</th>"));
         assert!(!page.contains("lost events</span>"));
+        assert!(page.contains("<th data-t=\"n\" aria-sort=\"descending\">total</th>"));
     }
 
     #[test]
-    fn anatomy_split_with_percentiles_and_a_check_of_the_sum() {
-        let r = row(0, &[100, 200, 300, 400]);
-        let a = Anatomy {
-            oncpu_ns: 500,
-            runq_ns: 300,
-            blocked_ns: 200,
-            switches: 6,
-            runq_p50_ns: Some(70),
-            runq_p99_ns: Some(150),
-            blocked_p50_ns: Some(40),
-            blocked_p99_ns: Some(120),
+    fn anatomy_split_with_exact_percentiles() {
+        let mut r = row(0, &[100, 200, 300, 400]);
+        // Per-call run-queue waits 0, 0, 100, 200 and blocked times 0, 0, 0, 200: 300 ns
+        // each in all, on CPU the other 400 of the 1000.
+        let hist = |v: &[u64]| {
+            let mut h = LatencyHist::new();
+            for x in v {
+                h.record(*x);
+            }
+            h
         };
-        let s = anatomy_section(&r, &a);
-        assert_eq!(s.matches("<rect class=\"part\"").count(), 3);
-        assert!(s.contains("<title>on CPU: 500ns (50.0%)</title>"), "{s}");
-        assert!(s.contains("<title>run queue: 300ns (30.0%)</title>"), "{s}");
-        assert!(s.contains("<title>blocked: 200ns (20.0%)</title>"), "{s}");
+        r.series.off_cpu = OffCpu::restore(
+            [300, 200, 4, 2],
+            Some((hist(&[0, 0, 100, 200]), hist(&[0, 0, 0, 200]))),
+        );
+        let s = anatomy_section(&r);
+        assert_eq!(s.matches("<span class=").count(), 3);
+        assert!(s.contains("<span class=\"on\" style=\"width:50.000%\" title=\"on CPU: 500ns (50.0%)\">on CPU 50.0%</span>"), "{s}");
+        assert!(
+            s.contains("style=\"width:30.000%\" title=\"run queue: 300ns (30.0%)\""),
+            "{s}"
+        );
+        assert!(
+            s.contains("style=\"width:20.000%\" title=\"blocked: 200ns (20.0%)\""),
+            "{s}"
+        );
         assert!(
             s.contains(
-                "<tr><td>run queue</td><td>300ns</td><td>30.0%</td><td>70ns</td><td>150ns</td></tr>"
+                "<tr><td>run queue</td><td data-v=\"300\">300ns</td><td>30.0%</td>\
+                 <td data-v=\"0\">0ns</td><td data-v=\"200\">200ns</td></tr>"
             ),
             "{s}"
         );
-        assert!(s.contains("6 context switches (1.50 a call)"), "{s}");
-        assert!(!s.contains("adds up to"));
-        let off = Anatomy {
-            blocked_ns: 100,
-            runq_p50_ns: None,
-            ..a
-        };
-        let s = anatomy_section(&r, &off);
         assert!(
-            s.contains("The split adds up to 900ns, the calls took 1.00µs."),
+            s.contains("<tr><td>on CPU</td><td data-v=\"500\">500ns</td><td>50.0%</td><td>–</td><td>–</td></tr>"),
             "{s}"
         );
         assert!(
-            s.contains("<tr><td>run queue</td><td>300ns</td><td>33.3%</td><td>–</td>"),
+            s.contains("6 context switches (1.50 a call), 2 of them preemptions."),
             "{s}"
         );
+        // In the page: the section, and the table's columns; sorted by run-queue wait, no
+        // column claims the order.
+        let snap = snapshot(vec![r]);
+        let page = render(&Page {
+            summary: &snap,
+            sort: SortKey::Runq,
+            anatomy: true,
+            sources: vec![],
+            timeline: None,
+            extras: vec![Extras::default()],
+        });
+        assert_eq!(page.matches("class=\"anatomy\"").count(), 1);
+        assert!(page.contains("<th data-t=\"n\">run queue</th><th data-t=\"n\">blocked</th>"));
+        assert!(page.contains("<td data-v=\"0.300000\">30.0%</td><td data-v=\"0.200000\">20.0%</td><td data-v=\"200\">200ns</td></tr>"), "{page}");
+        assert!(!page.contains("aria-sort=\"descending\">"));
+        assert!(page.contains("Every row."));
     }
 
     #[test]
@@ -625,6 +659,8 @@ mod tests {
         let extras = vec![Extras::default(); MAX_SECTIONS];
         let page = render(&Page {
             summary: &snap,
+            sort: SortKey::Calls,
+            anatomy: false,
             sources: vec![],
             timeline: None,
             extras,
@@ -633,7 +669,8 @@ mod tests {
             page.matches("<section class=\"series\"").count(),
             MAX_SECTIONS
         );
-        assert!(page.contains("the other 3 are in the table."));
+        assert!(page.contains("rows with the most calls; the other 3 are in the table."));
+        assert!(page.contains("<th data-t=\"n\" aria-sort=\"descending\">calls</th>"));
         assert!(!page.contains("class=\"heatmap\"") && !page.contains("id=\"columns\""));
         assert!(page.contains("record with -i DURATION for heatmaps"));
         assert_eq!(page.matches("<tr><td>").count(), MAX_SECTIONS + 3);
