@@ -185,7 +185,7 @@ fn header(h: &mut String, page: &Page<'_>) {
     let mut facts = vec![
         page.sources
             .iter()
-            .map(|s| escape(s))
+            .map(|s| escape(&super::text::escape(s)))
             .collect::<Vec<_>>()
             .join(", "),
         format!("{} traced", fmt_ns(snap.duration_ns)),
@@ -648,6 +648,32 @@ mod tests {
         assert!(page.contains("<td data-v=\"0.300000\">30.0%</td><td data-v=\"0.200000\">20.0%</td><td data-v=\"200\">200ns</td></tr>"), "{page}");
         assert!(!page.contains("aria-sort=\"descending\">"));
         assert!(page.contains("Every row."));
+    }
+
+    #[test]
+    fn hostile_names_are_escaped_once() {
+        let mut r = row(0, &[100]);
+        r.pid = Some(7);
+        r.comm = Some("\u{1b}]0;x\u{7}<b>\\".into());
+        let snap = snapshot(vec![r]);
+        let page = render(&Page {
+            summary: &snap,
+            sort: SortKey::Total,
+            anatomy: false,
+            sources: vec!["f\u{1b}.json".into()],
+            timeline: None,
+            extras: vec![Extras::default()],
+        });
+        assert!(
+            !page.contains('\u{1b}') && !page.contains('\u{7}'),
+            "raw escapes"
+        );
+        assert!(
+            page.contains("<h3>read \\x1b]0;x\\x07&lt;b&gt;\\\\[7]</h3>"),
+            "{page}"
+        );
+        assert!(page.contains("f\\x1b.json"), "{page}");
+        assert!(!page.contains("\\\\x1b"), "escaped twice");
     }
 
     #[test]

@@ -12,11 +12,11 @@ use crate::{aggregate::Row, units::fmt_ns};
 pub const STYLE: &str = "text{font:11px sans-serif;fill:#333}.t{font-size:13px;font-weight:bold}\
                          .r{text-anchor:end}.m{text-anchor:middle}";
 
-/// `s` for SVG/HTML text or an attribute: control characters escaped as in the text
-/// output, then the markup characters.
+/// `s` for SVG/HTML text or an attribute: the markup characters escaped. `s` must already
+/// be printable: names from the kernel (a process name, a cgroup path, a file name) go
+/// through [`super::text::escape`] first, once ([`super::plot::row_label`] does it).
 pub fn escape(s: &str) -> String {
-    super::text::escape(s)
-        .replace('&', "&amp;")
+    s.replace('&', "&amp;")
         .replace('<', "&lt;")
         .replace('>', "&gt;")
         .replace('"', "&quot;")
