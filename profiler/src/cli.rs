@@ -257,10 +257,21 @@ pub enum ReportFormat {
     Text,
     /// One JSON `summary` line (the schema of `record`).
     Json,
-    /// A self-contained HTML page with the table and the plots.
+    /// A self-contained HTML page: overview, sortable table, and per row its percentile
+    /// spectrum, latency heatmap and time split.
     Html,
-    /// The percentile plot alone, as SVG.
+    /// One plot as SVG (`--plot`): the percentile spectrum, or a latency heatmap.
     Svg,
+}
+
+/// The plot of `report -f svg`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum Plot {
+    /// The percentile spectrum of every row.
+    Spectrum,
+    /// A latency heatmap of all the calls reported (filter with -s), over time: needs an
+    /// interval recording (record -i).
+    Heatmap,
 }
 
 /// `syslat report`.
@@ -282,6 +293,9 @@ pub struct ReportArgs {
     /// Write here instead of stdout.
     #[arg(short, long, value_name = "PATH")]
     pub output: Option<PathBuf>,
+    /// With -f svg: which plot (default spectrum).
+    #[arg(long, value_enum, value_name = "PLOT")]
+    pub plot: Option<Plot>,
     /// Percentile columns of the text table.
     #[arg(
         long,

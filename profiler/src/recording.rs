@@ -76,6 +76,9 @@ pub struct Part {
     pub duration_ns: u64,
     /// Lost events reported for it.
     pub lost_events: u64,
+    /// Whether its rows hold the latency anatomy (JSON schema version 2 and later; not a
+    /// version 1 line, nor an hdrlog).
+    pub anatomy: bool,
     /// Its rows.
     pub rows: Vec<RecRow>,
 }
@@ -224,6 +227,7 @@ fn part_of(v: &serde_json::Value) -> Result<Part, String> {
         start_unix_ns: num("start_unix_ns")?,
         duration_ns: num("duration_ns")?,
         lost_events: v["lost_events"].as_u64().unwrap_or(0),
+        anatomy: v["version"].as_u64().is_some_and(|n| n >= 2),
         rows: Vec::new(),
     };
     for r in v["rows"].as_array().ok_or("missing rows")? {
@@ -397,6 +401,46 @@ pub fn span_ns(parts: &[&Part]) -> u64 {
 #[error("the recording has no {0} information (record it with --by {0})")]
 pub struct RegroupError(pub &'static str);
 
+/// What identifies a merged row: pid, tid, cgroup, syscall name and number, each `None`
+/// when the grouping does not keep it.
+pub type RowKey = (Option<u32>, Option<u32>, Option<String>, String, u32);
+
+/// The key of a row of a merged [`Snapshot`] (as [`merge`] made it).
+pub fn row_key(row: &Row) -> RowKey {
+    (
+        row.pid,
+        row.tid,
+        row.cgroup.clone(),
+        row.syscall.clone(),
+        row.nr,
+    )
+}
+
+/// Whether `r` holds the calls of keys folded beyond `--max-keys`.
+fn is_other(r: &RecRow) -> bool {
+    r.comm.as_deref() == Some("other") && r.pid.is_none() && r.cgroup.is_none()
+}
+
+/// The key `r` is merged under when rows are grouped by `group`.
+fn key_of(r: &RecRow, group: GroupBy) -> Result<RowKey, RegroupError> {
+    let other = is_other(r);
+    Ok(match group {
+        GroupBy::Syscall => (None, None, None, r.syscall.clone(), r.nr),
+        GroupBy::Process if r.pid.is_some() || other => {
+            (r.pid, None, None, r.syscall.clone(), r.nr)
+        }
+        GroupBy::Thread if r.tid.is_some() || other => {
+            (r.pid, r.tid, None, r.syscall.clone(), r.nr)
+        }
+        GroupBy::Cgroup if r.cgroup.is_some() || other => {
+            (None, None, r.cgroup.clone(), r.syscall.clone(), r.nr)
+        }
+        GroupBy::Process => return Err(RegroupError("process")),
+        GroupBy::Thread => return Err(RegroupError("thread")),
+        GroupBy::Cgroup => return Err(RegroupError("cgroup")),
+    })
+}
+
 /// Merges the rows of `parts` (histograms added exactly) into a snapshot keyed by `group`,
 /// keeping only the syscalls in `only` when given.
 pub fn merge(
@@ -404,8 +448,7 @@ pub fn merge(
     group: GroupBy,
     only: Option<&[u32]>,
 ) -> Result<Snapshot, RegroupError> {
-    type K = (Option<u32>, Option<u32>, Option<String>, String, u32);
-    let mut rows: BTreeMap<K, (Option<String>, bool, Series)> = BTreeMap::new();
+    let mut rows: BTreeMap<RowKey, (Option<String>, bool, Series)> = BTreeMap::new();
     let mut lost = 0;
     for part in parts {
         lost += part.lost_events;
@@ -413,22 +456,8 @@ pub fn merge(
             if only.is_some_and(|o| !o.contains(&r.nr)) {
                 continue;
             }
-            let other = r.comm.as_deref() == Some("other") && r.pid.is_none() && r.cgroup.is_none();
-            let key: K = match group {
-                GroupBy::Syscall => (None, None, None, r.syscall.clone(), r.nr),
-                GroupBy::Process if r.pid.is_some() || other => {
-                    (r.pid, None, None, r.syscall.clone(), r.nr)
-                }
-                GroupBy::Thread if r.tid.is_some() || other => {
-                    (r.pid, r.tid, None, r.syscall.clone(), r.nr)
-                }
-                GroupBy::Cgroup if r.cgroup.is_some() || other => {
-                    (None, None, r.cgroup.clone(), r.syscall.clone(), r.nr)
-                }
-                GroupBy::Process => return Err(RegroupError("process")),
-                GroupBy::Thread => return Err(RegroupError("thread")),
-                GroupBy::Cgroup => return Err(RegroupError("cgroup")),
-            };
+            let other = is_other(r);
+            let key = key_of(r, group)?;
             let e = rows.entry(key).or_insert_with(|| {
                 (
                     r.comm.clone(),
@@ -586,6 +615,16 @@ mod tests {
             merge(&parts, GroupBy::Process, None).unwrap_err(),
             RegroupError("process")
         );
+    }
+
+    #[test]
+    fn parts_say_whether_they_hold_the_anatomy() {
+        let v2 = snapshot_line("summary", GroupBy::Syscall);
+        let v1 = v2.replacen("\"version\":2", "\"version\":1", 1);
+        assert_ne!(v1, v2);
+        let r = parse("x", (v2 + &v1).as_bytes()).unwrap();
+        assert!(r.summaries[0].anatomy);
+        assert!(!r.summaries[1].anatomy);
     }
 
     #[test]

@@ -1,7 +1,7 @@
 //! `cargo xtask setup`: installs, idempotently, what a fresh Debian 12 machine of this
 //! project's kind lacks (shared/ebpf-toolchain.md): Debian's rustc-web with its prebuilt
 //! `core` for bpfel-unknown-none, LLVM 22, bpf-linker built against it, and the tools the
-//! tests use (bpftool, tmux). Quick when everything is there.
+//! tests use (bpftool, tmux, chromium, ...). Quick when everything is there.
 
 use std::{
     path::{Path, PathBuf},
@@ -29,6 +29,8 @@ const APT_PACKAGES: &[(&str, &str)] = &[
     // A real container runtime for `--container` (the image is busybox-static, imported).
     ("docker.io", "/usr/sbin/dockerd"),
     ("busybox-static", "/usr/share/doc/busybox-static"),
+    // A real browser opens `report -f html` in the tests (headless, over DevTools).
+    ("chromium", "/usr/bin/chromium"),
 ];
 
 const BPF_LINKER: &str = "bpf-linker@0.13.0";

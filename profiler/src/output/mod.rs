@@ -5,10 +5,13 @@
 pub mod compare;
 pub mod doctor;
 pub mod hdrlog;
+pub mod heatmap;
+pub mod html;
 pub mod jsonl;
 pub mod plot;
 pub mod prometheus;
 pub mod slow;
+pub mod svg;
 pub mod text;
 
 /// Output formats of `record`.
