@@ -82,8 +82,7 @@ async fn serve_http(
             Ok((stream, _)) => {
                 let (rx, want) = (rx.clone(), want.clone());
                 tokio::spawn(async move {
-                    let snap = fresh(rx, &want).await;
-                    if let Err(e) = answer(stream, &snap, max_series).await {
+                    if let Err(e) = answer(stream, rx, &want, max_series).await {
                         log::debug!("http: {e:#}");
                     }
                 });
@@ -109,7 +108,12 @@ async fn fresh(mut rx: watch::Receiver<Arc<Snapshot>>, want: &mpsc::Sender<()>) 
 }
 
 /// Reads one request head (bounded in size and time) and answers it; HTTP/1.1, no keep-alive.
-async fn answer(mut stream: TcpStream, snap: &Snapshot, max_series: usize) -> anyhow::Result<()> {
+async fn answer(
+    mut stream: TcpStream,
+    rx: watch::Receiver<Arc<Snapshot>>,
+    want: &mpsc::Sender<()>,
+    max_series: usize,
+) -> anyhow::Result<()> {
     let mut buf = Vec::with_capacity(1024);
     let read = async {
         let mut chunk = [0u8; 1024];
@@ -138,7 +142,8 @@ async fn answer(mut stream: TcpStream, snap: &Snapshot, max_series: usize) -> an
     let (status, ctype, body) = match (method, path.split('?').next().unwrap_or("")) {
         ("GET", "/metrics") => {
             let format = Format::negotiate(&accept);
-            let body = prometheus::render(snap, self_stats(), format, max_series);
+            let snap = fresh(rx, want).await;
+            let body = prometheus::render(&snap, self_stats(), format, max_series);
             ("200 OK", format.content_type(), body)
         }
         ("GET", "/") => (
