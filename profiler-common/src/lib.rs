@@ -16,6 +16,9 @@ pub mod kind {
     pub const PROC_EXIT: u8 = 3;
     /// A call slower than `--slow` ([`super::SlowEvent`], ring buffer).
     pub const SLOW: u8 = 4;
+    /// A wake-up marker (ring buffer, 8 bytes: this kind in the low byte of a `u64`): a
+    /// CPU's call log reached its wake-up level. It only wakes the reader, who skips it.
+    pub const WAKE: u8 = 5;
 }
 
 /// One completed system call, as written to the per-CPU call log by `sys_exit`.

@@ -3,13 +3,15 @@
 //! Each CPU is the only producer of its part of `LOG` (only `sys_exit` writes it, migration
 //! is disabled while it runs and it never nests on a CPU; see `cpu.rs`), so a record
 //! is a bounds check, a plain 32-byte store and a head update: no helper call, no lock, no
-//! atomic. A call that was switched out takes two slots: the call and its `Anatomy`. User space reads the records in place through a shared mapping and publishes
-//! its tail. Records that do not fit are counted in `DROPPED`, never lost silently.
+//! atomic. A call that was switched out takes two slots: the call and its `Anatomy`. User
+//! space reads the records in place through a shared mapping and publishes its tail. Records that do not fit are counted in `DROPPED`, never lost silently. The
+//! append that brings a log to `LOG_WAKE` records waiting wakes user space (which otherwise
+//! sleeps), so a burst is drained long before the log is full.
 
-use aya_ebpf::helpers::generated::bpf_get_smp_processor_id;
-use profiler_common::{Anatomy, LogPos, SyscallEvent, counter};
+use aya_ebpf::{bindings::BPF_RB_FORCE_WAKEUP, helpers::generated::bpf_get_smp_processor_id};
+use profiler_common::{Anatomy, LogPos, SyscallEvent, counter, kind};
 
-use crate::maps::{LOG, LOG_POS, LOG_SLOTS, bump, constant};
+use crate::maps::{EVENTS, LOG, LOG_POS, LOG_SLOTS, LOG_WAKE, bump, constant};
 
 /// Appends `call` to this CPU's log, or counts it as dropped when the log is full.
 #[inline(always)]
@@ -67,7 +69,27 @@ fn reserve(n: u64) -> Option<(u32, *mut LogPos, u64, u64)> {
             core::ptr::read_volatile(&raw const (*pos).tail),
         )
     };
-    (head.wrapping_sub(tail) + n <= slots).then_some((cpu, pos, head, slots))
+    let waiting = head.wrapping_sub(tail);
+    if waiting + n > slots {
+        return None;
+    }
+    // The one compare the fast path pays for user space's long sleeps: these `n` records
+    // bring the fill to `LOG_WAKE` (or, with two, one past it). Waking before they are
+    // published is harmless: a reader that comes first drains what is published, and these
+    // at its next drain.
+    if u64::from(constant(&LOG_WAKE)).wrapping_sub(waiting + 1) < n {
+        wake_user();
+    }
+    Some((cpu, pos, head, slots))
+}
+
+/// Wakes user space, which sleeps on the `EVENTS` ring's fd: an 8-byte marker
+/// ([`kind::WAKE`], which the reader skips) submitted with a forced wake-up. Once per drain
+/// cycle and CPU; if the ring is full the marker is lost and user space drains at its next
+/// timeout instead.
+#[inline(always)]
+fn wake_user() {
+    let _ = EVENTS.output_untyped::<u64>(u64::from(kind::WAKE), u64::from(BPF_RB_FORCE_WAKEUP));
 }
 
 /// The `LOG` index of sequence number `seq` in CPU `cpu`'s part.

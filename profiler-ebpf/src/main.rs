@@ -33,7 +33,6 @@ mod moved;
 
 use aya_ebpf::helpers::{bpf_get_current_cgroup_id, bpf_probe_read_user_str_bytes};
 use aya_ebpf::{
-    bindings::BPF_RB_NO_WAKEUP,
     helpers::{
         bpf_get_current_comm, bpf_get_current_pid_tgid, bpf_get_current_task, bpf_ktime_get_ns,
         bpf_probe_read_kernel,
@@ -222,7 +221,9 @@ fn sys_exit(ctx: RawTracePointContext) -> i32 {
         match EVENTS.reserve_untyped::<SlowEvent>(0) {
             Some(mut entry) => {
                 entry.write(ev);
-                entry.submit(BPF_RB_NO_WAKEUP as u64);
+                // The kernel's adaptive wake-up: only when user space had read everything
+                // before (at most once per drain), so slow calls are logged as they happen.
+                entry.submit(0);
                 bump(counter::EMITTED);
             }
             None => bump(counter::DROPPED),
@@ -445,7 +446,7 @@ fn task_exit() {
             _pad2: 0,
             comm: bpf_get_current_comm().unwrap_or([0; 16]),
         });
-        entry.submit(BPF_RB_NO_WAKEUP as u64);
+        entry.submit(maps::rare_wakeup_flags());
     }
     // Drop the dead group from the target set, so a recycled pid is never traced.
     if constant(&FILTER_MODE) == filter_mode::TGIDS

@@ -31,7 +31,15 @@ const APT_PACKAGES: &[(&str, &str)] = &[
     ("busybox-static", "/usr/share/doc/busybox-static"),
     // A real browser opens `report -f html` in the tests (headless, over DevTools).
     ("chromium", "/usr/bin/chromium"),
+    // The DaemonSet's pod is run under containerd's own client, and the unit is checked
+    // with systemd-analyze (tests/tests/deploy.rs).
+    ("containerd", "/usr/bin/ctr"),
+    ("systemd", "/usr/bin/systemd-analyze"),
 ];
+
+/// The official Kubernetes Python client, whose API models check deploy/daemonset.yaml
+/// (pinned: its type names are parsed).
+const KUBERNETES_PY: &str = "kubernetes==37.0.2";
 
 const BPF_LINKER: &str = "bpf-linker@0.13.0";
 
@@ -63,6 +71,14 @@ pub(crate) fn run() -> Result<()> {
     if !has_hdrh {
         eprintln!("xtask: installing the Python hdrhistogram package (for the tests)");
         sh(Command::new("python3").args(["-m", "pip", "install", "-q", "hdrhistogram"]))?;
+    }
+    let has_kubernetes = Command::new("python3")
+        .args(["-c", "import kubernetes, yaml"])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !has_kubernetes {
+        eprintln!("xtask: installing the Python {KUBERNETES_PY} package (for the tests)");
+        sh(Command::new("python3").args(["-m", "pip", "install", "-q", KUBERNETES_PY]))?;
     }
     if bpf_linker().is_none() {
         eprintln!("xtask: installing {BPF_LINKER} (about 1.5 minutes)");

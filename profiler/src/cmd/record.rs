@@ -79,6 +79,7 @@ async fn run_once(
     let mut next_dump = cfg.interval.map(|i| Instant::now() + i);
     let mut slow = SlowLog::new(cfg);
     let code = loop {
+        trace.wake_by(next_dump);
         match trace.next().await? {
             Event::Tick => {
                 trace.drain(names, |evs| cur.agg.fold(evs));

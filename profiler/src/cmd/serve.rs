@@ -1,8 +1,10 @@
 //! `syslat serve`: trace like `record`, and answer HTTP requests with the live cumulative
 //! numbers: `/metrics` (Prometheus text; OpenMetrics or Prometheus protobuf, with native
 //! histograms, when the scraper's `Accept` header prefers them) and a short page at `/`.
-//! The collector publishes an immutable snapshot every 250 ms over a `watch` channel; the
-//! HTTP side only reads it, so a slow scraper never stalls collection.
+//! Each `/metrics` request asks the collector for a fresh snapshot: it drains the call logs
+//! and publishes an immutable snapshot over a `watch` channel, which the HTTP side only
+//! reads, so a slow scraper never stalls collection, and between scrapes nothing is built
+//! (an idle `serve` costs almost nothing).
 
 use std::{sync::Arc, time::Duration};
 
@@ -10,7 +12,7 @@ use anyhow::Context as _;
 use tokio::{
     io::{AsyncReadExt, AsyncWriteExt},
     net::{TcpListener, TcpStream},
-    sync::watch,
+    sync::{mpsc, watch},
 };
 
 use super::trace::{Event, Trace};
@@ -21,7 +23,9 @@ use crate::{
     output::prometheus::{self, Format, SelfStats},
 };
 
-const PUBLISH_EVERY: Duration = Duration::from_millis(250);
+/// How long a request waits for the collector's fresh snapshot before it is answered with
+/// the last one.
+const REFRESH_WAIT: Duration = Duration::from_secs(1);
 
 /// Runs `serve`; returns the exit status.
 pub async fn run(args: &ServeArgs) -> anyhow::Result<i32> {
@@ -38,24 +42,27 @@ pub async fn run(args: &ServeArgs) -> anyhow::Result<i32> {
     let mut agg = Aggregator::new(cfg.group);
     let empty = agg.snapshot(trace.start_unix_ns, 0, LossCounters::default(), &|_| None);
     let (tx, rx) = watch::channel(Arc::new(empty));
-    let server = tokio::spawn(serve_http(listener, rx, cfg.max_series));
+    // Requests for a fresh snapshot; one pending request serves every scrape waiting.
+    let (want_tx, mut want_rx) = mpsc::channel(1);
+    let server = tokio::spawn(serve_http(listener, rx, want_tx, cfg.max_series));
     let names = cfg.group != GroupBy::Syscall;
-    let mut last = std::time::Instant::now();
     let code = loop {
-        match trace.next().await? {
-            Event::Tick | Event::DumpRequested => {
+        let ev = tokio::select! {
+            ev = trace.next() => ev?,
+            Some(()) = want_rx.recv() => Event::DumpRequested,
+        };
+        match ev {
+            Event::Tick => trace.drain(names, |evs| agg.fold(evs)),
+            Event::DumpRequested => {
                 trace.drain(names, |evs| agg.fold(evs));
-                if last.elapsed() >= PUBLISH_EVERY {
-                    last = std::time::Instant::now();
-                    let names = trace.key_names(cfg.group);
-                    let snap = agg.snapshot(
-                        trace.start_unix_ns,
-                        trace.elapsed().as_nanos() as u64,
-                        trace.loss(),
-                        &|k| names.get(&k).cloned(),
-                    );
-                    tx.send_replace(Arc::new(snap));
-                }
+                let names = trace.key_names(cfg.group);
+                let snap = agg.snapshot(
+                    trace.start_unix_ns,
+                    trace.elapsed().as_nanos() as u64,
+                    trace.loss(),
+                    &|k| names.get(&k).cloned(),
+                );
+                tx.send_replace(Arc::new(snap));
             }
             Event::End(code) => break code,
         }
@@ -64,13 +71,18 @@ pub async fn run(args: &ServeArgs) -> anyhow::Result<i32> {
     Ok(code)
 }
 
-async fn serve_http(listener: TcpListener, rx: watch::Receiver<Arc<Snapshot>>, max_series: usize) {
+async fn serve_http(
+    listener: TcpListener,
+    rx: watch::Receiver<Arc<Snapshot>>,
+    want: mpsc::Sender<()>,
+    max_series: usize,
+) {
     loop {
         match listener.accept().await {
             Ok((stream, _)) => {
-                let snap = rx.borrow().clone();
+                let (rx, want) = (rx.clone(), want.clone());
                 tokio::spawn(async move {
-                    if let Err(e) = answer(stream, &snap, max_series).await {
+                    if let Err(e) = answer(stream, rx, &want, max_series).await {
                         log::debug!("http: {e:#}");
                     }
                 });
@@ -83,8 +95,25 @@ async fn serve_http(listener: TcpListener, rx: watch::Receiver<Arc<Snapshot>>, m
     }
 }
 
+/// The collector's snapshot, made for this request: asks the collector to drain and publish,
+/// and waits for it (at most [`REFRESH_WAIT`]; else the last one is used).
+async fn fresh(mut rx: watch::Receiver<Arc<Snapshot>>, want: &mpsc::Sender<()>) -> Arc<Snapshot> {
+    rx.mark_unchanged();
+    // Full: a refresh is pending, and it comes after this point; closed: the collector is
+    // gone, and the last snapshot is all there is.
+    if !matches!(want.try_send(()), Err(mpsc::error::TrySendError::Closed(_))) {
+        let _ = tokio::time::timeout(REFRESH_WAIT, rx.changed()).await;
+    }
+    rx.borrow().clone()
+}
+
 /// Reads one request head (bounded in size and time) and answers it; HTTP/1.1, no keep-alive.
-async fn answer(mut stream: TcpStream, snap: &Snapshot, max_series: usize) -> anyhow::Result<()> {
+async fn answer(
+    mut stream: TcpStream,
+    rx: watch::Receiver<Arc<Snapshot>>,
+    want: &mpsc::Sender<()>,
+    max_series: usize,
+) -> anyhow::Result<()> {
     let mut buf = Vec::with_capacity(1024);
     let read = async {
         let mut chunk = [0u8; 1024];
@@ -113,7 +142,8 @@ async fn answer(mut stream: TcpStream, snap: &Snapshot, max_series: usize) -> an
     let (status, ctype, body) = match (method, path.split('?').next().unwrap_or("")) {
         ("GET", "/metrics") => {
             let format = Format::negotiate(&accept);
-            let body = prometheus::render(snap, self_stats(), format, max_series);
+            let snap = fresh(rx, want).await;
+            let body = prometheus::render(&snap, self_stats(), format, max_series);
             ("200 OK", format.content_type(), body)
         }
         ("GET", "/") => (

@@ -124,12 +124,20 @@ pub enum LoadError {
 /// The most calls [`Probe::drain`] hands on at once.
 pub const DRAIN_BATCH: usize = 4096;
 
+/// A CPU's append wakes user space when its call log is this fraction full (1/N): early
+/// enough that the rest of the log absorbs a burst while user space wakes up and drains.
+const WAKE_FRACTION: u32 = 4;
+
 /// Loaded and attached programs plus their maps. Dropping it detaches everything.
 pub struct Probe {
     // Field order matters for drop: maps before the object that owns the programs.
     logs: CallLogs,
     generation: Generation,
     events: RingBuf<MapData>,
+    /// The ring buffer's fd again, registered with the runtime: readable when the programs
+    /// wake user space (a call log reached its wake-up level, a slow call, a flood of rare
+    /// records).
+    wake: tokio::io::unix::AsyncFd<std::os::fd::OwnedFd>,
     counters: PerCpuArray<MapData, u64>,
     bits: Array<MapData, u64>,
     received: u64,
@@ -211,6 +219,7 @@ impl Probe {
             .override_global("BY_CGROUP", &u32::from(opts.by_cgroup), true)
             .override_global("OFF_ARGS", &offsets.args, true)
             .override_global("LOG_SLOTS", &slots, true)
+            .override_global("LOG_WAKE", &(slots / WAKE_FRACTION), true)
             .map_max_entries("TGID_BITS", words)
             .map_max_entries("LOG", cpus * slots)
             .map_max_entries("LOG_POS", cpus)
@@ -224,6 +233,10 @@ impl Probe {
         let logger = start_logger(&mut ebpf);
         let events = RingBuf::try_from(take_map(&mut ebpf, "EVENTS")?)
             .map_err(|e| LoadError::Map("EVENTS", e.to_string()))?;
+        let wake = std::os::fd::AsFd::as_fd(&events)
+            .try_clone_to_owned()
+            .and_then(super::exits::register_readable)
+            .map_err(|e| LoadError::Map("EVENTS", format!("cannot wait on it: {e}")))?;
         let counters = PerCpuArray::try_from(take_map(&mut ebpf, "COUNTERS")?)
             .map_err(|e| LoadError::Map("COUNTERS", e.to_string()))?;
         let bits = Array::try_from(take_map(&mut ebpf, "TGID_BITS")?)
@@ -243,6 +256,7 @@ impl Probe {
             logs,
             generation,
             events,
+            wake,
             counters,
             bits,
             received: 0,
@@ -328,6 +342,16 @@ impl Probe {
         self.generation.bump().map_err(err)
     }
 
+    /// Waits until the programs wake user space: a CPU's call log reached its wake-up level
+    /// (a quarter full), a slow call was written, or rare records fill a quarter of the ring
+    /// buffer. Cancel-safe; the caller drains afterwards. Each wake-up is reported once, so
+    /// a caller that stops draining is not woken in a loop.
+    pub async fn woken(&self) -> std::io::Result<()> {
+        let mut ready = self.wake.readable().await?;
+        ready.clear_ready();
+        Ok(())
+    }
+
     /// Hands every completed call and process-exit record waiting to `fold`, in batches of
     /// at most [`DRAIN_BATCH`] through `buf` (so memory stays bounded whatever the rate).
     /// Returns how many.
@@ -380,6 +404,8 @@ impl Probe {
                     out.push(Event::Call(slow.call, slow.anatomy));
                     self.slow.push(slow);
                 }
+                // A wake-up marker: it has done its job (woken the reader).
+                Some(kind::WAKE) => {}
                 _ => {}
             }
         }

@@ -5,6 +5,7 @@
 pub mod calllog;
 pub mod cgroup;
 pub mod container;
+pub mod exits;
 pub mod features;
 pub mod kernel_btf;
 pub mod launch;
