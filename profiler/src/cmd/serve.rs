@@ -39,7 +39,7 @@ pub async fn run(args: &ServeArgs) -> anyhow::Result<i32> {
     let empty = agg.snapshot(trace.start_unix_ns, 0, LossCounters::default(), &|_| None);
     let (tx, rx) = watch::channel(Arc::new(empty));
     let server = tokio::spawn(serve_http(listener, rx, cfg.max_series));
-    let names = cfg.group != GroupBy::Syscall;
+    let names = matches!(cfg.group, GroupBy::Process | GroupBy::Thread);
     let mut last = std::time::Instant::now();
     let code = loop {
         match trace.next().await? {
@@ -48,12 +48,26 @@ pub async fn run(args: &ServeArgs) -> anyhow::Result<i32> {
                 if last.elapsed() >= PUBLISH_EVERY {
                     last = std::time::Instant::now();
                     let names = trace.key_names(cfg.group);
-                    let snap = agg.snapshot(
+                    // Pending first: an answer that comes in between only holds a row back.
+                    let pending = trace.containers_pending();
+                    let containers = trace.container_infos(Duration::ZERO);
+                    let mut snap = agg.snapshot_with(
                         trace.start_unix_ns,
                         trace.elapsed().as_nanos() as u64,
                         trace.loss(),
                         &|k| names.get(&k).cloned(),
+                        &|k| containers.get(&k).cloned(),
                     );
+                    // A container's series appear once its runtime has named it, with
+                    // every call so far: a label that changed later would start a second
+                    // series.
+                    if !pending.is_empty() {
+                        snap.rows.retain(|r| {
+                            r.container
+                                .as_ref()
+                                .is_none_or(|c| !pending.contains(&c.id))
+                        });
+                    }
                     tx.send_replace(Arc::new(snap));
                 }
             }

@@ -5,12 +5,14 @@
 pub mod calllog;
 pub mod cgroup;
 pub mod container;
+pub mod container_index;
 pub mod features;
 pub mod kernel_btf;
 pub mod launch;
 pub mod loader;
 pub mod privileges;
 pub mod procinfo;
+pub mod runtime_api;
 pub mod target;
 
 pub use loader::{Filter, LoadError, LoadOptions, Probe};

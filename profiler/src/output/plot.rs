@@ -277,6 +277,14 @@ pub fn html(
 
 /// A row's label in plots: `syscall`, or `syscall comm[pid]`.
 pub fn row_label(row: &crate::aggregate::Row) -> String {
+    if let Some(c) = &row.container {
+        return format!(
+            "{} {}[{}]",
+            row.syscall,
+            super::text::escape(&c.name),
+            c.short_id()
+        );
+    }
     match row.pid {
         Some(pid) => format!(
             "{} {}[{pid}]",
