@@ -1,23 +1,31 @@
-//! `--container` against a real container runtime: Docker (Debian's docker.io, started here
-//! when it is not running; the image is imported from busybox-static, nothing is pulled).
-//! Two containers make the same known calls at once; tracing one, by name or by a 12-digit
-//! id prefix, counts exactly its calls and none of the other's.
+//! Containers against a real runtime: Docker (Debian's docker.io, started here when it is
+//! not running; nothing is pulled: the image is imported from a tarball of busybox-static,
+//! the workload and the libraries it links). Two containers wait at a gate (a file in a
+//! bind-mounted directory) until syslat is tracing, then make known numbers of getppid
+//! calls (7000 and 3000). Each is counted exactly under `--container NAME`, `--container
+//! ID-PREFIX`, as its row of `record --by container` (with its id, name and image, and the
+//! same through `report`), and as its series of `serve --by container`.
 #![allow(
     clippy::unwrap_used,
     reason = "a test panics on failure, with the location"
 )]
 
 use std::{
+    io::{BufRead, BufReader, Read as _, Write as _},
+    net::TcpStream,
+    path::{Path, PathBuf},
     process::{Command, Stdio},
+    sync::OnceLock,
     time::{Duration, Instant},
 };
 
-use tests::{count, record_json_targets, temp_path};
+use tests::{Reaped, count, run, start_tracing, summary, syslat, temp_path};
 
 const DOCKER: &str = "/usr/bin/docker";
-const IMAGE: &str = "syslat-test-busybox:latest";
-/// Each container waits 2 s (time for syslat to attach), then execs busybox 50 times.
-const SCRIPT: &str = "sleep 2; i=0; while [ $i -lt 50 ]; do /bin/busybox true; i=$((i+1)); done";
+const WORKLOAD: &str = env!("CARGO_BIN_EXE_workload");
+/// getppid calls of the two containers.
+const CALLS_A: u64 = 7000;
+const CALLS_B: u64 = 3000;
 
 fn docker(args: &[&str]) -> String {
     let o = Command::new(DOCKER).args(args).output().unwrap();
@@ -29,8 +37,82 @@ fn docker(args: &[&str]) -> String {
     String::from_utf8(o.stdout).unwrap().trim().to_string()
 }
 
-/// A running dockerd and the test image.
-fn ensure_docker() {
+/// FNV-1a of the files' bytes: the image's tag, so a rebuilt workload gets a new image.
+fn fingerprint(files: &[PathBuf]) -> String {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for f in files {
+        for b in std::fs::read(f).unwrap() {
+            h = (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3);
+        }
+    }
+    format!("{h:016x}")
+}
+
+/// The libraries `bin` loads (with the dynamic loader), as `ldd` lists them.
+fn libraries(bin: &str) -> Vec<PathBuf> {
+    let out = Command::new("ldd").arg(bin).output().unwrap();
+    assert!(out.status.success(), "ldd {bin}");
+    String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .filter_map(|l| {
+            let l = l.trim();
+            let path = l.split("=> ").nth(1).unwrap_or(l);
+            let path = path.split(" (").next()?;
+            path.starts_with('/').then(|| PathBuf::from(path))
+        })
+        .collect()
+}
+
+/// A running dockerd and the test image (its tag).
+fn image() -> &'static str {
+    static IMAGE: OnceLock<String> = OnceLock::new();
+    IMAGE.get_or_init(|| {
+        ensure_dockerd();
+        let libs = libraries(WORKLOAD);
+        let mut files = vec![PathBuf::from("/bin/busybox"), PathBuf::from(WORKLOAD)];
+        files.extend(libs.iter().cloned());
+        let tag = format!("syslat-test-workload:{}", fingerprint(&files));
+        let have = Command::new(DOCKER)
+            .args(["image", "inspect", &tag])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success());
+        if !have {
+            let root = temp_path("workload-image");
+            let _ = std::fs::remove_dir_all(&root);
+            let put = |from: &Path, to: &Path| {
+                let dest = root.join(to.strip_prefix("/").unwrap());
+                std::fs::create_dir_all(dest.parent().unwrap()).unwrap();
+                std::fs::copy(from, dest).unwrap();
+            };
+            put(Path::new("/bin/busybox"), Path::new("/bin/busybox"));
+            put(Path::new(WORKLOAD), Path::new("/workload"));
+            for lib in &libs {
+                put(lib, lib);
+            }
+            let mut tar = Command::new("tar")
+                .arg("-C")
+                .arg(&root)
+                .args(["-c", "."])
+                .stdout(Stdio::piped())
+                .spawn()
+                .unwrap();
+            let ok = Command::new(DOCKER)
+                .args(["import", "-", &tag])
+                .stdin(tar.stdout.take().unwrap())
+                .stdout(Stdio::null())
+                .status()
+                .unwrap();
+            assert!(tar.wait().unwrap().success(), "tar");
+            assert!(ok.success(), "docker import");
+        }
+        tag
+    })
+}
+
+fn ensure_dockerd() {
     let up = || {
         Command::new(DOCKER)
             .arg("info")
@@ -39,61 +121,44 @@ fn ensure_docker() {
             .status()
             .is_ok_and(|s| s.success())
     };
-    if !up() {
-        // A daemon for every later test too: started by a shell in the background, so it
-        // belongs to init, not to this test process.
-        let started = Command::new("sh")
-            .args(["-c", "dockerd >/dev/null 2>&1 &"])
-            .status()
-            .expect("sh runs");
-        assert!(
-            started.success(),
-            "dockerd is installed by cargo xtask setup"
-        );
-        let deadline = Instant::now() + Duration::from_secs(60);
-        while !up() {
-            assert!(Instant::now() < deadline, "dockerd did not start");
-            std::thread::sleep(Duration::from_millis(250));
-        }
+    if up() {
+        return;
     }
-    let have = Command::new(DOCKER)
-        .args(["image", "inspect", IMAGE])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
+    // A daemon for every later test too: started by a shell in the background, so it
+    // belongs to init, not to this test process.
+    let started = Command::new("sh")
+        .args(["-c", "dockerd >/dev/null 2>&1 &"])
         .status()
-        .is_ok_and(|s| s.success());
-    if !have {
-        let root = temp_path("busybox-image");
-        std::fs::create_dir_all(root.join("bin")).unwrap();
-        std::fs::copy("/bin/busybox", root.join("bin/busybox")).unwrap();
-        let mut tar = Command::new("tar")
-            .arg("-C")
-            .arg(&root)
-            .args(["-c", "."])
-            .stdout(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let ok = Command::new(DOCKER)
-            .args(["import", "-", IMAGE])
-            .stdin(tar.stdout.take().unwrap())
-            .stdout(Stdio::null())
-            .status()
-            .unwrap();
-        assert!(tar.wait().unwrap().success(), "tar");
-        assert!(ok.success(), "docker import");
+        .expect("sh runs");
+    assert!(
+        started.success(),
+        "dockerd is installed by cargo xtask setup"
+    );
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !up() {
+        assert!(Instant::now() < deadline, "dockerd did not start");
+        std::thread::sleep(Duration::from_millis(250));
     }
 }
 
-/// A started container running [`SCRIPT`], removed on drop.
+/// A started container, waiting at its gate to make `calls` getppid calls; removed on drop.
 struct Container {
     name: String,
     id: String,
+    gate: PathBuf,
 }
 
 impl Container {
-    fn start(tag: &str) -> Self {
+    fn start(tag: &str, calls: u64) -> Self {
+        let image = image();
         let name = format!("syslat-test-{}-{tag}", std::process::id());
         let _ = Command::new(DOCKER).args(["rm", "-f", &name]).output();
+        let gate = temp_path(&format!("gate-{tag}"));
+        let _ = std::fs::remove_dir_all(&gate);
+        std::fs::create_dir_all(&gate).unwrap();
+        let script = format!(
+            "while [ ! -e /gate/go ]; do /bin/busybox sleep 0.02; done; exec /workload getppid {calls}"
+        );
         let id = docker(&[
             "run",
             "-d",
@@ -101,14 +166,30 @@ impl Container {
             &name,
             "--network",
             "none",
-            IMAGE,
+            "-v",
+            &format!("{}:/gate:ro", gate.display()),
+            image,
             "/bin/busybox",
             "sh",
             "-c",
-            SCRIPT,
+            &script,
         ]);
         assert_eq!(id.len(), 64, "{id}");
-        Container { name, id }
+        Container { name, id, gate }
+    }
+
+    fn open_gate(&self) {
+        std::fs::write(self.gate.join("go"), b"").unwrap();
+    }
+
+    /// Waits for the container's workload to finish, asserting it succeeded.
+    fn wait(&self) {
+        assert_eq!(
+            docker(&["wait", &self.name]),
+            "0",
+            "{} exit status",
+            self.name
+        );
     }
 }
 
@@ -118,22 +199,263 @@ impl Drop for Container {
     }
 }
 
+/// Two gated containers, `a` and `b`.
+fn two() -> (Container, Container) {
+    (
+        Container::start("a", CALLS_A),
+        Container::start("b", CALLS_B),
+    )
+}
+
+/// Lets both containers run to the end while `tracer` traces, then ends the tracer with
+/// SIGINT (a recording's end; it exits 130 after writing its summary).
+fn run_both(a: &Container, b: &Container, mut tracer: Reaped) {
+    a.open_gate();
+    b.open_gate();
+    a.wait();
+    b.wait();
+    // SAFETY: kill(2) on the pid of a child we own and have not reaped.
+    unsafe { libc::kill(tracer.id() as i32, libc::SIGINT) };
+    assert_eq!(tracer.wait().unwrap().code(), Some(130));
+}
+
 #[test]
 fn a_container_by_name_or_id_prefix_is_counted_exactly() {
-    ensure_docker();
     for by_name in [true, false] {
-        let (a, _b) = (Container::start("a"), Container::start("b"));
+        let (a, b) = two();
         let target = if by_name {
             a.name.clone()
         } else {
             a.id[..12].to_string()
         };
         let out = temp_path("container.json");
-        let s = record_json_targets(&out, &["--container", &target, "-s", "execve", "-d", "4"]);
+        let rec = start_tracing(&[
+            "record",
+            "-f",
+            "json",
+            "-o",
+            out.to_str().unwrap(),
+            "--container",
+            &target,
+            "-s",
+            "getppid",
+        ]);
+        run_both(&a, &b, rec);
         assert_eq!(
-            count(&s, "execve"),
-            50,
-            "--container {target}: its 50 execs, none of the other container's"
+            count(&summary(&out), "getppid"),
+            CALLS_A,
+            "--container {target}: its calls, none of the other container's"
         );
     }
+}
+
+/// The rows of `syscall` with container id `id`.
+fn container_rows<'a>(
+    s: &'a serde_json::Value,
+    syscall: &str,
+    id: &str,
+) -> Vec<&'a serde_json::Value> {
+    s["rows"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| r["syscall"] == syscall && r["container_id"] == id)
+        .collect()
+}
+
+#[test]
+fn by_container_rows_have_exact_counts_names_and_images() {
+    let (a, b) = two();
+    let out = temp_path("by-container.json");
+    let rec = start_tracing(&[
+        "record",
+        "--by",
+        "container",
+        "-f",
+        "json",
+        "-o",
+        out.to_str().unwrap(),
+    ]);
+    run_both(&a, &b, rec);
+    let check = |s: &serde_json::Value, how: &str| {
+        assert_eq!(s["by"], "container", "{how}");
+        for (c, calls) in [(&a, CALLS_A), (&b, CALLS_B)] {
+            let rows = container_rows(s, "getppid", &c.id);
+            assert_eq!(rows.len(), 1, "{how}: one getppid row for {}", c.name);
+            assert_eq!(rows[0]["count"], calls, "{how}: {}", c.name);
+            // Every row of the container (its shell's and workload's calls) is named.
+            let all: Vec<&serde_json::Value> = s["rows"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .filter(|r| r["container_id"] == c.id.as_str())
+                .collect();
+            assert!(all.len() > 1, "{how}: the container's other syscalls too");
+            for r in all {
+                assert_eq!(r["container_name"], c.name.as_str(), "{how}: {r}");
+                assert_eq!(r["container_image"], image(), "{how}: {r}");
+                assert!(r.get("pod_uid").is_none(), "{how}: not in a pod: {r}");
+            }
+        }
+        // Processes outside containers (this test, dockerd) are the host row.
+        let host: Vec<&serde_json::Value> = s["rows"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|r| r["container_id"] == "")
+            .collect();
+        assert!(
+            host.iter().any(|r| r["container_name"] == "-"),
+            "{how}: a host row"
+        );
+        assert!(
+            s["rows"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .all(|r| r.get("pid").is_none()),
+            "{how}"
+        );
+    };
+    check(&summary(&out), "record");
+    // `report` regroups the recording by container: the same rows.
+    let o = run(&[
+        "report",
+        "--by",
+        "container",
+        "-f",
+        "json",
+        out.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let reported: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    check(&reported, "report");
+    // The table: a container's short id, name and image, then the syscall and its count.
+    let o = run(&[
+        "report",
+        "--by",
+        "container",
+        "-s",
+        "getppid",
+        out.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let text = String::from_utf8(o.stdout).unwrap();
+    assert!(
+        text.lines().nth(1).unwrap().starts_with("CONTAINER "),
+        "{text}"
+    );
+    for (c, calls) in [(&a, CALLS_A), (&b, CALLS_B)] {
+        let line = text
+            .lines()
+            .find(|l| l.starts_with(&c.id[..12]))
+            .unwrap_or_else(|| panic!("no row of {}: {text}", c.name));
+        let cells: Vec<&str> = line.split_whitespace().collect();
+        assert_eq!(
+            cells[..5],
+            [
+                &c.id[..12],
+                c.name.as_str(),
+                image(),
+                "getppid",
+                &calls.to_string()
+            ],
+            "{text}"
+        );
+    }
+}
+
+fn scrape(addr: &str) -> String {
+    let mut s = TcpStream::connect(addr).unwrap();
+    write!(s, "GET /metrics HTTP/1.1\r\nHost: {addr}\r\n\r\n").unwrap();
+    let mut resp = String::new();
+    s.read_to_string(&mut resp).unwrap();
+    resp.split_once("\r\n\r\n").unwrap().1.to_string()
+}
+
+fn metric(text: &str, line_prefix: &str) -> Option<u64> {
+    text.lines()
+        .find(|l| l.starts_with(line_prefix))
+        .and_then(|l| l.rsplit(' ').next()?.parse().ok())
+}
+
+#[test]
+fn serve_by_container_labels_series_by_container() {
+    let (a, b) = two();
+    let addr = "127.0.0.1:19878";
+    let mut srv = Reaped(
+        syslat(&[
+            "serve",
+            "--listen",
+            addr,
+            "--by",
+            "container",
+            "-s",
+            "getppid",
+        ])
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap(),
+    );
+    let mut line = String::new();
+    BufReader::new(srv.stderr.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    assert!(line.contains("serving http://"), "{line}");
+    a.open_gate();
+    b.open_gate();
+    a.wait();
+    b.wait();
+    let series = |c: &Container| {
+        format!(
+            r#"syslat_syscall_duration_seconds_count{{syscall="getppid",container_id="{}",container_name="{}",pod_uid=""}}"#,
+            c.id, c.name
+        )
+    };
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let text = loop {
+        let text = scrape(addr);
+        let got = (metric(&text, &series(&a)), metric(&text, &series(&b)));
+        if got == (Some(CALLS_A), Some(CALLS_B)) {
+            break text;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "counts never reached: {got:?}\n{text}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    // Every series of the family carries the three container labels, and none a pid.
+    for l in text
+        .lines()
+        .filter(|l| l.starts_with("syslat_syscall_duration_seconds"))
+    {
+        assert!(
+            l.contains("container_id=\"")
+                && l.contains("container_name=\"")
+                && l.contains("pod_uid=\""),
+            "{l}"
+        );
+        assert!(!l.contains("pid=") && !l.contains("comm="), "{l}");
+    }
+    let mut promtool = Command::new("promtool")
+        .args(["check", "metrics"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("promtool (Debian package prometheus) is installed by cargo xtask setup");
+    promtool
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(text.as_bytes())
+        .unwrap();
+    let out = promtool.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "promtool: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
 }

@@ -45,6 +45,8 @@ pub struct ContainerIndex {
     /// Sockets to ask about every container instead of its runtime's (tests).
     endpoints: Option<Vec<Endpoint>>,
     by_cgroup: HashMap<u32, u32>,
+    /// The last (cgroup, key) looked up: consecutive calls mostly come from one cgroup.
+    last: Option<(u32, u32)>,
     /// The hierarchy as walked during this batch (at most one walk per batch).
     walked: Option<HashMap<u32, String>>,
     ids: HashMap<String, u32>,
@@ -71,6 +73,7 @@ impl ContainerIndex {
             proc,
             endpoints,
             by_cgroup: HashMap::new(),
+            last: None,
             walked: None,
             ids: HashMap::new(),
             containers: Vec::new(),
@@ -87,7 +90,19 @@ impl ContainerIndex {
 
     /// The key of a call made by process `tgid` in the cgroup whose id's low 32 bits are
     /// `cgroup`.
+    #[inline]
     pub fn key(&mut self, cgroup: u32, tgid: u32) -> u32 {
+        if let Some((c, k)) = self.last
+            && c == cgroup
+        {
+            return k;
+        }
+        let key = self.lookup(cgroup, tgid);
+        self.last = Some((cgroup, key));
+        key
+    }
+
+    fn lookup(&mut self, cgroup: u32, tgid: u32) -> u32 {
         if let Some(k) = self.by_cgroup.get(&cgroup) {
             return *k;
         }
