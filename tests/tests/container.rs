@@ -4,7 +4,10 @@
 //! bind-mounted directory) until syslat is tracing, then make known numbers of getppid
 //! calls (7000 and 3000). Each is counted exactly under `--container NAME`, `--container
 //! ID-PREFIX`, as its row of `record --by container` (with its id, name and image, and the
-//! same through `report`), and as its series of `serve --by container`.
+//! same through `report`), and as its series of `serve --by container`. A third container,
+//! started while `record --by container` traces, makes 300 calls and is gone within tens of
+//! milliseconds: it has its own exact row too; so has one whose calls syslat drains only
+//! after its process and cgroup are gone (syslat stopped meanwhile).
 #![allow(
     clippy::unwrap_used,
     reason = "a test panics on failure, with the location"
@@ -26,6 +29,9 @@ const WORKLOAD: &str = env!("CARGO_BIN_EXE_workload");
 /// getppid calls of the two containers.
 const CALLS_A: u64 = 7000;
 const CALLS_B: u64 = 3000;
+/// clock_nanosleep calls (of 1 µs) of a third container, run to its end while tracing (not
+/// getppid: runc's init, in the container's cgroup when it starts, makes getppid calls too).
+const CALLS_C: u64 = 300;
 
 fn docker(args: &[&str]) -> String {
     let o = Command::new(DOCKER).args(args).output().unwrap();
@@ -141,7 +147,8 @@ fn ensure_dockerd() {
     }
 }
 
-/// A started container, waiting at its gate to make `calls` getppid calls; removed on drop.
+/// A started container, waiting at its gate to make `calls` getppid calls (then sleep 0.5
+/// s); removed on drop.
 struct Container {
     name: String,
     id: String,
@@ -156,8 +163,12 @@ impl Container {
         let gate = temp_path(&format!("gate-{tag}"));
         let _ = std::fs::remove_dir_all(&gate);
         std::fs::create_dir_all(&gate).unwrap();
+        // After its calls the workload sleeps 0.5 s, so that its cgroup outlives syslat's
+        // next drain even on a loaded machine: a container gone before syslat could read
+        // its cgroup is counted exactly too, but in the `?` row (README, Containers).
         let script = format!(
-            "while [ ! -e /gate/go ]; do /bin/busybox sleep 0.02; done; exec /workload getppid {calls}"
+            "while [ ! -e /gate/go ]; do /bin/busybox sleep 0.02; done; \
+             exec /workload getppid {calls} sleep 1 500"
         );
         let id = docker(&[
             "run",
@@ -176,6 +187,35 @@ impl Container {
         ]);
         assert_eq!(id.len(), 64, "{id}");
         Container { name, id, gate }
+    }
+
+    /// Runs a container that makes `calls` clock_nanosleep calls at once and exits (tens of
+    /// ms: gone, cgroup and all, before syslat may have drained its calls); returns when it
+    /// has exited.
+    fn run_to_end(tag: &str, calls: u64) -> Self {
+        let image = image();
+        let name = format!("syslat-test-{}-{tag}", std::process::id());
+        let _ = Command::new(DOCKER).args(["rm", "-f", &name]).output();
+        let calls = calls.to_string();
+        docker(&[
+            "run",
+            "--name",
+            &name,
+            "--network",
+            "none",
+            image,
+            "/workload",
+            "sleep-us",
+            &calls,
+            "1",
+        ]);
+        let id = docker(&["inspect", "-f", "{{.Id}}", &name]);
+        assert_eq!(id.len(), 64, "{id}");
+        Container {
+            name,
+            id,
+            gate: PathBuf::new(),
+        }
     }
 
     fn open_gate(&self) {
@@ -276,12 +316,20 @@ fn by_container_rows_have_exact_counts_names_and_images() {
         "-o",
         out.to_str().unwrap(),
     ]);
+    // A third container, made and gone while tracing: its cgroup's path comes from the
+    // hierarchy's watch.
+    let c = Container::run_to_end("c", CALLS_C);
     run_both(&a, &b, rec);
+    let expected = [
+        (&a, "getppid", CALLS_A),
+        (&b, "getppid", CALLS_B),
+        (&c, "clock_nanosleep", CALLS_C),
+    ];
     let check = |s: &serde_json::Value, how: &str| {
         assert_eq!(s["by"], "container", "{how}");
-        for (c, calls) in [(&a, CALLS_A), (&b, CALLS_B)] {
-            let rows = container_rows(s, "getppid", &c.id);
-            assert_eq!(rows.len(), 1, "{how}: one getppid row for {}", c.name);
+        for (c, syscall, calls) in expected {
+            let rows = container_rows(s, syscall, &c.id);
+            assert_eq!(rows.len(), 1, "{how}: one {syscall} row for {}", c.name);
             assert_eq!(rows[0]["count"], calls, "{how}: {}", c.name);
             // Every row of the container (its shell's and workload's calls) is named.
             let all: Vec<&serde_json::Value> = s["rows"]
@@ -336,7 +384,7 @@ fn by_container_rows_have_exact_counts_names_and_images() {
         "--by",
         "container",
         "-s",
-        "getppid",
+        "getppid,clock_nanosleep",
         out.to_str().unwrap(),
     ]);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
@@ -345,11 +393,11 @@ fn by_container_rows_have_exact_counts_names_and_images() {
         text.lines().nth(1).unwrap().starts_with("CONTAINER "),
         "{text}"
     );
-    for (c, calls) in [(&a, CALLS_A), (&b, CALLS_B)] {
+    for (c, syscall, calls) in expected {
         let line = text
             .lines()
-            .find(|l| l.starts_with(&c.id[..12]))
-            .unwrap_or_else(|| panic!("no row of {}: {text}", c.name));
+            .find(|l| l.starts_with(&c.id[..12]) && l.split_whitespace().nth(3) == Some(syscall))
+            .unwrap_or_else(|| panic!("no {syscall} row of {}: {text}", c.name));
         let cells: Vec<&str> = line.split_whitespace().collect();
         assert_eq!(
             cells[..5],
@@ -357,12 +405,99 @@ fn by_container_rows_have_exact_counts_names_and_images() {
                 &c.id[..12],
                 c.name.as_str(),
                 image(),
-                "getppid",
+                syscall,
                 &calls.to_string()
             ],
             "{text}"
         );
     }
+}
+
+#[test]
+fn a_container_gone_before_its_calls_are_drained_has_its_row() {
+    // Traced: clock_nanosleep only, which the container makes in its workload alone (its
+    // gate loop is a shell builtin, no sleep).
+    let image = image();
+    let name = format!("syslat-test-{}-brief", std::process::id());
+    let _ = Command::new(DOCKER).args(["rm", "-f", &name]).output();
+    let gate = temp_path("gate-brief");
+    let _ = std::fs::remove_dir_all(&gate);
+    std::fs::create_dir_all(&gate).unwrap();
+    let out = temp_path("brief.json");
+    let mut rec = start_tracing(&[
+        "record",
+        "--by",
+        "container",
+        "-s",
+        "clock_nanosleep",
+        "-f",
+        "json",
+        "-o",
+        out.to_str().unwrap(),
+    ]);
+    let script =
+        format!("while [ ! -e /gate/go ]; do :; done; exec /workload sleep-us {CALLS_C} 1");
+    let c = Container {
+        id: docker(&[
+            "run",
+            "-d",
+            "--name",
+            &name,
+            "--network",
+            "none",
+            "-v",
+            &format!("{}:/gate:ro", gate.display()),
+            image,
+            "/bin/busybox",
+            "sh",
+            "-c",
+            &script,
+        ]),
+        name,
+        gate,
+    };
+    // syslat is stopped while the container makes its calls, exits and is cleaned up: when
+    // it drains them, the container's process and cgroup are gone. Its cgroup's path was
+    // seen when it was made (the hierarchy's watch); without it, the row would be `?`.
+    std::thread::sleep(Duration::from_millis(300));
+    let pid = rec.id() as i32;
+    // SAFETY: kill(2) on the pid of a child we own and have not reaped.
+    unsafe { libc::kill(pid, libc::SIGSTOP) };
+    c.open_gate();
+    c.wait();
+    let root = v2_root();
+    let dirs = [
+        root.join("docker").join(&c.id),
+        root.join(format!("system.slice/docker-{}.scope", c.id)),
+    ];
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while dirs.iter().any(|d| d.exists()) {
+        assert!(Instant::now() < deadline, "the container's cgroup stays");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    // SAFETY: as above.
+    unsafe { libc::kill(pid, libc::SIGCONT) };
+    std::thread::sleep(Duration::from_millis(200));
+    // SAFETY: as above.
+    unsafe { libc::kill(pid, libc::SIGINT) };
+    assert_eq!(rec.wait().unwrap().code(), Some(130));
+    let s = summary(&out);
+    let rows = container_rows(&s, "clock_nanosleep", &c.id);
+    assert_eq!(rows.len(), 1, "{s}");
+    assert_eq!(rows[0]["count"], CALLS_C);
+    assert_eq!(rows[0]["container_name"], c.name.as_str());
+    assert_eq!(rows[0]["container_image"], image);
+}
+
+/// The cgroup v2 mount point.
+fn v2_root() -> PathBuf {
+    let mounts = std::fs::read_to_string("/proc/self/mounts").unwrap();
+    let line = mounts
+        .lines()
+        .map(|l| l.split_whitespace().collect::<Vec<_>>())
+        .find(|f| f.len() > 2 && f[2] == "cgroup2")
+        .expect("cgroup v2 mounted");
+    PathBuf::from(line[1])
 }
 
 fn scrape(addr: &str) -> String {

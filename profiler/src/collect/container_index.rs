@@ -1,7 +1,8 @@
 //! `--by container`: the container of each call, from the cgroup id its event carries (the
 //! low 32 bits, see `profiler_common::SyscallEvent::cgroup`). A cgroup id seen for the first
-//! time is turned into a path (the calling process's `/proc/PID/cgroup`, checked against
-//! the directory's inode; else one walk of the hierarchy per drained batch), the path into a
+//! time is turned into a path (as the hierarchy's watch saw it made, `cgroup_watch`, which
+//! knows cgroups removed since; else the calling process's `/proc/PID/cgroup`, checked
+//! against the directory's inode; else one walk of the hierarchy per drained batch), the path into a
 //! container id by the runtimes' conventions (`container::in_path`), and a new container
 //! id into its name and image by asking its runtime's API socket, on a thread of its own so
 //! a slow runtime never stalls the drain. Everything is cached and bounded: a cgroup is
@@ -22,6 +23,7 @@ use std::{
 
 use super::{
     cgroup,
+    cgroup_watch::CgroupWatch,
     container::{self, PathContainer},
     runtime_api::{self, Answer, Endpoint},
 };
@@ -42,6 +44,8 @@ const MAX_CGROUPS: usize = 1 << 16;
 pub struct ContainerIndex {
     root: PathBuf,
     proc: PathBuf,
+    /// Paths of the cgroups made since the start, and of those there then.
+    watch: Option<CgroupWatch>,
     /// Sockets to ask about every container instead of its runtime's (tests).
     endpoints: Option<Vec<Endpoint>>,
     by_cgroup: HashMap<u32, u32>,
@@ -56,13 +60,28 @@ pub struct ContainerIndex {
 }
 
 impl ContainerIndex {
-    /// An empty index over the cgroup v2 hierarchy and this machine's runtimes.
+    /// An empty index over the cgroup v2 hierarchy and this machine's runtimes, watching
+    /// the hierarchy for cgroups made from now on.
     pub fn new() -> Result<Self, String> {
-        Ok(Self::with_paths(
-            cgroup::v2_root()?,
-            PathBuf::from("/proc"),
-            None,
-        ))
+        let mut index = Self::with_paths(cgroup::v2_root()?, PathBuf::from("/proc"), None);
+        index.watch(true);
+        Ok(index)
+    }
+
+    /// Starts (or with `false`, stops) watching the hierarchy for new cgroups; without a
+    /// watch (or if inotify fails) paths come from `/proc` and walks only.
+    pub fn watch(&mut self, on: bool) {
+        self.watch = None;
+        if on {
+            match CgroupWatch::start(&self.root) {
+                Ok(w) => self.watch = Some(w),
+                Err(e) => log::warn!(
+                    "cannot watch {} for new cgroups ({e}): the calls of a container gone \
+                     before they are drained are in the '?' row",
+                    self.root.display()
+                ),
+            }
+        }
     }
 
     /// An index over the hierarchy mounted at `root` and processes under `proc`; with
@@ -71,6 +90,7 @@ impl ContainerIndex {
         ContainerIndex {
             root,
             proc,
+            watch: None,
             endpoints,
             by_cgroup: HashMap::new(),
             last: None,
@@ -106,13 +126,19 @@ impl ContainerIndex {
         if let Some(k) = self.by_cgroup.get(&cgroup) {
             return *k;
         }
-        let key = match self.path_of(cgroup, tgid) {
+        let path = self.path_of(cgroup, tgid);
+        let key = match &path {
             None => UNKNOWN,
-            Some(path) => match container::in_path(&path) {
+            Some(path) => match container::in_path(path) {
                 None => HOST,
                 Some(c) => self.container_key(c),
             },
         };
+        log::debug!(
+            "cgroup id {cgroup} (first seen from pid {tgid}): {} -> key {key}",
+            path.as_deref()
+                .map_or_else(|| "gone".into(), crate::output::text::escape)
+        );
         if self.by_cgroup.len() >= MAX_CGROUPS {
             self.by_cgroup.clear();
         }
@@ -143,10 +169,13 @@ impl ContainerIndex {
         key
     }
 
-    /// The cgroup path (relative to the root, with a leading `/`) of cgroup id `cgroup`, as
-    /// the process's `/proc/PID/cgroup` says when that directory is the one, else as found
-    /// by walking the hierarchy.
+    /// The cgroup path (relative to the root, with a leading `/`) of cgroup id `cgroup`: as
+    /// the watch saw it, else as the process's `/proc/PID/cgroup` says when that directory
+    /// is the one, else as found by walking the hierarchy.
     fn path_of(&mut self, cgroup: u32, tgid: u32) -> Option<String> {
+        if let Some(path) = self.watch.as_ref().and_then(|w| w.path(cgroup)) {
+            return Some(path);
+        }
         if let Some(rel) = self.proc_path(tgid)
             && low_ino(&self.root, &rel) == Some(cgroup)
         {
@@ -439,6 +468,32 @@ mod tests {
         drop(idx);
         let _ = std::fs::remove_dir_all(&base);
         let _ = std::fs::remove_dir_all(sock.parent().unwrap());
+    }
+
+    #[test]
+    fn a_container_gone_before_its_calls_are_drained_is_still_named() {
+        let base = std::env::temp_dir().join(format!("syslat-gone-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&base);
+        let root = base.join("cg");
+        std::fs::create_dir_all(root.join("docker")).unwrap();
+        let mut idx = ContainerIndex::with_paths(root.clone(), base.join("proc"), Some(Vec::new()));
+        idx.watch(true);
+        // Made after the watch started, gone before its first call is drained.
+        let dir = root.join("docker").join(A);
+        std::fs::create_dir(&dir).unwrap();
+        let id = ino(&dir);
+        std::thread::sleep(Duration::from_millis(300));
+        std::fs::remove_dir(&dir).unwrap();
+        idx.begin_batch();
+        assert_eq!(idx.key(id, 4242), FIRST);
+        assert_eq!(idx.infos()[&FIRST].id, A);
+        // Without the watch the same is the unknown row.
+        let mut blind =
+            ContainerIndex::with_paths(root.clone(), base.join("proc"), Some(Vec::new()));
+        blind.begin_batch();
+        assert_eq!(blind.key(id, 4242), UNKNOWN);
+        drop(idx);
+        let _ = std::fs::remove_dir_all(&base);
     }
 
     #[test]

@@ -4,6 +4,7 @@
 
 pub mod calllog;
 pub mod cgroup;
+pub mod cgroup_watch;
 pub mod container;
 pub mod container_index;
 pub mod features;
