@@ -45,7 +45,7 @@ pub async fn run(args: &ServeArgs) -> anyhow::Result<i32> {
     // Requests for a fresh snapshot; one pending request serves every scrape waiting.
     let (want_tx, mut want_rx) = mpsc::channel(1);
     let server = tokio::spawn(serve_http(listener, rx, want_tx, cfg.max_series));
-    let names = cfg.group != GroupBy::Syscall;
+    let names = matches!(cfg.group, GroupBy::Process | GroupBy::Thread);
     let code = loop {
         let ev = tokio::select! {
             ev = trace.next() => ev?,
@@ -56,12 +56,25 @@ pub async fn run(args: &ServeArgs) -> anyhow::Result<i32> {
             Event::DumpRequested => {
                 trace.drain(names, |evs| agg.fold(evs));
                 let names = trace.key_names(cfg.group);
-                let snap = agg.snapshot(
+                // Pending first: an answer that comes in between only holds a row back.
+                let pending = trace.containers_pending();
+                let containers = trace.container_infos(Duration::ZERO);
+                let mut snap = agg.snapshot_with(
                     trace.start_unix_ns,
                     trace.elapsed().as_nanos() as u64,
                     trace.loss(),
                     &|k| names.get(&k).cloned(),
+                    &|k| containers.get(&k).cloned(),
                 );
+                // A container's series appear once its runtime has named it, with every
+                // call so far: a label that changed later would start a second series.
+                if !pending.is_empty() {
+                    snap.rows.retain(|r| {
+                        r.container
+                            .as_ref()
+                            .is_none_or(|c| !pending.contains(&c.id))
+                    });
+                }
                 tx.send_replace(Arc::new(snap));
             }
             Event::End(code) => break code,

@@ -30,8 +30,11 @@ use tokio::{
 };
 
 use crate::{
-    aggregate::{self, GroupBy, LossCounters, comm_name},
-    collect::{Filter, LoadOptions, Probe, cgroup, exits::Exits, launch, procinfo::Comms, target},
+    aggregate::{self, ContainerInfo, GroupBy, LossCounters, comm_name},
+    collect::{
+        Filter, LoadOptions, Probe, cgroup, container_index::ContainerIndex, exits::Exits, launch,
+        procinfo::Comms, target,
+    },
     config::{Filters, Targets},
 };
 
@@ -63,6 +66,10 @@ pub struct Trace {
     probe: Probe,
     /// Process names, learned from /proc and from process-exit records.
     pub comms: Comms,
+    /// With `--by container`: the container of each cgroup.
+    containers: Option<ContainerIndex>,
+    /// With `--by container`: a batch with container keys in place of cgroup ids.
+    keyed: Vec<aggregate::Event>,
     buf: Vec<aggregate::Event>,
     child: Option<(u32, JoinHandle<std::io::Result<i32>>)>,
     /// The `-p`/`-t` targets, while any is alive.
@@ -123,12 +130,17 @@ impl Trace {
             syscalls: filters.syscalls.clone(),
             errors_only: filters.errors_only,
             slow_ns: filters.slow.map_or(0, |d| d.as_nanos().max(1) as u64),
-            by_cgroup: filters.by_cgroup,
+            by_cgroup: filters.by_cgroup || filters.by_container,
             ring_bytes: filters.ring_bytes,
             comms: match targets {
                 Targets::Comms(c) => c.clone(),
                 _ => Vec::new(),
             },
+        };
+        let containers = if filters.by_container {
+            Some(ContainerIndex::new().map_err(anyhow::Error::msg)?)
+        } else {
+            None
         };
         let mut probe = Probe::load(&opts)?;
         let mut exits = Exits::default();
@@ -157,6 +169,8 @@ impl Trace {
         let mut trace = Trace {
             probe,
             comms: Comms::default(),
+            containers,
+            keyed: Vec::new(),
             buf: Vec::with_capacity(1 << 16),
             child: None,
             exits,
@@ -344,9 +358,11 @@ impl Trace {
 
     /// Drains every waiting record (completed calls and process-exit records, in order)
     /// into `fold`. With `names`, reads the name of each new process from /proc while it
-    /// still exists.
+    /// still exists. With `--by container`, each call's `cgroup` field is replaced by its
+    /// container's key (see [`Trace::container_infos`]), found while the cgroup exists.
     pub fn drain(&mut self, names: bool, mut fold: impl FnMut(&[aggregate::Event])) {
         let comms = &mut self.comms;
+        let (containers, keyed) = (&mut self.containers, &mut self.keyed);
         self.probe.drain(&mut self.buf, |batch| {
             for ev in batch {
                 match ev {
@@ -361,7 +377,20 @@ impl Trace {
                     aggregate::Event::Call(..) => {}
                 }
             }
-            fold(batch);
+            let Some(index) = containers.as_mut() else {
+                fold(batch);
+                return;
+            };
+            index.begin_batch();
+            keyed.clear();
+            keyed.extend(batch.iter().map(|ev| match *ev {
+                aggregate::Event::Call(mut call, anatomy) => {
+                    call.cgroup = index.key(call.cgroup, call.tgid);
+                    aggregate::Event::Call(call, anatomy)
+                }
+                other => other,
+            }));
+            fold(keyed);
         });
     }
 
@@ -369,9 +398,29 @@ impl Trace {
     pub fn key_names(&self, group: GroupBy) -> HashMap<u32, String> {
         match group {
             GroupBy::Cgroup => cgroup::id_paths(),
-            GroupBy::Syscall => HashMap::new(),
+            GroupBy::Syscall | GroupBy::Container => HashMap::new(),
             GroupBy::Process | GroupBy::Thread => self.comms.all(),
         }
+    }
+
+    /// With `--by container`: what each container key stands for, once the runtimes have
+    /// answered the questions still due (waiting at most `wait`); empty otherwise.
+    pub fn container_infos(&self, wait: Duration) -> HashMap<u32, ContainerInfo> {
+        match &self.containers {
+            Some(index) => {
+                index.settle(wait);
+                index.infos()
+            }
+            None => HashMap::new(),
+        }
+    }
+
+    /// With `--by container`: the ids of the containers whose runtime has not answered yet.
+    pub fn containers_pending(&self) -> std::collections::HashSet<String> {
+        self.containers
+            .as_ref()
+            .map(ContainerIndex::pending)
+            .unwrap_or_default()
     }
 
     /// Slow calls (with `--slow`) seen by the last drains, oldest first.

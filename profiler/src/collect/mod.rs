@@ -4,7 +4,9 @@
 
 pub mod calllog;
 pub mod cgroup;
+pub mod cgroup_watch;
 pub mod container;
+pub mod container_index;
 pub mod exits;
 pub mod features;
 pub mod kernel_btf;
@@ -12,6 +14,7 @@ pub mod launch;
 pub mod loader;
 pub mod privileges;
 pub mod procinfo;
+pub mod runtime_api;
 pub mod target;
 
 pub use loader::{Filter, LoadError, LoadOptions, Probe};

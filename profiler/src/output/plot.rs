@@ -160,6 +160,9 @@ pub fn row_label(row: &crate::aggregate::Row) -> String {
         let cg = if cg.is_empty() { "/" } else { cg.as_str() };
         let _ = write!(s, " {}", super::text::escape(cg));
     }
+    if let Some(c) = &row.container {
+        let _ = write!(s, " {}[{}]", super::text::escape(&c.name), c.short_id());
+    }
     s
 }
 

@@ -14,6 +14,9 @@
 //! - `syslat_syscall_time_seconds_total{syscall[,comm],part}` counter, `part` = `oncpu`,
 //!   `runq` or `blocked`: the calls' time by part (the parts sum to the duration's `_sum`);
 //! - `syslat_syscall_errors_total{syscall,errno[,comm]}`;
+//!
+//! With `--by container`, `container_id`, `container_name` and `pod_uid` stand where
+//! `comm` does.
 //! - `syslat_events_lost_total{reason}` (`dropped`: event buffer full, `untimed`: no slot),
 //!   `syslat_events_unpaired_total`;
 //! - `syslat_self_cpu_seconds_total`, `syslat_self_resident_memory_bytes`,
@@ -38,7 +41,7 @@ use prometheus_client::{
     registry::{Registry, Unit},
 };
 
-use crate::aggregate::{LatencyHist, Series, Snapshot};
+use crate::aggregate::{GroupBy, LatencyHist, Row, Series, Snapshot};
 
 /// Histogram bucket upper bounds in seconds: 1, 2.5, 5 per decade from 1 µs to 10 s
 /// (literals, so they print exactly). A call is put in a bucket by its HdrHistogram
@@ -79,6 +82,38 @@ struct SnapshotCollector {
     native: bool,
 }
 
+/// The label set of a row: `syscall`, then `comm` (rows of processes) or `container_id`,
+/// `container_name`, `pod_uid` (by container; the host row has `container_id=""`,
+/// `container_name="-"`), each `other` when `folded` (the cardinality cap). Values are
+/// raw: the text encoder escapes `\\`, `"` and newlines, protobuf needs nothing.
+fn labels_of(row: &Row, group: GroupBy, folded: bool) -> Vec<(String, String)> {
+    let pair = |k: &str, v: &str| (k.to_string(), v.to_string());
+    let other = |v: &str| {
+        if folded {
+            "other".to_string()
+        } else {
+            v.to_string()
+        }
+    };
+    let mut labels = vec![pair("syscall", &other(&row.syscall))];
+    if group == GroupBy::Container {
+        let (id, name, pod) = match &row.container {
+            Some(c) => (
+                c.id.as_str(),
+                c.name.as_str(),
+                c.pod_uid.as_deref().unwrap_or(""),
+            ),
+            None => ("other", "other", ""),
+        };
+        labels.push(pair("container_id", &other(id)));
+        labels.push(pair("container_name", &other(name)));
+        labels.push(pair("pod_uid", if folded { "" } else { pod }));
+    } else if row.pid.is_some() {
+        labels.push(pair("comm", &other(row.comm.as_deref().unwrap_or("?"))));
+    }
+    labels
+}
+
 impl SnapshotCollector {
     fn new(snap: &Snapshot, me: SelfStats, max_series: usize, native: bool) -> Self {
         let bounds = buckets();
@@ -87,19 +122,10 @@ impl SnapshotCollector {
         let mut parts: BTreeMap<Vec<(String, String)>, [u64; 3]> = BTreeMap::new();
         let mut errors = BTreeMap::new();
         for row in &snap.rows {
-            let mut labels = vec![("syscall".to_string(), row.syscall.clone())];
-            if row.pid.is_some() {
-                labels.push((
-                    "comm".to_string(),
-                    row.comm.clone().unwrap_or_else(|| "?".into()),
-                ));
-            }
+            let mut labels = labels_of(row, snap.group, false);
             if !series.contains_key(&labels) && series.len() >= max_series {
                 // Cardinality cap: fold the rest into one exact "other" series.
-                labels = vec![("syscall".to_string(), "other".to_string())];
-                if row.pid.is_some() {
-                    labels.push(("comm".to_string(), "other".to_string()));
-                }
+                labels = labels_of(row, snap.group, true);
             }
             series
                 .entry(labels.clone())
@@ -743,6 +769,77 @@ mod tests {
             text.contains("# UNIT syslat_syscall_duration_seconds seconds"),
             "{text}"
         );
+    }
+
+    #[test]
+    fn by_container_labels_are_escaped_and_capped() {
+        use crate::aggregate::ContainerInfo;
+        let mut a = Aggregator::new(GroupBy::Container);
+        for key in [0u32, 2, 2, 3] {
+            a.record(&SyscallEvent {
+                duration_ns: 1_000,
+                ret: -2,
+                tgid: 1,
+                tid: 1,
+                nr: 0,
+                cgroup: key,
+                ..SyscallEvent::default()
+            });
+        }
+        let id = "ab".repeat(32);
+        let info = |k: u32| {
+            Some(match k {
+                0 => ContainerInfo::host(),
+                2 => ContainerInfo {
+                    id: id.clone(),
+                    name: "we\"b\\\n".into(),
+                    image: "img".into(),
+                    pod_uid: Some("0f6b1c2d-3e4f-4a5b-8c6d-7e8f9a0b1c2d".into()),
+                },
+                _ => ContainerInfo {
+                    id: "cd".repeat(32),
+                    name: "db".into(),
+                    ..Default::default()
+                },
+            })
+        };
+        let snap = a.snapshot_with(0, 0, LossCounters::default(), &|_| None, &info);
+        let text = text(&snap, Format::Text, 100);
+        assert!(
+            text.contains(&format!(
+                r#"syslat_syscall_duration_seconds_count{{syscall="read",container_id="{id}",container_name="we\"b\\\n",pod_uid="0f6b1c2d-3e4f-4a5b-8c6d-7e8f9a0b1c2d"}} 2"#
+            )),
+            "{text}"
+        );
+        assert!(
+            text.contains(
+                r#"_count{syscall="read",container_id="",container_name="-",pod_uid=""} 1"#
+            ),
+            "{text}"
+        );
+        assert!(
+            text.contains(&format!(
+                r#"syslat_syscall_errors_total{{syscall="read",container_id="{id}",container_name="we\"b\\\n",pod_uid="0f6b1c2d-3e4f-4a5b-8c6d-7e8f9a0b1c2d",errno="ENOENT"}} 2"#
+            )),
+            "{text}"
+        );
+        // Protobuf carries the name as it is: no text escapes.
+        let pb = render(&snap, SelfStats::default(), Format::Protobuf, 100);
+        assert!(
+            pb.windows(6).any(|w| w == b"we\"b\\\n"),
+            "raw name in protobuf"
+        );
+        assert!(
+            !pb.windows(2).any(|w| w == b"\\\""),
+            "no escape in protobuf"
+        );
+        // Two label sets at most: the third folds into other, exactly.
+        let text = self::text(&snap, Format::Text, 2);
+        assert!(
+            text.contains(r#"_count{syscall="other",container_id="other",container_name="other",pod_uid=""} 1"#),
+            "{text}"
+        );
+        assert!(!text.contains("comm="), "{text}");
     }
 
     #[test]
