@@ -3,6 +3,7 @@
 #![forbid(unsafe_code)]
 
 pub mod browser;
+pub mod prometheus;
 
 use std::{
     path::PathBuf,

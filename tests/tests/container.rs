@@ -22,7 +22,11 @@ use std::{
     time::{Duration, Instant},
 };
 
-use tests::{Reaped, count, run, start_tracing, summary, syslat, temp_path};
+use tests::{
+    Reaped, count,
+    prometheus::{Prometheus, has_data, now, substitute, urlencode},
+    run, start_tracing, summary, syslat, temp_path,
+};
 
 const DOCKER: &str = "/usr/bin/docker";
 const WORKLOAD: &str = env!("CARGO_BIN_EXE_workload");
@@ -157,6 +161,11 @@ struct Container {
 
 impl Container {
     fn start(tag: &str, calls: u64) -> Self {
+        Self::start_steps(tag, &format!("getppid {calls} sleep 1 500"))
+    }
+
+    /// A gated container that runs the workload's `steps` once its gate opens.
+    fn start_steps(tag: &str, steps: &str) -> Self {
         let image = image();
         let name = format!("syslat-test-{}-{tag}", std::process::id());
         let _ = Command::new(DOCKER).args(["rm", "-f", &name]).output();
@@ -168,7 +177,7 @@ impl Container {
         // its cgroup is counted exactly too, but in the `?` row (README, Containers).
         let script = format!(
             "while [ ! -e /gate/go ]; do /bin/busybox sleep 0.02; done; \
-             exec /workload getppid {calls} sleep 1 500"
+             exec /workload {steps}"
         );
         let id = docker(&[
             "run",
@@ -537,10 +546,23 @@ fn serve_by_container_labels_series_by_container() {
         .read_line(&mut line)
         .unwrap();
     assert!(line.contains("serving http://"), "{line}");
+    // A real Prometheus scrapes it from before the containers' calls (for the dashboard's
+    // container panels, below).
+    let prom = Prometheus::start("by-container", addr, true);
+    prom.wait_up();
+    let start = now();
+    // A third container makes its calls over 4.5 s, so that rates over a few scrapes are
+    // not all zero.
+    let c = Container::start_steps(
+        "c",
+        "getppid 300 sleep 1 1500 getppid 300 sleep 1 1500 getppid 300 sleep 1 1500",
+    );
+    c.open_gate();
     a.open_gate();
     b.open_gate();
     a.wait();
     b.wait();
+    c.wait();
     let series = |c: &Container| {
         format!(
             r#"syslat_syscall_duration_seconds_count{{syscall="getppid",container_id="{}",container_name="{}",pod_uid=""}}"#,
@@ -573,6 +595,57 @@ fn serve_by_container_labels_series_by_container() {
         );
         assert!(!l.contains("pid=") && !l.contains("comm="), "{l}");
     }
+    // The dashboard's container panels, queried from that Prometheus: data, by container,
+    // naming these containers.
+    // a and b exactly (checked above); c's 900 and whatever runc's init made in its cgroup.
+    let want = (CALLS_A + CALLS_B + 900) as f64;
+    let q = r#"histogram_count(sum(syslat_syscall_duration_seconds{syscall="getppid",container_id!=""}))"#;
+    let got = prom.settle(q, want);
+    assert!(got.is_some_and(|v| v >= want), "{got:?}: {}", prom.log());
+    std::thread::sleep(Duration::from_secs(3));
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../deploy/grafana/syslat.json");
+    let dash: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+    let panels: Vec<&serde_json::Value> = dash["panels"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|p| p["type"] != "row")
+        .filter(|p| {
+            p["title"]
+                .as_str()
+                .is_some_and(|t| t.contains("by container"))
+        })
+        .collect();
+    assert!(panels.len() >= 2, "the dashboard's container panels");
+    let range_s = (now() - start).ceil() as u64 + 5;
+    for p in panels {
+        for t in p["targets"].as_array().unwrap() {
+            let expr = substitute(t["expr"].as_str().unwrap(), range_s);
+            let data = prom
+                .api(&format!(
+                    "query_range?query={}&start={start:.3}&end={:.3}&step=1",
+                    urlencode(&expr),
+                    now()
+                ))
+                .unwrap_or_else(|e| panic!("{}: {expr}: {e}", p["title"]));
+            let result = data["result"].as_array().unwrap();
+            assert!(
+                has_data(result),
+                "panel {} has no data: {expr}: {result:?}",
+                p["title"]
+            );
+            assert!(
+                result
+                    .iter()
+                    .any(|r| r["metric"]["container_name"] == c.name.as_str()),
+                "panel {} lacks container {}: {result:?}",
+                p["title"],
+                c.name
+            );
+        }
+    }
+    drop(prom);
     let mut promtool = Command::new("promtool")
         .args(["check", "metrics"])
         .stdin(Stdio::piped())
