@@ -416,8 +416,9 @@ pub fn span_ns(parts: &[&Part]) -> u64 {
 #[error("the recording has no {0} information (record it with --by {0})")]
 pub struct RegroupError(pub &'static str);
 
-/// What identifies a merged row: pid, tid, cgroup, syscall name and number, each `None`
-/// when the grouping does not keep it.
+/// What identifies a merged row: pid, tid, cgroup, container (its id, or for the host and
+/// unknown rows its name), syscall name and number, each `None` when the grouping does not
+/// keep it.
 pub type RowKey = (
     Option<u32>,
     Option<u32>,
