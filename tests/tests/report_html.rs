@@ -273,17 +273,24 @@ fn report_in_a_browser_heatmaps_hover_and_sorting() {
             .collect()
     };
     let by_total = order(&mut b);
-    let want: Vec<String> = rec["rows"]
+    // By total time, largest first (rows of equal total in either order), every row of
+    // the recording once.
+    let totals = b.eval(
+        "[...document.querySelectorAll('#rows tbody tr')].map(tr => Number(tr.cells[3].getAttribute('data-v')))",
+    );
+    let totals: Vec<u64> = serde_json::from_value(totals).unwrap();
+    assert!(totals.windows(2).all(|w| w[0] >= w[1]), "{totals:?}");
+    let mut names: Vec<String> = by_total.iter().map(|p| p.0.clone()).collect();
+    let mut want: Vec<String> = rec["rows"]
         .as_array()
         .unwrap()
         .iter()
         .map(|r| r["syscall"].as_str().unwrap().to_string())
         .collect();
-    assert_eq!(
-        by_total.iter().map(|p| p.0.clone()).collect::<Vec<_>>(),
-        want,
-        "the table starts in the recording's order (total time)"
-    );
+    assert_eq!(names[0], want[0], "the most total time first");
+    names.sort();
+    want.sort();
+    assert_eq!(names, want, "every row once");
     let click_header = |b: &mut Browser, name: &str| {
         let p = b.eval(&format!(
             "(() => {{ const th = [...document.querySelectorAll('#rows th')].find(t => t.textContent === '{name}');
@@ -411,13 +418,14 @@ fn anatomy_section_when_the_recording_has_it() {
                 "{t} {share}"
             );
         }
-        // What the calls did: 10 ms sleeps are blocked nearly all their time, getppid
-        // runs.
+        // What the calls did: a 10 ms sleep is blocked most of its time (whatever wait
+        // for a CPU follows its wake-up on a busy machine); getppid never sleeps (it may
+        // be preempted, so no claim on its run-queue share).
         if name == "clock_nanosleep" {
-            assert!(w[2] > 0.9 * 600.0, "{w:?}");
+            assert!(w[2] > 0.5 * 600.0, "{w:?}");
         }
         if name == "getppid" {
-            assert!(w[0] > 0.9 * 600.0, "{w:?}");
+            assert_eq!((totals[2], w[2]), (0, 0.0), "{w:?}");
         }
     }
 

@@ -6,7 +6,7 @@
 //! recorded). Hovering a point, a bar or a heatmap cell shows its values.
 //!
 //! Every chart is inline SVG written by hand (see `svg.rs` and `heatmap.rs`), a few
-//! kilobytes each. The page is also well-formed XML, apart from the doctype, so tools can
+//! kilobytes each; the anatomy's bar is plain HTML. The page is also well-formed XML, apart from the doctype, so tools can
 //! parse it. It computes nothing: the numbers come in through [`Page`].
 
 use std::fmt::Write as _;
