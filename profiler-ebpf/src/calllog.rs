@@ -3,11 +3,12 @@
 //! Each CPU is the only producer of its part of `LOG` (the syscall tracepoint programs run
 //! with preemption disabled, and a program never runs twice at once on a CPU), so a record
 //! is a bounds check, a plain 32-byte store and a head update: no helper call, no lock, no
-//! atomic. A call that was switched out takes two slots: the call and its `Anatomy`. User space reads the records in place through a shared mapping and publishes
-//! its tail. Records that do not fit are counted in `DROPPED`, never lost silently.
+//! atomic. A call that was switched out takes two slots: the call and its `Anatomy`; a call
+//! whose stacks were taken (`--stacks`) one more, its `StackIds`. User space reads the
+//! records in place through a shared mapping and publishes its tail. Records that do not fit are counted in `DROPPED`, never lost silently.
 
 use aya_ebpf::helpers::generated::bpf_get_smp_processor_id;
-use profiler_common::{Anatomy, LogPos, SyscallEvent, counter};
+use profiler_common::{Anatomy, LogPos, StackIds, SyscallEvent, counter};
 
 use crate::maps::{LOG, LOG_POS, LOG_SLOTS, bump, constant};
 
@@ -50,6 +51,39 @@ pub(crate) fn append_switched(call: SyscallEvent, anatomy: Anatomy) {
         core::ptr::write_volatile(second.cast::<Anatomy>(), anatomy);
     }
     publish(pos, head + 2);
+}
+
+/// Appends a call whose stacks were taken (`call.flags` has `flag::STACK`): the call, its
+/// anatomy when it was switched out, and its stack ids: two or three slots, published
+/// together.
+#[inline(always)]
+pub(crate) fn append_with_stack(call: SyscallEvent, anatomy: Option<Anatomy>, stack: StackIds) {
+    let n = if anatomy.is_some() { 3 } else { 2 };
+    let Some((cpu, pos, head, slots)) = reserve(n) else {
+        bump(counter::DROPPED);
+        return;
+    };
+    let first = LOG.get_ptr_mut(index(cpu, head, slots));
+    let last = LOG.get_ptr_mut(index(cpu, head + n - 1, slots));
+    let (Some(first), Some(last)) = (first, last) else {
+        bump(counter::DROPPED);
+        return;
+    };
+    if let Some(anatomy) = anatomy {
+        let Some(second) = LOG.get_ptr_mut(index(cpu, head + 1, slots)) else {
+            bump(counter::DROPPED);
+            return;
+        };
+        // SAFETY: as in `append_switched`.
+        unsafe { core::ptr::write_volatile(second.cast::<Anatomy>(), anatomy) };
+    }
+    // SAFETY: as in `append`; a `StackIds` is 32 bytes of integers like the slot's
+    // `SyscallEvent` (asserted in profiler-common).
+    unsafe {
+        core::ptr::write_volatile(first, call);
+        core::ptr::write_volatile(last.cast::<StackIds>(), stack);
+    }
+    publish(pos, head + n);
 }
 
 /// This CPU, its positions, its head and the slots per CPU, when `n` records fit.

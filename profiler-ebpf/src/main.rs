@@ -33,25 +33,25 @@ mod moved;
 
 use aya_ebpf::helpers::{bpf_get_current_cgroup_id, bpf_probe_read_user_str_bytes};
 use aya_ebpf::{
-    bindings::BPF_RB_NO_WAKEUP,
+    bindings::{BPF_F_USER_STACK, BPF_RB_NO_WAKEUP},
     helpers::{
         bpf_get_current_comm, bpf_get_current_pid_tgid, bpf_get_current_task, bpf_ktime_get_ns,
         bpf_probe_read_kernel,
     },
     macros::{btf_tracepoint, raw_tracepoint},
-    programs::{BtfTracePointContext, RawTracePointContext},
+    programs::{BtfTracePointContext, RawTracePointContext, tracing::StackIdContext},
 };
 use aya_log_ebpf::debug;
 use cpu::{SWITCHED, this_cpu};
 use identity::{bump_generation, targeted, targeted_task};
 use maps::{
     BY_CGROUP, COMMS, ERRORS_ONLY, EVENTS, EXEC_NRS, FILTER_MODE, NCOMMS, OFF_ARGS,
-    OFF_SIGNAL_LIVE, OFF_TASK_SIGNAL, OFF_TASK_STATE, OFF_TASK_TGID, PATH_ARG, SLOW_NS,
-    SYSCALL_BITS, SYSCALL_FILTER, TGID_BITS, bump, constant, constant64,
+    OFF_SIGNAL_LIVE, OFF_TASK_SIGNAL, OFF_TASK_STATE, OFF_TASK_TGID, PATH_ARG, SLOW_NS, STACKS,
+    STACKS_NS, SYSCALL_BITS, SYSCALL_FILTER, TGID_BITS, bump, constant, constant64,
 };
 use profiler_common::{
-    Anatomy, EnterState, MAX_COMMS, MAX_SYSCALLS, NR_FORK_CHILD, NR_IGNORED, ProcExit,
-    SLOW_PATH_LEN, SlowEvent, SyscallEvent, counter, filter_mode, kind,
+    Anatomy, EnterState, MAX_COMMS, MAX_SYSCALLS, NO_STACK, NR_FORK_CHILD, NR_IGNORED, ProcExit,
+    SlowEvent, StackIds, SyscallEvent, counter, filter_mode, flag, kind,
 };
 
 /// Whether syscall `id` passes the `-s` filter.
@@ -138,17 +138,26 @@ fn sys_exit(ctx: RawTracePointContext) -> i32 {
     let tgid = (pid_tgid >> 32) as u32;
     // SAFETY: helper with no arguments.
     let now = unsafe { bpf_ktime_get_ns() };
-    let (ts, mut nr, args, mut anatomy) = if cpu.open.regs == regs {
+    let on_cpu = cpu.open.regs == regs;
+    let (ts, mut nr, args, mut anatomy, moved_kstack) = if on_cpu {
         // Returned on the CPU where it began or, after a switch, where it was moved back.
         cpu.open.regs = 0;
-        (cpu.open.ts, cpu.open.nr, cpu.open.args, cpu.open.anatomy)
+        (
+            cpu.open.ts,
+            cpu.open.nr,
+            cpu.open.args,
+            cpu.open.anatomy,
+            None,
+        )
     } else {
         // A new task's fork marker, or a call that began before tracing.
         let Some(found) = moved::take_current(pid_tgid) else {
             bump(counter::UNPAIRED);
             return 0;
         };
-        (found.ts, found.nr, found.args, found.anatomy)
+        // Switched out and never moved back: its kernel stack is from the switch-out.
+        let kstack = (found.off_ts != 0).then_some(found.kstack);
+        (found.ts, found.nr, found.args, found.anatomy, kstack)
     };
     // Only a timed call carries the flag (the markers' numbers have high bits set).
     let switched = ts != 0 && nr & SWITCHED != 0;
@@ -179,13 +188,26 @@ fn sys_exit(ctx: RawTracePointContext) -> i32 {
     } else {
         0
     };
-    let call = SyscallEvent {
+    // `--stacks`: a constant compare first, so with stacks off (u64::MAX) the verifier
+    // removes this path and a call costs what it did without it.
+    let stacks = constant64(&STACKS_NS);
+    let stack = (stacks != u64::MAX && duration_ns >= stacks).then(|| {
+        // A call that was switched out has the kernel stack of its last switch-out (where
+        // it blocked or was preempted); at the return it would only show the exit path.
+        let kstack = if on_cpu {
+            switched.then_some(cpu.open.kstack)
+        } else {
+            moved_kstack
+        };
+        stack_ids(&ctx, kstack)
+    });
+    let mut call = SyscallEvent {
         kind: if switched {
             kind::CALL_SWITCHED
         } else {
             kind::CALL
         },
-        _pad: 0,
+        flags: 0,
         nr: nr as u16,
         cgroup,
         duration_ns,
@@ -195,18 +217,29 @@ fn sys_exit(ctx: RawTracePointContext) -> i32 {
     };
     let slow = constant64(&SLOW_NS);
     if slow != 0 && duration_ns >= slow {
-        let mut ev = SlowEvent {
-            call: SyscallEvent {
+        // Written in place in the ring buffer: a `SlowEvent` is too big for the BPF stack
+        // beside the rest of this program's locals.
+        let Some(mut entry) = EVENTS.reserve_untyped::<SlowEvent>(0) else {
+            bump(counter::DROPPED);
+            return 0;
+        };
+        let ev = entry.as_mut_ptr();
+        // SAFETY: `ev` points to a reserved ring-buffer record of a `SlowEvent`'s size,
+        // ours until submitted; every field is written before the submit.
+        unsafe {
+            (&raw mut (*ev).call).write(SyscallEvent {
                 kind: kind::SLOW,
                 ..call
-            },
-            anatomy,
-            args,
-            exit_ns: now,
-            path: [0; SLOW_PATH_LEN],
-        };
+            });
+            (&raw mut (*ev).anatomy).write(anatomy);
+            (&raw mut (*ev).args).write(args);
+            (&raw mut (*ev).exit_ns).write(now);
+            (&raw mut (*ev).stack).write(stack.unwrap_or_default());
+            (&raw mut (*ev).path).write_bytes(0, 1);
+        }
         // The path argument, read now (the caller's memory is still there at exit) with the
-        // bounded string helper; user space never trusts it to be UTF-8.
+        // bounded string helper; user space never trusts it to be UTF-8 and reads it only
+        // up to its NUL.
         let which = PATH_ARG.get(nr).copied().unwrap_or(0);
         if (1..=3).contains(&which) {
             // VERIFIER: a match keeps every index constant (no bounds proof needed).
@@ -216,26 +249,48 @@ fn sys_exit(ctx: RawTracePointContext) -> i32 {
                 _ => args[2],
             } as *const u8;
             // SAFETY: the helper reads at most SLOW_PATH_LEN bytes from user memory and
-            // fails cleanly on a bad address; `ev.path` is a stack buffer of that size.
-            let _ = unsafe { bpf_probe_read_user_str_bytes(src, &mut ev.path) };
+            // fails cleanly on a bad address; the destination is the record's path field,
+            // of that size.
+            let _ = unsafe { bpf_probe_read_user_str_bytes(src, &mut (*ev).path) };
         }
-        match EVENTS.reserve_untyped::<SlowEvent>(0) {
-            Some(mut entry) => {
-                entry.write(ev);
-                entry.submit(BPF_RB_NO_WAKEUP as u64);
-                bump(counter::EMITTED);
-            }
-            None => bump(counter::DROPPED),
-        }
+        entry.submit(BPF_RB_NO_WAKEUP as u64);
+        bump(counter::EMITTED);
         return 0;
     }
     if switched {
         anatomy.kind = kind::ANATOMY;
-        calllog::append_switched(call, anatomy);
-    } else {
-        calllog::append(call);
+    }
+    match stack {
+        Some(ids) => {
+            call.flags = flag::STACK;
+            calllog::append_with_stack(call, switched.then_some(anatomy), ids);
+        }
+        None if switched => calllog::append_switched(call, anatomy),
+        None => calllog::append(call),
     }
     0
+}
+
+/// The current task's user stack and, unless `kernel` has one already, its kernel stack,
+/// as ids in `STACKS` (negative: the helper's errno). The user stack is walked by frame
+/// pointers from the registers saved at syscall entry, so code built without them yields
+/// a short or wrong chain.
+#[inline(always)]
+fn stack_ids(ctx: &RawTracePointContext, kernel: Option<i32>) -> StackIds {
+    StackIds {
+        user: stack_id(ctx, u64::from(BPF_F_USER_STACK)),
+        kernel: kernel.unwrap_or_else(|| stack_id(ctx, 0)),
+        ..StackIds::default()
+    }
+}
+
+/// `bpf_get_stackid` into `STACKS`: the id, or the helper's negative errno.
+#[inline(always)]
+fn stack_id<C: StackIdContext>(ctx: &C, flags: u64) -> i32 {
+    match ctx.get_stackid(&STACKS, flags) {
+        Ok(id) => id as i32,
+        Err(errno) => errno,
+    }
 }
 
 /// Reads a kernel `T` at `base + offset`.
@@ -317,6 +372,9 @@ fn sched_switch(ctx: BtfTracePointContext) -> i32 {
     open.nr = slot.nr | SWITCHED;
     open.args = slot.args;
     open.anatomy = slot.anatomy;
+    if constant64(&STACKS_NS) != u64::MAX {
+        open.kstack = slot.kstack;
+    }
     open.regs = slot.regs;
     moved::release(next, slot);
     0
@@ -363,7 +421,12 @@ fn switch_out(ctx: &BtfTracePointContext, open: &mut cpu::OpenCall, now: u64) {
         regs,
         off_ts: now,
         sleeping: u32::from(!runnable),
-        _pad: 0,
+        // With `--stacks`: where it blocked or was preempted (the task is current here).
+        kstack: if constant64(&STACKS_NS) != u64::MAX {
+            stack_id(ctx, 0)
+        } else {
+            NO_STACK
+        },
         args: open.args,
         anatomy,
     };

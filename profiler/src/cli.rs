@@ -165,6 +165,15 @@ pub fn parse_size(s: &str) -> Result<u32, String> {
     }
 }
 
+/// What a folded stack's value counts.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum StacksWeight {
+    /// The calls' summed latency, in ns.
+    Time,
+    /// The number of calls.
+    Count,
+}
+
 /// What rows are ordered by, largest first.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 pub enum Sort {
@@ -223,6 +232,16 @@ pub struct RecordArgs {
     /// Order the rows by this, largest first.
     #[arg(long, value_enum, default_value_t = Sort::Total)]
     pub sort: Sort,
+    /// Capture the user and kernel stack of every call (or, with =DURATION, of calls at
+    /// least that slow) at its return; shown as call paths, written with -f folded and in
+    /// JSON, drawn as flame graphs by `report`. User stacks need frame pointers (README,
+    /// "Stacks").
+    #[arg(long, value_parser = parse_duration, num_args = 0..=1, require_equals = true,
+          default_missing_value = "0", value_name = "DURATION")]
+    pub stacks: Option<Duration>,
+    /// What the value of a folded stack counts: the calls' summed latency in ns, or calls.
+    #[arg(long, value_enum, default_value_t = StacksWeight::Time, requires = "stacks")]
+    pub stacks_weight: StacksWeight,
 }
 
 /// `syslat serve`.
@@ -261,6 +280,12 @@ pub enum ReportFormat {
     Html,
     /// The percentile plot alone, as SVG.
     Svg,
+    /// Folded stacks of a recording made with --stacks (`comm;outer;...;inner;syscall
+    /// VALUE`), for inferno and flamegraph.pl.
+    Folded,
+    /// A flame graph (SVG) of a recording made with --stacks: one tower per syscall,
+    /// weighted by time (or calls, --stacks-weight).
+    Flamegraph,
 }
 
 /// `syslat report`.
@@ -297,6 +322,9 @@ pub struct ReportArgs {
     /// Order the rows by this, largest first.
     #[arg(long, value_enum, default_value_t = Sort::Total)]
     pub sort: Sort,
+    /// With -f folded or flamegraph: what a stack's value counts.
+    #[arg(long, value_enum, default_value_t = StacksWeight::Time)]
+    pub stacks_weight: StacksWeight,
 }
 
 /// Formats of `compare`.
@@ -359,4 +387,9 @@ pub struct TopArgs {
     /// In batch mode, stop after COUNT tables.
     #[arg(short = 'n', long, value_name = "COUNT")]
     pub count: Option<u64>,
+    /// Capture the stacks of every call (or of calls at least DURATION slow): the
+    /// drill-down (Enter) then shows the call paths that make the syscall, by time.
+    #[arg(long, value_parser = parse_duration, num_args = 0..=1, require_equals = true,
+          default_missing_value = "0", value_name = "DURATION")]
+    pub stacks: Option<Duration>,
 }

@@ -7,9 +7,13 @@
 use std::{collections::BTreeMap, path::Path};
 
 use hdrhistogram::serialization::interval_log::{IntervalLogIterator, LogEntry};
+use serde::Deserialize as _;
 
 use crate::{
-    aggregate::{GroupBy, LatencyHist, LossCounters, OffCpu, Row, Series, Snapshot},
+    aggregate::{
+        GroupBy, LatencyHist, LossCounters, OffCpu, Row, Series, Snapshot,
+        stacks::{StackRow, StackSet},
+    },
     output::jsonl::SCHEMA_VERSION,
     syscalls,
 };
@@ -78,6 +82,8 @@ pub struct Part {
     pub lost_events: u64,
     /// Its rows.
     pub rows: Vec<RecRow>,
+    /// Its stacks (`record --stacks`, schema version 3 summaries).
+    pub stacks: Option<StackSet>,
 }
 
 /// A whole recording.
@@ -225,6 +231,12 @@ fn part_of(v: &serde_json::Value) -> Result<Part, String> {
         duration_ns: num("duration_ns")?,
         lost_events: v["lost_events"].as_u64().unwrap_or(0),
         rows: Vec::new(),
+        stacks: match &v["stacks"] {
+            serde_json::Value::Null => None,
+            s => Some(StackSet {
+                rows: Vec::<StackRow>::deserialize(s).map_err(|e| format!("stacks: {e}"))?,
+            }),
+        },
     };
     for r in v["rows"].as_array().ok_or("missing rows")? {
         let syscall = r["syscall"]

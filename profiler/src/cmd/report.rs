@@ -6,12 +6,13 @@ use std::io::Write;
 use anyhow::{Context as _, bail};
 
 use crate::{
+    aggregate::stacks::StackSet,
     cli::{ReportArgs, ReportFormat},
-    config::group_by,
+    config::{group_by, stacks_weight},
     output::{
-        jsonl,
+        flame, jsonl,
         plot::{self, Spectrum, TimePoint},
-        text,
+        stacks, text,
     },
     recording::{self, Part},
     syscalls,
@@ -59,9 +60,25 @@ pub fn run(args: &ReportArgs) -> anyhow::Result<i32> {
         } else {
             String::new()
         };
+        let stacks = stacks_of(&whole, only.as_deref());
+        let weight = stacks_weight(args.stacks_weight);
+        let need_stacks = || {
+            stacks.clone().ok_or_else(|| {
+                anyhow::anyhow!(
+                    "{} holds no stacks: record with --stacks (and -f json) to draw them",
+                    text::escape(&args.files[0].display().to_string())
+                )
+            })
+        };
         match args.format {
-            ReportFormat::Text => merged + &text::render_percentiles(&snap, 0, &percentiles),
-            ReportFormat::Json => jsonl::line("summary", &snap),
+            ReportFormat::Text => {
+                merged
+                    + &text::render_percentiles(&snap, 0, &percentiles)
+                    + &stacks.as_ref().map(stacks::paths_text).unwrap_or_default()
+            }
+            ReportFormat::Json => jsonl::line_with_stacks("summary", &snap, None, stacks.as_ref()),
+            ReportFormat::Folded => need_stacks()?.folded(weight),
+            ReportFormat::Flamegraph => flame::by_syscall(&need_stacks()?, weight)?,
             ReportFormat::Svg => {
                 let spectra: Vec<Spectrum<'_>> = snap
                     .rows
@@ -79,7 +96,18 @@ pub fn run(args: &ReportArgs) -> anyhow::Result<i32> {
                     .flat_map(|(_, r)| r.intervals.iter())
                     .collect();
                 let over_time = over_time(&intervals, group, only.as_deref(), snap.start_unix_ns)?;
-                plot::html(&snap, &over_time)?
+                let page = plot::html(&snap, &over_time)?;
+                match &stacks {
+                    // The flame graphs of the syscalls with the most time, before the end.
+                    Some(set) if !set.is_empty() => {
+                        let sections = flame::html_sections(set, weight, FLAME_GRAPHS)?;
+                        match page.rfind("</body>") {
+                            Some(at) => format!("{}{sections}{}", &page[..at], &page[at..]),
+                            None => page + &sections,
+                        }
+                    }
+                    _ => page,
+                }
             }
         }
     };
@@ -122,7 +150,10 @@ fn report_runs(
             ReportFormat::Json => {
                 body += &jsonl::line_of_run("summary", &snap, Some(k as u32 + 1));
             }
-            ReportFormat::Svg | ReportFormat::Html => bail!(
+            ReportFormat::Svg
+            | ReportFormat::Html
+            | ReportFormat::Folded
+            | ReportFormat::Flamegraph => bail!(
                 "{n} recordings given: a plot shows one; pass --merge to merge them, or \
                  report each run's file on its own"
             ),
@@ -132,6 +163,22 @@ fn report_runs(
         body += &format!("{n} recordings, reported as runs (--merge for one report)\n");
     }
     Ok(body)
+}
+
+/// Flame graphs in the HTML report: the syscalls with the most time.
+const FLAME_GRAPHS: usize = 8;
+
+/// The stacks of `parts` merged (only summaries carry them), restricted to `only`; `None`
+/// when none of them has stacks.
+fn stacks_of(parts: &[&Part], only: Option<&[u32]>) -> Option<StackSet> {
+    let mut set: Option<StackSet> = None;
+    for s in parts.iter().filter_map(|p| p.stacks.as_ref()) {
+        set.get_or_insert_with(StackSet::default).merge(s);
+    }
+    if let (Some(set), Some(only)) = (set.as_mut(), only) {
+        set.retain_syscalls(only);
+    }
+    set
 }
 
 /// p50/p99/max of each row label in each interval.

@@ -23,7 +23,9 @@ use tokio::{
 
 use crate::{
     aggregate::{self, GroupBy, LossCounters, comm_name},
-    collect::{Filter, LoadOptions, Probe, cgroup, launch, procinfo::Comms, target},
+    collect::{
+        Filter, LoadOptions, Probe, cgroup, launch, procinfo::Comms, stacks::Stacks, target,
+    },
     config::{Filters, Targets},
 };
 
@@ -49,6 +51,8 @@ pub struct Trace {
     /// Process names, learned from /proc and from process-exit records.
     pub comms: Comms,
     buf: Vec<aggregate::Event>,
+    /// With `--stacks`: the stacks of the calls, resolved as they are drained.
+    stacks: Option<Stacks>,
     child: Option<(u32, JoinHandle<std::io::Result<i32>>)>,
     watched: Vec<u32>,
     last_check: Instant,
@@ -104,6 +108,9 @@ impl Trace {
             slow_ns: filters.slow.map_or(0, |d| d.as_nanos().max(1) as u64),
             by_cgroup: filters.by_cgroup,
             ring_bytes: filters.ring_bytes,
+            stacks_ns: filters
+                .stacks
+                .map(|d| d.as_nanos().min(u128::from(u64::MAX - 1)) as u64),
             comms: match targets {
                 Targets::Comms(c) => c.clone(),
                 _ => Vec::new(),
@@ -131,12 +138,16 @@ impl Trace {
             }
             _ => {}
         }
+        let stacks = probe
+            .take_stacks()
+            .map(|map| Stacks::new(map, crate::aggregate::stacks::DEFAULT_MAX_STACKS));
         probe.attach()?;
         let sig = |k, name| signal(k).with_context(|| format!("failed to handle {name}"));
         let mut trace = Trace {
             probe,
             comms: Comms::default(),
             buf: Vec::with_capacity(1 << 16),
+            stacks,
             child: None,
             watched,
             last_check: Instant::now(),
@@ -298,18 +309,25 @@ impl Trace {
     /// still exists.
     pub fn drain(&mut self, names: bool, mut fold: impl FnMut(&[aggregate::Event])) {
         let comms = &mut self.comms;
+        let mut stacks = self.stacks.as_mut();
+        if let Some(s) = stacks.as_mut() {
+            s.begin_drain();
+        }
         self.probe.drain(&mut self.buf, |batch| {
+            if let Some(s) = stacks.as_mut() {
+                s.observe(batch);
+            }
             for ev in batch {
                 match ev {
                     aggregate::Event::Exit(exit) => {
                         comms.learn(exit.tgid, comm_name(&exit.comm));
                     }
-                    aggregate::Event::Call(call, _)
+                    aggregate::Event::Call(call, _) | aggregate::Event::CallStack(call, ..)
                         if names && comms.cached(call.tgid).is_none() =>
                     {
                         let _ = comms.get(call.tgid);
                     }
-                    aggregate::Event::Call(..) => {}
+                    aggregate::Event::Call(..) | aggregate::Event::CallStack(..) => {}
                 }
             }
             fold(batch);
@@ -323,6 +341,11 @@ impl Trace {
             GroupBy::Syscall => HashMap::new(),
             GroupBy::Process | GroupBy::Thread => self.comms.all(),
         }
+    }
+
+    /// The stacks of the calls drained so far (with `--stacks`).
+    pub fn stacks(&mut self) -> Option<&mut Stacks> {
+        self.stacks.as_mut()
     }
 
     /// Slow calls (with `--slow`) seen by the last drains, oldest first.

@@ -11,6 +11,7 @@ pub mod launch;
 pub mod loader;
 pub mod privileges;
 pub mod procinfo;
+pub mod stacks;
 pub mod target;
 
 pub use loader::{Filter, LoadError, LoadOptions, Probe};

@@ -4,11 +4,13 @@
 
 pub mod compare;
 pub mod doctor;
+pub mod flame;
 pub mod hdrlog;
 pub mod jsonl;
 pub mod plot;
 pub mod prometheus;
 pub mod slow;
+pub mod stacks;
 pub mod text;
 
 /// Output formats of `record`.
@@ -20,4 +22,7 @@ pub enum Format {
     Json,
     /// HdrHistogram interval log (readable by HdrHistogram's log tools and ports).
     Hdrlog,
+    /// Folded stacks (`comm;outer;...;inner;syscall VALUE`, needs --stacks), for inferno
+    /// and flamegraph.pl.
+    Folded,
 }
