@@ -7,7 +7,9 @@
 
 use std::collections::BTreeMap;
 
-use tests::{fails_with, record_json, syslat, temp_path};
+use std::time::{Duration, Instant};
+
+use tests::{Tmux, fails_with, record_json, syslat, syslat_bin, temp_path};
 
 const HELPER: &str = env!("STACKS_HELPER");
 
@@ -262,6 +264,43 @@ fn the_slow_log_shows_each_slow_calls_frames() {
     }
     // And the call paths under the table.
     assert!(text.contains("Call paths by time"), "{text}");
+}
+
+#[test]
+fn tops_drill_down_shows_the_call_paths() {
+    // 300 rounds: a little over 3 s of sleeps, most of the traced time.
+    let cmd = format!(
+        "{} top -i 500ms --stacks -- {HELPER} 300; sleep 60",
+        syslat_bin().display()
+    );
+    let t = Tmux::start(&cmd);
+    t.wait_for("the clock_nanosleep row", |s| s.contains("clock_nanosleep"));
+    // The rows are sorted by time: clock_nanosleep is first, and selected.
+    t.keys("c");
+    t.keys("Enter");
+    let s = t.wait_for("the call paths", |s| {
+        s.contains("call paths making clock_nanosleep") && s.contains("slow_path_a")
+    });
+    let line = s
+        .lines()
+        .find(|l| l.contains("slow_path_a"))
+        .expect("a path line");
+    assert!(
+        line.contains("sleep_for <- ") && line.contains("stacks-helper"),
+        "innermost frame first, with the process name: {line}"
+    );
+    let share: f64 = line
+        .split('%')
+        .next()
+        .and_then(|p| p.trim().parse().ok())
+        .unwrap_or_else(|| panic!("a share: {line}"));
+    assert!(share >= 90.0, "{line}");
+    t.keys("q");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while t.screen().contains("call paths making") {
+        assert!(Instant::now() < deadline, "top did not quit");
+        std::thread::sleep(Duration::from_millis(100));
+    }
 }
 
 #[test]

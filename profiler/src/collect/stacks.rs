@@ -311,15 +311,19 @@ impl Stacks {
             return self.note("[user stack lost: not in the map]");
         };
         let maps = self.proc(tgid).maps.clone();
-        let mut frames = match maps {
-            Some(maps) => self.symbolize_user(&maps, &addrs),
+        let frames = match maps {
+            Some(maps) => {
+                let mut frames = self.symbolize_user(&maps, &addrs);
+                // Outermost first, as folded stacks are written.
+                frames.reverse();
+                if (1..=2).contains(&addrs.len()) {
+                    frames.insert(0, Arc::from(SHORT_STACK));
+                }
+                frames
+            }
+            // Said once per stack, in its place: nothing is known of its frames.
             None => vec![Arc::from("[unresolved: process exited]")],
         };
-        // Outermost first, as folded stacks are written.
-        frames.reverse();
-        if (1..=2).contains(&addrs.len()) {
-            frames.insert(0, Arc::from(SHORT_STACK));
-        }
         let fid = self.table.frames_id(frames.into());
         self.proc(tgid).stacks.insert(id, fid);
         fid
