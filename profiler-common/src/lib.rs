@@ -71,8 +71,11 @@ pub struct Anatomy {
     pub voluntary: u32,
     /// Switches out while runnable (preempted, or yielded).
     pub involuntary: u32,
-    /// Explicit padding.
-    pub _pad2: u32,
+    /// With `--stacks`, kernel side only: the id of the kernel stack taken at the last
+    /// switch-out (where the call blocked or was preempted), or the helper's negative
+    /// errno; it rides with the anatomy through the moves of the call. Not read by user
+    /// space (the call's [`StackIds`] carry it).
+    pub kstack: i32,
     /// Runnable but not running, ns.
     pub runq_ns: u64,
     /// Sleeping, ns.
@@ -171,9 +174,8 @@ pub struct EnterState {
     /// Whether the task went off CPU sleeping (blocked until its wake-up) rather than
     /// runnable (waiting for a CPU from `off_ts`).
     pub sleeping: u32,
-    /// With `--stacks`: the id of the kernel stack taken when the task was switched out
-    /// (where the call blocked or was preempted), or the helper's negative errno.
-    pub kstack: i32,
+    /// Explicit padding.
+    pub _pad: u32,
     /// The first three syscall arguments, saved only when the slow-call log is on.
     pub args: [u64; 3],
     /// The time off CPU so far.

@@ -35,10 +35,6 @@ pub(crate) struct OpenCall {
     pub(crate) args: [u64; 3],
     /// Time off CPU so far; valid only with [`SWITCHED`] in `nr`.
     pub(crate) anatomy: Anatomy,
-    /// With `--stacks`, once switched: the kernel stack id taken at the last switch-out.
-    pub(crate) kstack: i32,
-    /// Explicit padding.
-    pub(crate) _pad: u32,
 }
 
 /// One CPU's state.

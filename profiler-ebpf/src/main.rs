@@ -50,8 +50,8 @@ use maps::{
     STACKS_NS, SYSCALL_BITS, SYSCALL_FILTER, TGID_BITS, bump, constant, constant64,
 };
 use profiler_common::{
-    Anatomy, EnterState, MAX_COMMS, MAX_SYSCALLS, NO_STACK, NR_FORK_CHILD, NR_IGNORED, ProcExit,
-    SlowEvent, StackIds, SyscallEvent, counter, filter_mode, flag, kind,
+    Anatomy, EnterState, MAX_COMMS, MAX_SYSCALLS, NR_FORK_CHILD, NR_IGNORED, ProcExit, SlowEvent,
+    StackIds, SyscallEvent, counter, filter_mode, flag, kind,
 };
 
 /// Whether syscall `id` passes the `-s` filter.
@@ -138,26 +138,17 @@ fn sys_exit(ctx: RawTracePointContext) -> i32 {
     let tgid = (pid_tgid >> 32) as u32;
     // SAFETY: helper with no arguments.
     let now = unsafe { bpf_ktime_get_ns() };
-    let on_cpu = cpu.open.regs == regs;
-    let (ts, mut nr, args, mut anatomy, moved_kstack) = if on_cpu {
+    let (ts, mut nr, args, mut anatomy) = if cpu.open.regs == regs {
         // Returned on the CPU where it began or, after a switch, where it was moved back.
         cpu.open.regs = 0;
-        (
-            cpu.open.ts,
-            cpu.open.nr,
-            cpu.open.args,
-            cpu.open.anatomy,
-            None,
-        )
+        (cpu.open.ts, cpu.open.nr, cpu.open.args, cpu.open.anatomy)
     } else {
         // A new task's fork marker, or a call that began before tracing.
         let Some(found) = moved::take_current(pid_tgid) else {
             bump(counter::UNPAIRED);
             return 0;
         };
-        // Switched out and never moved back: its kernel stack is from the switch-out.
-        let kstack = (found.off_ts != 0).then_some(found.kstack);
-        (found.ts, found.nr, found.args, found.anatomy, kstack)
+        (found.ts, found.nr, found.args, found.anatomy)
     };
     // Only a timed call carries the flag (the markers' numbers have high bits set).
     let switched = ts != 0 && nr & SWITCHED != 0;
@@ -188,19 +179,6 @@ fn sys_exit(ctx: RawTracePointContext) -> i32 {
     } else {
         0
     };
-    // `--stacks`: a constant compare first, so with stacks off (u64::MAX) the verifier
-    // removes this path and a call costs what it did without it.
-    let stacks = constant64(&STACKS_NS);
-    let stack = (stacks != u64::MAX && duration_ns >= stacks).then(|| {
-        // A call that was switched out has the kernel stack of its last switch-out (where
-        // it blocked or was preempted); at the return it would only show the exit path.
-        let kstack = if on_cpu {
-            switched.then_some(cpu.open.kstack)
-        } else {
-            moved_kstack
-        };
-        stack_ids(&ctx, kstack)
-    });
     let mut call = SyscallEvent {
         kind: if switched {
             kind::CALL_SWITCHED
@@ -234,7 +212,10 @@ fn sys_exit(ctx: RawTracePointContext) -> i32 {
             (&raw mut (*ev).anatomy).write(anatomy);
             (&raw mut (*ev).args).write(args);
             (&raw mut (*ev).exit_ns).write(now);
-            (&raw mut (*ev).stack).write(stack.unwrap_or_default());
+            (&raw mut (*ev).stack).write(match wants_stacks(duration_ns) {
+                true => stack_ids(&ctx, switched, &anatomy),
+                false => StackIds::default(),
+            });
             (&raw mut (*ev).path).write_bytes(0, 1);
         }
         // The path argument, read now (the caller's memory is still there at exit) with the
@@ -257,29 +238,46 @@ fn sys_exit(ctx: RawTracePointContext) -> i32 {
         bump(counter::EMITTED);
         return 0;
     }
+    if wants_stacks(duration_ns) {
+        // Apart from the path below, so that without `--stacks` it is what it was.
+        let ids = stack_ids(&ctx, switched, &anatomy);
+        anatomy.kind = kind::ANATOMY;
+        call.flags = flag::STACK;
+        calllog::append_with_stack(call, switched.then_some(anatomy), ids);
+        return 0;
+    }
     if switched {
         anatomy.kind = kind::ANATOMY;
-    }
-    match stack {
-        Some(ids) => {
-            call.flags = flag::STACK;
-            calllog::append_with_stack(call, switched.then_some(anatomy), ids);
-        }
-        None if switched => calllog::append_switched(call, anatomy),
-        None => calllog::append(call),
+        calllog::append_switched(call, anatomy);
+    } else {
+        calllog::append(call);
     }
     0
 }
 
-/// The current task's user stack and, unless `kernel` has one already, its kernel stack,
-/// as ids in `STACKS` (negative: the helper's errno). The user stack is walked by frame
-/// pointers from the registers saved at syscall entry, so code built without them yields
-/// a short or wrong chain.
+/// Whether a call that took `duration_ns` has its stacks taken (`--stacks`). The constant
+/// is compared first: with stacks off (`u64::MAX`) the verifier sees the branch is never
+/// taken and removes what it guards.
 #[inline(always)]
-fn stack_ids(ctx: &RawTracePointContext, kernel: Option<i32>) -> StackIds {
+fn wants_stacks(duration_ns: u64) -> bool {
+    let stacks = constant64(&STACKS_NS);
+    stacks != u64::MAX && duration_ns >= stacks
+}
+
+/// The current task's user stack and kernel stack, as ids in `STACKS` (negative: the
+/// helper's errno). A call that was switched out has the kernel stack of its last
+/// switch-out, in its `anatomy` (where it blocked or was preempted: at the return it would
+/// only show the exit path). The user stack is walked by frame pointers from the registers
+/// saved at syscall entry, so code built without them yields a short or wrong chain.
+#[inline(always)]
+fn stack_ids(ctx: &RawTracePointContext, switched: bool, anatomy: &Anatomy) -> StackIds {
     StackIds {
         user: stack_id(ctx, u64::from(BPF_F_USER_STACK)),
-        kernel: kernel.unwrap_or_else(|| stack_id(ctx, 0)),
+        kernel: if switched {
+            anatomy.kstack
+        } else {
+            stack_id(ctx, 0)
+        },
         ..StackIds::default()
     }
 }
@@ -372,9 +370,6 @@ fn sched_switch(ctx: BtfTracePointContext) -> i32 {
     open.nr = slot.nr | SWITCHED;
     open.args = slot.args;
     open.anatomy = slot.anatomy;
-    if constant64(&STACKS_NS) != u64::MAX {
-        open.kstack = slot.kstack;
-    }
     open.regs = slot.regs;
     moved::release(next, slot);
     0
@@ -410,6 +405,10 @@ fn switch_out(ctx: &BtfTracePointContext, open: &mut cpu::OpenCall, now: u64) {
     } else {
         anatomy.voluntary += 1;
     }
+    if constant64(&STACKS_NS) != u64::MAX {
+        // `--stacks`: where it blocked or was preempted (the task is current here).
+        anatomy.kstack = stack_id(ctx, 0);
+    }
     let state = EnterState {
         ts: open.ts,
         nr: if switched {
@@ -421,12 +420,7 @@ fn switch_out(ctx: &BtfTracePointContext, open: &mut cpu::OpenCall, now: u64) {
         regs,
         off_ts: now,
         sleeping: u32::from(!runnable),
-        // With `--stacks`: where it blocked or was preempted (the task is current here).
-        kstack: if constant64(&STACKS_NS) != u64::MAX {
-            stack_id(ctx, 0)
-        } else {
-            NO_STACK
-        },
+        _pad: 0,
         args: open.args,
         anatomy,
     };

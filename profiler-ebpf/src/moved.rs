@@ -12,7 +12,7 @@
 //! Every function here runs in the context of the task it names (current), except
 //! [`mark_child`], which runs in the parent.
 
-use profiler_common::{Anatomy, EnterState, NO_STACK, NR_FORK_CHILD};
+use profiler_common::{Anatomy, EnterState, NR_FORK_CHILD};
 
 use crate::maps::ENTER;
 
@@ -24,14 +24,14 @@ const FORK_MARKER: EnterState = EnterState {
     regs: 0,
     off_ts: 0,
     sleeping: 0,
-    kstack: NO_STACK,
+    _pad: 0,
     args: [0; 3],
     anatomy: Anatomy {
         kind: 0,
         _pad: [0; 3],
         voluntary: 0,
         involuntary: 0,
-        _pad2: 0,
+        kstack: 0,
         runq_ns: 0,
         blocked_ns: 0,
     },
