@@ -16,10 +16,15 @@ pub mod kind {
     pub const PROC_EXIT: u8 = 3;
     /// A call slower than `--slow` ([`super::SlowEvent`], ring buffer).
     pub const SLOW: u8 = 4;
+    /// A wake-up marker (ring buffer, 8 bytes: this kind in the low byte of a `u64`): a
+    /// CPU's call log reached its wake-up level. It only wakes the reader, who skips it.
+    /// With `--stacks`, a marker with a tgid in its high 32 bits says that process has
+    /// just exec'd (its mappings are read then).
+    pub const WAKE: u8 = 5;
     /// The [`super::StackIds`] of the call before it (after its anatomy slot when it
     /// switched), present when the call's [`super::SyscallEvent::flags`] has
     /// [`super::flag::STACK`].
-    pub const STACK: u8 = 5;
+    pub const STACK: u8 = 6;
 }
 
 /// Bits of [`SyscallEvent::flags`].

@@ -1,16 +1,19 @@
 //! The per-CPU call log: where `sys_exit` writes each completed call.
 //!
-//! Each CPU is the only producer of its part of `LOG` (the syscall tracepoint programs run
-//! with preemption disabled, and a program never runs twice at once on a CPU), so a record
+//! Each CPU is the only producer of its part of `LOG` (only `sys_exit` writes it, migration
+//! is disabled while it runs and it never nests on a CPU; see `cpu.rs`), so a record
 //! is a bounds check, a plain 32-byte store and a head update: no helper call, no lock, no
 //! atomic. A call that was switched out takes two slots: the call and its `Anatomy`; a call
 //! whose stacks were taken (`--stacks`) one more, its `StackIds`. User space reads the
-//! records in place through a shared mapping and publishes its tail. Records that do not fit are counted in `DROPPED`, never lost silently.
+//! records in place through a shared mapping and publishes its tail. Records that do not
+//! fit are counted in `DROPPED`, never lost silently. The append that brings a log to
+//! `LOG_WAKE` records waiting wakes user space (which otherwise sleeps), so a burst is
+//! drained long before the log is full.
 
-use aya_ebpf::helpers::generated::bpf_get_smp_processor_id;
-use profiler_common::{Anatomy, LogPos, StackIds, SyscallEvent, counter};
+use aya_ebpf::{bindings::BPF_RB_FORCE_WAKEUP, helpers::generated::bpf_get_smp_processor_id};
+use profiler_common::{Anatomy, LogPos, StackIds, SyscallEvent, counter, kind};
 
-use crate::maps::{LOG, LOG_POS, LOG_SLOTS, bump, constant};
+use crate::maps::{EVENTS, LOG, LOG_POS, LOG_SLOTS, LOG_WAKE, bump, constant};
 
 /// Appends `call` to this CPU's log, or counts it as dropped when the log is full.
 #[inline(always)]
@@ -101,7 +104,35 @@ fn reserve(n: u64) -> Option<(u32, *mut LogPos, u64, u64)> {
             core::ptr::read_volatile(&raw const (*pos).tail),
         )
     };
-    (head.wrapping_sub(tail) + n <= slots).then_some((cpu, pos, head, slots))
+    let waiting = head.wrapping_sub(tail);
+    if waiting + n > slots {
+        return None;
+    }
+    // The one compare the fast path pays for user space's long sleeps: these `n` records
+    // bring the fill to `LOG_WAKE` (or, with several, past it). Waking before they are
+    // published is harmless: a reader that comes first drains what is published, and these
+    // at its next drain.
+    if u64::from(constant(&LOG_WAKE)).wrapping_sub(waiting + 1) < n {
+        wake_user();
+    }
+    Some((cpu, pos, head, slots))
+}
+
+/// Wakes user space, which sleeps on the `EVENTS` ring's fd: an 8-byte marker
+/// ([`kind::WAKE`], which the reader skips) submitted with a forced wake-up. Once per drain
+/// cycle and CPU; if the ring is full the marker is lost and user space drains at its next
+/// timeout instead.
+#[inline(always)]
+fn wake_user() {
+    wake_user_for(0);
+}
+
+/// [`wake_user`] with `tgid` in the marker's high 32 bits: a process that has just exec'd,
+/// whose mappings `--stacks` wants read while it lives.
+#[inline(always)]
+pub(crate) fn wake_user_for(tgid: u32) {
+    let marker = u64::from(kind::WAKE) | u64::from(tgid) << 32;
+    let _ = EVENTS.output_untyped::<u64>(marker, u64::from(BPF_RB_FORCE_WAKEUP));
 }
 
 /// The `LOG` index of sequence number `seq` in CPU `cpu`'s part.
@@ -111,8 +142,10 @@ fn index(cpu: u32, seq: u64, slots: u64) -> u32 {
 }
 
 /// Publishes the records before `head`. Volatile stores keep the records before the head
-/// update in program order; x86 keeps stores in order, so a reader that sees the new head
-/// sees the records.
+/// update in program order, and x86-64 keeps stores in order (TSO), so a reader that sees
+/// the new head sees the records. On a weakly ordered CPU (aarch64) this needs a release
+/// store (`BPF_STORE_REL`, 6.16) or a fully ordered atomic (`BPF_XCHG`, 5.12): syslat's
+/// releases are built and tested for x86-64 only.
 #[inline(always)]
 fn publish(pos: *mut LogPos, head: u64) {
     // SAFETY: `pos` is this CPU's live map value; only this CPU writes `head`.

@@ -11,6 +11,26 @@
 //! the storage only for what was never moved back (a new task's fork marker, a call that
 //! began before tracing). Invariant: an open call here always belongs to the task running
 //! on this CPU.
+//!
+//! # When the programs run (the one place this is stated)
+//! - `sched_switch` and `sched_wakeup` run with the run queue locked and interrupts off
+//!   (kernel/sched/core.c), so never preempted, on every kernel.
+//! - `sys_enter`/`sys_exit` run with preemption disabled up to 6.13 (the tracepoint called
+//!   its probes under `preempt_disable_notrace`). Since the syscall tracepoints became
+//!   faultable (6.14) that is no longer the tracepoint's doing; in 7.2 (read in Debian's
+//!   linux-source-7.2: include/linux/tracepoint.h `__DECLARE_TRACE_SYSCALL` takes only
+//!   `rcu_tasks_trace`, include/trace/bpf_probe.h `__BPF_DECLARE_TRACE_SYSCALL` only
+//!   `might_fault()`, kernel/trace/bpf_trace.c `__bpf_trace_run` only
+//!   `rcu_read_lock_dont_migrate()`) a non-sleepable program there runs with migration
+//!   disabled but may be preempted on a preemptible kernel (PREEMPT, lazy, RT). What still
+//!   holds: the program stays on its CPU; the same program never nests on a CPU
+//!   (`bpf_prog_get_recursion_context`: another task's `sys_enter` on this CPU while one is
+//!   preempted is skipped and counted in the program's `recursion_misses`). What does not:
+//!   `sched_switch` may run while a preempted `sys_enter`/`sys_exit` is half-way through
+//!   this CPU's `open` slot. syslat's counts stayed exact on 6.18 PREEMPT_DYNAMIC with 16
+//!   threads preempting each other on one CPU (vm-test's preempt-stress, the anatomy test),
+//!   but on such kernels a preemption inside those few instructions can lose or misfile a
+//!   call. Known, not yet closed.
 
 use profiler_common::Anatomy;
 
@@ -50,8 +70,8 @@ pub(crate) struct CpuState {
 #[inline(always)]
 pub(crate) fn this_cpu() -> Option<&'static mut CpuState> {
     let p = CPU.get_ptr_mut(0)?;
-    // SAFETY: this CPU's value of a per-CPU map. The syscall and scheduler tracepoint
-    // programs run with preemption disabled and never nest, so nothing else on this CPU
-    // touches it while one of them holds the reference.
+    // SAFETY: this CPU's value of a per-CPU map, valid while the program runs (migration
+    // is disabled). Programs of one kind never nest on a CPU; see the module comment for
+    // when a scheduler program can run while a syscall program is preempted.
     Some(unsafe { &mut *p })
 }

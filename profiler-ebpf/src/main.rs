@@ -33,7 +33,7 @@ mod moved;
 
 use aya_ebpf::helpers::{bpf_get_current_cgroup_id, bpf_probe_read_user_str_bytes};
 use aya_ebpf::{
-    bindings::{BPF_F_USER_STACK, BPF_RB_NO_WAKEUP},
+    bindings::BPF_F_USER_STACK,
     helpers::{
         bpf_get_current_comm, bpf_get_current_pid_tgid, bpf_get_current_task, bpf_ktime_get_ns,
         bpf_probe_read_kernel,
@@ -234,7 +234,9 @@ fn sys_exit(ctx: RawTracePointContext) -> i32 {
             // of that size.
             let _ = unsafe { bpf_probe_read_user_str_bytes(src, &mut (*ev).path) };
         }
-        entry.submit(BPF_RB_NO_WAKEUP as u64);
+        // The kernel's adaptive wake-up: only when user space had read everything before
+        // (at most once per drain), so slow calls are logged as they happen.
+        entry.submit(0);
         bump(counter::EMITTED);
         return 0;
     }
@@ -502,7 +504,7 @@ fn task_exit() {
             _pad2: 0,
             comm: bpf_get_current_comm().unwrap_or([0; 16]),
         });
-        entry.submit(BPF_RB_NO_WAKEUP as u64);
+        entry.submit(maps::rare_wakeup_flags());
     }
     // Drop the dead group from the target set, so a recycled pid is never traced.
     if constant(&FILTER_MODE) == filter_mode::TGIDS
@@ -520,6 +522,12 @@ fn sched_process_exec(_ctx: RawTracePointContext) -> i32 {
     // An exec by a non-leader thread gives it the leader's pid; with `--comm` the target set
     // may have changed.
     bump_generation();
+    // `--stacks`: wake user space, so that it reads the new image's mappings while the
+    // process lives (a short-lived one may be gone by the next timed drain).
+    let pid_tgid = bpf_get_current_pid_tgid();
+    if constant64(&STACKS_NS) != u64::MAX && targeted(pid_tgid) {
+        calllog::wake_user_for((pid_tgid >> 32) as u32);
+    }
     0
 }
 

@@ -79,8 +79,10 @@ pub(crate) static ENTER: HashMap<u32, EnterState, 1> = HashMap::new();
 #[btf_map]
 pub(crate) static CGROUPS: CgroupArray<1> = CgroupArray::new();
 
-/// Rare records, read by user space on a timer (submitted without wake-ups): process exits
-/// and slow calls (`SlowEvent`).
+/// Rare records: process exits (no wake-up unless the ring is a quarter full), slow calls
+/// (`SlowEvent`, the kernel's adaptive wake-up: only when user space has read everything
+/// before), and 8-byte wake-up markers (`calllog::wake_user`) that user space skips. User
+/// space sleeps on this ring's fd.
 #[btf_map]
 pub(crate) static EVENTS: RingBuf<SyscallEvent, { CONTROL_RING_BYTES as usize }> = RingBuf::new();
 
@@ -98,6 +100,15 @@ pub(crate) static LOG_POS: Array<LogPos, 1, MMAPABLE> = Array::new();
 /// Records per CPU in `LOG` (a power of two).
 #[unsafe(no_mangle)]
 pub(crate) static LOG_SLOTS: u32 = 0;
+
+/// The fill level of a CPU's log (records waiting, the append's own included) that an
+/// append reaching it wakes user space at (`calllog::wake_user`). User space sets a quarter
+/// of `LOG_SLOTS` and otherwise sleeps for long stretches, so an idle machine costs it
+/// almost nothing while a burst still leaves three quarters of the log as headroom. The
+/// fill rises by one or two per append, so each rise reaches this level exactly once: one
+/// wake-up per drain cycle and CPU.
+#[unsafe(no_mangle)]
+pub(crate) static LOG_WAKE: u32 = u32::MAX;
 
 /// The target-set generation: bumped whenever the answer to "is this task targeted, and
 /// what is its pid?" may have changed for some task: a target added or removed, an exec, a
@@ -212,10 +223,29 @@ pub(crate) fn constant64(c: &'static u64) -> u64 {
 }
 
 /// Adds one to a per-CPU counter with an atomic add, so a program preempted on this CPU
-/// (syscall tracepoints may run preemptible since 6.14) cannot lose an increment.
+/// (the syscall programs may be, since 6.14: see `cpu.rs`) cannot lose an increment.
 #[inline(always)]
 pub(crate) fn bump(index: u32) {
     if let Some(p) = COUNTERS.get_ptr_mut(index) {
         crate::atomic::add(p, 1);
+    }
+}
+
+/// Submit flags for a record that needs no prompt reader (a process exit): no wake-up,
+/// unless the ring is already a quarter full, so a flood of them cannot overflow it while
+/// user space sleeps.
+#[inline(always)]
+pub(crate) fn rare_wakeup_flags() -> u64 {
+    // SAFETY: EVENTS is a ring buffer map; the helper only reads its positions.
+    let waiting = unsafe {
+        aya_ebpf::helpers::generated::bpf_ringbuf_query(
+            core::ptr::from_ref(&EVENTS).cast_mut().cast(),
+            u64::from(aya_ebpf::bindings::BPF_RB_AVAIL_DATA),
+        )
+    };
+    if waiting >= u64::from(CONTROL_RING_BYTES / 4) {
+        u64::from(aya_ebpf::bindings::BPF_RB_FORCE_WAKEUP)
+    } else {
+        u64::from(aya_ebpf::bindings::BPF_RB_NO_WAKEUP)
     }
 }

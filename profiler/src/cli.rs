@@ -81,10 +81,13 @@ pub enum By {
     Thread,
     /// One row per cgroup v2 and syscall (containers, services).
     Cgroup,
+    /// One row per container (id, name, image; Kubernetes pod UID) and syscall; the
+    /// processes outside any container are one host row.
+    Container,
 }
 
-/// How `serve` and `compare` key rows: by syscall, or by process name and syscall (pids
-/// differ between runs and make no Prometheus labels; threads and cgroups are not offered).
+/// How `compare` keys rows: by syscall, or by process name and syscall (pids differ
+/// between runs; threads, cgroups and containers are not offered).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 pub enum ByName {
     /// One row per syscall.
@@ -98,6 +101,28 @@ impl From<ByName> for By {
         match b {
             ByName::Syscall => By::Syscall,
             ByName::Process => By::Process,
+        }
+    }
+}
+
+/// How `serve` labels series: by syscall, by process name, or by container (pids differ
+/// between runs and make no Prometheus labels).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum ServeBy {
+    /// Label `syscall`.
+    Syscall,
+    /// Labels `syscall`, `comm`.
+    Process,
+    /// Labels `syscall`, `container_id`, `container_name`, `pod_uid`.
+    Container,
+}
+
+impl From<ServeBy> for By {
+    fn from(b: ServeBy) -> By {
+        match b {
+            ServeBy::Syscall => By::Syscall,
+            ServeBy::Process => By::Process,
+            ServeBy::Container => By::Container,
         }
     }
 }
@@ -224,8 +249,8 @@ pub struct RecordArgs {
     /// `"run": k` in JSON), the repetitions `compare` uses to measure noise.
     #[arg(long, default_value_t = 1, value_name = "N")]
     pub repeat: u32,
-    /// Most processes (threads, cgroups) kept as rows of their own with --by
-    /// process|thread|cgroup, each with all its syscalls; calls of further ones fold into
+    /// Most processes (threads, cgroups, containers) kept as rows of their own with --by
+    /// process|thread|cgroup|container, each with all its syscalls; calls of further ones fold into
     /// exact `other` rows, and the output says how many were folded (0 folds all).
     #[arg(long, default_value_t = crate::aggregate::DEFAULT_MAX_KEYS, value_name = "N")]
     pub max_keys: usize,
@@ -258,9 +283,10 @@ pub struct ServeArgs {
         value_name = "ADDR:PORT"
     )]
     pub listen: String,
-    /// Label series by syscall, or by process name (`comm`) and syscall; pids are never labels.
-    #[arg(long, value_enum, default_value_t = ByName::Syscall)]
-    pub by: ByName,
+    /// Label series by syscall, by process name (`comm`) and syscall, or by container
+    /// (`container_id`, `container_name`, `pod_uid`) and syscall; pids are never labels.
+    #[arg(long, value_enum, default_value_t = ServeBy::Syscall)]
+    pub by: ServeBy,
     /// Most label sets per metric; the rest are folded, exactly, into `other`.
     #[arg(long, default_value_t = 500, value_name = "N")]
     pub max_series: usize,
@@ -276,9 +302,10 @@ pub enum ReportFormat {
     Text,
     /// One JSON `summary` line (the schema of `record`).
     Json,
-    /// A self-contained HTML page with the table and the plots.
+    /// A self-contained HTML page: overview, sortable table, and per row its percentile
+    /// spectrum, latency heatmap and time split.
     Html,
-    /// The percentile plot alone, as SVG.
+    /// One plot as SVG (`--plot`): the percentile spectrum, or a latency heatmap.
     Svg,
     /// Folded stacks of a recording made with --stacks (`comm;outer;...;inner;syscall
     /// VALUE`), for inferno and flamegraph.pl.
@@ -286,6 +313,16 @@ pub enum ReportFormat {
     /// A flame graph (SVG) of a recording made with --stacks: one tower per syscall,
     /// weighted by time (or calls, --stacks-weight).
     Flamegraph,
+}
+
+/// The plot of `report -f svg`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum Plot {
+    /// The percentile spectrum of every row.
+    Spectrum,
+    /// A latency heatmap of all the calls reported (filter with -s), over time: needs an
+    /// interval recording (record -i).
+    Heatmap,
 }
 
 /// `syslat report`.
@@ -307,6 +344,9 @@ pub struct ReportArgs {
     /// Write here instead of stdout.
     #[arg(short, long, value_name = "PATH")]
     pub output: Option<PathBuf>,
+    /// With -f svg: which plot (default spectrum).
+    #[arg(long, value_enum, value_name = "PLOT")]
+    pub plot: Option<Plot>,
     /// Percentile columns of the text table.
     #[arg(
         long,

@@ -700,6 +700,7 @@ mod tests {
                         tid: None,
                         comm: None,
                         cgroup: None,
+                        container: None,
                         series: s,
                     }
                 })

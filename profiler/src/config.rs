@@ -166,6 +166,8 @@ pub struct Filters {
     pub slow: Option<Duration>,
     /// Events carry their cgroup (`--by cgroup`).
     pub by_cgroup: bool,
+    /// Events carry their cgroup, mapped to containers by collection (`--by container`).
+    pub by_container: bool,
     /// Size of the per-CPU event buffers in bytes, all CPUs together, if not the default.
     pub ring_bytes: Option<u32>,
     /// With a command: SIGKILL it this long after the first signal passed on to it.
@@ -187,6 +189,7 @@ impl Filters {
             errors_only: t.errors_only,
             slow: None,
             by_cgroup: false,
+            by_container: false,
             ring_bytes: t.ring_buffer,
             kill_after: t.kill_after,
             stacks: None,
@@ -254,6 +257,10 @@ impl RecordConfig {
         let mut filters = Filters::from_args(&a.target)?;
         filters.slow = a.slow;
         filters.by_cgroup = a.by == By::Cgroup;
+        filters.by_container = a.by == By::Container;
+        if filters.by_container {
+            cgroup::v2_root().map_err(|e| ConfigError::Cgroup(format!("--by container: {e}")))?;
+        }
         if a.duration == Some(Duration::ZERO)
             || a.interval == Some(Duration::ZERO)
             || a.slow == Some(Duration::ZERO)
@@ -324,6 +331,7 @@ pub fn group_by(by: By) -> GroupBy {
         By::Process => GroupBy::Process,
         By::Thread => GroupBy::Thread,
         By::Cgroup => GroupBy::Cgroup,
+        By::Container => GroupBy::Container,
     }
 }
 
@@ -336,7 +344,7 @@ pub struct ServeConfig {
     pub filters: Filters,
     /// Where to listen.
     pub listen: std::net::SocketAddr,
-    /// Label by process name too.
+    /// Label by process name or container too.
     pub group: GroupBy,
     /// Cardinality cap.
     pub max_series: usize,
@@ -357,10 +365,15 @@ impl ServeConfig {
         if a.duration == Some(Duration::ZERO) {
             return Err(ConfigError::ZeroDuration);
         }
+        let by_container = a.by == crate::cli::ServeBy::Container;
+        if by_container {
+            cgroup::v2_root().map_err(|e| ConfigError::Cgroup(format!("--by container: {e}")))?;
+        }
         Ok(ServeConfig {
             targets: Targets::from_args(&a.target)?,
             filters: Filters {
                 by_cgroup: false,
+                by_container,
                 ..Filters::from_args(&a.target)?
             },
             listen,

@@ -23,7 +23,7 @@ fn main() -> ExitCode {
         .init();
     // One thread: the daemon is a single loop (drain, aggregate, write) that must cost the
     // traced machine little; a multi-thread runtime would also wake a second worker on
-    // many 10 ms ticks. Blocking work (waiting for the command, the TUI) runs on tokio's
+    // many of its wake-ups. Blocking work (waiting for the command, the TUI) runs on tokio's
     // blocking threads.
     let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()

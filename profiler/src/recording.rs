@@ -11,7 +11,7 @@ use serde::Deserialize as _;
 
 use crate::{
     aggregate::{
-        GroupBy, LatencyHist, LossCounters, OffCpu, Row, Series, Snapshot,
+        ContainerInfo, GroupBy, LatencyHist, LossCounters, OffCpu, Row, Series, Snapshot,
         stacks::{StackRow, StackSet},
     },
     output::jsonl::SCHEMA_VERSION,
@@ -67,6 +67,8 @@ pub struct RecRow {
     pub comm: Option<String>,
     /// cgroup path, if recorded.
     pub cgroup: Option<String>,
+    /// The container, if recorded (`--by container`).
+    pub container: Option<ContainerInfo>,
     /// The calls.
     pub series: Series,
 }
@@ -80,6 +82,9 @@ pub struct Part {
     pub duration_ns: u64,
     /// Lost events reported for it.
     pub lost_events: u64,
+    /// Whether its rows hold the latency anatomy (JSON schema version 2 and later; not a
+    /// version 1 line, nor an hdrlog).
+    pub anatomy: bool,
     /// Its rows.
     pub rows: Vec<RecRow>,
     /// Its stacks (`record --stacks`, schema version 3 summaries).
@@ -230,6 +235,7 @@ fn part_of(v: &serde_json::Value) -> Result<Part, String> {
         start_unix_ns: num("start_unix_ns")?,
         duration_ns: num("duration_ns")?,
         lost_events: v["lost_events"].as_u64().unwrap_or(0),
+        anatomy: v["version"].as_u64().is_some_and(|n| n >= 2),
         rows: Vec::new(),
         stacks: match &v["stacks"] {
             serde_json::Value::Null => None,
@@ -280,6 +286,12 @@ fn part_of(v: &serde_json::Value) -> Result<Part, String> {
             tid: r["tid"].as_u64().map(|p| p as u32),
             comm: r["comm"].as_str().map(str::to_string),
             cgroup: r["cgroup"].as_str().map(str::to_string),
+            container: r["container_id"].as_str().map(|id| ContainerInfo {
+                id: id.to_string(),
+                name: r["container_name"].as_str().unwrap_or("").to_string(),
+                image: r["container_image"].as_str().unwrap_or("").to_string(),
+                pod_uid: r["pod_uid"].as_str().map(str::to_string),
+            }),
             series,
         });
     }
@@ -352,6 +364,12 @@ fn parse_hdrlog(name: &str, text: &str) -> Result<Recording, RecordingError> {
             }
             _ => (None, None),
         };
+        let container = crate::output::hdrlog::container_of_tag(&tag);
+        let (comm, pid) = if container.is_some() {
+            (None, None)
+        } else {
+            (comm, pid)
+        };
         part.rows.push(RecRow {
             syscall,
             nr,
@@ -359,6 +377,7 @@ fn parse_hdrlog(name: &str, text: &str) -> Result<Recording, RecordingError> {
             tid: None,
             comm,
             cgroup: None,
+            container,
             series,
         });
     }
@@ -409,6 +428,61 @@ pub fn span_ns(parts: &[&Part]) -> u64 {
 #[error("the recording has no {0} information (record it with --by {0})")]
 pub struct RegroupError(pub &'static str);
 
+/// What identifies a merged row: pid, tid, cgroup, syscall name and number, each `None`
+/// when the grouping does not keep it.
+pub type RowKey = (
+    Option<u32>,
+    Option<u32>,
+    Option<String>,
+    Option<String>,
+    String,
+    u32,
+);
+
+/// The key of a row of a merged [`Snapshot`] (as [`merge`] made it).
+pub fn row_key(row: &Row) -> RowKey {
+    (
+        row.pid,
+        row.tid,
+        row.cgroup.clone(),
+        row.container.as_ref().map(|c| c.key().to_string()),
+        row.syscall.clone(),
+        row.nr,
+    )
+}
+
+/// Whether `r` holds the calls of keys folded beyond `--max-keys`.
+fn is_other(r: &RecRow) -> bool {
+    r.comm.as_deref() == Some("other")
+        && r.pid.is_none()
+        && r.cgroup.is_none()
+        && r.container.is_none()
+}
+
+/// The key `r` is merged under when rows are grouped by `group`.
+fn key_of(r: &RecRow, group: GroupBy) -> Result<RowKey, RegroupError> {
+    let other = is_other(r);
+    let (sys, nr) = (r.syscall.clone(), r.nr);
+    Ok(match group {
+        GroupBy::Syscall => (None, None, None, None, sys, nr),
+        GroupBy::Process if r.pid.is_some() || other => (r.pid, None, None, None, sys, nr),
+        GroupBy::Thread if r.tid.is_some() || other => (r.pid, r.tid, None, None, sys, nr),
+        GroupBy::Cgroup if r.cgroup.is_some() || other => {
+            (None, None, r.cgroup.clone(), None, sys, nr)
+        }
+        // A container is its id (the host and unknown rows, without one, their name),
+        // whatever an interval's answer from its runtime said.
+        GroupBy::Container if r.container.is_some() || other => {
+            let id = r.container.as_ref().map(|c| c.key().to_string());
+            (None, None, None, id, sys, nr)
+        }
+        GroupBy::Process => return Err(RegroupError("process")),
+        GroupBy::Thread => return Err(RegroupError("thread")),
+        GroupBy::Cgroup => return Err(RegroupError("cgroup")),
+        GroupBy::Container => return Err(RegroupError("container")),
+    })
+}
+
 /// Merges the rows of `parts` (histograms added exactly) into a snapshot keyed by `group`,
 /// keeping only the syscalls in `only` when given.
 pub fn merge(
@@ -416,8 +490,8 @@ pub fn merge(
     group: GroupBy,
     only: Option<&[u32]>,
 ) -> Result<Snapshot, RegroupError> {
-    type K = (Option<u32>, Option<u32>, Option<String>, String, u32);
-    let mut rows: BTreeMap<K, (Option<String>, bool, Series)> = BTreeMap::new();
+    type V = (Option<String>, Option<ContainerInfo>, bool, Series);
+    let mut rows: BTreeMap<RowKey, V> = BTreeMap::new();
     let mut lost = 0;
     for part in parts {
         lost += part.lost_events;
@@ -425,52 +499,52 @@ pub fn merge(
             if only.is_some_and(|o| !o.contains(&r.nr)) {
                 continue;
             }
-            let other = r.comm.as_deref() == Some("other") && r.pid.is_none() && r.cgroup.is_none();
-            let key: K = match group {
-                GroupBy::Syscall => (None, None, None, r.syscall.clone(), r.nr),
-                GroupBy::Process if r.pid.is_some() || other => {
-                    (r.pid, None, None, r.syscall.clone(), r.nr)
-                }
-                GroupBy::Thread if r.tid.is_some() || other => {
-                    (r.pid, r.tid, None, r.syscall.clone(), r.nr)
-                }
-                GroupBy::Cgroup if r.cgroup.is_some() || other => {
-                    (None, None, r.cgroup.clone(), r.syscall.clone(), r.nr)
-                }
-                GroupBy::Process => return Err(RegroupError("process")),
-                GroupBy::Thread => return Err(RegroupError("thread")),
-                GroupBy::Cgroup => return Err(RegroupError("cgroup")),
-            };
+            let other = is_other(r);
+            let key = key_of(r, group)?;
             let e = rows.entry(key).or_insert_with(|| {
                 (
                     r.comm.clone(),
+                    None,
                     other && group != GroupBy::Syscall,
                     Series::default(),
                 )
             });
-            e.2.merge(&r.series);
+            // The name and image the runtime told, from whichever part has them.
+            if group == GroupBy::Container
+                && let Some(c) = &r.container
+            {
+                match &mut e.1 {
+                    None => e.1 = Some(c.clone()),
+                    Some(have) if have.name.is_empty() && !c.name.is_empty() => *have = c.clone(),
+                    Some(_) => {}
+                }
+            }
+            e.3.merge(&r.series);
         }
     }
     let start = parts.iter().map(|p| p.start_unix_ns).min().unwrap_or(0);
     let mut out: Vec<Row> = rows
         .into_iter()
-        .map(|((pid, tid, cgroup, name, nr), (comm, other, series))| {
-            let mut row = Row::new(
-                nr,
-                pid,
-                if group == GroupBy::Syscall {
-                    None
-                } else {
-                    comm
-                },
-                series,
-            );
-            row.syscall = name;
-            row.tid = tid;
-            row.cgroup = cgroup;
-            row.other = other;
-            row
-        })
+        .map(
+            |((pid, tid, cgroup, _, name, nr), (comm, container, other, series))| {
+                let mut row = Row::new(
+                    nr,
+                    pid,
+                    if group == GroupBy::Syscall {
+                        None
+                    } else {
+                        comm
+                    },
+                    series,
+                );
+                row.syscall = name;
+                row.tid = tid;
+                row.cgroup = cgroup;
+                row.container = container;
+                row.other = other;
+                row
+            },
+        )
         .collect();
     out.sort_by(|a, b| {
         b.series
@@ -598,6 +672,119 @@ mod tests {
             merge(&parts, GroupBy::Process, None).unwrap_err(),
             RegroupError("process")
         );
+    }
+
+    #[test]
+    fn parts_say_whether_they_hold_the_anatomy() {
+        let v2 = snapshot_line("summary", GroupBy::Syscall);
+        let v1 = v2.replacen(&format!("\"version\":{SCHEMA_VERSION}"), "\"version\":1", 1);
+        assert_ne!(v1, v2);
+        let r = parse("x", (v2 + &v1).as_bytes()).unwrap();
+        assert!(r.summaries[0].anatomy);
+        assert!(!r.summaries[1].anatomy);
+    }
+
+    #[test]
+    fn container_rows_read_back_and_merge_by_id() {
+        use crate::aggregate::ContainerInfo;
+        let id = "ab".repeat(32);
+        // Two intervals of one container: the runtime had not named it in the first.
+        let mut text = String::new();
+        for (name, n) in [("", 3u64), ("web", 4)] {
+            let mut a = Aggregator::new(GroupBy::Container);
+            for key in [0u32, 2] {
+                for _ in 0..n {
+                    a.record(&SyscallEvent {
+                        duration_ns: 100,
+                        ret: 0,
+                        tgid: 1,
+                        tid: 1,
+                        nr: 110,
+                        cgroup: key,
+                        ..SyscallEvent::default()
+                    });
+                }
+            }
+            let info = |k: u32| {
+                Some(match k {
+                    0 => ContainerInfo::host(),
+                    _ => ContainerInfo {
+                        id: id.clone(),
+                        name: name.into(),
+                        image: "img:1".into(),
+                        pod_uid: Some("0f6b1c2d-3e4f-4a5b-8c6d-7e8f9a0b1c2d".into()),
+                    },
+                })
+            };
+            text += &jsonl::line(
+                "interval",
+                &a.snapshot_with(0, 1, LossCounters::default(), &|_| None, &info),
+            );
+        }
+        let r = parse("c", text.as_bytes()).unwrap();
+        let parts: Vec<&Part> = r.whole().iter().collect();
+        let s = merge(&parts, GroupBy::Container, None).unwrap();
+        let got: Vec<(String, String, u64)> = s
+            .rows
+            .iter()
+            .map(|r| {
+                let c = r.container.clone().unwrap();
+                (c.id, c.name, r.series.count())
+            })
+            .collect();
+        assert_eq!(
+            got,
+            vec![
+                (String::new(), "-".into(), 7),
+                (id.clone(), "web".into(), 7)
+            ]
+        );
+        let web = s.rows[1].container.as_ref().unwrap();
+        assert_eq!(web.image, "img:1");
+        assert_eq!(
+            web.pod_uid.as_deref(),
+            Some("0f6b1c2d-3e4f-4a5b-8c6d-7e8f9a0b1c2d")
+        );
+        assert_eq!(
+            merge(&parts, GroupBy::Syscall, None).unwrap().rows[0]
+                .series
+                .count(),
+            14
+        );
+        assert_eq!(
+            merge(&parts, GroupBy::Process, None).unwrap_err(),
+            RegroupError("process")
+        );
+        // Version 1 files (before the container fields) still read.
+        let v1 = snapshot_line("summary", GroupBy::Process)
+            .replace(&format!(r#""version":{SCHEMA_VERSION}"#), r#""version":1"#);
+        assert!(v1.contains(r#""version":1"#));
+        assert_eq!(parse("v1", v1.as_bytes()).unwrap().summaries.len(), 1);
+        // The same through an HdrHistogram log.
+        let mut a = Aggregator::new(GroupBy::Container);
+        a.record(&SyscallEvent {
+            duration_ns: 100,
+            ret: 0,
+            tgid: 1,
+            tid: 1,
+            nr: 110,
+            cgroup: 2,
+            ..SyscallEvent::default()
+        });
+        let snap = a.snapshot_with(1, 1, LossCounters::default(), &|_| None, &|_| {
+            Some(ContainerInfo {
+                id: id.clone(),
+                name: "web".into(),
+                ..Default::default()
+            })
+        });
+        let log = hdrlog::header(0) + &hdrlog::interval(&snap, 0);
+        let r = parse("h", log.as_bytes()).unwrap();
+        let parts: Vec<&Part> = r.whole().iter().collect();
+        let s = merge(&parts, GroupBy::Container, None).unwrap();
+        let c = s.rows[0].container.as_ref().unwrap();
+        assert_eq!((c.id.as_str(), c.name.as_str()), (id.as_str(), "web"));
+        assert_eq!(s.rows[0].syscall, "getppid");
     }
 
     #[test]

@@ -2,6 +2,8 @@
 //! run them, and read the JSON summary.
 #![forbid(unsafe_code)]
 
+pub mod browser;
+
 use std::{
     path::PathBuf,
     process::{Command, Output},
@@ -256,3 +258,59 @@ pub fn fails_with(args: &[&str], expect: &str) {
     );
     assert!(!stderr.contains("panicked"), "{stderr}");
 }
+
+/// The syscalls each round of the workload's `zoo` step makes, at least once each (`getpid`
+/// and `umask` twice, `close` five times): with a process's start-up, a recording of more
+/// than 47 distinct syscalls.
+pub const ZOO: [&str; 50] = [
+    "getpid",
+    "getppid",
+    "getuid",
+    "geteuid",
+    "getgid",
+    "getegid",
+    "gettid",
+    "getsid",
+    "getpgid",
+    "getpriority",
+    "sched_yield",
+    "sched_getaffinity",
+    "sched_getscheduler",
+    "sched_getparam",
+    "getrusage",
+    "times",
+    "uname",
+    "sysinfo",
+    "umask",
+    "getcwd",
+    "prlimit64",
+    "getcpu",
+    "clock_gettime",
+    "clock_getres",
+    "gettimeofday",
+    "getgroups",
+    "getresuid",
+    "getresgid",
+    "rt_sigprocmask",
+    "rt_sigpending",
+    "sigaltstack",
+    "getitimer",
+    "prctl",
+    "pipe2",
+    "write",
+    "read",
+    "dup",
+    "fcntl",
+    "lseek",
+    "fstat",
+    "openat",
+    "getdents64",
+    "newfstatat",
+    "faccessat",
+    "readlinkat",
+    "statfs",
+    "kill",
+    "tgkill",
+    "eventfd2",
+    "epoll_create1",
+];

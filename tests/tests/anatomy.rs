@@ -57,8 +57,9 @@ fn a_pipe_read_woken_later_is_blocked() {
         blocked * 100 >= total * 85,
         "blocked {blocked} ns of {total} ns is under 85 %"
     );
-    // Each read blocks once: one voluntary switch (the writer wakes it).
-    assert!(num(r, "switches") >= 40, "{r}");
+    // A read blocks until the writer wakes it: a voluntary switch (a reader that was itself
+    // kept off its CPU past the write finds the byte there and does not block).
+    assert!(num(r, "switches") >= 30, "{r}");
     let p50 = num(r, "blocked_p50_ns");
     assert!((4_500_000..=7_000_000).contains(&p50), "blocked p50 {p50}");
     assert_parts_sum(&s);

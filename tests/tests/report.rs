@@ -145,20 +145,59 @@ fn plots_parse_and_have_one_series_per_syscall() {
     ]);
     assert_eq!(code, 0, "{err}");
     let page = std::fs::read_to_string(&html).unwrap();
-    assert!(
-        page.contains("clock_nanosleep over time"),
-        "interval recordings get p50/p99/max over time"
+    assert_eq!(
+        page.matches("<svg xmlns=\"http://www.w3.org/2000/svg\" class=\"heatmap\"")
+            .count(),
+        nrows,
+        "interval recordings get a heatmap per row"
     );
+    assert!(page.contains("clock_nanosleep: latency over time"));
     assert!(
         !page.contains("<script src") && !page.contains("<link"),
         "self-contained"
     );
-    // Both parse as XML (the HTML page is XHTML-clean apart from the doctype).
-    let script = "import sys, xml.etree.ElementTree as E\nE.parse(sys.argv[1])\ns=open(sys.argv[2]).read()\nE.fromstring(s[s.index('<html>'):])\nprint('ok')";
+    // The heatmap alone, as SVG: a <title> per cell, whose counts add up to the calls.
+    let heat = temp_path("heat.svg");
+    let (code, _, err) = report(&[
+        "-f",
+        "svg",
+        "--plot",
+        "heatmap",
+        "-s",
+        "clock_nanosleep",
+        "-o",
+        heat.to_str().unwrap(),
+        a.to_str().unwrap(),
+    ]);
+    assert_eq!(code, 0, "{err}");
+    let map = std::fs::read_to_string(&heat).unwrap();
+    let cells: u64 = map
+        .split("<title>")
+        .skip(1)
+        .map(|t| {
+            let t = &t[..t.find("</title>").unwrap()];
+            let n = t.rsplit(": ").next().unwrap();
+            n.split(' ').next().unwrap().parse::<u64>().unwrap()
+        })
+        .sum();
+    assert_eq!(cells, 4, "the 4 sleeps: {map}");
+    assert!(map.contains("clock_nanosleep: latency over time"));
+    // A heatmap needs intervals, and --plot needs -f svg.
+    let flat = temp_path("flat.json");
+    record(&flat, &["-f", "json"], &["getppid", "10"]);
+    let (code, _, err) = report(&["-f", "svg", "--plot", "heatmap", flat.to_str().unwrap()]);
+    assert_eq!((code, err.lines().count()), (2, 1), "{err}");
+    assert!(err.contains("holds no intervals"), "{err}");
+    let (code, _, err) = report(&["--plot", "heatmap", a.to_str().unwrap()]);
+    assert_eq!((code, err.lines().count()), (2, 1), "{err}");
+    assert!(err.contains("--plot chooses the plot of -f svg"), "{err}");
+    // All parse as XML (the HTML page is XHTML-clean apart from the doctype).
+    let script = "import sys, xml.etree.ElementTree as E\nE.parse(sys.argv[1])\nE.parse(sys.argv[3])\ns=open(sys.argv[2]).read()\nE.fromstring(s[s.index('<html'):])\nprint('ok')";
     let py = Command::new("python3")
         .args(["-c", script])
         .arg(&svg)
         .arg(&html)
+        .arg(&heat)
         .output()
         .unwrap();
     assert_eq!(

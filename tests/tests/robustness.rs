@@ -1,5 +1,6 @@
 //! Overload and faults: drops are counted exactly when the event buffers overflow and `top`
-//! shows them, Ctrl-C still ends a flooded recording at once with its dump, memory stays
+//! shows them, a burst on an idle recording is drained before its CPU's log fills, Ctrl-C
+//! still ends a flooded recording at once with its dump, memory stays
 //! bounded with many short-lived processes, two instances both count exactly, and an output
 //! that cannot be written (disk full, file removed) is an error that still hands all the
 //! data over on stderr.
@@ -9,7 +10,8 @@
 )]
 
 use std::{
-    process::Command,
+    io::Write,
+    process::{Command, Stdio},
     time::{Duration, Instant},
 };
 
@@ -60,6 +62,49 @@ fn overflow_drops_are_counted_exactly() {
         text.contains("WARNING:") && text.contains("were lost"),
         "{text}"
     );
+}
+
+/// A recording that sat idle has its drains asleep (up to 500 ms apart); a burst must wake
+/// it through the programs before the burst's CPU's log is full. One thread pinned to CPU 0
+/// makes 1,000,000 calls, over seven times what that CPU's log holds (131,072 records: the
+/// buffer is sized so on any number of CPUs), about half a second of calls: with only the
+/// timed drains its log would overflow, with the wake-up at a quarter full nothing is lost.
+#[test]
+fn a_burst_on_an_idle_recording_is_drained_in_time() {
+    let cpus = std::thread::available_parallelism().unwrap().get();
+    let ring = format!("{}M", (4 * cpus).next_power_of_two());
+    let calls = 1_000_000u64;
+    let mut w = Reaped(
+        Command::new("taskset")
+            .args(["-c", "0", WORKLOAD, "gate", "getppid", &calls.to_string()])
+            .stdin(Stdio::piped())
+            .spawn()
+            .unwrap(),
+    );
+    let out = temp_path("idle-burst.json");
+    let mut rec = start_tracing(&[
+        "record",
+        "--ring-buffer",
+        &ring,
+        "-f",
+        "json",
+        "-o",
+        out.to_str().unwrap(),
+        "-p",
+        &w.id().to_string(),
+    ]);
+    // Idle: the last drain is long past when the burst starts.
+    std::thread::sleep(Duration::from_millis(1500));
+    w.stdin.take().unwrap().write_all(b"go\n").unwrap();
+    assert!(w.wait().unwrap().success());
+    // It ends by itself with its target.
+    assert_eq!(rec.wait().unwrap().code(), Some(0));
+    let s = summary(&out);
+    assert_eq!(
+        s["dropped_events"], 0,
+        "a burst on an idle recording lost calls"
+    );
+    assert_eq!(count(&s, "getppid"), calls);
 }
 
 #[test]

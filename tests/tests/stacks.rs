@@ -152,6 +152,36 @@ fn calls_are_counted_exactly_with_the_count_weight() {
 }
 
 #[test]
+fn a_process_gone_before_its_stacks_are_read_keeps_its_names() {
+    // Five rounds: the helper lives about 50 ms, and nothing wakes syslat before it exits
+    // (no slow-call log, the call logs far from full), so its calls are drained after its
+    // end; its mappings were read at its exec, when the programs said it had exec'd.
+    let out = temp_path("stacks-gone.folded");
+    let o = syslat(&[
+        "record",
+        "--stacks",
+        "--stacks-weight",
+        "count",
+        "-f",
+        "folded",
+        "-o",
+        out.to_str().expect("utf-8"),
+        "--",
+        HELPER,
+        "5",
+    ])
+    .output()
+    .expect("syslat runs");
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let text = std::fs::read_to_string(&out).expect("folded output");
+    let lines = parse_folded(&text);
+    let sleeps = of(&lines, "clock_nanosleep");
+    let (under, total) = share_under(&sleeps, "slow_path_a");
+    assert_eq!((under, total), (5, 5), "{text}");
+    assert!(!text.contains("[unresolved"), "{text}");
+}
+
+#[test]
 fn a_threshold_keeps_only_slow_calls() {
     let text = record_folded(
         "stacks-slow.folded",
@@ -170,7 +200,7 @@ fn a_threshold_keeps_only_slow_calls() {
 fn report_draws_a_flame_graph_and_writes_folded_lines() {
     let json = temp_path("stacks.json");
     let s = record_json(&json, &["--stacks"], &[HELPER, "10"]);
-    assert_eq!(s["version"], 3);
+    assert_eq!(s["version"], 4);
     let stacks = s["stacks"].as_array().expect("stacks in the summary");
     let sleeps: u64 = stacks
         .iter()

@@ -45,6 +45,23 @@ fn stop(mut rec: Reaped) {
     assert_eq!(rec.wait().unwrap().code(), Some(130));
 }
 
+/// Waits for a recording of `-p`/`-t` targets that have all exited to end by itself, as it
+/// must at once (each target's pidfd says when it is gone): exit 0 within a second.
+fn ends_with_its_targets(mut rec: Reaped) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(1);
+    let status = loop {
+        if let Some(st) = rec.try_wait().unwrap() {
+            break st;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "syslat still runs 1 s after its targets exited"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    };
+    assert_eq!(status.code(), Some(0));
+}
+
 /// A copy of the workload under a unique name (its comm), so concurrent runs elsewhere on
 /// the machine cannot match it.
 fn renamed(name: &str) -> PathBuf {
@@ -59,7 +76,7 @@ fn tid_traces_only_that_thread() {
     let out = temp_path("tid.json");
     let rec = recording(&out, &["-t", &w.id().to_string()]);
     release(&mut w);
-    stop(rec);
+    ends_with_its_targets(rec);
     let s = summary(&out);
     assert_eq!(count(&s, "getppid"), 3000, "only the main thread's calls");
 }
@@ -373,7 +390,7 @@ fn by_cgroup_rows_carry_the_cgroup() {
     let rec = recording(&out, &["-p", &pids, "--by", "cgroup"]);
     release(&mut a);
     release(&mut b);
-    stop(rec);
+    ends_with_its_targets(rec);
     let _ = std::fs::remove_dir(&a_dir);
     let _ = std::fs::remove_dir(&b_dir);
     let s = summary(&out);

@@ -84,7 +84,7 @@ fn live_view_in_a_terminal() {
     );
     // Back, the process view, then wait for the command to end and quit.
     t.keys("Escape");
-    t.wait_for("the syscall table", |s| s.contains(" syscalls "));
+    t.wait_for("the syscall table", |s| s.contains(" syscalls, latency "));
     t.keys("p");
     t.wait_for("the process view", |s| {
         s.contains("processes, by syscall time") && s.contains("workload")

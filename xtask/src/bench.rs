@@ -8,11 +8,14 @@
 //! untargeted process pays), and with `--peers`
 //! bpftrace, libbpf-tools' syscount -L, perf trace -s and strace -c -f. Then the same for a
 //! pipe ping-pong (the cost on context switches), a sustained two-thread storm under
-//! `syslat record` (rate, drops) and peak RSS with 10,000 short-lived processes.
+//! `syslat record` (rate, drops), a burst that hits a syslat sitting idle (rate, drops),
+//! syslat's own CPU time on an idle machine (`record`, `serve`, and `record -p` of a
+//! sleeping process), peak RSS with 10,000 short-lived processes, and the time of a
+//! `/metrics` scrape of 200 series (text, and protobuf with native histograms).
 
 use std::{
-    io::{BufRead, BufReader, Write},
-    path::Path,
+    io::{BufRead, BufReader, Read, Write},
+    path::{Path, PathBuf},
     process::{Child, Command, Stdio},
     time::{Duration, Instant},
 };
@@ -43,6 +46,18 @@ pub(crate) struct BenchArgs {
     /// getppid calls per thread of the sustained-load run (two threads); 0 skips it.
     #[arg(long, default_value_t = 21_000_000)]
     storm_calls: u64,
+    /// getppid calls per thread of the burst run (two threads, hitting a syslat that sat
+    /// idle); 0 skips it.
+    #[arg(long, default_value_t = 6_000_000)]
+    burst_calls: u64,
+    /// Seconds of each idle-cost measurement (`record`, `serve`, `record -p` of a sleeping
+    /// process); 0 skips them.
+    #[arg(long, default_value_t = 20)]
+    idle_seconds: u64,
+    /// Measure this syslat binary instead of target/release/syslat (an older build, for a
+    /// before/after comparison).
+    #[arg(long)]
+    syslat: Option<PathBuf>,
 }
 
 #[derive(Clone, Copy, PartialEq)]
@@ -98,7 +113,10 @@ struct Sample {
 }
 
 pub(crate) fn run(root: &Path, args: &BenchArgs) -> Result<()> {
-    let syslat = root.join("target/release/syslat");
+    let syslat = args
+        .syslat
+        .clone()
+        .unwrap_or_else(|| root.join("target/release/syslat"));
     let workload = root.join("target/release/workload");
     let floor = root.join("target/ebpf/floor.bpf.o");
     for p in [&syslat, &workload, &floor] {
@@ -140,12 +158,29 @@ pub(crate) fn run(root: &Path, args: &BenchArgs) -> Result<()> {
             Err(e) => eprintln!("xtask bench: the sustained-load run failed: {e:#}"),
         }
     }
+    if args.burst_calls > 0 {
+        eprintln!(
+            "xtask bench: a burst of two threads of {} calls on an idle syslat",
+            args.burst_calls
+        );
+        match burst(&syslat, &workload, args.burst_calls) {
+            Ok(line) => table.push_str(&line),
+            Err(e) => eprintln!("xtask bench: the burst run failed: {e:#}"),
+        }
+    }
+    if args.idle_seconds > 0 {
+        table.push_str(&idle_table(&syslat, args.idle_seconds));
+    }
     match rss_with_processes(&syslat, &workload, 10_000) {
         Ok(kib) => table.push_str(&format!(
             "\n`syslat record --by process` of 10,000 short-lived processes: peak RSS {:.1} MiB",
             kib as f64 / 1024.0
         )),
         Err(e) => eprintln!("xtask bench: the memory run failed: {e:#}"),
+    }
+    match scrape_cost(&syslat, &workload) {
+        Ok(line) => table.push_str(&line),
+        Err(e) => eprintln!("xtask bench: the scrape run failed: {e:#}"),
     }
     println!("{table}");
     if args.readme {
@@ -196,7 +231,9 @@ impl Ctx<'_> {
     /// iterations under `setup`.
     fn measure(&self, setup: Setup, step: &str, calls: u64) -> Result<Sample> {
         let mut w = Command::new(self.workload)
-            .args(["gate", step, &calls.to_string()])
+            // The second gate keeps the loop's process alive while syslat's cost is read:
+            // `syslat record -p` ends as soon as its target exits.
+            .args(["gate", step, &calls.to_string(), "gate"])
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .spawn()
@@ -249,10 +286,11 @@ impl Ctx<'_> {
             }
         };
         let before = tracer.as_ref().map(|t| cpu_ticks(t.id()));
-        w.stdin.take().context("stdin")?.write_all(b"go\n")?;
+        let mut gate = w.stdin.take().context("stdin")?;
+        // One byte: each gate reads one.
+        gate.write_all(b"g")?;
         let mut out = String::new();
         BufReader::new(w.stdout.take().context("stdout")?).read_line(&mut out)?;
-        w.wait()?;
         let ns: f64 = out
             .trim()
             .parse()
@@ -267,6 +305,11 @@ impl Ctx<'_> {
                 let cpu_ms = (cpu_ticks(t.id()) - before.unwrap_or(0)) as f64 * 10.0;
                 cost = Some((cpu_ms / calls as f64 * 1e6, peak_rss_kib(t.id())));
             }
+        }
+        // Closing its stdin opens the second gate.
+        drop(gate);
+        w.wait()?;
+        if let Some(t) = tracer.as_mut() {
             // SAFETY: kill(2) on a child we spawned and have not reaped.
             unsafe { libc_kill(t.id(), 2) };
             let deadline = Instant::now() + Duration::from_secs(20);
@@ -314,6 +357,94 @@ fn rss_with_processes(syslat: &Path, workload: &Path, n: u32) -> Result<u64> {
         std::thread::sleep(Duration::from_millis(20));
     }
     Ok(peak)
+}
+
+/// One `/metrics` scrape of `syslat serve --by process` holding about 200 series (five
+/// processes of different names, ~40 syscalls each), timed from connect to the last byte:
+/// as text and as protobuf with native histograms, medians of 50 scrapes each.
+fn scrape_cost(syslat: &Path, workload: &Path) -> Result<String> {
+    const TEXT: &str = "text/plain;version=0.0.4";
+    const PROTOBUF: &str = "application/vnd.google.protobuf;\
+        proto=io.prometheus.client.MetricFamily;encoding=delimited";
+    let port = std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port();
+    let addr = format!("127.0.0.1:{port}");
+    let w = workload.display();
+    let script = format!(
+        "for i in 0 1 2 3 4; do {w} comm w$i getppid 100 sleep-us 20 50 enoent 5 \
+         pipe 2 1; done; {w} gate"
+    );
+    let mut srv = Command::new(syslat)
+        .args([
+            "serve", "--by", "process", "--listen", &addr, "--", "sh", "-c", &script,
+        ])
+        .stdin(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .context("syslat serve")?;
+    let mut line = String::new();
+    BufReader::new(srv.stderr.take().context("stderr")?).read_line(&mut line)?;
+    let scrape = |accept: &str| -> Result<(Duration, Vec<u8>)> {
+        use std::io::Read as _;
+        let t = Instant::now();
+        let mut s = std::net::TcpStream::connect(&addr)?;
+        write!(
+            s,
+            "GET /metrics HTTP/1.1\r\nHost: {addr}\r\nAccept: {accept}\r\n\r\n"
+        )?;
+        let mut resp = Vec::new();
+        s.read_to_end(&mut resp)?;
+        Ok((t.elapsed(), resp))
+    };
+    let result = (|| {
+        // Every name is in, and the last process waits at its gate.
+        let deadline = Instant::now() + Duration::from_secs(60);
+        let text = loop {
+            let (_, r) = scrape(TEXT)?;
+            let text = String::from_utf8_lossy(&r).into_owned();
+            if text.contains(r#"comm="w4""#) && text.contains(r#"syscall="read",comm="workload""#) {
+                break text;
+            }
+            if Instant::now() > deadline {
+                bail!("serve never showed the five processes: {line}");
+            }
+            std::thread::sleep(Duration::from_millis(200));
+        };
+        std::thread::sleep(Duration::from_millis(500));
+        let series = text
+            .lines()
+            .filter(|l| l.starts_with("syslat_syscall_duration_seconds_count"))
+            .count();
+        // Interleaved, so machine noise hits both alike.
+        let (mut times, mut bytes) = ([Vec::new(), Vec::new()], [0usize; 2]);
+        for _ in 0..50 {
+            for (k, accept) in [TEXT, PROTOBUF].into_iter().enumerate() {
+                let (t, r) = scrape(accept)?;
+                times[k].push(t.as_secs_f64() * 1e3);
+                bytes[k] = r.len();
+            }
+        }
+        let row: Vec<(f64, f64)> = times
+            .into_iter()
+            .zip(bytes)
+            .map(|(t, b)| (median(t).unwrap_or(0.0), b as f64 / 1024.0))
+            .collect();
+        Ok(format!(
+            "\n`syslat serve --by process`, {series} series: one scrape {:.2} ms as text \
+             ({:.0} KiB), {:.2} ms as protobuf with native histograms ({:.0} KiB); medians of 50",
+            row[0].0, row[0].1, row[1].0, row[1].1
+        ))
+    })();
+    drop(srv.stdin.take());
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while srv.try_wait()?.is_none() {
+        if Instant::now() > deadline {
+            srv.kill()?;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    result
 }
 
 /// The context-switch cost: a pipe ping-pong between two threads pinned to one CPU (each
@@ -394,6 +525,238 @@ fn storm(syslat: &Path, workload: &Path, calls: u64) -> Result<String> {
         n("dropped_events"),
         n("lost_events"),
     ))
+}
+
+/// `syslat record -p` of a workload that waits at its gate for 3 s (syslat's drains asleep
+/// all that time), then makes `calls` getppid calls on each of two threads as fast as it
+/// can: the burst's rate and what was dropped (goal: nothing at 4 M calls/s). Only the
+/// workload is traced, so other processes on the machine cannot blur the count.
+fn burst(syslat: &Path, workload: &Path, calls: u64) -> Result<String> {
+    let out = std::env::temp_dir().join(format!("syslat-bench-burst-{}.json", std::process::id()));
+    let mut w = Command::new(workload)
+        .args(["gate", "threads", "2", &calls.to_string()])
+        .stdin(Stdio::piped())
+        .spawn()
+        .context("workload")?;
+    let rec = started(
+        Command::new(syslat)
+            .args(["record", "-f", "json", "-o"])
+            .arg(&out)
+            .args(["-p", &w.id().to_string()]),
+        "tracing",
+    );
+    let mut rec = match rec {
+        Ok(r) => r,
+        Err(e) => {
+            let _ = w.kill();
+            let _ = w.wait();
+            return Err(e);
+        }
+    };
+    std::thread::sleep(Duration::from_secs(3));
+    let t = Instant::now();
+    w.stdin.take().context("stdin")?.write_all(b"go\n")?;
+    let st = w.wait()?;
+    let secs = t.elapsed().as_secs_f64();
+    // syslat ends by itself once its target has exited.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while rec.try_wait()?.is_none() {
+        if Instant::now() > deadline {
+            // SAFETY: kill(2) on a child we spawned and have not reaped.
+            unsafe { libc_kill(rec.id(), 2) };
+            rec.wait()?;
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let text = std::fs::read_to_string(&out);
+    let _ = std::fs::remove_file(&out);
+    if !st.success() {
+        bail!("the workload exited with {st}");
+    }
+    let summary = summary_of(&text?)?;
+    let getppid: u64 = summary["rows"]
+        .as_array()
+        .context("no rows")?
+        .iter()
+        .filter(|r| r["syscall"] == "getppid")
+        .filter_map(|r| r["count"].as_u64())
+        .sum();
+    let n = |k: &str| summary[k].as_u64().unwrap_or(0);
+    Ok(format!(
+        "\nBurst on an idle syslat (`syslat record -p` of a process that waits 3 s, then makes \
+         {calls} getppid calls on each of two threads): {getppid} of {} calls traced in \
+         {secs:.2} s = {:.2} M calls/s, {} dropped, {} lost (goal: 0 dropped at 4 M calls/s)",
+        2 * calls,
+        (2 * calls) as f64 / secs.max(1e-9) / 1e6,
+        n("dropped_events"),
+        n("lost_events"),
+    ))
+}
+
+/// syslat's own CPU time on an idle machine: `record` and `serve` of every process (which
+/// also pay for whatever the machine's other processes call, so the table says how many
+/// calls were traced), and `record -p` of a sleeping process (only the fixed cost).
+fn idle_table(syslat: &Path, secs: u64) -> String {
+    let mut t = format!(
+        "\n\nIdle cost: syslat's own CPU time over {secs} s on a machine left alone (goal: at \
+         most 1 ms per second)\n\n\
+         | setup | CPU ms/s | wake-ups/s | calls traced/s |\n|---|---:|---:|---:|\n"
+    );
+    let sleeper = Command::new("sleep").arg((secs + 60).to_string()).spawn();
+    let rows: [(&str, Vec<String>); 3] = [
+        ("`syslat record` (all processes)", vec!["record".into()]),
+        ("`syslat serve` (all processes)", vec!["serve".into()]),
+        (
+            "`syslat record -p` of a sleeping process",
+            match &sleeper {
+                Ok(s) => vec!["record".into(), "-p".into(), s.id().to_string()],
+                Err(_) => Vec::new(),
+            },
+        ),
+    ];
+    for (label, args) in rows {
+        eprintln!("xtask bench: idle cost, {label}, {secs} s");
+        let r = if args.is_empty() {
+            Err(anyhow::anyhow!("could not start sleep"))
+        } else {
+            idle(syslat, &args, secs)
+        };
+        match r {
+            Ok(i) => t.push_str(&format!(
+                "| {label} | {:.2} | {:.1} | {:.0} |\n",
+                i.cpu_ms_per_s, i.wakeups_per_s, i.calls_per_s
+            )),
+            Err(e) => {
+                eprintln!("xtask bench: {label} failed: {e:#}");
+                t.push_str(&format!("| {label} | failed | | |\n"));
+            }
+        }
+    }
+    if let Ok(mut s) = sleeper {
+        let _ = s.kill();
+        let _ = s.wait();
+    }
+    t
+}
+
+/// What one idle measurement found.
+struct Idle {
+    cpu_ms_per_s: f64,
+    /// Times syslat's threads were scheduled in, per second.
+    wakeups_per_s: f64,
+    calls_per_s: f64,
+}
+
+/// Runs `syslat ARGS` (`record` or `serve`), lets it settle for 2 s, then measures its
+/// threads' CPU time (schedstat, ns) and wake-ups over `secs` seconds, and how many calls it
+/// traced meanwhile (`serve`: its counter, scraped just outside the window; `record`: its
+/// summary's rate).
+fn idle(syslat: &Path, args: &[String], secs: u64) -> Result<Idle> {
+    let serve = args[0] == "serve";
+    let out = std::env::temp_dir().join(format!("syslat-bench-idle-{}.json", std::process::id()));
+    let addr = "127.0.0.1:19871";
+    let mut cmd = Command::new(syslat);
+    cmd.args(args);
+    if serve {
+        cmd.args(["--listen", addr]);
+    } else {
+        cmd.args(["-f", "json", "-o"]).arg(&out);
+    }
+    let mut c = started(&mut cmd, if serve { "serving" } else { "tracing" })?;
+    let measured = (|| {
+        std::thread::sleep(Duration::from_secs(2));
+        let calls_before = if serve { traced_calls(addr)? } else { 0 };
+        let (cpu0, runs0) = schedstat(c.id());
+        std::thread::sleep(Duration::from_secs(secs));
+        let (cpu1, runs1) = schedstat(c.id());
+        let calls_after = if serve { traced_calls(addr)? } else { 0 };
+        let secs = secs as f64;
+        Ok::<_, anyhow::Error>(Idle {
+            cpu_ms_per_s: (cpu1 - cpu0) as f64 / 1e6 / secs,
+            wakeups_per_s: (runs1 - runs0) as f64 / secs,
+            calls_per_s: (calls_after - calls_before) as f64 / secs,
+        })
+    })();
+    let summary = if serve {
+        // SAFETY: kill(2) on a child we spawned and have not reaped.
+        unsafe { libc_kill(c.id(), 2) };
+        c.wait()?;
+        None
+    } else {
+        Some(stop_and_summary(&mut c, &out))
+    };
+    let _ = std::fs::remove_file(&out);
+    let mut idle = measured?;
+    if let Some(summary) = summary {
+        let summary = summary?;
+        let n = |k: &str| summary[k].as_u64().unwrap_or(0);
+        idle.calls_per_s = n("calls") as f64 / (n("duration_ns") as f64 / 1e9).max(1e-9);
+    }
+    Ok(idle)
+}
+
+/// Spawns `cmd` with stderr piped and waits for its first line, which must contain `word`.
+fn started(cmd: &mut Command, word: &str) -> Result<Child> {
+    let mut c = cmd.stderr(Stdio::piped()).spawn().context("syslat")?;
+    let mut line = String::new();
+    BufReader::new(c.stderr.take().context("stderr")?).read_line(&mut line)?;
+    if !line.contains(word) {
+        let _ = c.kill();
+        let _ = c.wait();
+        bail!("syslat did not start: {line}");
+    }
+    Ok(c)
+}
+
+/// Ends a `record` with SIGINT and reads the summary line it wrote to `out`.
+fn stop_and_summary(c: &mut Child, out: &Path) -> Result<serde_json::Value> {
+    // SAFETY: kill(2) on a child we spawned and have not reaped.
+    unsafe { libc_kill(c.id(), 2) };
+    c.wait()?;
+    summary_of(&std::fs::read_to_string(out)?)
+}
+
+/// The summary line of a JSON Lines recording.
+fn summary_of(text: &str) -> Result<serde_json::Value> {
+    text.lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .find(|v| v["type"] == "summary")
+        .context("no summary line")
+}
+
+/// `syslat_traced_syscalls_total` of the `serve` at `addr`.
+fn traced_calls(addr: &str) -> Result<u64> {
+    let mut s = std::net::TcpStream::connect(addr)?;
+    write!(s, "GET /metrics HTTP/1.1\r\nHost: {addr}\r\n\r\n")?;
+    let mut resp = String::new();
+    s.read_to_string(&mut resp)?;
+    resp.lines()
+        .find_map(|l| l.strip_prefix("syslat_traced_syscalls_total "))
+        .and_then(|v| v.trim().parse::<f64>().ok())
+        .map(|v| v as u64)
+        .context("no syslat_traced_syscalls_total in /metrics")
+}
+
+/// CPU time (ns) and times scheduled in of every thread of `pid`, from
+/// `/proc/PID/task/*/schedstat` (exact, unlike the 10 ms ticks of `/proc/PID/stat`).
+fn schedstat(pid: u32) -> (u64, u64) {
+    let mut total = (0, 0);
+    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+        return total;
+    };
+    for task in tasks.flatten() {
+        let text = std::fs::read_to_string(task.path().join("schedstat")).unwrap_or_default();
+        let f: Vec<u64> = text
+            .split_whitespace()
+            .filter_map(|v| v.parse().ok())
+            .collect();
+        if let [cpu, _, runs, ..] = f[..] {
+            total.0 += cpu;
+            total.1 += runs;
+        }
+    }
+    total
 }
 
 fn peer(cmd: &mut Command) -> Result<Child> {

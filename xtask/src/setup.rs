@@ -1,7 +1,7 @@
 //! `cargo xtask setup`: installs, idempotently, what a fresh Debian 12 machine of this
 //! project's kind lacks (shared/ebpf-toolchain.md): Debian's rustc-web with its prebuilt
 //! `core` for bpfel-unknown-none, LLVM 22, bpf-linker built against it, and the tools the
-//! tests use (bpftool, tmux). Quick when everything is there.
+//! tests use (bpftool, tmux, chromium, ...). Quick when everything is there.
 
 use std::{
     path::{Path, PathBuf},
@@ -23,12 +23,23 @@ const APT_PACKAGES: &[(&str, &str)] = &[
     ("rust-web-clippy", "/usr/bin/clippy-driver"),
     ("bpftool", "/usr/sbin/bpftool"),
     ("tmux", "/usr/bin/tmux"),
-    // promtool checks `syslat serve`'s exposition in the tests.
+    // promtool checks `syslat serve`'s exposition in the tests, and the prometheus server
+    // of the same package scrapes it (native histograms and classic).
     ("prometheus", "/usr/bin/promtool"),
     // A real container runtime for `--container` (the image is busybox-static, imported).
     ("docker.io", "/usr/sbin/dockerd"),
     ("busybox-static", "/usr/share/doc/busybox-static"),
+    // A real browser opens `report -f html` in the tests (headless, over DevTools).
+    ("chromium", "/usr/bin/chromium"),
+    // The DaemonSet's pod is run under containerd's own client, and the unit is checked
+    // with systemd-analyze (tests/tests/deploy.rs).
+    ("containerd", "/usr/bin/ctr"),
+    ("systemd", "/usr/bin/systemd-analyze"),
 ];
+
+/// The official Kubernetes Python client, whose API models check deploy/daemonset.yaml
+/// (pinned: its type names are parsed).
+const KUBERNETES_PY: &str = "kubernetes==37.0.2";
 
 const BPF_LINKER: &str = "bpf-linker@0.13.0";
 
@@ -60,6 +71,14 @@ pub(crate) fn run() -> Result<()> {
     if !has_hdrh {
         eprintln!("xtask: installing the Python hdrhistogram package (for the tests)");
         sh(Command::new("python3").args(["-m", "pip", "install", "-q", "hdrhistogram"]))?;
+    }
+    let has_kubernetes = Command::new("python3")
+        .args(["-c", "import kubernetes, yaml"])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !has_kubernetes {
+        eprintln!("xtask: installing the Python {KUBERNETES_PY} package (for the tests)");
+        sh(Command::new("python3").args(["-m", "pip", "install", "-q", KUBERNETES_PY]))?;
     }
     if bpf_linker().is_none() {
         eprintln!("xtask: installing {BPF_LINKER} (about 1.5 minutes)");

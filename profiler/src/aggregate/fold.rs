@@ -10,7 +10,7 @@ use std::collections::{HashMap, HashSet};
 
 use profiler_common::{Anatomy, MAX_SYSCALLS, SyscallEvent};
 
-use super::{Event, LossCounters, Row, Series, Snapshot, comm_name};
+use super::{ContainerInfo, Event, LossCounters, Row, Series, Snapshot, comm_name};
 use crate::syscalls;
 
 /// The aggregation key of the rows.
@@ -25,6 +25,9 @@ pub enum GroupBy {
     Thread,
     /// One row per (cgroup v2, syscall).
     Cgroup,
+    /// One row per (container, syscall): events carry a container key in their `cgroup`
+    /// field (collection maps cgroups to containers), named at snapshot time.
+    Container,
 }
 
 /// The default cap on per-process (or per-thread) keys.
@@ -32,6 +35,9 @@ pub const DEFAULT_MAX_KEYS: usize = 10_000;
 
 /// tgid of the `other` rows.
 const OTHER: u32 = u32::MAX;
+/// The key (in place of a pid, cgroup or container key) whose calls always go to the
+/// `other` rows.
+pub const OTHER_KEY: u32 = OTHER;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 struct Key {
@@ -137,7 +143,7 @@ impl Aggregator {
             return;
         }
         let key = match self.group {
-            GroupBy::Cgroup => Key {
+            GroupBy::Cgroup | GroupBy::Container => Key {
                 tgid: ev.cgroup,
                 generation: 0,
                 tid: 0,
@@ -180,7 +186,10 @@ impl Aggregator {
 
     /// A process-exit record: remember the name, and start a new generation for the pid.
     pub fn retire(&mut self, tgid: u32, comm: &[u8; 16]) {
-        if matches!(self.group, GroupBy::Syscall | GroupBy::Cgroup) {
+        if matches!(
+            self.group,
+            GroupBy::Syscall | GroupBy::Cgroup | GroupBy::Container
+        ) {
             return;
         }
         let generation = self.generations.entry(tgid).or_insert(0);
@@ -285,8 +294,36 @@ impl Aggregator {
         loss: LossCounters,
         name: &dyn Fn(u32) -> Option<String>,
     ) -> Snapshot {
+        self.snapshot_with(start_unix_ns, duration_ns, loss, name, &|_| None)
+    }
+
+    /// [`Aggregator::snapshot`], with `container` telling what a container key stands for
+    /// (with [`GroupBy::Container`]; a key it does not know is shown as unknown, `?`).
+    pub fn snapshot_with(
+        &self,
+        start_unix_ns: u64,
+        duration_ns: u64,
+        loss: LossCounters,
+        name: &dyn Fn(u32) -> Option<String>,
+        container: &dyn Fn(u32) -> Option<ContainerInfo>,
+    ) -> Snapshot {
         let mut rows: Vec<Row> = match self.group {
             GroupBy::Syscall => self.syscall_rows(),
+            GroupBy::Container => self
+                .keyed
+                .iter()
+                .map(|(k, s)| {
+                    let mut r = Row::new(k.nr, None, None, s.clone());
+                    if k.tgid == OTHER {
+                        r.other = true;
+                        r.comm = Some("other".into());
+                    } else {
+                        r.container =
+                            Some(container(k.tgid).unwrap_or_else(ContainerInfo::unknown));
+                    }
+                    r
+                })
+                .collect(),
             GroupBy::Cgroup => self
                 .keyed
                 .iter()
@@ -337,6 +374,7 @@ impl Aggregator {
                 .then_with(|| a.pid.cmp(&b.pid))
                 .then_with(|| a.tid.cmp(&b.tid))
                 .then_with(|| a.cgroup.cmp(&b.cgroup))
+                .then_with(|| a.container.cmp(&b.container))
                 .then_with(|| a.nr.cmp(&b.nr))
         });
         Snapshot {
@@ -467,6 +505,60 @@ mod tests {
             vec![(Some("/app".into()), 2), (Some("cgroup#0".into()), 1)]
         );
         assert!(s.rows.iter().all(|r| r.pid.is_none()));
+    }
+
+    #[test]
+    fn groups_by_container_with_a_cap() {
+        // Keys 0 (host), 5 and 6 (containers); at most two kept, the third folds.
+        let mut a = Aggregator::with_max_keys(GroupBy::Container, 2);
+        for (key, n) in [(5u32, 3), (0, 2), (6, 4), (5, 1)] {
+            for _ in 0..n {
+                let mut e = call(100 + key, 0, 10, 0);
+                e.cgroup = key;
+                a.record(&e);
+            }
+        }
+        a.fold(&[exit(105, b"gone")]);
+        let info = |k: u32| match k {
+            0 => Some(ContainerInfo::host()),
+            5 => Some(ContainerInfo {
+                id: "a".repeat(64),
+                name: "web".into(),
+                image: "nginx".into(),
+                pod_uid: None,
+            }),
+            _ => None,
+        };
+        let s = a.snapshot_with(0, 0, LossCounters::default(), &|_| None, &info);
+        let got: Vec<(Option<String>, bool, u64)> = s
+            .rows
+            .iter()
+            .map(|r| {
+                (
+                    r.container.as_ref().map(|c| c.name.clone()),
+                    r.other,
+                    r.series.count(),
+                )
+            })
+            .collect();
+        assert_eq!(
+            got,
+            vec![
+                (None, true, 4),
+                (Some("web".into()), false, 4),
+                (Some("-".into()), false, 2)
+            ]
+        );
+        assert_eq!(s.folded_keys, 1);
+        assert_eq!(s.total_calls(), 10, "folding keeps every call");
+        assert!(s.rows.iter().all(|r| r.pid.is_none() && r.cgroup.is_none()));
+        // A key nobody can name is the unknown row, not the host's.
+        let s = a.snapshot(0, 0, LossCounters::default(), &|_| None);
+        assert!(
+            s.rows
+                .iter()
+                .any(|r| r.container == Some(ContainerInfo::unknown()))
+        );
     }
 
     #[test]

@@ -11,7 +11,7 @@ mod snapshot;
 pub mod stacks;
 
 pub use event::{Event, StackRef, comm_name};
-pub use fold::{Aggregator, DEFAULT_MAX_KEYS, GroupBy};
+pub use fold::{Aggregator, DEFAULT_MAX_KEYS, GroupBy, OTHER_KEY};
 pub use hist::{HistError, LatencyHist, MAX_TRACKED_NS};
 pub use series::{BucketSplit, OffCpu, Series, log2_bucket};
-pub use snapshot::{LossCounters, Row, Snapshot, SortKey, Split, Stats};
+pub use snapshot::{ContainerInfo, LossCounters, Row, Snapshot, SortKey, Split, Stats};

@@ -74,6 +74,57 @@ pub struct Stats {
     pub max_ns: u64,
 }
 
+/// A container as rows keyed by container name it (`--by container`).
+#[derive(Clone, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct ContainerInfo {
+    /// Its full id, 64 hex digits; empty for the host row and the unknown row.
+    pub id: String,
+    /// Its name, as its runtime calls it: `-` for the host row (processes outside any
+    /// container), `?` for calls whose cgroup was gone before syslat could read it, empty
+    /// when the runtime could not be asked. Untrusted text: escape it before printing.
+    pub name: String,
+    /// The image it runs, as its runtime tells (empty when not told). Untrusted text.
+    pub image: String,
+    /// Its Kubernetes pod's UID, when kubelet made its cgroup.
+    pub pod_uid: Option<String>,
+}
+
+impl ContainerInfo {
+    /// The row of the processes outside any container.
+    pub fn host() -> Self {
+        ContainerInfo {
+            name: "-".into(),
+            ..Default::default()
+        }
+    }
+
+    /// The row of calls whose cgroup could not be read (removed before syslat saw it).
+    pub fn unknown() -> Self {
+        ContainerInfo {
+            name: "?".into(),
+            ..Default::default()
+        }
+    }
+
+    /// The identity of its row: the id, or for the rows without one the name.
+    pub fn key(&self) -> &str {
+        if self.id.is_empty() {
+            &self.name
+        } else {
+            &self.id
+        }
+    }
+
+    /// The id as `docker ps` shows it (12 digits), or `-` when there is none.
+    pub fn short_id(&self) -> &str {
+        if self.id.is_empty() {
+            "-"
+        } else {
+            &self.id[..self.id.len().min(12)]
+        }
+    }
+}
+
 /// One row: a syscall, or a process and a syscall.
 #[derive(Clone, Debug)]
 pub struct Row {
@@ -89,6 +140,8 @@ pub struct Row {
     pub tid: Option<u32>,
     /// cgroup v2 path (relative to the hierarchy's root), when grouping by cgroup.
     pub cgroup: Option<String>,
+    /// The container, when grouping by container.
+    pub container: Option<ContainerInfo>,
     /// Whether this row holds the calls of keys folded beyond `--max-keys`.
     pub other: bool,
     /// The data.
@@ -105,6 +158,7 @@ impl Row {
             comm,
             tid: None,
             cgroup: None,
+            container: None,
             other: false,
             series,
         }

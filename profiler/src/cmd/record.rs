@@ -69,7 +69,7 @@ async fn run_once(
     let mut trace = Trace::start_with(&cfg.targets, &cfg.filters, cfg.duration, first)?;
     out.start_run(run, trace.start_unix_ns);
     out.write(&out.header())?;
-    let names = cfg.group != GroupBy::Syscall;
+    let names = matches!(cfg.group, GroupBy::Process | GroupBy::Thread);
     let mut total = Aggregator::with_max_keys(cfg.group, cfg.max_keys);
     let mut cur = Interval::new(
         Aggregator::with_max_keys(cfg.group, cfg.max_keys),
@@ -79,6 +79,7 @@ async fn run_once(
     let mut next_dump = cfg.interval.map(|i| Instant::now() + i);
     let mut slow = SlowLog::new(cfg);
     let code = loop {
+        trace.wake_by(next_dump);
         match trace.next().await? {
             Event::Tick => {
                 trace.drain(names, |evs| cur.agg.fold(evs));
@@ -112,12 +113,25 @@ async fn run_once(
         s.finish();
         s.summary()
     });
+    let containers = trace.container_infos(FINAL_ANSWERS);
     drop(trace); // detach: nothing more is recorded
-    let mut snap = total.snapshot(start, duration_ns, loss, &|k| names.get(&k).cloned());
+    let mut snap = total.snapshot_with(
+        start,
+        duration_ns,
+        loss,
+        &|k| names.get(&k).cloned(),
+        &|k| containers.get(&k).cloned(),
+    );
     snap.sort_rows(cfg.sort);
     out.summary(&snap, stacks.as_ref())?;
     Ok(code)
 }
+
+/// How long the summary waits for container runtimes still to say a container's name (each
+/// question is asked when the container is first seen, and takes milliseconds).
+const FINAL_ANSWERS: Duration = Duration::from_secs(3);
+/// How long an interval dump waits for them.
+const INTERVAL_ANSWERS: Duration = Duration::from_millis(500);
 
 /// Most slow-call lines printed per second; the rest are counted.
 const SLOW_LINES_PER_SECOND: u32 = 100;
@@ -231,12 +245,14 @@ impl Interval {
         let part = self.agg.take();
         let loss_now = trace.loss();
         let names = trace.key_names(part.group());
+        let containers = trace.container_infos(INTERVAL_ANSWERS);
         let now = Instant::now();
-        let mut snap = part.snapshot(
+        let mut snap = part.snapshot_with(
             self.start_unix_ns,
             now.duration_since(self.started).as_nanos() as u64,
             loss_now.since(&self.loss_before),
             &|k| names.get(&k).cloned(),
+            &|k| containers.get(&k).cloned(),
         );
         snap.sort_rows(self.sort);
         total.merge(&part);

@@ -5,22 +5,29 @@ use std::io::Write;
 
 use anyhow::{Context as _, bail};
 
+use std::collections::BTreeMap;
+
 use crate::{
-    aggregate::stacks::StackSet,
-    cli::{ReportArgs, ReportFormat},
+    aggregate::{GroupBy, LatencyHist, Snapshot, stacks::StackSet},
+    cli::{Plot, ReportArgs, ReportFormat},
     config::{group_by, stacks_weight},
     output::{
-        flame, jsonl,
-        plot::{self, Spectrum, TimePoint},
+        flame,
+        heatmap::{Heatmap, Hover, Timeline},
+        html, jsonl,
+        plot::{self, Spectrum},
         stacks, text,
     },
-    recording::{self, Part},
+    recording::{self, Part, Recording, RowKey},
     syscalls,
 };
 
 /// Runs `report`; returns the exit status.
 pub fn run(args: &ReportArgs) -> anyhow::Result<i32> {
     let percentiles = parse_percentiles(&args.percentiles)?;
+    if args.plot.is_some() && args.format != ReportFormat::Svg {
+        bail!("--plot chooses the plot of -f svg: add -f svg, or leave --plot out");
+    }
     let only = match &args.syscalls {
         Some(list) => Some(syscalls::parse_list(list).map_err(anyhow::Error::msg)?),
         None => None,
@@ -46,10 +53,10 @@ pub fn run(args: &ReportArgs) -> anyhow::Result<i32> {
         .iter()
         .flat_map(|(f, r)| r.runs().into_iter().map(move |parts| (*f, parts)))
         .collect();
+    let whole: Vec<&Part> = runs.iter().flat_map(|(_, p)| p.iter().copied()).collect();
     let body = if runs.len() > 1 && !args.merge {
         report_runs(&runs, args, group, only.as_deref(), &percentiles)?
     } else {
-        let whole: Vec<&Part> = runs.iter().flat_map(|(_, p)| p.iter().copied()).collect();
         let mut snap = recording::merge(&whole, group, only.as_deref())?;
         // Runs recorded one after another: the time traced is the sum of theirs, not the
         // span from the first start to the last end.
@@ -79,6 +86,9 @@ pub fn run(args: &ReportArgs) -> anyhow::Result<i32> {
             ReportFormat::Json => jsonl::line_with_stacks("summary", &snap, None, stacks.as_ref()),
             ReportFormat::Folded => need_stacks()?.folded(weight),
             ReportFormat::Flamegraph => flame::by_syscall(&need_stacks()?, weight)?,
+            ReportFormat::Svg if args.plot == Some(Plot::Heatmap) => {
+                heatmap_svg(&recordings, &snap, group, only.as_deref())?
+            }
             ReportFormat::Svg => {
                 let spectra: Vec<Spectrum<'_>> = snap
                     .rows
@@ -90,25 +100,14 @@ pub fn run(args: &ReportArgs) -> anyhow::Result<i32> {
                     .collect();
                 plot::percentile_svg("syscall latency by percentile", &spectra)?
             }
-            ReportFormat::Html => {
-                let intervals: Vec<&Part> = recordings
-                    .iter()
-                    .flat_map(|(_, r)| r.intervals.iter())
-                    .collect();
-                let over_time = over_time(&intervals, group, only.as_deref(), snap.start_unix_ns)?;
-                let page = plot::html(&snap, &over_time)?;
-                match &stacks {
-                    // The flame graphs of the syscalls with the most time, before the end.
-                    Some(set) if !set.is_empty() => {
-                        let sections = flame::html_sections(set, weight, FLAME_GRAPHS)?;
-                        match page.rfind("</body>") {
-                            Some(at) => format!("{}{sections}{}", &page[..at], &page[at..]),
-                            None => page + &sections,
-                        }
-                    }
-                    _ => page,
-                }
-            }
+            ReportFormat::Html => html_page(
+                &recordings,
+                &snap,
+                (group, only.as_deref()),
+                crate::config::sort_key(args.sort),
+                whole.iter().all(|p| p.anatomy),
+                stacks.as_ref().map(|s| (s, weight)),
+            )?,
         }
     };
     match file.as_mut() {
@@ -128,7 +127,7 @@ pub fn run(args: &ReportArgs) -> anyhow::Result<i32> {
 fn report_runs(
     runs: &[(&std::path::PathBuf, Vec<&Part>)],
     args: &ReportArgs,
-    group: crate::aggregate::GroupBy,
+    group: GroupBy,
     only: Option<&[u32]>,
     percentiles: &[f64],
 ) -> anyhow::Result<String> {
@@ -165,9 +164,6 @@ fn report_runs(
     Ok(body)
 }
 
-/// Flame graphs in the HTML report: the syscalls with the most time.
-const FLAME_GRAPHS: usize = 8;
-
 /// The stacks of `parts` merged (only summaries carry them), restricted to `only`; `None`
 /// when none of them has stacks.
 fn stacks_of(parts: &[&Part], only: Option<&[u32]>) -> Option<StackSet> {
@@ -181,34 +177,127 @@ fn stacks_of(parts: &[&Part], only: Option<&[u32]>) -> Option<StackSet> {
     set
 }
 
-/// p50/p99/max of each row label in each interval.
-fn over_time(
-    intervals: &[&Part],
-    group: crate::aggregate::GroupBy,
+/// Each row's histograms, by heatmap column.
+type ByColumn = BTreeMap<RowKey, Vec<(usize, LatencyHist)>>;
+
+/// The heatmap columns of the recordings' intervals (none without intervals) and, per
+/// row key, each column's histogram (the intervals of a column added up exactly).
+fn columns(
+    recordings: &[(&std::path::PathBuf, Recording)],
+    group: GroupBy,
     only: Option<&[u32]>,
-    base_ns: u64,
-) -> anyhow::Result<Vec<(String, Vec<TimePoint>)>> {
-    let mut series: std::collections::BTreeMap<String, Vec<TimePoint>> = Default::default();
-    for part in intervals {
-        let snap = recording::merge(&[part], group, only)?;
-        let t = (part.start_unix_ns + part.duration_ns).saturating_sub(base_ns) as f64 / 1e9;
-        for row in &snap.rows {
-            let st = row.stats();
-            series
-                .entry(plot::row_label(row))
+) -> anyhow::Result<Option<(Timeline, ByColumn)>> {
+    let mut intervals: Vec<&Part> = recordings
+        .iter()
+        .flat_map(|(_, r)| r.intervals.iter())
+        .collect();
+    if intervals.is_empty() {
+        return Ok(None);
+    }
+    intervals.sort_by_key(|p| p.start_unix_ns);
+    let spans: Vec<(u64, u64)> = intervals
+        .iter()
+        .map(|p| (p.start_unix_ns, p.duration_ns))
+        .collect();
+    let timeline = Timeline::new(&spans);
+    let mut by_key = ByColumn::new();
+    for (c, chunk) in intervals
+        .chunks(timeline.intervals_per_column())
+        .enumerate()
+    {
+        for row in recording::merge(chunk, group, only)?.rows {
+            by_key
+                .entry(recording::row_key(&row))
                 .or_default()
-                .push(TimePoint {
-                    t,
-                    p50: st.p50_ns,
-                    p99: st.p99_ns,
-                    max: st.max_ns,
-                });
+                .push((c, row.series.hist));
         }
     }
-    Ok(series
-        .into_iter()
-        .filter(|(_, pts)| pts.len() > 1)
-        .collect())
+    Ok(Some((timeline, by_key)))
+}
+
+/// The HTML report of `snap` (rows grouped and filtered as `(group, only)`, ordered by
+/// `sort`), with heatmaps from the recordings' intervals, and the anatomy when `anatomy`.
+fn html_page(
+    recordings: &[(&std::path::PathBuf, Recording)],
+    snap: &Snapshot,
+    (group, only): (GroupBy, Option<&[u32]>),
+    sort: crate::aggregate::SortKey,
+    anatomy: bool,
+    stacks: Option<(&StackSet, crate::aggregate::stacks::Weight)>,
+) -> anyhow::Result<String> {
+    let cols = columns(recordings, group, only)?;
+    let mut flames = 0;
+    let extras = snap
+        .rows
+        .iter()
+        .take(html::MAX_SECTIONS)
+        .map(|row| html::Extras {
+            // The flame graphs of the first rows with stacks (each SVG is large).
+            flame: stacks.and_then(|(set, weight)| {
+                if flames >= html::MAX_FLAME_GRAPHS {
+                    return None;
+                }
+                let section = flame::row_section(set, row.nr, row.comm.as_deref(), weight)?;
+                flames += 1;
+                Some(section)
+            }),
+            heatmap: cols.as_ref().and_then(|(t, by_key)| {
+                let hists: Vec<(usize, &LatencyHist)> = by_key
+                    .get(&recording::row_key(row))
+                    .map(|v| v.iter().map(|(c, h)| (*c, h)).collect())
+                    .unwrap_or_default();
+                Heatmap::new(t.columns.len(), &hists)
+            }),
+        })
+        .collect();
+    Ok(html::render(&html::Page {
+        summary: snap,
+        sort,
+        anatomy,
+        sources: recordings
+            .iter()
+            .map(|(f, _)| f.display().to_string())
+            .collect(),
+        timeline: cols.map(|(t, _)| t),
+        extras,
+    }))
+}
+
+/// One heatmap of every call reported (all rows added up), as a standalone SVG.
+fn heatmap_svg(
+    recordings: &[(&std::path::PathBuf, Recording)],
+    snap: &Snapshot,
+    group: GroupBy,
+    only: Option<&[u32]>,
+) -> anyhow::Result<String> {
+    let Some((timeline, by_key)) = columns(recordings, group, only)? else {
+        let names: Vec<String> = recordings
+            .iter()
+            .map(|(f, _)| text::escape(&f.display().to_string()))
+            .collect();
+        bail!(
+            "{} holds no intervals: a heatmap needs an interval recording (record -i DURATION)",
+            names.join(", ")
+        );
+    };
+    let hists: Vec<(usize, &LatencyHist)> =
+        by_key.values().flatten().map(|(c, h)| (*c, h)).collect();
+    let Some(map) = Heatmap::new(timeline.columns.len(), &hists) else {
+        bail!("no calls to plot (is -s too narrow?)");
+    };
+    let mut names: Vec<String> = snap.rows.iter().map(plot::row_label).collect();
+    let title = match names.len() {
+        1..=3 => names.join(", "),
+        n => {
+            names.truncate(3);
+            format!("{}, and {} more", names.join(", "), n - 3)
+        }
+    };
+    Ok(map.svg(
+        &timeline,
+        &format!("{title}: latency over time"),
+        Hover::Titles,
+    ))
 }
 
 fn parse_percentiles(list: &[String]) -> anyhow::Result<Vec<f64>> {

@@ -1,7 +1,10 @@
 //! `syslat serve`: trace like `record`, and answer HTTP requests with the live cumulative
-//! numbers: `/metrics` (Prometheus text, or OpenMetrics when the scraper asks for it) and a
-//! short page at `/`. The collector publishes an immutable snapshot every 250 ms over a
-//! `watch` channel; the HTTP side only reads it, so a slow scraper never stalls collection.
+//! numbers: `/metrics` (Prometheus text; OpenMetrics or Prometheus protobuf, with native
+//! histograms, when the scraper's `Accept` header prefers them) and a short page at `/`.
+//! Each `/metrics` request asks the collector for a fresh snapshot: it drains the call logs
+//! and publishes an immutable snapshot over a `watch` channel, which the HTTP side only
+//! reads, so a slow scraper never stalls collection, and between scrapes nothing is built
+//! (an idle `serve` costs almost nothing).
 
 use std::{sync::Arc, time::Duration};
 
@@ -9,7 +12,7 @@ use anyhow::Context as _;
 use tokio::{
     io::{AsyncReadExt, AsyncWriteExt},
     net::{TcpListener, TcpStream},
-    sync::watch,
+    sync::{mpsc, watch},
 };
 
 use super::trace::{Event, Trace};
@@ -17,10 +20,12 @@ use crate::{
     aggregate::{Aggregator, GroupBy, LossCounters, Snapshot},
     cli::ServeArgs,
     config::ServeConfig,
-    output::prometheus::{self, SelfStats},
+    output::prometheus::{self, Format, SelfStats},
 };
 
-const PUBLISH_EVERY: Duration = Duration::from_millis(250);
+/// How long a request waits for the collector's fresh snapshot before it is answered with
+/// the last one.
+const REFRESH_WAIT: Duration = Duration::from_secs(1);
 
 /// Runs `serve`; returns the exit status.
 pub async fn run(args: &ServeArgs) -> anyhow::Result<i32> {
@@ -37,24 +42,40 @@ pub async fn run(args: &ServeArgs) -> anyhow::Result<i32> {
     let mut agg = Aggregator::new(cfg.group);
     let empty = agg.snapshot(trace.start_unix_ns, 0, LossCounters::default(), &|_| None);
     let (tx, rx) = watch::channel(Arc::new(empty));
-    let server = tokio::spawn(serve_http(listener, rx, cfg.max_series));
-    let names = cfg.group != GroupBy::Syscall;
-    let mut last = std::time::Instant::now();
+    // Requests for a fresh snapshot; one pending request serves every scrape waiting.
+    let (want_tx, mut want_rx) = mpsc::channel(1);
+    let server = tokio::spawn(serve_http(listener, rx, want_tx, cfg.max_series));
+    let names = matches!(cfg.group, GroupBy::Process | GroupBy::Thread);
     let code = loop {
-        match trace.next().await? {
-            Event::Tick | Event::DumpRequested => {
+        let ev = tokio::select! {
+            ev = trace.next() => ev?,
+            Some(()) = want_rx.recv() => Event::DumpRequested,
+        };
+        match ev {
+            Event::Tick => trace.drain(names, |evs| agg.fold(evs)),
+            Event::DumpRequested => {
                 trace.drain(names, |evs| agg.fold(evs));
-                if last.elapsed() >= PUBLISH_EVERY {
-                    last = std::time::Instant::now();
-                    let names = trace.key_names(cfg.group);
-                    let snap = agg.snapshot(
-                        trace.start_unix_ns,
-                        trace.elapsed().as_nanos() as u64,
-                        trace.loss(),
-                        &|k| names.get(&k).cloned(),
-                    );
-                    tx.send_replace(Arc::new(snap));
+                let names = trace.key_names(cfg.group);
+                // Pending first: an answer that comes in between only holds a row back.
+                let pending = trace.containers_pending();
+                let containers = trace.container_infos(Duration::ZERO);
+                let mut snap = agg.snapshot_with(
+                    trace.start_unix_ns,
+                    trace.elapsed().as_nanos() as u64,
+                    trace.loss(),
+                    &|k| names.get(&k).cloned(),
+                    &|k| containers.get(&k).cloned(),
+                );
+                // A container's series appear once its runtime has named it, with every
+                // call so far: a label that changed later would start a second series.
+                if !pending.is_empty() {
+                    snap.rows.retain(|r| {
+                        r.container
+                            .as_ref()
+                            .is_none_or(|c| !pending.contains(&c.id))
+                    });
                 }
+                tx.send_replace(Arc::new(snap));
             }
             Event::End(code) => break code,
         }
@@ -63,13 +84,18 @@ pub async fn run(args: &ServeArgs) -> anyhow::Result<i32> {
     Ok(code)
 }
 
-async fn serve_http(listener: TcpListener, rx: watch::Receiver<Arc<Snapshot>>, max_series: usize) {
+async fn serve_http(
+    listener: TcpListener,
+    rx: watch::Receiver<Arc<Snapshot>>,
+    want: mpsc::Sender<()>,
+    max_series: usize,
+) {
     loop {
         match listener.accept().await {
             Ok((stream, _)) => {
-                let snap = rx.borrow().clone();
+                let (rx, want) = (rx.clone(), want.clone());
                 tokio::spawn(async move {
-                    if let Err(e) = answer(stream, &snap, max_series).await {
+                    if let Err(e) = answer(stream, rx, &want, max_series).await {
                         log::debug!("http: {e:#}");
                     }
                 });
@@ -82,8 +108,25 @@ async fn serve_http(listener: TcpListener, rx: watch::Receiver<Arc<Snapshot>>, m
     }
 }
 
+/// The collector's snapshot, made for this request: asks the collector to drain and publish,
+/// and waits for it (at most [`REFRESH_WAIT`]; else the last one is used).
+async fn fresh(mut rx: watch::Receiver<Arc<Snapshot>>, want: &mpsc::Sender<()>) -> Arc<Snapshot> {
+    rx.mark_unchanged();
+    // Full: a refresh is pending, and it comes after this point; closed: the collector is
+    // gone, and the last snapshot is all there is.
+    if !matches!(want.try_send(()), Err(mpsc::error::TrySendError::Closed(_))) {
+        let _ = tokio::time::timeout(REFRESH_WAIT, rx.changed()).await;
+    }
+    rx.borrow().clone()
+}
+
 /// Reads one request head (bounded in size and time) and answers it; HTTP/1.1, no keep-alive.
-async fn answer(mut stream: TcpStream, snap: &Snapshot, max_series: usize) -> anyhow::Result<()> {
+async fn answer(
+    mut stream: TcpStream,
+    rx: watch::Receiver<Arc<Snapshot>>,
+    want: &mpsc::Sender<()>,
+    max_series: usize,
+) -> anyhow::Result<()> {
     let mut buf = Vec::with_capacity(1024);
     let read = async {
         let mut chunk = [0u8; 1024];
@@ -102,35 +145,40 @@ async fn answer(mut stream: TcpStream, snap: &Snapshot, max_series: usize) -> an
     let head = String::from_utf8_lossy(&buf);
     let mut first = head.lines().next().unwrap_or("").split_whitespace();
     let (method, path) = (first.next().unwrap_or(""), first.next().unwrap_or(""));
-    let openmetrics = head
+    let accept = head
         .lines()
         .filter_map(|l| l.split_once(':'))
-        .any(|(k, v)| {
-            k.eq_ignore_ascii_case("accept") && v.contains("application/openmetrics-text")
-        });
+        .filter(|(k, _)| k.eq_ignore_ascii_case("accept"))
+        .map(|(_, v)| v.trim())
+        .collect::<Vec<_>>()
+        .join(",");
     let (status, ctype, body) = match (method, path.split('?').next().unwrap_or("")) {
         ("GET", "/metrics") => {
-            let body = prometheus::render(snap, self_stats(), openmetrics, max_series);
-            let ctype = if openmetrics {
-                "application/openmetrics-text; version=1.0.0; charset=utf-8"
-            } else {
-                "text/plain; version=0.0.4; charset=utf-8"
-            };
-            ("200 OK", ctype, body)
+            let format = Format::negotiate(&accept);
+            let snap = fresh(rx, want).await;
+            let body = prometheus::render(&snap, self_stats(), format, max_series);
+            ("200 OK", format.content_type(), body)
         }
-        ("GET", "/") => ("200 OK", "text/html; charset=utf-8", INDEX.to_string()),
-        ("GET", _) => ("404 Not Found", "text/plain", "not found\n".to_string()),
+        ("GET", "/") => (
+            "200 OK",
+            "text/html; charset=utf-8",
+            INDEX.as_bytes().to_vec(),
+        ),
+        ("GET", _) => ("404 Not Found", "text/plain", b"not found\n".to_vec()),
         _ => (
             "405 Method Not Allowed",
             "text/plain",
-            "only GET\n".to_string(),
+            b"only GET\n".to_vec(),
         ),
     };
-    let resp = format!(
-        "HTTP/1.1 {status}\r\nContent-Type: {ctype}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+    // One write: head and body in one segment (two small writes can meet Nagle's delay).
+    let mut resp = format!(
+        "HTTP/1.1 {status}\r\nContent-Type: {ctype}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
         body.len()
-    );
-    stream.write_all(resp.as_bytes()).await?;
+    )
+    .into_bytes();
+    resp.extend_from_slice(&body);
+    stream.write_all(&resp).await?;
     stream.shutdown().await?;
     Ok(())
 }

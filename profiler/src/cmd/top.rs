@@ -114,6 +114,7 @@ impl Collector {
         mut quit: watch::Receiver<bool>,
     ) -> anyhow::Result<i32> {
         loop {
+            self.trace.wake_by(Some(self.interval_start + self.every));
             let ev = tokio::select! {
                 ev = self.trace.next() => ev?,
                 _ = quit.changed() => return Ok(0),
@@ -137,6 +138,7 @@ impl Collector {
                     if finished.is_some() && !self.batch {
                         // Keep the final numbers on screen until the user quits, or a
                         // signal (the terminal closing: SIGHUP) ends syslat.
+                        self.trace.wake_by(None);
                         loop {
                             tokio::select! {
                                 _ = quit.changed() => break,

@@ -2,6 +2,13 @@
 //! set up the targets (processes, or a command started parked), then deliver drain ticks
 //! and end conditions (command exit, `-d` elapsed, SIGINT/SIGTERM, every `-p` target gone).
 //!
+//! Nothing here runs on a fixed short timer, so a quiet machine costs almost no CPU: a tick
+//! comes when the programs wake user space (a CPU's call log a quarter full, a slow call),
+//! when the caller's next deadline is due (an interval dump, a refresh; [`Trace::wake_by`]),
+//! or after [`MAX_DRAIN_GAP`] at the latest; never sooner than [`MIN_DRAIN_GAP`] after the
+//! last one, which bounds the wake-ups under load. Signals, the command's exit and the
+//! targets' exits (pidfds) are waited for, not polled.
+//!
 //! With a command, SIGINT, SIGTERM, SIGHUP and SIGQUIT end the command, not the session:
 //! they are passed on to it (a SIGINT or SIGQUIT typed at the terminal already reached it,
 //! with the whole foreground process group, and is not sent twice), tracing goes on while
@@ -9,6 +16,7 @@
 //! signal, or `--kill-after` elapsed since the first, kills it with SIGKILL.
 
 use std::{
+    cell::Cell,
     collections::HashMap,
     pin::Pin,
     time::{Duration, Instant, SystemTime, UNIX_EPOCH},
@@ -18,26 +26,34 @@ use anyhow::Context as _;
 use tokio::{
     signal::unix::{Signal, SignalKind, signal},
     task::JoinHandle,
-    time::{Interval, Sleep},
+    time::Sleep,
 };
 
 use crate::{
-    aggregate::{self, GroupBy, LossCounters, comm_name},
+    aggregate::{self, ContainerInfo, GroupBy, LossCounters, comm_name},
     collect::{
-        Filter, LoadOptions, Probe, cgroup, launch, procinfo::Comms, stacks::Stacks, target,
+        Filter, LoadOptions, Probe, cgroup, container_index::ContainerIndex, exits::Exits, launch,
+        procinfo::Comms, stacks::Stacks, target,
     },
     config::{Filters, Targets},
 };
 
-/// How often the event buffers are drained. Nothing wakes user space, so this sets the
-/// latency of the data, not its completeness (the default buffers hold over 100 ms of calls
-/// at millions a second).
-pub const DRAIN_EVERY: Duration = Duration::from_millis(10);
+/// The shortest time between two drains: a wake-up from the programs sooner than this
+/// after the last drain waits until then, so under heavy load syslat drains at most this
+/// often (each drain then takes a large batch), and tiny buffers cannot make it spin. The
+/// default call logs hold over 60 ms of calls at 4 million a second.
+pub const MIN_DRAIN_GAP: Duration = Duration::from_millis(10);
+
+/// The longest time between two drains when nothing wakes user space: it bounds how old
+/// undrained data (process names, exit records) can get on a quiet machine, and is the
+/// fallback should a wake-up be lost (ring buffer full).
+pub const MAX_DRAIN_GAP: Duration = Duration::from_millis(500);
 
 /// What [`Trace::next`] reports.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Event {
-    /// Time to drain (every [`DRAIN_EVERY`]).
+    /// Time to drain: the programs asked for it, the caller's deadline ([`Trace::wake_by`])
+    /// is due, or [`MAX_DRAIN_GAP`] passed.
     Tick,
     /// SIGUSR1: the user asks for a dump now.
     DumpRequested,
@@ -50,14 +66,24 @@ pub struct Trace {
     probe: Probe,
     /// Process names, learned from /proc and from process-exit records.
     pub comms: Comms,
+    /// With `--by container`: the container of each cgroup.
+    containers: Option<ContainerIndex>,
+    /// With `--by container`: a batch with container keys in place of cgroup ids.
+    keyed: Vec<aggregate::Event>,
     buf: Vec<aggregate::Event>,
     /// With `--stacks`: the stacks of the calls, resolved as they are drained.
     stacks: Option<Stacks>,
     child: Option<(u32, JoinHandle<std::io::Result<i32>>)>,
-    watched: Vec<u32>,
-    last_check: Instant,
+    /// The `-p`/`-t` targets, while any is alive.
+    exits: Exits,
     deadline: Option<Pin<Box<Sleep>>>,
-    tick: Interval,
+    /// When [`Event::Tick`] was last returned.
+    last_tick: Instant,
+    /// The caller's next deadline ([`Trace::wake_by`]).
+    due: Option<Instant>,
+    /// The programs woke user space and no tick has been returned since (a cell, so the
+    /// wait can record it and still be cancelled by another branch).
+    woken: Cell<bool>,
     sigint: Signal,
     sigterm: Signal,
     sigusr1: Signal,
@@ -106,7 +132,7 @@ impl Trace {
             syscalls: filters.syscalls.clone(),
             errors_only: filters.errors_only,
             slow_ns: filters.slow.map_or(0, |d| d.as_nanos().max(1) as u64),
-            by_cgroup: filters.by_cgroup,
+            by_cgroup: filters.by_cgroup || filters.by_container,
             ring_bytes: filters.ring_bytes,
             stacks_ns: filters
                 .stacks
@@ -116,20 +142,25 @@ impl Trace {
                 _ => Vec::new(),
             },
         };
+        let containers = if filters.by_container {
+            Some(ContainerIndex::new().map_err(anyhow::Error::msg)?)
+        } else {
+            None
+        };
         let mut probe = Probe::load(&opts)?;
-        let mut watched = Vec::new();
+        let mut exits = Exits::default();
         match targets {
             Targets::Pids(pids) => {
                 for tgid in target::with_descendants(pids) {
                     probe.add_tgid(tgid)?;
                 }
-                watched = pids.clone();
+                exits = Exits::new(pids, false);
             }
             Targets::Tids(tids) => {
                 for &tid in tids {
                     probe.add_tgid(tid)?;
                 }
-                watched = tids.clone();
+                exits = Exits::new(tids, true);
             }
             Targets::Comms(names) => {
                 for pid in target::by_comm(names) {
@@ -146,17 +177,16 @@ impl Trace {
         let mut trace = Trace {
             probe,
             comms: Comms::default(),
+            containers,
+            keyed: Vec::new(),
             buf: Vec::with_capacity(1 << 16),
             stacks,
             child: None,
-            watched,
-            last_check: Instant::now(),
+            exits,
             deadline: duration.map(|d| Box::pin(tokio::time::sleep(d))),
-            tick: {
-                let mut t = tokio::time::interval(DRAIN_EVERY);
-                t.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-                t
-            },
+            last_tick: Instant::now(),
+            due: None,
+            woken: Cell::new(false),
             sigint: sig(SignalKind::interrupt(), "SIGINT")?,
             sigterm: sig(SignalKind::terminate(), "SIGTERM")?,
             sigusr1: sig(SignalKind::user_defined1(), "SIGUSR1")?,
@@ -216,8 +246,15 @@ impl Trace {
         self.started.elapsed()
     }
 
-    /// Waits for the next tick or end condition.
+    /// Asks for a tick at `at` (an interval dump or refresh is due then), on top of the
+    /// programs' wake-ups and [`MAX_DRAIN_GAP`]; `None` asks for none. Kept until changed.
+    pub fn wake_by(&mut self, at: Option<Instant>) {
+        self.due = at;
+    }
+
+    /// Waits for the next tick or end condition. Cancel-safe.
     pub async fn next(&mut self) -> anyhow::Result<Event> {
+        let had_targets = !self.exits.all_gone();
         let deadline = async {
             match self.deadline.as_mut() {
                 Some(d) => d.as_mut().await,
@@ -236,8 +273,40 @@ impl Trace {
                 _ => std::future::pending().await,
             }
         };
+        let latest = self.last_tick + MAX_DRAIN_GAP;
+        let due = self.due.map_or(latest, |d| d.min(latest));
+        let soonest = (self.last_tick + MIN_DRAIN_GAP).min(due);
+        let (probe, woken) = (&self.probe, &self.woken);
+        let tick = async {
+            if !woken.get() {
+                tokio::select! {
+                    r = probe.woken() => {
+                        if let Err(e) = r {
+                            // Not fatal: the timed drains go on.
+                            log::debug!("waiting on the ring buffer failed: {e}");
+                            return tokio::time::sleep_until(due.into()).await;
+                        }
+                        woken.set(true);
+                    }
+                    _ = tokio::time::sleep_until(due.into()) => return,
+                }
+            }
+            tokio::time::sleep_until(soonest.into()).await;
+        };
+        let exits = &mut self.exits;
         let ending = tokio::select! {
-            _ = self.tick.tick() => None,
+            _ = tick => {
+                self.woken.set(false);
+                self.last_tick = Instant::now();
+                None
+            }
+            _ = exits.next_exit(), if had_targets => {
+                if self.exits.all_gone() {
+                    log::info!("every traced process exited");
+                    return Ok(Event::End(0));
+                }
+                None
+            }
             status = child => {
                 self.child = None;
                 let code = status.context("failed to wait for the command")?
@@ -263,14 +332,6 @@ impl Trace {
                 return Ok(Event::End(128 + sig));
             }
             self.pass_on(sig);
-        }
-        if !self.watched.is_empty() && self.last_check.elapsed() >= Duration::from_millis(200) {
-            self.last_check = Instant::now();
-            self.watched.retain(|&p| target::alive(p));
-            if self.watched.is_empty() {
-                log::info!("every traced process exited");
-                return Ok(Event::End(0));
-            }
         }
         Ok(Event::Tick)
     }
@@ -306,13 +367,15 @@ impl Trace {
 
     /// Drains every waiting record (completed calls and process-exit records, in order)
     /// into `fold`. With `names`, reads the name of each new process from /proc while it
-    /// still exists.
+    /// still exists. With `--by container`, each call's `cgroup` field is replaced by its
+    /// container's key (see [`Trace::container_infos`]), found while the cgroup exists.
     pub fn drain(&mut self, names: bool, mut fold: impl FnMut(&[aggregate::Event])) {
         let comms = &mut self.comms;
         let mut stacks = self.stacks.as_mut();
         if let Some(s) = stacks.as_mut() {
             s.begin_drain();
         }
+        let (containers, keyed) = (&mut self.containers, &mut self.keyed);
         self.probe.drain(&mut self.buf, |batch| {
             if let Some(s) = stacks.as_mut() {
                 s.observe(batch);
@@ -330,15 +393,37 @@ impl Trace {
                     aggregate::Event::Call(..) | aggregate::Event::CallStack(..) => {}
                 }
             }
-            fold(batch);
+            let Some(index) = containers.as_mut() else {
+                fold(batch);
+                return;
+            };
+            index.begin_batch();
+            keyed.clear();
+            keyed.extend(batch.iter().map(|ev| match *ev {
+                aggregate::Event::Call(mut call, anatomy) => {
+                    call.cgroup = index.key(call.cgroup, call.tgid);
+                    aggregate::Event::Call(call, anatomy)
+                }
+                aggregate::Event::CallStack(mut call, anatomy, ids) => {
+                    call.cgroup = index.key(call.cgroup, call.tgid);
+                    aggregate::Event::CallStack(call, anatomy, ids)
+                }
+                other => other,
+            }));
+            fold(keyed);
         });
+        if let Some(s) = self.stacks.as_mut() {
+            for tgid in self.probe.take_execs() {
+                s.exec(tgid);
+            }
+        }
     }
 
     /// Names for snapshot keys: process names by pid, or cgroup paths by id.
     pub fn key_names(&self, group: GroupBy) -> HashMap<u32, String> {
         match group {
             GroupBy::Cgroup => cgroup::id_paths(),
-            GroupBy::Syscall => HashMap::new(),
+            GroupBy::Syscall | GroupBy::Container => HashMap::new(),
             GroupBy::Process | GroupBy::Thread => self.comms.all(),
         }
     }
@@ -346,6 +431,26 @@ impl Trace {
     /// The stacks of the calls drained so far (with `--stacks`).
     pub fn stacks(&mut self) -> Option<&mut Stacks> {
         self.stacks.as_mut()
+    }
+
+    /// With `--by container`: what each container key stands for, once the runtimes have
+    /// answered the questions still due (waiting at most `wait`); empty otherwise.
+    pub fn container_infos(&self, wait: Duration) -> HashMap<u32, ContainerInfo> {
+        match &self.containers {
+            Some(index) => {
+                index.settle(wait);
+                index.infos()
+            }
+            None => HashMap::new(),
+        }
+    }
+
+    /// With `--by container`: the ids of the containers whose runtime has not answered yet.
+    pub fn containers_pending(&self) -> std::collections::HashSet<String> {
+        self.containers
+            .as_ref()
+            .map(ContainerIndex::pending)
+            .unwrap_or_default()
     }
 
     /// Slow calls (with `--slow`) seen by the last drains, oldest first.

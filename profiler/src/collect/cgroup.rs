@@ -63,13 +63,20 @@ pub fn resolve(path: &Path) -> Result<CgroupTarget, String> {
 /// Every cgroup v2 directory by the low 32 bits of its id (as events carry it), as paths
 /// relative to the hierarchy's root (`/` for the root). Walked when a report is built.
 pub fn id_paths() -> std::collections::HashMap<u32, String> {
+    match v2_root() {
+        Ok(root) => id_paths_under(&root),
+        Err(_) => std::collections::HashMap::new(),
+    }
+}
+
+/// [`id_paths`] of the hierarchy mounted at `root`.
+pub fn id_paths_under(root: &Path) -> std::collections::HashMap<u32, String> {
     let mut out = std::collections::HashMap::new();
-    let Ok(root) = v2_root() else { return out };
-    let mut stack = vec![root.clone()];
+    let mut stack = vec![root.to_path_buf()];
     while let Some(dir) = stack.pop() {
         if let Ok(meta) = std::fs::metadata(&dir) {
             let rel = dir
-                .strip_prefix(&root)
+                .strip_prefix(root)
                 .map(|r| format!("/{}", r.display()))
                 .unwrap_or_default();
             out.insert(meta.ino() as u32, rel);

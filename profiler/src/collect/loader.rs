@@ -124,8 +124,15 @@ pub enum LoadError {
     Target(u32, String),
 }
 
+/// Most exec notices kept between two drains (the rest are read at first sight instead).
+const MAX_EXECS: usize = 1 << 16;
+
 /// The most calls [`Probe::drain`] hands on at once.
 pub const DRAIN_BATCH: usize = 4096;
+
+/// A CPU's append wakes user space when its call log is this fraction full (1/N): early
+/// enough that the rest of the log absorbs a burst while user space wakes up and drains.
+const WAKE_FRACTION: u32 = 4;
 
 /// Loaded and attached programs plus their maps. Dropping it detaches everything.
 pub struct Probe {
@@ -133,6 +140,10 @@ pub struct Probe {
     logs: CallLogs,
     generation: Generation,
     events: RingBuf<MapData>,
+    /// The ring buffer's fd again, registered with the runtime: readable when the programs
+    /// wake user space (a call log reached its wake-up level, a slow call, a flood of rare
+    /// records).
+    wake: tokio::io::unix::AsyncFd<std::os::fd::OwnedFd>,
     counters: PerCpuArray<MapData, u64>,
     bits: Array<MapData, u64>,
     received: u64,
@@ -141,6 +152,8 @@ pub struct Probe {
     rare: Vec<Event>,
     /// The stack-trace map, until [`Probe::take_stacks`] hands it on.
     stacks: Option<StackTraceMap<MapData>>,
+    /// Processes that exec'd (`--stacks`), since [`Probe::take_execs`].
+    execs: Vec<u32>,
     _logger: Option<tokio::task::JoinHandle<()>>,
     ebpf: Ebpf,
 }
@@ -222,6 +235,7 @@ impl Probe {
             .override_global("BY_CGROUP", &u32::from(opts.by_cgroup), true)
             .override_global("OFF_ARGS", &offsets.args, true)
             .override_global("LOG_SLOTS", &slots, true)
+            .override_global("LOG_WAKE", &(slots / WAKE_FRACTION), true)
             .override_global("STACKS_NS", &stacks_ns, true)
             .map_max_entries("STACKS", stack_entries)
             .map_max_entries("TGID_BITS", words)
@@ -237,6 +251,10 @@ impl Probe {
         let logger = start_logger(&mut ebpf);
         let events = RingBuf::try_from(take_map(&mut ebpf, "EVENTS")?)
             .map_err(|e| LoadError::Map("EVENTS", e.to_string()))?;
+        let wake = std::os::fd::AsFd::as_fd(&events)
+            .try_clone_to_owned()
+            .and_then(super::exits::register_readable)
+            .map_err(|e| LoadError::Map("EVENTS", format!("cannot wait on it: {e}")))?;
         let counters = PerCpuArray::try_from(take_map(&mut ebpf, "COUNTERS")?)
             .map_err(|e| LoadError::Map("COUNTERS", e.to_string()))?;
         let bits = Array::try_from(take_map(&mut ebpf, "TGID_BITS")?)
@@ -263,12 +281,14 @@ impl Probe {
             logs,
             generation,
             events,
+            wake,
             counters,
             bits,
             received: 0,
             slow: Vec::new(),
             rare: Vec::new(),
             stacks,
+            execs: Vec::new(),
             _logger: logger,
             ebpf,
         };
@@ -349,6 +369,16 @@ impl Probe {
         self.generation.bump().map_err(err)
     }
 
+    /// Waits until the programs wake user space: a CPU's call log reached its wake-up level
+    /// (a quarter full), a slow call was written, or rare records fill a quarter of the ring
+    /// buffer. Cancel-safe; the caller drains afterwards. Each wake-up is reported once, so
+    /// a caller that stops draining is not woken in a loop.
+    pub async fn woken(&self) -> std::io::Result<()> {
+        let mut ready = self.wake.readable().await?;
+        ready.clear_ready();
+        Ok(())
+    }
+
     /// Hands every completed call and process-exit record waiting to `fold`, in batches of
     /// at most [`DRAIN_BATCH`] through `buf` (so memory stays bounded whatever the rate).
     /// Returns how many.
@@ -412,6 +442,17 @@ impl Probe {
                     });
                     self.slow.push(slow);
                 }
+                // A wake-up marker: it has done its job (woken the reader).
+                Some(kind::WAKE) => {
+                    // With a tgid in its high half (`--stacks`): that process just exec'd.
+                    let tgid = item
+                        .get(..8)
+                        .and_then(|b| <[u8; 8]>::try_from(b).ok())
+                        .map_or(0, |b| (u64::from_le_bytes(b) >> 32) as u32);
+                    if tgid != 0 && self.execs.len() < MAX_EXECS {
+                        self.execs.push(tgid);
+                    }
+                }
                 _ => {}
             }
         }
@@ -421,6 +462,11 @@ impl Probe {
     /// the drained calls.
     pub fn take_stacks(&mut self) -> Option<StackTraceMap<MapData>> {
         self.stacks.take()
+    }
+
+    /// Processes that exec'd since the last call (with `stacks_ns`), oldest first.
+    pub fn take_execs(&mut self) -> Vec<u32> {
+        std::mem::take(&mut self.execs)
     }
 
     /// Slow calls (with `slow_ns`) drained since the last call; each is also in `drain`'s

@@ -4,13 +4,17 @@
 
 pub mod calllog;
 pub mod cgroup;
+pub mod cgroup_watch;
 pub mod container;
+pub mod container_index;
+pub mod exits;
 pub mod features;
 pub mod kernel_btf;
 pub mod launch;
 pub mod loader;
 pub mod privileges;
 pub mod procinfo;
+pub mod runtime_api;
 pub mod stacks;
 pub mod target;
 

@@ -78,6 +78,8 @@ struct Proc {
     stacks: HashMap<i32, u32>,
     /// Calls waiting for the name.
     pending: Vec<Waiting>,
+    /// Whether its mappings were read in this drain (a miss re-reads them once).
+    refreshed: bool,
 }
 
 /// Resolves and folds the stacks of drained calls.
@@ -132,6 +134,9 @@ impl Stacks {
 
     /// Starts a drain: forgets the processes that exited before it.
     pub fn begin_drain(&mut self) {
+        for p in self.procs.values_mut() {
+            p.refreshed = false;
+        }
         for tgid in std::mem::take(&mut self.retiring) {
             if let Some(p) = self.procs.remove(&tgid) {
                 self.flush_pending(p);
@@ -189,16 +194,30 @@ impl Stacks {
         }
     }
 
-    /// An exec replaces the image: the mappings, the name and the resolved stacks of the
-    /// process are read afresh at its next call.
+    /// A completed exec replaced the image: see [`Stacks::exec`].
     fn after_call(&mut self, call: &SyscallEvent) {
         let nr = u32::from(call.nr);
-        if call.ret == 0
-            && self.exec_nrs.contains(&nr)
-            && let Some(p) = self.procs.remove(&call.tgid)
-        {
-            self.flush_pending(p);
+        if call.ret == 0 && self.exec_nrs.contains(&nr) {
+            self.exec(call.tgid);
         }
+    }
+
+    /// Process `tgid` exec'd (the programs say so at once, and its exec call's return
+    /// says so again): its mappings and name are read now, while it lives, and the stacks
+    /// resolved for its old image are forgotten. A process already gone keeps what was
+    /// read (its last image's, most likely: the read at the exec notice).
+    pub fn exec(&mut self, tgid: u32) {
+        let Some(maps) = read_maps(tgid) else {
+            return;
+        };
+        let comm = read_comm(tgid).map(|c| self.table.comm_id(&c));
+        let p = self.proc(tgid);
+        p.maps = Some(maps);
+        p.stacks.clear();
+        if comm.is_some() {
+            p.comm = comm;
+        }
+        p.refreshed = true;
     }
 
     /// Adds the calls a process held for its name, under its name or `?`.
@@ -234,6 +253,7 @@ impl Stacks {
                 Proc {
                     maps: read_maps(tgid),
                     comm,
+                    refreshed: true,
                     ..Proc::default()
                 },
             );
@@ -310,7 +330,20 @@ impl Stacks {
         let Some(addrs) = self.trace(id) else {
             return self.note("[user stack lost: not in the map]");
         };
-        let maps = self.proc(tgid).maps.clone();
+        let mut maps = self.proc(tgid).maps.clone();
+        if let Some(m) = &maps
+            && !self.procs.get(&tgid).is_some_and(|p| p.refreshed)
+            && addrs.iter().any(|&a| find(m, a).is_none())
+        {
+            // An address outside the mappings read: the process mapped more since (a
+            // library loaded after the exec notice). Read them again, once per drain.
+            if let Some(fresh) = read_maps(tgid) {
+                let p = self.proc(tgid);
+                p.maps = Some(fresh.clone());
+                maps = Some(fresh);
+            }
+            self.proc(tgid).refreshed = true;
+        }
         let frames = match maps {
             Some(maps) => {
                 let mut frames = self.symbolize_user(&maps, &addrs);
@@ -341,13 +374,7 @@ impl Stacks {
         let mut todo: HashMap<Arc<Path>, Vec<(usize, u64)>> = HashMap::new();
         for (i, &a) in addrs.iter().enumerate() {
             let a = lookup(i, a);
-            let m = match maps.binary_search_by(|m| m.start.cmp(&a)) {
-                Ok(k) => Some(&maps[k]),
-                Err(0) => None,
-                Err(k) => Some(&maps[k - 1]),
-            }
-            .filter(|m| a < m.end);
-            out[i] = match m.map(|m| (m, &m.what)) {
+            out[i] = match find(maps, a).map(|m| (m, &m.what)) {
                 None => Some(Arc::from("[unknown]")),
                 Some((_, Mapped::Vdso)) => Some(Arc::from("[vdso]")),
                 Some((_, Mapped::Anon)) => Some(Arc::from("[unknown]")),
@@ -455,6 +482,16 @@ impl Stacks {
         self.kernel.insert(id, fid);
         fid
     }
+}
+
+/// The mapping of sorted `maps` that holds address `a`.
+fn find(maps: &[Mapping], a: u64) -> Option<&Mapping> {
+    match maps.binary_search_by(|m| m.start.cmp(&a)) {
+        Ok(k) => Some(&maps[k]),
+        Err(0) => None,
+        Err(k) => Some(&maps[k - 1]),
+    }
+    .filter(|m| a < m.end)
 }
 
 /// The frame that stands for a stack the helper could not take (`errno` negative).

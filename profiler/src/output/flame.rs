@@ -1,6 +1,6 @@
 //! Flame graphs (SVG) of a recording's stacks, drawn by the inferno crate from folded
 //! lines: one graph with a tower per syscall (`report -f flamegraph`), or one graph per
-//! syscall (the HTML report's sections). Pure: stacks in, SVG text out.
+//! report row (the HTML report's row sections). Pure: stacks in, SVG text out.
 
 use std::fmt::Write as _;
 
@@ -108,24 +108,29 @@ fn what(weight: Weight) -> &'static str {
     }
 }
 
-/// HTML sections with the flame graphs of the `max` syscalls with the most time, each in
-/// an iframe of its own (inferno's SVG carries its own script and element ids).
-pub fn html_sections(set: &StackSet, weight: Weight, max: usize) -> Result<String, FlameError> {
+/// The HTML section of a report row's flame graph: the calls of syscall `nr` (made by
+/// processes named `comm`, for a row of one process), in an iframe of its own (inferno's
+/// SVG carries its own script and element ids). `None` when no stack matches.
+pub fn row_section(set: &StackSet, nr: u32, comm: Option<&str>, weight: Weight) -> Option<String> {
+    let rows: Vec<_> = set
+        .rows
+        .iter()
+        .filter(|r| r.nr == nr && comm.is_none_or(|c| r.comm == c))
+        .cloned()
+        .collect();
+    let name = rows.first()?.syscall.clone();
+    let svg = of_syscall(&StackSet { rows }, nr, weight).ok()?;
+    let height = svg_height(&svg).unwrap_or(600) + 10;
     let mut h = String::new();
-    for (nr, name, _) in set.syscalls(weight).into_iter().take(max) {
-        let svg = of_syscall(set, nr, weight)?;
-        let height = svg_height(&svg).unwrap_or(600) + 10;
-        let _ = writeln!(
-            h,
-            "<section class=\"flamegraph\"><h2>{} flame graph</h2>\
-             <iframe title=\"{} flame graph\" style=\"width:100%;height:{height}px;border:0\" \
-             srcdoc=\"{}\"></iframe></section>",
-            html_escape(&name),
-            html_escape(&name),
-            html_escape(&svg)
-        );
-    }
-    Ok(h)
+    let _ = write!(
+        h,
+        "<div class=\"flamegraph\"><h4>Call paths (flame graph)</h4>\
+         <iframe title=\"{} flame graph\" style=\"width:100%;height:{height}px;border:0\" \
+         srcdoc=\"{}\"></iframe></div>",
+        html_escape(&name),
+        html_escape(&svg)
+    );
+    Some(h)
 }
 
 /// The `height` of an SVG's root element, in pixels.
@@ -208,11 +213,16 @@ mod tests {
     }
 
     #[test]
-    fn html_sections_embed_each_graph() {
-        let h = html_sections(&set(), Weight::Time, 8).unwrap();
-        assert_eq!(h.matches("<iframe").count(), 2);
-        assert!(h.contains("slow_path_a"));
+    fn a_row_section_embeds_its_graph() {
+        let getppid = crate::syscalls::number("getppid").unwrap();
+        let h = row_section(&set(), getppid, Some("helper"), Weight::Time).unwrap();
+        assert_eq!(h.matches("<iframe").count(), 1);
+        assert!(h.contains("fast_path_b") && !h.contains("slow_path_a"));
         assert!(!h.contains("<svg"), "the SVG is escaped inside srcdoc");
-        assert!(svg_height("<svg version=\"1.1\" width=\"1200\" height=\"230\" x>").is_some());
+        assert!(row_section(&set(), getppid, Some("other"), Weight::Time).is_none());
+        assert_eq!(
+            svg_height("<svg version=\"1.1\" width=\"1200\" height=\"230\" x>"),
+            Some(230)
+        );
     }
 }

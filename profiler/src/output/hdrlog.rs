@@ -25,13 +25,15 @@ pub fn header(base_unix_ns: u64) -> String {
 }
 
 /// The tag of a row: the syscall name, `comm.pid.syscall` by process, `comm.pid.tid.syscall`
-/// by thread, `other.syscall` for folded rows (tags
-/// may not hold commas, spaces or `=`, so those are replaced in names).
+/// by thread, `other.syscall` for folded rows, `name.id.syscall` by container (the full
+/// id; `-` for the host and unknown rows, named `-` and `?`). Tags may not hold commas,
+/// spaces or `=`, so those (and control characters; in container names also dots) are
+/// replaced in names by `_`.
 pub fn tag(row: &Row, group: GroupBy) -> String {
     let clean = |s: &str| -> String {
         s.chars()
             .map(|c| {
-                if c == ',' || c == '=' || c.is_whitespace() {
+                if c == ',' || c == '=' || c.is_whitespace() || c.is_control() {
                     '_'
                 } else {
                     c
@@ -39,6 +41,11 @@ pub fn tag(row: &Row, group: GroupBy) -> String {
             })
             .collect()
     };
+    if let Some(c) = &row.container {
+        let id = if c.id.is_empty() { "-" } else { &c.id };
+        let name = if c.name.is_empty() { "_" } else { &c.name };
+        return format!("{}.{id}.{}", clean(name).replace('.', "_"), row.syscall);
+    }
     match (group, row.pid) {
         (GroupBy::Process, Some(pid)) => {
             format!(
@@ -49,6 +56,30 @@ pub fn tag(row: &Row, group: GroupBy) -> String {
         }
         _ => row.syscall.clone(),
     }
+}
+
+/// The container a `name.id.syscall` tag names (the id 64 hex digits, or `-`), if it is
+/// one; the name and image are not in tags beyond the cleaned name.
+pub fn container_of_tag(tag: &str) -> Option<crate::aggregate::ContainerInfo> {
+    let mut f = tag.split('.');
+    let (name, id, _syscall) = (f.next()?, f.next()?, f.next()?);
+    if f.next().is_some() || name.is_empty() {
+        return None;
+    }
+    let id = match id {
+        "-" => "",
+        id if crate::collect::container::is_id(id) => id,
+        _ => return None,
+    };
+    Some(crate::aggregate::ContainerInfo {
+        id: id.to_string(),
+        name: if name == "_" {
+            String::new()
+        } else {
+            name.to_string()
+        },
+        ..Default::default()
+    })
 }
 
 /// One interval: a line per row, relative to `base_unix_ns`.
@@ -141,5 +172,53 @@ mod tests {
             Some("my app,x=1".into())
         });
         assert_eq!(tag(&snap.rows[0], GroupBy::Process), "my_app_x_1.42.read");
+    }
+
+    #[test]
+    fn container_tags_read_back() {
+        use crate::aggregate::ContainerInfo;
+        let id = "ab".repeat(32);
+        let mut a = Aggregator::new(GroupBy::Container);
+        for key in [0u32, 2] {
+            a.record(&SyscallEvent {
+                duration_ns: 1 + u64::from(key),
+                ret: 0,
+                tgid: 1,
+                tid: 1,
+                nr: 0,
+                cgroup: key,
+                ..SyscallEvent::default()
+            });
+        }
+        let info = |k: u32| {
+            Some(match k {
+                0 => ContainerInfo::host(),
+                _ => ContainerInfo {
+                    id: id.clone(),
+                    name: "we b.1,x=\u{1b}".into(),
+                    image: "img".into(),
+                    pod_uid: None,
+                },
+            })
+        };
+        let snap = a.snapshot_with(0, 0, LossCounters::default(), &|_| None, &info);
+        let tags: Vec<String> = snap
+            .rows
+            .iter()
+            .map(|r| tag(r, GroupBy::Container))
+            .collect();
+        assert_eq!(
+            tags,
+            vec![format!("we_b_1_x__.{id}.read"), "-.-.read".to_string()]
+        );
+        let back = container_of_tag(&tags[0]).unwrap();
+        assert_eq!(
+            (back.id.as_str(), back.name.as_str()),
+            (id.as_str(), "we_b_1_x__")
+        );
+        assert_eq!(container_of_tag(&tags[1]), Some(ContainerInfo::host()));
+        // Process tags are no container's.
+        assert_eq!(container_of_tag("cat.42.read"), None);
+        assert_eq!(container_of_tag("read"), None);
     }
 }

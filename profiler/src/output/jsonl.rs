@@ -9,9 +9,10 @@ use crate::aggregate::{
 };
 
 /// Version of the JSON Lines schema, carried in every line as `"version"`. Version 2 added
-/// the rows' anatomy fields (`oncpu_total_ns` ... `blocked_hdr`); version 3 the summary's
+/// the rows' anatomy fields (`oncpu_total_ns` ... `blocked_hdr`), version 3 the container
+/// fields of `--by container` rows (`container_id` ... `pod_uid`), version 4 the summary's
 /// `stacks` (`record --stacks`); older files still read.
-pub const SCHEMA_VERSION: u32 = 3;
+pub const SCHEMA_VERSION: u32 = 4;
 
 /// One row, as serialized.
 #[derive(Serialize)]
@@ -29,6 +30,18 @@ pub struct JsonRow {
     /// cgroup v2 path (`--by cgroup`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub cgroup: Option<String>,
+    /// Container id, 64 hex digits, or empty for the host and unknown rows (`--by container`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub container_id: Option<String>,
+    /// Container name (`-` host, `?` unknown, empty when its runtime did not say).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub container_name: Option<String>,
+    /// The container's image (empty when its runtime did not say).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub container_image: Option<String>,
+    /// The container's Kubernetes pod UID, when it is in a pod.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pod_uid: Option<String>,
     /// Process name (`--by process|thread`); `other` for folded rows.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub comm: Option<String>,
@@ -102,6 +115,10 @@ impl From<&Row> for JsonRow {
             pid,
             tid: row.tid,
             cgroup: row.cgroup.clone(),
+            container_id: row.container.as_ref().map(|c| c.id.clone()),
+            container_name: row.container.as_ref().map(|c| c.name.clone()),
+            container_image: row.container.as_ref().map(|c| c.image.clone()),
+            pod_uid: row.container.as_ref().and_then(|c| c.pod_uid.clone()),
             comm,
             other: row.other,
             count: st.count,
@@ -178,6 +195,7 @@ pub fn line_with_stacks(
             GroupBy::Process => "process",
             GroupBy::Thread => "thread",
             GroupBy::Cgroup => "cgroup",
+            GroupBy::Container => "container",
         },
         start_unix_ns: snap.start_unix_ns,
         duration_ns: snap.duration_ns,
@@ -248,6 +266,59 @@ mod tests {
         let h = LatencyHist::from_base64(row["hdr"].as_str().unwrap()).unwrap();
         assert_eq!(h.count(), 4);
         assert_eq!(h.percentile(50.0), row["p50_ns"].as_u64().unwrap());
+    }
+
+    #[test]
+    fn container_rows_have_their_fields() {
+        use crate::aggregate::ContainerInfo;
+        let mut a = Aggregator::with_max_keys(GroupBy::Container, 2);
+        for key in [0u32, 2, 3] {
+            a.record(&SyscallEvent {
+                duration_ns: 5 + u64::from(key),
+                ret: 0,
+                tgid: 1,
+                tid: 1,
+                nr: 0,
+                cgroup: key,
+                ..SyscallEvent::default()
+            });
+        }
+        let info = |k: u32| {
+            (k == 2).then(|| ContainerInfo {
+                id: "ab".repeat(32),
+                name: "web\u{1b}".into(),
+                image: "nginx:1".into(),
+                pod_uid: Some("0f6b1c2d-3e4f-4a5b-8c6d-7e8f9a0b1c2d".into()),
+            })
+        };
+        let snap = a.snapshot_with(0, 0, LossCounters::default(), &|_| None, &|k| {
+            if k == 0 {
+                Some(ContainerInfo::host())
+            } else {
+                info(k)
+            }
+        });
+        let v: serde_json::Value = serde_json::from_str(&line("summary", &snap)).unwrap();
+        assert_eq!(
+            (v["by"].as_str(), v["version"].as_u64()),
+            (Some("container"), Some(u64::from(SCHEMA_VERSION)))
+        );
+        let rows = v["rows"].as_array().unwrap();
+        // Largest total first: the folded third container (other), then web, then the host.
+        assert_eq!(rows[0]["other"], true);
+        assert_eq!(rows[0]["comm"], "other");
+        assert!(rows[0].get("container_id").is_none());
+        assert_eq!(rows[1]["container_id"], "ab".repeat(32));
+        assert_eq!(rows[1]["container_name"], "web\u{1b}");
+        assert!(
+            line("summary", &snap).contains(r"web\u001b"),
+            "JSON escapes controls"
+        );
+        assert_eq!(rows[1]["container_image"], "nginx:1");
+        assert_eq!(rows[1]["pod_uid"], "0f6b1c2d-3e4f-4a5b-8c6d-7e8f9a0b1c2d");
+        assert_eq!(rows[2]["container_id"], "");
+        assert_eq!(rows[2]["container_name"], "-");
+        assert!(rows[2].get("pod_uid").is_none() && rows[2].get("pid").is_none());
     }
 
     #[test]

@@ -6,11 +6,14 @@ pub mod compare;
 pub mod doctor;
 pub mod flame;
 pub mod hdrlog;
+pub mod heatmap;
+pub mod html;
 pub mod jsonl;
 pub mod plot;
 pub mod prometheus;
 pub mod slow;
 pub mod stacks;
+pub mod svg;
 pub mod text;
 
 /// Output formats of `record`.

@@ -1,16 +1,12 @@
-//! Plots, for people who would rather look than read: the HdrHistogram percentile spectrum
-//! (latency against percentile, both on log axes, one line per series) and p50/p99/max over
-//! time for interval recordings, as SVG (plotters), and a self-contained HTML report that
-//! inlines them (no network access needed to open it).
+//! The percentile plot of `report -f svg`: the HdrHistogram percentile spectrum (latency
+//! against percentile, both on log axes, one line per series), drawn with plotters. The HTML
+//! report draws its own, smaller charts (`html.rs`).
 
 use std::fmt::Write as _;
 
 use plotters::prelude::*;
 
-use crate::{
-    aggregate::{LatencyHist, Snapshot},
-    units::fmt_ns,
-};
+use crate::{aggregate::LatencyHist, units::fmt_ns};
 
 /// Errors from drawing (plotters reports them as strings).
 #[derive(Debug, thiserror::Error)]
@@ -125,71 +121,6 @@ pub fn percentile_svg(title: &str, series: &[Spectrum<'_>]) -> Result<String, Pl
     Ok(out)
 }
 
-/// One point in time of an interval recording: seconds since the start, p50, p99, max (ns).
-#[derive(Clone, Copy, Debug, PartialEq)]
-pub struct TimePoint {
-    /// Seconds since the recording started (interval end).
-    pub t: f64,
-    /// Median, ns.
-    pub p50: u64,
-    /// 99th percentile, ns.
-    pub p99: u64,
-    /// Slowest call, ns.
-    pub max: u64,
-}
-
-/// p50, p99 and max over time, one SVG.
-pub fn over_time_svg(title: &str, points: &[TimePoint]) -> Result<String, PlotError> {
-    let t_max = points.iter().map(|p| p.t).fold(1.0f64, f64::max);
-    let hi = points.iter().map(|p| p.max).max().unwrap_or(1).max(10) as f64 * 2.0;
-    let lo = points
-        .iter()
-        .map(|p| p.p50)
-        .filter(|v| *v > 0)
-        .min()
-        .unwrap_or(1) as f64
-        / 2.0;
-    let mut out = String::new();
-    {
-        let root = SVGBackend::with_string(&mut out, (900, 360)).into_drawing_area();
-        root.fill(&WHITE).map_err(err)?;
-        let mut chart = ChartBuilder::on(&root)
-            .caption(title, ("sans-serif", 18))
-            .margin(15)
-            .x_label_area_size(40)
-            .y_label_area_size(80)
-            .build_cartesian_2d(0.0..t_max, (lo.max(1.0)..hi).log_scale())
-            .map_err(err)?;
-        chart
-            .configure_mesh()
-            .x_desc("seconds")
-            .y_desc("latency")
-            .y_label_formatter(&|y| fmt_ns(*y as u64))
-            .draw()
-            .map_err(err)?;
-        type Pick = fn(&TimePoint) -> u64;
-        let lines: [(&str, Pick, RGBColor); 3] = [
-            ("p50", |p| p.p50, PALETTE[0]),
-            ("p99", |p| p.p99, PALETTE[1]),
-            ("max", |p| p.max, PALETTE[3]),
-        ];
-        for (label, pick, color) in lines {
-            let pts: Vec<(f64, f64)> = points
-                .iter()
-                .map(|p| (p.t, pick(p).max(1) as f64))
-                .collect();
-            draw_line(&mut chart, pts, label.to_string(), color)?;
-        }
-        chart
-            .configure_series_labels()
-            .border_style(BLACK)
-            .draw()
-            .map_err(err)?;
-        root.present().map_err(err)?;
-    }
-    Ok(out)
-}
-
 /// One labelled line and its legend sample.
 fn draw_line<'a, X, Y>(
     chart: &mut ChartContext<'a, SVGBackend<'a>, Cartesian2d<X, Y>>,
@@ -209,82 +140,30 @@ where
     Ok(())
 }
 
-/// `s` for HTML text or an attribute: control characters escaped as in the text output,
-/// then the markup characters.
-fn escape(s: &str) -> String {
-    super::text::escape(s)
-        .replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
-        .replace('"', "&quot;")
-}
-
-/// A self-contained HTML report: the summary table, the percentile spectrum of every row
-/// (all rows together, then each alone), and, given interval series, p50/p99/max over time.
-pub fn html(
-    summary: &Snapshot,
-    over_time: &[(String, Vec<TimePoint>)],
-) -> Result<String, PlotError> {
-    let mut h = String::new();
-    let _ = write!(
-        h,
-        "<!doctype html><html><head><meta charset=\"utf-8\"/><title>syslat report</title>\
-         <style>body{{font-family:sans-serif;margin:2em}}table{{border-collapse:collapse}}\
-         td,th{{padding:2px 10px;text-align:right}}td:first-child,th:first-child{{text-align:left}}</style>\
-         </head><body><h1>syslat report</h1><p>{} calls, {} rows, {} lost events</p>",
-        summary.total_calls(),
-        summary.rows.len(),
-        summary.loss.lost()
-    );
-    h.push_str("<table><tr><th>series</th><th>calls</th><th>errors</th><th>total</th><th>p50</th><th>p90</th><th>p99</th><th>p99.9</th><th>max</th></tr>");
-    for row in &summary.rows {
-        let st = row.stats();
+/// A row's label in plots: `syscall`, with `comm[pid]`, `tid N` or the cgroup path when
+/// rows are per process, thread or cgroup (`other` for folded rows).
+pub fn row_label(row: &crate::aggregate::Row) -> String {
+    let mut s = row.syscall.clone();
+    if row.other {
+        s.push_str(" other");
+    } else if let Some(pid) = row.pid {
         let _ = write!(
-            h,
-            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
-            escape(&row_label(row)),
-            st.count,
-            st.errors,
-            fmt_ns(st.total_ns),
-            fmt_ns(st.p50_ns),
-            fmt_ns(st.p90_ns),
-            fmt_ns(st.p99_ns),
-            fmt_ns(st.p999_ns),
-            fmt_ns(st.max_ns)
+            s,
+            " {}[{pid}]",
+            super::text::escape(row.comm.as_deref().unwrap_or("?"))
         );
     }
-    h.push_str("</table>");
-    let spectra: Vec<Spectrum<'_>> = summary
-        .rows
-        .iter()
-        .map(|r| Spectrum {
-            label: row_label(r),
-            hist: &r.series.hist,
-        })
-        .collect();
-    h.push_str("<h2>Latency by percentile</h2>");
-    h.push_str(&percentile_svg("all series", &spectra)?);
-    for s in &spectra {
-        let _ = write!(h, "<h3>{}</h3>", escape(&s.label));
-        h.push_str(&percentile_svg(&s.label, std::slice::from_ref(s))?);
-        if let Some((_, pts)) = over_time.iter().find(|(l, _)| *l == s.label) {
-            h.push_str(&over_time_svg(&format!("{} over time", s.label), pts)?);
-        }
+    if let Some(tid) = row.tid {
+        let _ = write!(s, " tid {tid}");
     }
-    h.push_str("</body></html>\n");
-    Ok(h)
-}
-
-/// A row's label in plots: `syscall`, or `syscall comm[pid]`.
-pub fn row_label(row: &crate::aggregate::Row) -> String {
-    match row.pid {
-        Some(pid) => format!(
-            "{} {}[{pid}]",
-            row.syscall,
-            super::text::escape(row.comm.as_deref().unwrap_or("?"))
-        ),
-        None => row.syscall.clone(),
+    if let Some(cg) = &row.cgroup {
+        let cg = if cg.is_empty() { "/" } else { cg.as_str() };
+        let _ = write!(s, " {}", super::text::escape(cg));
     }
+    if let Some(c) = &row.container {
+        let _ = write!(s, " {}[{}]", super::text::escape(&c.name), c.short_id());
+    }
+    s
 }
 
 #[cfg(test)]
@@ -292,7 +171,7 @@ mod tests {
     use profiler_common::SyscallEvent;
 
     use super::*;
-    use crate::aggregate::{Aggregator, GroupBy, LossCounters};
+    use crate::aggregate::{Aggregator, GroupBy, LossCounters, Snapshot};
 
     fn snap() -> Snapshot {
         let mut a = Aggregator::new(GroupBy::Syscall);
@@ -341,6 +220,23 @@ mod tests {
     }
 
     #[test]
+    fn labels_tell_processes_threads_and_cgroups_apart() {
+        use crate::aggregate::{Row, Series};
+        let mut r = Row::new(0, Some(7), Some("ca\tt".into()), Series::default());
+        assert_eq!(row_label(&r), "read ca\\x09t[7]");
+        r.tid = Some(8);
+        assert_eq!(row_label(&r), "read ca\\x09t[7] tid 8");
+        let mut c = Row::new(1, None, None, Series::default());
+        c.cgroup = Some("system.slice/x".into());
+        assert_eq!(row_label(&c), "write system.slice/x");
+        c.cgroup = Some(String::new());
+        assert_eq!(row_label(&c), "write /");
+        let mut o = Row::new(1, None, Some("other".into()), Series::default());
+        o.other = true;
+        assert_eq!(row_label(&o), "write other");
+    }
+
+    #[test]
     fn svg_has_one_line_per_series() {
         let s = snap();
         let spectra: Vec<Spectrum<'_>> = s
@@ -366,35 +262,5 @@ mod tests {
         for l in ["write", "read", "open", "99.9%", "90%"] {
             assert!(svg.contains(&format!("\n{l}\n")), "{l} missing");
         }
-    }
-
-    #[test]
-    fn html_is_self_contained() {
-        let s = snap();
-        let pts = vec![
-            TimePoint {
-                t: 1.0,
-                p50: 100,
-                p99: 1000,
-                max: 5000,
-            },
-            TimePoint {
-                t: 2.0,
-                p50: 120,
-                p99: 900,
-                max: 7000,
-            },
-        ];
-        let page = html(&s, &[("read".into(), pts)]).unwrap();
-        assert!(
-            !page.contains("<script src") && !page.contains("<link"),
-            "no external resources"
-        );
-        assert_eq!(
-            page.matches("<svg").count(),
-            1 + 3 + 1,
-            "all, three rows, one over-time plot"
-        );
-        assert!(page.contains("read over time"));
     }
 }

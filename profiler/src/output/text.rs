@@ -22,6 +22,12 @@ pub fn render_percentiles(snap: &Snapshot, limit: usize, percentiles: &[f64]) ->
     let by_proc = matches!(snap.group, GroupBy::Process | GroupBy::Thread);
     let by_cgroup = snap.group == GroupBy::Cgroup;
     let by_thread = snap.group == GroupBy::Thread;
+    let by_container = snap.group == GroupBy::Container;
+    let pods = by_container
+        && snap
+            .rows
+            .iter()
+            .any(|r| r.container.as_ref().is_some_and(|c| c.pod_uid.is_some()));
     let calls = snap.total_calls();
     let _ = writeln!(
         out,
@@ -29,7 +35,7 @@ pub fn render_percentiles(snap: &Snapshot, limit: usize, percentiles: &[f64]) ->
         calls,
         fmt_ns(snap.duration_ns),
         count_distinct(snap),
-        if by_proc {
+        if by_proc || by_container {
             format!(", {} rows", snap.rows.len())
         } else {
             String::new()
@@ -45,6 +51,12 @@ pub fn render_percentiles(snap: &Snapshot, limit: usize, percentiles: &[f64]) ->
     }
     if by_cgroup {
         header.push("CGROUP");
+    }
+    if by_container {
+        header.extend(["CONTAINER", "NAME", "IMAGE"]);
+    }
+    if pods {
+        header.push("POD");
     }
     let mut header: Vec<String> = header.iter().map(|s| s.to_string()).collect();
     header.extend(["SYSCALL", "CALLS", "ERRORS", "TOTAL"].map(String::from));
@@ -76,6 +88,24 @@ pub fn render_percentiles(snap: &Snapshot, limit: usize, percentiles: &[f64]) ->
                     .unwrap_or_default(),
             );
         }
+        if by_container {
+            match &row.container {
+                Some(c) => {
+                    cells.push(c.short_id().to_string());
+                    cells.push(escape(&c.name));
+                    cells.push(escape(&c.image));
+                }
+                None => cells.extend([
+                    String::new(),
+                    escape(row.comm.as_deref().unwrap_or("other")),
+                    String::new(),
+                ]),
+            }
+        }
+        if pods {
+            let pod = row.container.as_ref().and_then(|c| c.pod_uid.as_deref());
+            cells.push(pod.unwrap_or("").to_string());
+        }
         cells.push(row.syscall.clone());
         cells.push(st.count.to_string());
         cells.push(st.errors.to_string());
@@ -92,6 +122,11 @@ pub fn render_percentiles(snap: &Snapshot, limit: usize, percentiles: &[f64]) ->
     let text_cols = if by_proc { 3 } else { 1 };
     let text_cols = if by_thread { 4 } else { text_cols };
     let text_cols = if by_cgroup { 2 } else { text_cols };
+    let text_cols = if by_container {
+        4 + usize::from(pods)
+    } else {
+        text_cols
+    };
     write_table(&mut out, &table, text_cols);
     if rows < snap.rows.len() {
         let _ = writeln!(out, "... {} more rows", snap.rows.len() - rows);
@@ -222,6 +257,54 @@ mod tests {
         assert!(t.contains("WARNING: 3 completed calls were lost"), "{t}");
         // Columns line up: every row has the same width up to the last column.
         assert_eq!(lines[1].chars().count(), lines[3].chars().count(), "{t}");
+    }
+
+    #[test]
+    fn by_container_has_id_name_image_and_pod() {
+        use crate::aggregate::ContainerInfo;
+        let mut a = Aggregator::new(GroupBy::Container);
+        for (key, n) in [(0u32, 1), (2, 3), (3, 2)] {
+            for _ in 0..n {
+                a.record(&SyscallEvent {
+                    duration_ns: 1_000,
+                    ret: 0,
+                    tgid: 9,
+                    tid: 9,
+                    nr: crate::syscalls::number("getppid").unwrap() as u16,
+                    cgroup: key,
+                    ..SyscallEvent::default()
+                });
+            }
+        }
+        let id = "0123456789ab".to_string() + &"f".repeat(52);
+        let info = |k: u32| {
+            Some(match k {
+                0 => ContainerInfo::host(),
+                2 => ContainerInfo {
+                    id: id.clone(),
+                    name: "evil\u{1b}[2J".into(),
+                    image: "busybox:1".into(),
+                    pod_uid: Some("0f6b1c2d-3e4f-4a5b-8c6d-7e8f9a0b1c2d".into()),
+                },
+                _ => return None,
+            })
+        };
+        let snap = a.snapshot_with(0, 1, LossCounters::default(), &|_| None, &info);
+        let t = render(&snap, 0);
+        let lines: Vec<&str> = t.lines().collect();
+        assert!(
+            lines[1].starts_with("CONTAINER     NAME         IMAGE      POD  "),
+            "{t}"
+        );
+        assert!(
+            lines[2].starts_with(
+                "0123456789ab  evil\\x1b[2J  busybox:1  0f6b1c2d-3e4f-4a5b-8c6d-7e8f9a0b1c2d  getppid      3"
+            ),
+            "names are escaped: {t}"
+        );
+        assert!(lines[3].starts_with("-             ?    "), "unknown: {t}");
+        assert!(lines[4].starts_with("-             -    "), "host: {t}");
+        assert!(!t.contains('\u{1b}'), "{t}");
     }
 
     #[test]

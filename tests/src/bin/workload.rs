@@ -9,6 +9,9 @@
 //! - `enoent N`: N openat calls on a missing path (ENOENT);
 //! - `forks K`: K children that exit at once (via fork + _exit), each reaped;
 //! - `mixed N M`: N getppid calls on the main thread while a second thread makes M;
+//! - `zoo N MS`: N rounds of one call each of the `tests::ZOO` syscalls (getters, pipe and file
+//!   metadata calls, none with lasting effects), with an MS-millisecond clock_nanosleep
+//!   after each round: a recording with many distinct syscalls over many intervals;
 //! - `gate`: block until a line arrives on stdin;
 //! - `comm NAME`: rename the process (prctl PR_SET_NAME: any bytes but NUL, 15 kept);
 //! - `time-getppid N`: N getppid calls, then print the mean ns per call (for the bench);
@@ -362,6 +365,111 @@ fn forks(k: u64) {
     }
 }
 
+fn zoo(rounds: u64, ms: u64) {
+    let mut buf = [0u8; 4096];
+    let mut fds = [0i32; 2];
+    let root = c"/";
+    let exe = c"/proc/self/exe";
+    for _ in 0..rounds {
+        // SAFETY: every pointer passed points to a live local buffer at least as large as
+        // the call writes (4096 bytes covers every struct here: rusage, tms, utsname,
+        // sysinfo, timespec, stat, statfs, sigset, stack_t, itimerval, rlimit), or is a
+        // NUL-terminated path; the fds used are the ones this round opened, and the calls
+        // change nothing that lasts (umask is set to the value it returns, signal 0 only
+        // checks the process exists).
+        unsafe {
+            let b = buf.as_mut_ptr();
+            let n = buf.len();
+            libc::syscall(libc::SYS_getpid);
+            libc::syscall(libc::SYS_getppid);
+            libc::syscall(libc::SYS_getuid);
+            libc::syscall(libc::SYS_geteuid);
+            libc::syscall(libc::SYS_getgid);
+            libc::syscall(libc::SYS_getegid);
+            let tid = libc::syscall(libc::SYS_gettid);
+            libc::syscall(libc::SYS_getsid, 0);
+            libc::syscall(libc::SYS_getpgid, 0);
+            libc::syscall(libc::SYS_getpriority, libc::PRIO_PROCESS, 0);
+            libc::syscall(libc::SYS_sched_yield);
+            libc::syscall(libc::SYS_sched_getaffinity, 0, 128, b);
+            libc::syscall(libc::SYS_sched_getscheduler, 0);
+            libc::syscall(libc::SYS_sched_getparam, 0, b);
+            libc::syscall(libc::SYS_getrusage, libc::RUSAGE_SELF, b);
+            libc::syscall(libc::SYS_times, b);
+            libc::syscall(libc::SYS_uname, b);
+            libc::syscall(libc::SYS_sysinfo, b);
+            let old = libc::syscall(libc::SYS_umask, 0o22);
+            libc::syscall(libc::SYS_umask, old);
+            libc::syscall(libc::SYS_getcwd, b, n);
+            libc::syscall(
+                libc::SYS_prlimit64,
+                0,
+                libc::RLIMIT_NOFILE,
+                std::ptr::null::<u8>(),
+                b,
+            );
+            libc::syscall(
+                libc::SYS_getcpu,
+                b,
+                std::ptr::null_mut::<u8>(),
+                std::ptr::null_mut::<u8>(),
+            );
+            libc::syscall(libc::SYS_clock_gettime, libc::CLOCK_MONOTONIC, b);
+            libc::syscall(libc::SYS_clock_getres, libc::CLOCK_MONOTONIC, b);
+            libc::syscall(libc::SYS_gettimeofday, b, std::ptr::null_mut::<u8>());
+            libc::syscall(libc::SYS_getgroups, 0, std::ptr::null_mut::<u8>());
+            libc::syscall(libc::SYS_getresuid, b, b.add(8), b.add(16));
+            libc::syscall(libc::SYS_getresgid, b, b.add(8), b.add(16));
+            libc::syscall(
+                libc::SYS_rt_sigprocmask,
+                libc::SIG_BLOCK,
+                std::ptr::null::<u8>(),
+                b,
+                8,
+            );
+            libc::syscall(libc::SYS_rt_sigpending, b, 8);
+            libc::syscall(libc::SYS_sigaltstack, std::ptr::null::<u8>(), b);
+            libc::syscall(libc::SYS_getitimer, libc::ITIMER_REAL, b);
+            libc::syscall(libc::SYS_prctl, libc::PR_GET_DUMPABLE, 0, 0, 0, 0);
+            libc::syscall(libc::SYS_pipe2, fds.as_mut_ptr(), libc::O_CLOEXEC);
+            libc::syscall(libc::SYS_write, fds[1], b, 1);
+            libc::syscall(libc::SYS_read, fds[0], b, 1);
+            let d = libc::syscall(libc::SYS_dup, fds[0]);
+            libc::syscall(libc::SYS_fcntl, d, libc::F_GETFD);
+            libc::syscall(libc::SYS_lseek, d, 0, libc::SEEK_CUR);
+            libc::syscall(libc::SYS_fstat, d, b);
+            libc::syscall(libc::SYS_close, d);
+            libc::syscall(libc::SYS_close, fds[0]);
+            libc::syscall(libc::SYS_close, fds[1]);
+            let dir = libc::syscall(
+                libc::SYS_openat,
+                libc::AT_FDCWD,
+                root.as_ptr(),
+                libc::O_RDONLY | libc::O_DIRECTORY | libc::O_CLOEXEC,
+            );
+            libc::syscall(libc::SYS_getdents64, dir, b, n);
+            libc::syscall(libc::SYS_close, dir);
+            libc::syscall(libc::SYS_newfstatat, libc::AT_FDCWD, root.as_ptr(), b, 0);
+            libc::syscall(
+                libc::SYS_faccessat,
+                libc::AT_FDCWD,
+                root.as_ptr(),
+                libc::R_OK,
+            );
+            libc::syscall(libc::SYS_readlinkat, libc::AT_FDCWD, exe.as_ptr(), b, n);
+            libc::syscall(libc::SYS_statfs, root.as_ptr(), b);
+            let pid = libc::syscall(libc::SYS_getpid);
+            libc::syscall(libc::SYS_kill, pid, 0);
+            libc::syscall(libc::SYS_tgkill, pid, tid, 0);
+            let e = libc::syscall(libc::SYS_eventfd2, 0, libc::EFD_CLOEXEC);
+            libc::syscall(libc::SYS_close, e);
+            let e = libc::syscall(libc::SYS_epoll_create1, libc::EPOLL_CLOEXEC);
+            libc::syscall(libc::SYS_close, e);
+        }
+        sleep(1, ms);
+    }
+}
+
 fn gate() {
     let mut b = [0u8; 1];
     // SAFETY: valid 1-byte buffer on stdin.
@@ -427,6 +535,10 @@ fn main() {
                 let h = thread::spawn(move || getppid(m));
                 getppid(n);
                 h.join().expect("thread");
+                i += 3;
+            }
+            "zoo" => {
+                zoo(num(i + 1), num(i + 2));
                 i += 3;
             }
             "gate" => {
