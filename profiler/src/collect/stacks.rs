@@ -4,8 +4,9 @@
 //! - Addresses: the kernel's stack-trace map (`STACKS`), read once per id (an id always
 //!   names the same stack: entries are never deleted).
 //! - User frames: each address is placed in the process's mappings (`/proc/PID/maps`, read
-//!   when the process is first seen, so a process that exits before its stacks are
-//!   resolved keeps its mappings, and read again after an exec), then symbolized with
+//!   at the programs' exec notice, at the exec's return and when the process is first seen,
+//!   so a process that exits before its stacks are resolved keeps its mappings; read again
+//!   once per drain when an address falls outside them), then symbolized with
 //!   blazesym from the mapped ELF file (symbols and DWARF) by file offset: the cache is keyed
 //!   by (file, offset), shared by every process that maps the file, and needs no live
 //!   process. A process gone before its mappings could be read gets
