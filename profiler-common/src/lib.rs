@@ -18,7 +18,19 @@ pub mod kind {
     pub const SLOW: u8 = 4;
     /// A wake-up marker (ring buffer, 8 bytes: this kind in the low byte of a `u64`): a
     /// CPU's call log reached its wake-up level. It only wakes the reader, who skips it.
+    /// With `--stacks`, a marker with a tgid in its high 32 bits says that process has
+    /// just exec'd (its mappings are read then).
     pub const WAKE: u8 = 5;
+    /// The [`super::StackIds`] of the call before it (after its anatomy slot when it
+    /// switched), present when the call's [`super::SyscallEvent::flags`] has
+    /// [`super::flag::STACK`].
+    pub const STACK: u8 = 6;
+}
+
+/// Bits of [`SyscallEvent::flags`].
+pub mod flag {
+    /// A [`super::StackIds`] slot follows the call (after its anatomy slot, if any).
+    pub const STACK: u8 = 1;
 }
 
 /// One completed system call, as written to the per-CPU call log by `sys_exit`.
@@ -30,8 +42,8 @@ pub mod kind {
 pub struct SyscallEvent {
     /// [`kind::CALL`], [`kind::CALL_SWITCHED`] or (inside a [`SlowEvent`]) [`kind::SLOW`].
     pub kind: u8,
-    /// Explicit padding.
-    pub _pad: u8,
+    /// [`flag`] bits: what follows the call in the call log.
+    pub flags: u8,
     /// Syscall number, taken at `sys_enter` (the exit id may be -1); below [`MAX_SYSCALLS`].
     pub nr: u16,
     /// With `--by cgroup`: the low 32 bits of the task's cgroup v2 id (its directory's inode
@@ -64,8 +76,11 @@ pub struct Anatomy {
     pub voluntary: u32,
     /// Switches out while runnable (preempted, or yielded).
     pub involuntary: u32,
-    /// Explicit padding.
-    pub _pad2: u32,
+    /// With `--stacks`, kernel side only: the id of the kernel stack taken at the last
+    /// switch-out (where the call blocked or was preempted), or the helper's negative
+    /// errno; it rides with the anatomy through the moves of the call. Not read by user
+    /// space (the call's [`StackIds`] carry it).
+    pub kstack: i32,
     /// Runnable but not running, ns.
     pub runq_ns: u64,
     /// Sleeping, ns.
@@ -73,6 +88,54 @@ pub struct Anatomy {
 }
 
 const _: () = assert!(core::mem::size_of::<Anatomy>() == 32);
+
+/// The stacks of a call (`--stacks`), taken at `sys_exit` with `bpf_get_stackid`: ids in
+/// the `STACKS` stack-trace map, or a negative errno when the helper failed (`-EFAULT`: no
+/// user stack, as for a kernel thread; `-EEXIST`: the map's bucket holds another stack;
+/// `-ENOMEM`: the map is full), or [`NO_STACK`] when none was taken.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct StackIds {
+    /// [`kind::STACK`] in the call log; unused elsewhere.
+    pub kind: u8,
+    /// Explicit padding.
+    pub _pad: [u8; 3],
+    /// The user stack's id (frame-pointer walk from the user registers).
+    pub user: i32,
+    /// The kernel stack's id.
+    pub kernel: i32,
+    /// Explicit padding.
+    pub _pad2: u32,
+    /// Explicit padding to a call-log slot.
+    pub _pad3: [u64; 2],
+}
+
+impl Default for StackIds {
+    fn default() -> Self {
+        StackIds {
+            kind: kind::STACK,
+            _pad: [0; 3],
+            user: NO_STACK,
+            kernel: NO_STACK,
+            _pad2: 0,
+            _pad3: [0; 2],
+        }
+    }
+}
+
+const _: () = assert!(core::mem::size_of::<StackIds>() == 32);
+
+/// A stack id that says no stack was taken (stacks off, or the call under the threshold).
+pub const NO_STACK: i32 = i32::MIN;
+
+/// Entries of the `STACKS` stack-trace map with `--stacks` (bcc's `profile` uses the
+/// same): distinct user and kernel stacks together. The kernel allocates a power of two of
+/// buckets of `STACK_DEPTH` frames each (about 17 MiB), only when stacks are on.
+pub const STACK_MAP_ENTRIES: u32 = 16_384;
+
+/// Frames kept per stack: the kernel's `PERF_MAX_STACK_DEPTH`. Deeper stacks keep their
+/// innermost frames.
+pub const STACK_DEPTH: usize = 127;
 
 /// A thread group died (ring buffer): user space learns its name, which it may not have had
 /// time to read from /proc, and retires the pid.
@@ -142,12 +205,14 @@ pub struct SlowEvent {
     /// For path-taking calls (see `PATH_ARG`), the path argument read from user memory at
     /// exit with a bounded helper: NUL-terminated, truncated; not trusted to be UTF-8.
     pub path: [u8; SLOW_PATH_LEN],
+    /// Its stacks with `--stacks` (its `kind` unused), else both [`NO_STACK`].
+    pub stack: StackIds,
 }
 
 /// Bytes of a path kept in a [`SlowEvent`].
 pub const SLOW_PATH_LEN: usize = 128;
 
-const _: () = assert!(core::mem::size_of::<SlowEvent>() == 96 + SLOW_PATH_LEN);
+const _: () = assert!(core::mem::size_of::<SlowEvent>() == 128 + SLOW_PATH_LEN);
 
 /// Marks a task created by a traced parent: its first `sys_exit` is the return from
 /// fork/clone in the child, which has no matching enter and is not a loss.
@@ -243,6 +308,9 @@ mod pod {
     // SAFETY: Anatomy is repr(C) over integers with explicit padding; every bit pattern is
     // valid.
     unsafe impl aya::Pod for super::Anatomy {}
+    // SAFETY: StackIds is repr(C) over integers with explicit padding; every bit pattern
+    // is valid.
+    unsafe impl aya::Pod for super::StackIds {}
     // SAFETY: ProcExit is repr(C) over integers and bytes with explicit padding; every bit
     // pattern is valid.
     unsafe impl aya::Pod for super::ProcExit {}

@@ -3,13 +3,15 @@
 //! Each CPU is the only producer of its part of `LOG` (only `sys_exit` writes it, migration
 //! is disabled while it runs and it never nests on a CPU; see `cpu.rs`), so a record
 //! is a bounds check, a plain 32-byte store and a head update: no helper call, no lock, no
-//! atomic. A call that was switched out takes two slots: the call and its `Anatomy`. User
-//! space reads the records in place through a shared mapping and publishes its tail. Records that do not fit are counted in `DROPPED`, never lost silently. The
-//! append that brings a log to `LOG_WAKE` records waiting wakes user space (which otherwise
-//! sleeps), so a burst is drained long before the log is full.
+//! atomic. A call that was switched out takes two slots: the call and its `Anatomy`; a call
+//! whose stacks were taken (`--stacks`) one more, its `StackIds`. User space reads the
+//! records in place through a shared mapping and publishes its tail. Records that do not
+//! fit are counted in `DROPPED`, never lost silently. The append that brings a log to
+//! `LOG_WAKE` records waiting wakes user space (which otherwise sleeps), so a burst is
+//! drained long before the log is full.
 
 use aya_ebpf::{bindings::BPF_RB_FORCE_WAKEUP, helpers::generated::bpf_get_smp_processor_id};
-use profiler_common::{Anatomy, LogPos, SyscallEvent, counter, kind};
+use profiler_common::{Anatomy, LogPos, StackIds, SyscallEvent, counter, kind};
 
 use crate::maps::{EVENTS, LOG, LOG_POS, LOG_SLOTS, LOG_WAKE, bump, constant};
 
@@ -54,6 +56,39 @@ pub(crate) fn append_switched(call: SyscallEvent, anatomy: Anatomy) {
     publish(pos, head + 2);
 }
 
+/// Appends a call whose stacks were taken (`call.flags` has `flag::STACK`): the call, its
+/// anatomy when it was switched out, and its stack ids: two or three slots, published
+/// together.
+#[inline(always)]
+pub(crate) fn append_with_stack(call: SyscallEvent, anatomy: Option<Anatomy>, stack: StackIds) {
+    let n = if anatomy.is_some() { 3 } else { 2 };
+    let Some((cpu, pos, head, slots)) = reserve(n) else {
+        bump(counter::DROPPED);
+        return;
+    };
+    let first = LOG.get_ptr_mut(index(cpu, head, slots));
+    let last = LOG.get_ptr_mut(index(cpu, head + n - 1, slots));
+    let (Some(first), Some(last)) = (first, last) else {
+        bump(counter::DROPPED);
+        return;
+    };
+    if let Some(anatomy) = anatomy {
+        let Some(second) = LOG.get_ptr_mut(index(cpu, head + 1, slots)) else {
+            bump(counter::DROPPED);
+            return;
+        };
+        // SAFETY: as in `append_switched`.
+        unsafe { core::ptr::write_volatile(second.cast::<Anatomy>(), anatomy) };
+    }
+    // SAFETY: as in `append`; a `StackIds` is 32 bytes of integers like the slot's
+    // `SyscallEvent` (asserted in profiler-common).
+    unsafe {
+        core::ptr::write_volatile(first, call);
+        core::ptr::write_volatile(last.cast::<StackIds>(), stack);
+    }
+    publish(pos, head + n);
+}
+
 /// This CPU, its positions, its head and the slots per CPU, when `n` records fit.
 #[inline(always)]
 fn reserve(n: u64) -> Option<(u32, *mut LogPos, u64, u64)> {
@@ -74,7 +109,7 @@ fn reserve(n: u64) -> Option<(u32, *mut LogPos, u64, u64)> {
         return None;
     }
     // The one compare the fast path pays for user space's long sleeps: these `n` records
-    // bring the fill to `LOG_WAKE` (or, with two, one past it). Waking before they are
+    // bring the fill to `LOG_WAKE` (or, with several, past it). Waking before they are
     // published is harmless: a reader that comes first drains what is published, and these
     // at its next drain.
     if u64::from(constant(&LOG_WAKE)).wrapping_sub(waiting + 1) < n {
@@ -89,7 +124,15 @@ fn reserve(n: u64) -> Option<(u32, *mut LogPos, u64, u64)> {
 /// timeout instead.
 #[inline(always)]
 fn wake_user() {
-    let _ = EVENTS.output_untyped::<u64>(u64::from(kind::WAKE), u64::from(BPF_RB_FORCE_WAKEUP));
+    wake_user_for(0);
+}
+
+/// [`wake_user`] with `tgid` in the marker's high 32 bits: a process that has just exec'd,
+/// whose mappings `--stacks` wants read while it lives.
+#[inline(always)]
+pub(crate) fn wake_user_for(tgid: u32) {
+    let marker = u64::from(kind::WAKE) | u64::from(tgid) << 32;
+    let _ = EVENTS.output_untyped::<u64>(marker, u64::from(BPF_RB_FORCE_WAKEUP));
 }
 
 /// The `LOG` index of sequence number `seq` in CPU `cpu`'s part.

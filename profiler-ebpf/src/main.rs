@@ -33,24 +33,25 @@ mod moved;
 
 use aya_ebpf::helpers::{bpf_get_current_cgroup_id, bpf_probe_read_user_str_bytes};
 use aya_ebpf::{
+    bindings::BPF_F_USER_STACK,
     helpers::{
         bpf_get_current_comm, bpf_get_current_pid_tgid, bpf_get_current_task, bpf_ktime_get_ns,
         bpf_probe_read_kernel,
     },
     macros::{btf_tracepoint, raw_tracepoint},
-    programs::{BtfTracePointContext, RawTracePointContext},
+    programs::{BtfTracePointContext, RawTracePointContext, tracing::StackIdContext},
 };
 use aya_log_ebpf::debug;
 use cpu::{SWITCHED, this_cpu};
 use identity::{bump_generation, targeted, targeted_task};
 use maps::{
     BY_CGROUP, COMMS, ERRORS_ONLY, EVENTS, EXEC_NRS, FILTER_MODE, NCOMMS, OFF_ARGS,
-    OFF_SIGNAL_LIVE, OFF_TASK_SIGNAL, OFF_TASK_STATE, OFF_TASK_TGID, PATH_ARG, SLOW_NS,
-    SYSCALL_BITS, SYSCALL_FILTER, TGID_BITS, bump, constant, constant64,
+    OFF_SIGNAL_LIVE, OFF_TASK_SIGNAL, OFF_TASK_STATE, OFF_TASK_TGID, PATH_ARG, SLOW_NS, STACKS,
+    STACKS_NS, SYSCALL_BITS, SYSCALL_FILTER, TGID_BITS, bump, constant, constant64,
 };
 use profiler_common::{
-    Anatomy, EnterState, MAX_COMMS, MAX_SYSCALLS, NR_FORK_CHILD, NR_IGNORED, ProcExit,
-    SLOW_PATH_LEN, SlowEvent, SyscallEvent, counter, filter_mode, kind,
+    Anatomy, EnterState, MAX_COMMS, MAX_SYSCALLS, NR_FORK_CHILD, NR_IGNORED, ProcExit, SlowEvent,
+    StackIds, SyscallEvent, counter, filter_mode, flag, kind,
 };
 
 /// Whether syscall `id` passes the `-s` filter.
@@ -178,13 +179,13 @@ fn sys_exit(ctx: RawTracePointContext) -> i32 {
     } else {
         0
     };
-    let call = SyscallEvent {
+    let mut call = SyscallEvent {
         kind: if switched {
             kind::CALL_SWITCHED
         } else {
             kind::CALL
         },
-        _pad: 0,
+        flags: 0,
         nr: nr as u16,
         cgroup,
         duration_ns,
@@ -194,18 +195,32 @@ fn sys_exit(ctx: RawTracePointContext) -> i32 {
     };
     let slow = constant64(&SLOW_NS);
     if slow != 0 && duration_ns >= slow {
-        let mut ev = SlowEvent {
-            call: SyscallEvent {
+        // Written in place in the ring buffer: a `SlowEvent` is too big for the BPF stack
+        // beside the rest of this program's locals.
+        let Some(mut entry) = EVENTS.reserve_untyped::<SlowEvent>(0) else {
+            bump(counter::DROPPED);
+            return 0;
+        };
+        let ev = entry.as_mut_ptr();
+        // SAFETY: `ev` points to a reserved ring-buffer record of a `SlowEvent`'s size,
+        // ours until submitted; every field is written before the submit.
+        unsafe {
+            (&raw mut (*ev).call).write(SyscallEvent {
                 kind: kind::SLOW,
                 ..call
-            },
-            anatomy,
-            args,
-            exit_ns: now,
-            path: [0; SLOW_PATH_LEN],
-        };
+            });
+            (&raw mut (*ev).anatomy).write(anatomy);
+            (&raw mut (*ev).args).write(args);
+            (&raw mut (*ev).exit_ns).write(now);
+            (&raw mut (*ev).stack).write(match wants_stacks(duration_ns) {
+                true => stack_ids(&ctx, switched, &anatomy),
+                false => StackIds::default(),
+            });
+            (&raw mut (*ev).path).write_bytes(0, 1);
+        }
         // The path argument, read now (the caller's memory is still there at exit) with the
-        // bounded string helper; user space never trusts it to be UTF-8.
+        // bounded string helper; user space never trusts it to be UTF-8 and reads it only
+        // up to its NUL.
         let which = PATH_ARG.get(nr).copied().unwrap_or(0);
         if (1..=3).contains(&which) {
             // VERIFIER: a match keeps every index constant (no bounds proof needed).
@@ -215,19 +230,22 @@ fn sys_exit(ctx: RawTracePointContext) -> i32 {
                 _ => args[2],
             } as *const u8;
             // SAFETY: the helper reads at most SLOW_PATH_LEN bytes from user memory and
-            // fails cleanly on a bad address; `ev.path` is a stack buffer of that size.
-            let _ = unsafe { bpf_probe_read_user_str_bytes(src, &mut ev.path) };
+            // fails cleanly on a bad address; the destination is the record's path field,
+            // of that size.
+            let _ = unsafe { bpf_probe_read_user_str_bytes(src, &mut (*ev).path) };
         }
-        match EVENTS.reserve_untyped::<SlowEvent>(0) {
-            Some(mut entry) => {
-                entry.write(ev);
-                // The kernel's adaptive wake-up: only when user space had read everything
-                // before (at most once per drain), so slow calls are logged as they happen.
-                entry.submit(0);
-                bump(counter::EMITTED);
-            }
-            None => bump(counter::DROPPED),
-        }
+        // The kernel's adaptive wake-up: only when user space had read everything before
+        // (at most once per drain), so slow calls are logged as they happen.
+        entry.submit(0);
+        bump(counter::EMITTED);
+        return 0;
+    }
+    if wants_stacks(duration_ns) {
+        // Apart from the path below, so that without `--stacks` it is what it was.
+        let ids = stack_ids(&ctx, switched, &anatomy);
+        anatomy.kind = kind::ANATOMY;
+        call.flags = flag::STACK;
+        calllog::append_with_stack(call, switched.then_some(anatomy), ids);
         return 0;
     }
     if switched {
@@ -237,6 +255,42 @@ fn sys_exit(ctx: RawTracePointContext) -> i32 {
         calllog::append(call);
     }
     0
+}
+
+/// Whether a call that took `duration_ns` has its stacks taken (`--stacks`). The constant
+/// is compared first: with stacks off (`u64::MAX`) the verifier sees the branch is never
+/// taken and removes what it guards.
+#[inline(always)]
+fn wants_stacks(duration_ns: u64) -> bool {
+    let stacks = constant64(&STACKS_NS);
+    stacks != u64::MAX && duration_ns >= stacks
+}
+
+/// The current task's user stack and kernel stack, as ids in `STACKS` (negative: the
+/// helper's errno). A call that was switched out has the kernel stack of its last
+/// switch-out, in its `anatomy` (where it blocked or was preempted: at the return it would
+/// only show the exit path). The user stack is walked by frame pointers from the registers
+/// saved at syscall entry, so code built without them yields a short or wrong chain.
+#[inline(always)]
+fn stack_ids(ctx: &RawTracePointContext, switched: bool, anatomy: &Anatomy) -> StackIds {
+    StackIds {
+        user: stack_id(ctx, u64::from(BPF_F_USER_STACK)),
+        kernel: if switched {
+            anatomy.kstack
+        } else {
+            stack_id(ctx, 0)
+        },
+        ..StackIds::default()
+    }
+}
+
+/// `bpf_get_stackid` into `STACKS`: the id, or the helper's negative errno.
+#[inline(always)]
+fn stack_id<C: StackIdContext>(ctx: &C, flags: u64) -> i32 {
+    match ctx.get_stackid(&STACKS, flags) {
+        Ok(id) => id as i32,
+        Err(errno) => errno,
+    }
 }
 
 /// Reads a kernel `T` at `base + offset`.
@@ -353,6 +407,10 @@ fn switch_out(ctx: &BtfTracePointContext, open: &mut cpu::OpenCall, now: u64) {
     } else {
         anatomy.voluntary += 1;
     }
+    if constant64(&STACKS_NS) != u64::MAX {
+        // `--stacks`: where it blocked or was preempted (the task is current here).
+        anatomy.kstack = stack_id(ctx, 0);
+    }
     let state = EnterState {
         ts: open.ts,
         nr: if switched {
@@ -464,6 +522,12 @@ fn sched_process_exec(_ctx: RawTracePointContext) -> i32 {
     // An exec by a non-leader thread gives it the leader's pid; with `--comm` the target set
     // may have changed.
     bump_generation();
+    // `--stacks`: wake user space, so that it reads the new image's mappings while the
+    // process lives (a short-lived one may be gone by the next timed drain).
+    let pid_tgid = bpf_get_current_pid_tgid();
+    if constant64(&STACKS_NS) != u64::MAX && targeted(pid_tgid) {
+        calllog::wake_user_for((pid_tgid >> 32) as u32);
+    }
     0
 }
 

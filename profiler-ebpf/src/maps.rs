@@ -7,12 +7,12 @@ use aya_ebpf::bindings::{BPF_F_NO_PREALLOC, bpf_map_type::BPF_MAP_TYPE_TASK_STOR
 use aya_ebpf::btf_maps::{CgroupArray, HashMap};
 use aya_ebpf::{
     bindings::BPF_F_MMAPABLE,
-    btf_maps::{Array, PerCpuArray, RingBuf},
+    btf_maps::{Array, PerCpuArray, RingBuf, StackTrace},
     macros::btf_map,
 };
 use profiler_common::{
-    CONTROL_RING_BYTES, EnterState, LogPos, MAX_COMMS, MAX_SYSCALLS, SYSCALL_WORDS, SyscallEvent,
-    counter,
+    CONTROL_RING_BYTES, EnterState, LogPos, MAX_COMMS, MAX_SYSCALLS, STACK_DEPTH, SYSCALL_WORDS,
+    SyscallEvent, counter,
 };
 
 /// `BPF_F_MMAPABLE` as the btf map definitions' const parameter.
@@ -170,6 +170,17 @@ pub(crate) static PATH_ARG: Array<u32, { MAX_SYSCALLS as usize }> = Array::new()
 /// Calls at least this slow (ns) are written as `SlowEvent`s with their arguments; 0: off.
 #[unsafe(no_mangle)]
 pub(crate) static SLOW_NS: u64 = 0;
+/// Calls at least this slow (ns) have their user and kernel stacks taken (`--stacks`);
+/// `u64::MAX`: off (the verifier then drops the whole path), 0: every call.
+#[unsafe(no_mangle)]
+pub(crate) static STACKS_NS: u64 = u64::MAX;
+
+/// The stacks taken with `--stacks`, user and kernel alike: a hash of frame arrays, so a
+/// stack seen again costs its id only. Sized at load time (`STACK_MAP_ENTRIES`, or 1 when
+/// stacks are off); entries are never deleted, so an id always names the same stack.
+#[btf_map]
+pub(crate) static STACKS: StackTrace<1, 0, STACK_DEPTH> = StackTrace::new();
+
 /// Byte offsets of the first three syscall arguments in `struct pt_regs` (from BTF).
 #[unsafe(no_mangle)]
 pub(crate) static OFF_ARGS: [u32; 3] = [0; 3];

@@ -31,7 +31,7 @@ const FORK_MARKER: EnterState = EnterState {
         _pad: [0; 3],
         voluntary: 0,
         involuntary: 0,
-        _pad2: 0,
+        kstack: 0,
         runq_ns: 0,
         blocked_ns: 0,
     },

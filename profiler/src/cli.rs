@@ -190,6 +190,15 @@ pub fn parse_size(s: &str) -> Result<u32, String> {
     }
 }
 
+/// What a folded stack's value counts.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum StacksWeight {
+    /// The calls' summed latency, in ns.
+    Time,
+    /// The number of calls.
+    Count,
+}
+
 /// What rows are ordered by, largest first.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 pub enum Sort {
@@ -248,6 +257,16 @@ pub struct RecordArgs {
     /// Order the rows by this, largest first.
     #[arg(long, value_enum, default_value_t = Sort::Total)]
     pub sort: Sort,
+    /// Capture the user and kernel stack of every call (or, with =DURATION, of calls at
+    /// least that slow) at its return; shown as call paths, written with -f folded and in
+    /// JSON, drawn as flame graphs by `report`. User stacks need frame pointers (README,
+    /// "Stacks").
+    #[arg(long, value_parser = parse_duration, num_args = 0..=1, require_equals = true,
+          default_missing_value = "0", value_name = "DURATION")]
+    pub stacks: Option<Duration>,
+    /// What the value of a folded stack counts: the calls' summed latency in ns, or calls.
+    #[arg(long, value_enum, default_value_t = StacksWeight::Time, requires = "stacks")]
+    pub stacks_weight: StacksWeight,
 }
 
 /// `syslat serve`.
@@ -288,6 +307,12 @@ pub enum ReportFormat {
     Html,
     /// One plot as SVG (`--plot`): the percentile spectrum, or a latency heatmap.
     Svg,
+    /// Folded stacks of a recording made with --stacks (`comm;outer;...;inner;syscall
+    /// VALUE`), for inferno and flamegraph.pl.
+    Folded,
+    /// A flame graph (SVG) of a recording made with --stacks: one tower per syscall,
+    /// weighted by time (or calls, --stacks-weight).
+    Flamegraph,
 }
 
 /// The plot of `report -f svg`.
@@ -337,6 +362,9 @@ pub struct ReportArgs {
     /// Order the rows by this, largest first.
     #[arg(long, value_enum, default_value_t = Sort::Total)]
     pub sort: Sort,
+    /// With -f folded or flamegraph: what a stack's value counts.
+    #[arg(long, value_enum, default_value_t = StacksWeight::Time)]
+    pub stacks_weight: StacksWeight,
 }
 
 /// Formats of `compare`.
@@ -399,4 +427,9 @@ pub struct TopArgs {
     /// In batch mode, stop after COUNT tables.
     #[arg(short = 'n', long, value_name = "COUNT")]
     pub count: Option<u64>,
+    /// Capture the stacks of every call (or of calls at least DURATION slow): the
+    /// drill-down (Enter) then shows the call paths that make the syscall, by time.
+    #[arg(long, value_parser = parse_duration, num_args = 0..=1, require_equals = true,
+          default_missing_value = "0", value_name = "DURATION")]
+    pub stacks: Option<Duration>,
 }

@@ -5,8 +5,8 @@
 use std::{fs::File, path::PathBuf, time::Duration};
 
 use crate::{
-    aggregate::{GroupBy, SortKey},
-    cli::{By, RecordArgs, Sort, TargetArgs},
+    aggregate::{GroupBy, SortKey, stacks::Weight},
+    cli::{By, RecordArgs, Sort, StacksWeight, TargetArgs},
     collect::{cgroup, launch, target},
     output::Format,
 };
@@ -56,6 +56,12 @@ pub enum ConfigError {
     /// `--append` of an HdrHistogram log (one start time per file).
     #[error("--append works with -f json or text (an hdrlog file has one start time)")]
     AppendHdrlog,
+    /// `-f folded` without `--stacks`, or with `-i`/`--append`.
+    #[error("{0}")]
+    Folded(&'static str),
+    /// `--stacks` with `-f hdrlog`.
+    #[error("--stacks needs -f text, json or folded (an hdrlog file holds histograms only)")]
+    StacksHdrlog,
     /// The output cannot be written.
     #[error("cannot write {path}: {err}")]
     Output {
@@ -166,6 +172,9 @@ pub struct Filters {
     pub ring_bytes: Option<u32>,
     /// With a command: SIGKILL it this long after the first signal passed on to it.
     pub kill_after: Option<Duration>,
+    /// `--stacks[=DURATION]`: take the stacks of calls at least this slow (zero: every
+    /// call).
+    pub stacks: Option<Duration>,
 }
 
 impl Filters {
@@ -183,6 +192,7 @@ impl Filters {
             by_container: false,
             ring_bytes: t.ring_buffer,
             kill_after: t.kill_after,
+            stacks: None,
         })
     }
 }
@@ -222,6 +232,8 @@ pub struct RecordConfig {
     pub appended_after: Option<u32>,
     /// Row order.
     pub sort: SortKey,
+    /// What a folded stack's value counts.
+    pub stacks_weight: Weight,
 }
 
 /// The aggregate's row order for `--sort`.
@@ -258,6 +270,27 @@ impl RecordConfig {
         if a.append && a.format == Format::Hdrlog {
             return Err(ConfigError::AppendHdrlog);
         }
+        filters.stacks = a.stacks;
+        if a.format == Format::Folded {
+            if a.stacks.is_none() {
+                return Err(ConfigError::Folded(
+                    "-f folded writes stacks: add --stacks (or --stacks=DURATION)",
+                ));
+            }
+            if a.interval.is_some() {
+                return Err(ConfigError::Folded(
+                    "-f folded writes the stacks of the whole recording once: drop -i",
+                ));
+            }
+            if a.append {
+                return Err(ConfigError::Folded(
+                    "--append works with -f json or text (folded lines have no runs)",
+                ));
+            }
+        }
+        if a.stacks.is_some() && a.format == Format::Hdrlog {
+            return Err(ConfigError::StacksHdrlog);
+        }
         let appended_after = match (&a.output, a.append) {
             (Some(p), true) => Some(runs_in(p, a.format)),
             _ => None,
@@ -278,7 +311,16 @@ impl RecordConfig {
             repeat: a.repeat,
             appended_after,
             sort: sort_key(a.sort),
+            stacks_weight: stacks_weight(a.stacks_weight),
         })
+    }
+}
+
+/// The aggregate's folded-stack weight for `--stacks-weight`.
+pub fn stacks_weight(w: StacksWeight) -> Weight {
+    match w {
+        StacksWeight::Time => Weight::Time,
+        StacksWeight::Count => Weight::Count,
     }
 }
 
@@ -355,7 +397,7 @@ fn runs_in(path: &std::path::Path, format: Format) -> u32 {
         any |= !line.trim().is_empty();
         let summary = match format {
             Format::Json => line.starts_with(r#"{"type":"summary""#),
-            Format::Text | Format::Hdrlog => line.starts_with("--- summary"),
+            Format::Text | Format::Hdrlog | Format::Folded => line.starts_with("--- summary"),
         };
         summaries += u32::from(summary);
     }

@@ -7,9 +7,13 @@
 use std::{collections::BTreeMap, path::Path};
 
 use hdrhistogram::serialization::interval_log::{IntervalLogIterator, LogEntry};
+use serde::Deserialize as _;
 
 use crate::{
-    aggregate::{ContainerInfo, GroupBy, LatencyHist, LossCounters, OffCpu, Row, Series, Snapshot},
+    aggregate::{
+        ContainerInfo, GroupBy, LatencyHist, LossCounters, OffCpu, Row, Series, Snapshot,
+        stacks::{StackRow, StackSet},
+    },
     output::jsonl::SCHEMA_VERSION,
     syscalls,
 };
@@ -83,6 +87,8 @@ pub struct Part {
     pub anatomy: bool,
     /// Its rows.
     pub rows: Vec<RecRow>,
+    /// Its stacks (`record --stacks`, schema version 3 summaries).
+    pub stacks: Option<StackSet>,
 }
 
 /// A whole recording.
@@ -231,6 +237,12 @@ fn part_of(v: &serde_json::Value) -> Result<Part, String> {
         lost_events: v["lost_events"].as_u64().unwrap_or(0),
         anatomy: v["version"].as_u64().is_some_and(|n| n >= 2),
         rows: Vec::new(),
+        stacks: match &v["stacks"] {
+            serde_json::Value::Null => None,
+            s => Some(StackSet {
+                rows: Vec::<StackRow>::deserialize(s).map_err(|e| format!("stacks: {e}"))?,
+            }),
+        },
     };
     for r in v["rows"].as_array().ok_or("missing rows")? {
         let syscall = r["syscall"]

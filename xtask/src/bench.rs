@@ -69,6 +69,7 @@ enum Setup {
     SyslatAll,
     SyslatPid,
     SyslatOther,
+    SyslatStacks,
     Bpftrace,
     Syscount,
     PerfTrace,
@@ -87,6 +88,7 @@ impl Setup {
             Setup::SyslatAll => "`syslat record` (all processes)",
             Setup::SyslatPid => "`syslat record -p` (the loop)",
             Setup::SyslatOther => "untargeted (`syslat record -p` of another process)",
+            Setup::SyslatStacks => "`syslat record -p --stacks` (every call's stacks)",
             Setup::Bpftrace => "bpftrace, tid-keyed hist one-liner",
             Setup::Syscount => "libbpf-tools `syscount -L -p`",
             Setup::PerfTrace => "`perf trace -s -p`",
@@ -129,6 +131,7 @@ pub(crate) fn run(root: &Path, args: &BenchArgs) -> Result<()> {
         Setup::SyslatAll,
         Setup::SyslatPid,
         Setup::SyslatOther,
+        Setup::SyslatStacks,
     ];
     if args.peers {
         setups.extend(install_peers());
@@ -257,6 +260,7 @@ impl Ctx<'_> {
             }
             Setup::SyslatAll => Some(self.syslat(&[])?),
             Setup::SyslatPid => Some(self.syslat(&["-p", &pid])?),
+            Setup::SyslatStacks => Some(self.syslat(&["-p", &pid, "--stacks"])?),
             Setup::SyslatOther => {
                 let o = Command::new("sleep").arg("600").spawn()?;
                 let t = self.syslat(&["-p", &o.id().to_string()])?;
@@ -293,8 +297,10 @@ impl Ctx<'_> {
             .with_context(|| format!("workload printed {out:?}"))?;
         let mut cost = None;
         if let Some(t) = tracer.as_mut() {
-            let is_syslat =
-                matches!(setup, Setup::SyslatAll | Setup::SyslatPid) && step == "time-getppid";
+            let is_syslat = matches!(
+                setup,
+                Setup::SyslatAll | Setup::SyslatPid | Setup::SyslatStacks
+            ) && step == "time-getppid";
             if is_syslat {
                 let cpu_ms = (cpu_ticks(t.id()) - before.unwrap_or(0)) as f64 * 10.0;
                 cost = Some((cpu_ms / calls as f64 * 1e6, peak_rss_kib(t.id())));

@@ -9,11 +9,32 @@ pub enum Event {
     /// A completed call, with where its time went off CPU (all zero when it never left
     /// its CPU).
     Call(SyscallEvent, Anatomy),
+    /// A completed call whose stacks were taken (`--stacks`): as [`Event::Call`], with the
+    /// ids of its stacks (symbolized by `collect::stacks`).
+    CallStack(SyscallEvent, Anatomy, StackRef),
     /// A thread group died: its name, and the end of its pid's current generation.
     Exit(ProcExit),
 }
 
+/// A call's stack ids in the kernel's stack-trace map: non-negative ids, or the negative
+/// errno of the helper that failed to take the stack (`profiler_common::StackIds`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct StackRef {
+    /// The user stack.
+    pub user: i32,
+    /// The kernel stack.
+    pub kernel: i32,
+}
+
 impl Event {
+    /// The call, if this is one (with or without stacks).
+    pub fn as_call(&self) -> Option<(&SyscallEvent, &Anatomy)> {
+        match self {
+            Event::Call(c, a) | Event::CallStack(c, a, _) => Some((c, a)),
+            Event::Exit(_) => None,
+        }
+    }
+
     /// A call that never left its CPU.
     pub fn call(ev: SyscallEvent) -> Self {
         Event::Call(ev, Anatomy::default())

@@ -98,7 +98,9 @@ impl Aggregator {
     pub fn fold(&mut self, events: &[Event]) {
         for ev in events {
             match ev {
-                Event::Call(call, anatomy) => self.record_call(call, anatomy),
+                Event::Call(call, anatomy) | Event::CallStack(call, anatomy, _) => {
+                    self.record_call(call, anatomy)
+                }
                 Event::Exit(exit) => self.retire(exit.tgid, &exit.comm),
             }
         }

@@ -8,8 +8,9 @@ mod fold;
 mod hist;
 mod series;
 mod snapshot;
+pub mod stacks;
 
-pub use event::{Event, comm_name};
+pub use event::{Event, StackRef, comm_name};
 pub use fold::{Aggregator, DEFAULT_MAX_KEYS, GroupBy, OTHER_KEY};
 pub use hist::{HistError, LatencyHist, MAX_TRACKED_NS};
 pub use series::{BucketSplit, OffCpu, Series, log2_bucket};

@@ -13,13 +13,13 @@ use anyhow::Context as _;
 
 use super::trace::{Event, Trace, monotonic_to_unix_offset, unix_ns};
 use crate::{
-    aggregate::{Aggregator, GroupBy, LossCounters, Snapshot, SortKey},
+    aggregate::{Aggregator, GroupBy, LossCounters, Snapshot, SortKey, StackRef, stacks::StackSet},
     cli::RecordArgs,
     config::{RecordConfig, Sink, Targets},
     output::{
         Format, hdrlog, jsonl,
         slow::{RateLimit, SlowCall, suppressed_line},
-        text,
+        stacks, text,
     },
 };
 
@@ -109,6 +109,10 @@ async fn run_once(
     let duration_ns = trace.elapsed().as_nanos() as u64;
     let start = trace.start_unix_ns;
     let names = trace.key_names(cfg.group);
+    let stacks = trace.stacks().map(|s| {
+        s.finish();
+        s.summary()
+    });
     let containers = trace.container_infos(FINAL_ANSWERS);
     drop(trace); // detach: nothing more is recorded
     let mut snap = total.snapshot_with(
@@ -119,7 +123,7 @@ async fn run_once(
         &|k| containers.get(&k).cloned(),
     );
     snap.sort_rows(cfg.sort);
-    out.summary(&snap)?;
+    out.summary(&snap, stacks.as_ref())?;
     Ok(code)
 }
 
@@ -161,6 +165,22 @@ impl SlowLog {
             }
             let ev = c.call;
             let comm = trace.comms.get(ev.tgid).unwrap_or_else(|| "?".into());
+            let frames = match (trace.stacks(), c.stack.user) {
+                (Some(s), user) if user != profiler_common::NO_STACK => {
+                    let (u, k) = s.resolve(
+                        ev.tgid,
+                        StackRef {
+                            user,
+                            kernel: c.stack.kernel,
+                        },
+                    );
+                    let list = |id| -> Vec<String> {
+                        s.frames(id).iter().map(|f| f.to_string()).collect()
+                    };
+                    Some((list(u), list(k)))
+                }
+                _ => None,
+            };
             let line = SlowCall::new(
                 unix,
                 ev.tgid,
@@ -171,7 +191,8 @@ impl SlowLog {
                 ev.ret,
                 c.args,
             )
-            .with_path(&c.path);
+            .with_path(&c.path)
+            .with_stacks(frames);
             text.push_str(&if self.json { line.json() } else { line.text() });
         }
         self.flush_suppressed_into(&mut text);
@@ -276,7 +297,7 @@ impl<'a> Output<'a> {
     fn header(&self) -> String {
         match self.cfg.format {
             Format::Hdrlog => hdrlog::header(self.base_unix_ns),
-            Format::Text | Format::Json => String::new(),
+            Format::Text | Format::Json | Format::Folded => String::new(),
         }
     }
 
@@ -295,18 +316,38 @@ impl<'a> Output<'a> {
             }
             Format::Json => jsonl::line_of_run("interval", snap, self.run),
             Format::Hdrlog => hdrlog::interval(snap, self.base_unix_ns),
+            // Rejected by the config: the stacks are written once, for the whole recording.
+            Format::Folded => String::new(),
         };
         self.write(&body)
     }
 
-    fn summary(&mut self, snap: &Snapshot) -> anyhow::Result<()> {
+    fn summary(&mut self, snap: &Snapshot, stacks: Option<&StackSet>) -> anyhow::Result<()> {
+        let paths = stacks.map(stacks::paths_text).unwrap_or_default();
         let body = match self.cfg.format {
             Format::Text if self.intervals > 0 || self.run.is_some() => {
                 let run = self.run.map(|k| format!(" of run {k}")).unwrap_or_default();
-                format!("--- summary{run} ---\n{}", text::render(snap, 0))
+                format!("--- summary{run} ---\n{}{paths}", text::render(snap, 0))
             }
-            Format::Text => text::render(snap, 0),
-            Format::Json => jsonl::line_of_run("summary", snap, self.run),
+            Format::Text => text::render(snap, 0) + &paths,
+            Format::Json => jsonl::line_with_stacks("summary", snap, self.run, stacks),
+            Format::Folded => {
+                let set = stacks.cloned().unwrap_or_default();
+                // Said on stderr: the folded lines themselves have no room for notes.
+                let note = stacks::short_note(&set);
+                if !note.is_empty() {
+                    eprint!("syslat: {note}");
+                }
+                if set.folded_calls() > 0 {
+                    eprintln!(
+                        "syslat: {} calls of stacks beyond the first {} distinct ones are \
+                         folded into [other stacks]",
+                        set.folded_calls(),
+                        crate::aggregate::stacks::DEFAULT_MAX_STACKS
+                    );
+                }
+                set.folded(self.cfg.stacks_weight)
+            }
             // The intervals already hold every call; without any, the whole recording is one.
             Format::Hdrlog if self.intervals > 0 => String::new(),
             Format::Hdrlog => hdrlog::interval(snap, self.base_unix_ns),
@@ -315,12 +356,12 @@ impl<'a> Output<'a> {
     }
 
     /// Writes log lines (the slow-call log): into the output with text and JSON, to
-    /// stderr with hdrlog (whose files hold histograms only).
+    /// stderr with hdrlog and folded (whose files hold histograms or stacks only).
     fn write_log(&mut self, text: &str) -> anyhow::Result<()> {
         if text.is_empty() {
             return Ok(());
         }
-        if self.cfg.format == Format::Hdrlog {
+        if matches!(self.cfg.format, Format::Hdrlog | Format::Folded) {
             return to_stderr(text);
         }
         self.write(text)

@@ -8,14 +8,15 @@ use anyhow::{Context as _, bail};
 use std::collections::BTreeMap;
 
 use crate::{
-    aggregate::{GroupBy, LatencyHist, Snapshot},
+    aggregate::{GroupBy, LatencyHist, Snapshot, stacks::StackSet},
     cli::{Plot, ReportArgs, ReportFormat},
-    config::group_by,
+    config::{group_by, stacks_weight},
     output::{
+        flame,
         heatmap::{Heatmap, Hover, Timeline},
         html, jsonl,
         plot::{self, Spectrum},
-        text,
+        stacks, text,
     },
     recording::{self, Part, Recording, RowKey},
     syscalls,
@@ -66,9 +67,25 @@ pub fn run(args: &ReportArgs) -> anyhow::Result<i32> {
         } else {
             String::new()
         };
+        let stacks = stacks_of(&whole, only.as_deref());
+        let weight = stacks_weight(args.stacks_weight);
+        let need_stacks = || {
+            stacks.clone().ok_or_else(|| {
+                anyhow::anyhow!(
+                    "{} holds no stacks: record with --stacks (and -f json) to draw them",
+                    text::escape(&args.files[0].display().to_string())
+                )
+            })
+        };
         match args.format {
-            ReportFormat::Text => merged + &text::render_percentiles(&snap, 0, &percentiles),
-            ReportFormat::Json => jsonl::line("summary", &snap),
+            ReportFormat::Text => {
+                merged
+                    + &text::render_percentiles(&snap, 0, &percentiles)
+                    + &stacks.as_ref().map(stacks::paths_text).unwrap_or_default()
+            }
+            ReportFormat::Json => jsonl::line_with_stacks("summary", &snap, None, stacks.as_ref()),
+            ReportFormat::Folded => need_stacks()?.folded(weight),
+            ReportFormat::Flamegraph => flame::by_syscall(&need_stacks()?, weight)?,
             ReportFormat::Svg if args.plot == Some(Plot::Heatmap) => {
                 heatmap_svg(&recordings, &snap, group, only.as_deref())?
             }
@@ -89,6 +106,7 @@ pub fn run(args: &ReportArgs) -> anyhow::Result<i32> {
                 (group, only.as_deref()),
                 crate::config::sort_key(args.sort),
                 whole.iter().all(|p| p.anatomy),
+                stacks.as_ref().map(|s| (s, weight)),
             )?,
         }
     };
@@ -131,7 +149,10 @@ fn report_runs(
             ReportFormat::Json => {
                 body += &jsonl::line_of_run("summary", &snap, Some(k as u32 + 1));
             }
-            ReportFormat::Svg | ReportFormat::Html => bail!(
+            ReportFormat::Svg
+            | ReportFormat::Html
+            | ReportFormat::Folded
+            | ReportFormat::Flamegraph => bail!(
                 "{n} recordings given: a plot shows one; pass --merge to merge them, or \
                  report each run's file on its own"
             ),
@@ -141,6 +162,19 @@ fn report_runs(
         body += &format!("{n} recordings, reported as runs (--merge for one report)\n");
     }
     Ok(body)
+}
+
+/// The stacks of `parts` merged (only summaries carry them), restricted to `only`; `None`
+/// when none of them has stacks.
+fn stacks_of(parts: &[&Part], only: Option<&[u32]>) -> Option<StackSet> {
+    let mut set: Option<StackSet> = None;
+    for s in parts.iter().filter_map(|p| p.stacks.as_ref()) {
+        set.get_or_insert_with(StackSet::default).merge(s);
+    }
+    if let (Some(set), Some(only)) = (set.as_mut(), only) {
+        set.retain_syscalls(only);
+    }
+    set
 }
 
 /// Each row's histograms, by heatmap column.
@@ -189,13 +223,24 @@ fn html_page(
     (group, only): (GroupBy, Option<&[u32]>),
     sort: crate::aggregate::SortKey,
     anatomy: bool,
+    stacks: Option<(&StackSet, crate::aggregate::stacks::Weight)>,
 ) -> anyhow::Result<String> {
     let cols = columns(recordings, group, only)?;
+    let mut flames = 0;
     let extras = snap
         .rows
         .iter()
         .take(html::MAX_SECTIONS)
         .map(|row| html::Extras {
+            // The flame graphs of the first rows with stacks (each SVG is large).
+            flame: stacks.and_then(|(set, weight)| {
+                if flames >= html::MAX_FLAME_GRAPHS {
+                    return None;
+                }
+                let section = flame::row_section(set, row.nr, row.comm.as_deref(), weight)?;
+                flames += 1;
+                Some(section)
+            }),
             heatmap: cols.as_ref().and_then(|(t, by_key)| {
                 let hists: Vec<(usize, &LatencyHist)> = by_key
                     .get(&recording::row_key(row))

@@ -15,17 +15,18 @@ use tokio::sync::watch;
 
 use super::trace::{Event, Trace};
 use crate::{
-    aggregate::{Aggregator, GroupBy, LossCounters},
+    aggregate::{Aggregator, GroupBy, LossCounters, stacks::StackSet},
     cli::TopArgs,
     config::{Filters, Targets},
-    output::text,
+    output::{stacks, text},
     tui::{Frame, app::App, input, terminal::TerminalGuard, view},
 };
 
 /// Runs `top`; returns the exit status (the command's, when one was traced).
 pub async fn run(args: &TopArgs) -> anyhow::Result<i32> {
     let targets = Targets::from_args(&args.target)?;
-    let filters = Filters::from_args(&args.target)?;
+    let mut filters = Filters::from_args(&args.target)?;
+    filters.stacks = args.stacks;
     if args.interval.is_zero() {
         bail!("invalid interval: must be greater than zero");
     }
@@ -78,6 +79,8 @@ struct Collector {
     interval_start: Instant,
     cpu_before: f64,
     printed: u64,
+    /// With `--stacks`: since start.
+    total_stacks: Option<StackSet>,
 }
 
 fn self_cpu_seconds() -> f64 {
@@ -101,6 +104,7 @@ impl Collector {
             interval_start: Instant::now(),
             cpu_before: self_cpu_seconds(),
             printed: 0,
+            total_stacks: None,
         }
     }
 
@@ -169,6 +173,12 @@ impl Collector {
         let up = self.trace.elapsed();
         let cpu = self_cpu_seconds();
         let calls = part.events().max(1);
+        let interval_stacks = self.trace.stacks().map(|s| s.take());
+        if let Some(i) = &interval_stacks {
+            self.total_stacks
+                .get_or_insert_with(StackSet::default)
+                .merge(i);
+        }
         let frame = Frame {
             interval_syscalls: part.syscall_snapshot(start, dur.as_nanos() as u64, interval_loss),
             interval_processes: part.snapshot(start, dur.as_nanos() as u64, interval_loss, &name),
@@ -183,6 +193,8 @@ impl Collector {
             self_cpu_pct: 100.0 * (cpu - self.cpu_before) / dur.as_secs_f64().max(1e-9),
             self_ns_per_call: (cpu - self.cpu_before) * 1e9 / calls as f64,
             finished,
+            interval_stacks,
+            total_stacks: self.total_stacks.clone(),
         };
         self.interval_start = now;
         self.loss_before = loss;
@@ -212,6 +224,9 @@ impl Collector {
                 .unwrap_or_default(),
         );
         out.push_str(&text::render(snap, 0));
+        if let Some(set) = &f.interval_stacks {
+            out.push_str(&stacks::paths_text(set));
+        }
         out.push('\n');
         let mut stdout = std::io::stdout().lock();
         stdout

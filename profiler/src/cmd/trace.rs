@@ -33,7 +33,7 @@ use crate::{
     aggregate::{self, ContainerInfo, GroupBy, LossCounters, comm_name},
     collect::{
         Filter, LoadOptions, Probe, cgroup, container_index::ContainerIndex, exits::Exits, launch,
-        procinfo::Comms, target,
+        procinfo::Comms, stacks::Stacks, target,
     },
     config::{Filters, Targets},
 };
@@ -71,6 +71,8 @@ pub struct Trace {
     /// With `--by container`: a batch with container keys in place of cgroup ids.
     keyed: Vec<aggregate::Event>,
     buf: Vec<aggregate::Event>,
+    /// With `--stacks`: the stacks of the calls, resolved as they are drained.
+    stacks: Option<Stacks>,
     child: Option<(u32, JoinHandle<std::io::Result<i32>>)>,
     /// The `-p`/`-t` targets, while any is alive.
     exits: Exits,
@@ -132,6 +134,9 @@ impl Trace {
             slow_ns: filters.slow.map_or(0, |d| d.as_nanos().max(1) as u64),
             by_cgroup: filters.by_cgroup || filters.by_container,
             ring_bytes: filters.ring_bytes,
+            stacks_ns: filters
+                .stacks
+                .map(|d| d.as_nanos().min(u128::from(u64::MAX - 1)) as u64),
             comms: match targets {
                 Targets::Comms(c) => c.clone(),
                 _ => Vec::new(),
@@ -164,6 +169,9 @@ impl Trace {
             }
             _ => {}
         }
+        let stacks = probe
+            .take_stacks()
+            .map(|map| Stacks::new(map, crate::aggregate::stacks::DEFAULT_MAX_STACKS));
         probe.attach()?;
         let sig = |k, name| signal(k).with_context(|| format!("failed to handle {name}"));
         let mut trace = Trace {
@@ -172,6 +180,7 @@ impl Trace {
             containers,
             keyed: Vec::new(),
             buf: Vec::with_capacity(1 << 16),
+            stacks,
             child: None,
             exits,
             deadline: duration.map(|d| Box::pin(tokio::time::sleep(d))),
@@ -362,19 +371,26 @@ impl Trace {
     /// container's key (see [`Trace::container_infos`]), found while the cgroup exists.
     pub fn drain(&mut self, names: bool, mut fold: impl FnMut(&[aggregate::Event])) {
         let comms = &mut self.comms;
+        let mut stacks = self.stacks.as_mut();
+        if let Some(s) = stacks.as_mut() {
+            s.begin_drain();
+        }
         let (containers, keyed) = (&mut self.containers, &mut self.keyed);
         self.probe.drain(&mut self.buf, |batch| {
+            if let Some(s) = stacks.as_mut() {
+                s.observe(batch);
+            }
             for ev in batch {
                 match ev {
                     aggregate::Event::Exit(exit) => {
                         comms.learn(exit.tgid, comm_name(&exit.comm));
                     }
-                    aggregate::Event::Call(call, _)
+                    aggregate::Event::Call(call, _) | aggregate::Event::CallStack(call, ..)
                         if names && comms.cached(call.tgid).is_none() =>
                     {
                         let _ = comms.get(call.tgid);
                     }
-                    aggregate::Event::Call(..) => {}
+                    aggregate::Event::Call(..) | aggregate::Event::CallStack(..) => {}
                 }
             }
             let Some(index) = containers.as_mut() else {
@@ -388,10 +404,19 @@ impl Trace {
                     call.cgroup = index.key(call.cgroup, call.tgid);
                     aggregate::Event::Call(call, anatomy)
                 }
+                aggregate::Event::CallStack(mut call, anatomy, ids) => {
+                    call.cgroup = index.key(call.cgroup, call.tgid);
+                    aggregate::Event::CallStack(call, anatomy, ids)
+                }
                 other => other,
             }));
             fold(keyed);
         });
+        if let Some(s) = self.stacks.as_mut() {
+            for tgid in self.probe.take_execs() {
+                s.exec(tgid);
+            }
+        }
     }
 
     /// Names for snapshot keys: process names by pid, or cgroup paths by id.
@@ -401,6 +426,11 @@ impl Trace {
             GroupBy::Syscall | GroupBy::Container => HashMap::new(),
             GroupBy::Process | GroupBy::Thread => self.comms.all(),
         }
+    }
+
+    /// The stacks of the calls drained so far (with `--stacks`).
+    pub fn stacks(&mut self) -> Option<&mut Stacks> {
+        self.stacks.as_mut()
     }
 
     /// With `--by container`: what each container key stands for, once the runtimes have

@@ -2,7 +2,8 @@
 //! `BPF_F_MMAPABLE` arrays, read and written in place through shared mappings.
 //!
 //! Each CPU's log is a single-producer ring of `slots` 32-byte records (a [`SyscallEvent`],
-//! followed by its [`Anatomy`] when the call was switched out); its [`LogPos`]
+//! followed by its [`Anatomy`] when the call was switched out, then by its [`StackIds`]
+//! when its stacks were taken); its [`LogPos`]
 //! holds the producer's `head` and our `tail` (records ever written / consumed). A drain
 //! loads `head` (acquire: the records before it are complete), copies the records out and
 //! stores `tail` (release: the programs reuse those slots only after we are done).
@@ -15,10 +16,11 @@ use std::{
 use aya::maps::{Array, MapData};
 use memmap2::{MmapOptions, MmapRaw};
 use profiler_common::{
-    Anatomy, LOG_HEAD_OFFSET, LOG_TAIL_OFFSET, LogPos, MIN_LOG_SLOTS, SyscallEvent, kind,
+    Anatomy, LOG_HEAD_OFFSET, LOG_TAIL_OFFSET, LogPos, MIN_LOG_SLOTS, StackIds, SyscallEvent, flag,
+    kind,
 };
 
-use crate::aggregate::Event;
+use crate::aggregate::{Event, StackRef};
 
 /// Records per CPU for a total log size of `bytes` over `cpus` CPUs: the largest power of
 /// two that fits, at least [`MIN_LOG_SLOTS`].
@@ -45,8 +47,9 @@ pub struct CallLogs {
     positions: MmapRaw,
     cpus: u32,
     slots: u32,
-    /// Anatomy slots drained so far (they follow their calls; not calls themselves).
-    anatomy_slots: u64,
+    /// Anatomy and stack slots drained so far (they follow their calls; not calls
+    /// themselves).
+    extra_slots: u64,
     /// Keeps the maps (and so the mappings' objects) open.
     _maps: (MapData, MapData),
 }
@@ -73,7 +76,7 @@ impl CallLogs {
             positions,
             cpus,
             slots,
-            anatomy_slots: 0,
+            extra_slots: 0,
             _maps: (log, pos),
         })
     }
@@ -125,23 +128,46 @@ impl CallLogs {
                 // SAFETY: see above.
                 unsafe { std::ptr::read_volatile(slot(seq).cast::<Anatomy>()) }
             };
+            let stack = |seq| {
+                // SAFETY: see above (`StackIds` is 32 bytes of integers too).
+                unsafe { std::ptr::read_volatile(slot(seq).cast::<StackIds>()) }
+            };
             let mut seq = from;
             while seq < head && out.len() - before < max {
                 let ev = call(seq);
                 seq += 1;
-                match ev.kind {
-                    kind::CALL => out.push(Event::call(ev)),
-                    // The anatomy was published with its call, in the next slot.
-                    kind::CALL_SWITCHED if seq < head => {
-                        let a = anatomy(seq);
-                        seq += 1;
-                        self.anatomy_slots += 1;
-                        out.push(Event::Call(ev, a));
-                    }
-                    // An anatomy without its call (the clamp above cut between them), or
-                    // a kind this build does not know: skipped.
-                    _ => {}
+                let switched = match ev.kind {
+                    kind::CALL => false,
+                    kind::CALL_SWITCHED => true,
+                    // An anatomy or stack slot without its call (the clamp above cut
+                    // between them), or a kind this build does not know: skipped.
+                    _ => continue,
+                };
+                // The anatomy and stack slots were published with their call, after it.
+                let has_stack = ev.flags & flag::STACK != 0;
+                let extra = u64::from(switched) + u64::from(has_stack);
+                if head - seq < extra {
+                    continue;
                 }
+                let a = if switched {
+                    anatomy(seq)
+                } else {
+                    Anatomy::default()
+                };
+                let s = has_stack.then(|| stack(seq + u64::from(switched)));
+                seq += extra;
+                self.extra_slots += extra;
+                out.push(match s {
+                    Some(s) if s.kind == kind::STACK => Event::CallStack(
+                        ev,
+                        a,
+                        StackRef {
+                            user: s.user,
+                            kernel: s.kernel,
+                        },
+                    ),
+                    _ => Event::Call(ev, a),
+                });
             }
             self.word(cpu, LOG_TAIL_OFFSET)
                 .store(seq.max(tail), Ordering::Release);
@@ -150,12 +176,13 @@ impl CallLogs {
     }
 
     /// Calls written by the programs on all CPUs since loading (kept or not yet drained):
-    /// the slots written less the anatomy slots drained (exact once everything is drained).
+    /// the slots written less the anatomy and stack slots drained (exact once everything
+    /// is drained).
     pub fn written(&self) -> u64 {
         let slots: u64 = (0..self.cpus)
             .map(|cpu| self.word(cpu, LOG_HEAD_OFFSET).load(Ordering::Acquire))
             .sum();
-        slots.saturating_sub(self.anatomy_slots)
+        slots.saturating_sub(self.extra_slots)
     }
 }
 

@@ -8,12 +8,12 @@
 
 use aya::{
     Btf, Ebpf, EbpfLoader,
-    maps::{Array, MapData, PerCpuArray, RingBuf},
+    maps::{Array, MapData, PerCpuArray, RingBuf, StackTraceMap},
     programs::{BtfTracePoint, ProgramError, RawTracePoint},
 };
 use profiler_common::{
-    CONTROL_RING_BYTES, DEFAULT_LOG_BYTES, MAX_COMMS, ProcExit, SYSCALL_WORDS, SlowEvent, counter,
-    filter_mode, kind,
+    CONTROL_RING_BYTES, DEFAULT_LOG_BYTES, MAX_COMMS, NO_STACK, ProcExit, STACK_MAP_ENTRIES,
+    SYSCALL_WORDS, SlowEvent, counter, filter_mode, kind,
 };
 
 use super::{
@@ -21,7 +21,7 @@ use super::{
     features::{self, Flavor, KernelFeatures},
     kernel_btf, privileges,
 };
-use crate::aggregate::{Event, LossCounters};
+use crate::aggregate::{Event, LossCounters, StackRef};
 
 /// The eBPF object built by `build.rs`.
 static OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/syslat.bpf.o"));
@@ -73,6 +73,9 @@ pub struct LoadOptions {
     pub by_cgroup: bool,
     /// Size in bytes of the per-CPU call logs, all CPUs together; `None`: the default.
     pub ring_bytes: Option<u32>,
+    /// Take the user and kernel stacks of calls at least this slow (ns; 0: every call);
+    /// `None`: no stacks.
+    pub stacks_ns: Option<u64>,
 }
 
 /// Why tracing could not start. Each message is one line that names what is missing.
@@ -121,6 +124,9 @@ pub enum LoadError {
     Target(u32, String),
 }
 
+/// Most exec notices kept between two drains (the rest are read at first sight instead).
+const MAX_EXECS: usize = 1 << 16;
+
 /// The most calls [`Probe::drain`] hands on at once.
 pub const DRAIN_BATCH: usize = 4096;
 
@@ -144,6 +150,10 @@ pub struct Probe {
     slow: Vec<SlowEvent>,
     /// Ring buffer records of the current drain, kept until the call logs are read.
     rare: Vec<Event>,
+    /// The stack-trace map, until [`Probe::take_stacks`] hands it on.
+    stacks: Option<StackTraceMap<MapData>>,
+    /// Processes that exec'd (`--stacks`), since [`Probe::take_execs`].
+    execs: Vec<u32>,
     _logger: Option<tokio::task::JoinHandle<()>>,
     ebpf: Ebpf,
 }
@@ -191,6 +201,12 @@ impl Probe {
         let slots = slots_per_cpu(opts.ring_bytes.unwrap_or(DEFAULT_LOG_BYTES), cpus);
         let exec_nrs =
             ["execve", "execveat"].map(|name| crate::syscalls::number(name).unwrap_or(u32::MAX));
+        let stacks_ns = opts.stacks_ns.unwrap_or(u64::MAX);
+        let stack_entries = if opts.stacks_ns.is_some() {
+            STACK_MAP_ENTRIES
+        } else {
+            1
+        };
         let mut loader = EbpfLoader::new();
         if flavor == Flavor::Legacy {
             loader.map_max_entries("ENTER", LEGACY_ENTER_ENTRIES);
@@ -220,6 +236,8 @@ impl Probe {
             .override_global("OFF_ARGS", &offsets.args, true)
             .override_global("LOG_SLOTS", &slots, true)
             .override_global("LOG_WAKE", &(slots / WAKE_FRACTION), true)
+            .override_global("STACKS_NS", &stacks_ns, true)
+            .map_max_entries("STACKS", stack_entries)
             .map_max_entries("TGID_BITS", words)
             .map_max_entries("LOG", cpus * slots)
             .map_max_entries("LOG_POS", cpus)
@@ -248,6 +266,13 @@ impl Probe {
             slots,
         )
         .map_err(|e| LoadError::Map("LOG", format!("cannot map it: {e}")))?;
+        let stacks = match opts.stacks_ns {
+            Some(_) => Some(
+                StackTraceMap::try_from(take_map(&mut ebpf, "STACKS")?)
+                    .map_err(|e| LoadError::Map("STACKS", e.to_string()))?,
+            ),
+            None => None,
+        };
         let generation = Generation::new(
             Array::try_from(take_map(&mut ebpf, ".bss")?)
                 .map_err(|e| LoadError::Map(".bss", e.to_string()))?,
@@ -262,6 +287,8 @@ impl Probe {
             received: 0,
             slow: Vec::new(),
             rare: Vec::new(),
+            stacks,
+            execs: Vec::new(),
             _logger: logger,
             ebpf,
         };
@@ -401,14 +428,45 @@ impl Probe {
                     let slow =
                         unsafe { std::ptr::read_unaligned(item.as_ptr().cast::<SlowEvent>()) };
                     self.received += 1;
-                    out.push(Event::Call(slow.call, slow.anatomy));
+                    out.push(if slow.stack.user == NO_STACK {
+                        Event::Call(slow.call, slow.anatomy)
+                    } else {
+                        Event::CallStack(
+                            slow.call,
+                            slow.anatomy,
+                            StackRef {
+                                user: slow.stack.user,
+                                kernel: slow.stack.kernel,
+                            },
+                        )
+                    });
                     self.slow.push(slow);
                 }
                 // A wake-up marker: it has done its job (woken the reader).
-                Some(kind::WAKE) => {}
+                Some(kind::WAKE) => {
+                    // With a tgid in its high half (`--stacks`): that process just exec'd.
+                    let tgid = item
+                        .get(..8)
+                        .and_then(|b| <[u8; 8]>::try_from(b).ok())
+                        .map_or(0, |b| (u64::from_le_bytes(b) >> 32) as u32);
+                    if tgid != 0 && self.execs.len() < MAX_EXECS {
+                        self.execs.push(tgid);
+                    }
+                }
                 _ => {}
             }
         }
+    }
+
+    /// The stack-trace map (with `stacks_ns`), once: its reader resolves the stack ids of
+    /// the drained calls.
+    pub fn take_stacks(&mut self) -> Option<StackTraceMap<MapData>> {
+        self.stacks.take()
+    }
+
+    /// Processes that exec'd since the last call (with `stacks_ns`), oldest first.
+    pub fn take_execs(&mut self) -> Vec<u32> {
+        std::mem::take(&mut self.execs)
     }
 
     /// Slow calls (with `slow_ns`) drained since the last call; each is also in `drain`'s

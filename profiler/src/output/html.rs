@@ -26,11 +26,16 @@ pub const OVERVIEW_ROWS: usize = 8;
 /// Rows that get a section of their own; the rest are in the table only.
 pub const MAX_SECTIONS: usize = 100;
 
+/// Rows whose section gets a flame graph (each is a large SVG), the first rows with stacks.
+pub const MAX_FLAME_GRAPHS: usize = 8;
+
 /// What one row's section shows beyond the row itself.
 #[derive(Clone, Debug, Default)]
 pub struct Extras {
     /// Its heatmap over the page's timeline (interval recordings).
     pub heatmap: Option<Heatmap>,
+    /// Its flame graph section (`output::flame::row_section`), for a recording with stacks.
+    pub flame: Option<String>,
 }
 
 /// Everything the page shows.
@@ -426,8 +431,8 @@ fn section(h: &mut String, i: usize, row: &Row, extras: &Extras, page: &Page<'_>
     if page.anatomy {
         h.push_str(&anatomy_section(row));
     }
-    if let Some(f) = flame_graph_section(row) {
-        h.push_str(&f);
+    if let Some(f) = &extras.flame {
+        h.push_str(f);
     }
     h.push_str("</section>");
 }
@@ -510,13 +515,6 @@ fn anatomy_section(row: &Row) -> String {
     h
 }
 
-/// The flame graph of a row's calls (their kernel and user stacks), drawn with the
-/// `inferno` crate, once a recording holds stacks. No recording does yet, so no row has
-/// one: this is where it goes.
-fn flame_graph_section(_row: &Row) -> Option<String> {
-    None
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -556,6 +554,7 @@ mod tests {
             .iter()
             .map(|r| Extras {
                 heatmap: Heatmap::new(2, &[(0, &r.series.hist), (1, &LatencyHist::new())]),
+                flame: None,
             })
             .collect();
         let page = render(&Page {

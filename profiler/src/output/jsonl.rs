@@ -3,12 +3,16 @@
 
 use serde::Serialize;
 
-use crate::aggregate::{GroupBy, Row, Snapshot};
+use crate::aggregate::{
+    GroupBy, Row, Snapshot,
+    stacks::{StackRow, StackSet},
+};
 
 /// Version of the JSON Lines schema, carried in every line as `"version"`. Version 2 added
 /// the rows' anatomy fields (`oncpu_total_ns` ... `blocked_hdr`), version 3 the container
-/// fields of `--by container` rows (`container_id` ... `pod_uid`); older files still read.
-pub const SCHEMA_VERSION: u32 = 3;
+/// fields of `--by container` rows (`container_id` ... `pod_uid`), version 4 the summary's
+/// `stacks` (`record --stacks`); older files still read.
+pub const SCHEMA_VERSION: u32 = 4;
 
 /// One row, as serialized.
 #[derive(Serialize)]
@@ -161,6 +165,8 @@ struct Line<'a> {
     unfinished_calls: u64,
     folded_keys: u64,
     rows: Vec<JsonRow>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    stacks: Option<&'a [StackRow]>,
 }
 
 /// One JSON line (with its newline) of type `kind` (`summary`, `interval`) for `snap`.
@@ -170,6 +176,16 @@ pub fn line(kind: &str, snap: &Snapshot) -> String {
 
 /// [`line`] with the run number of `record --repeat`.
 pub fn line_of_run(kind: &str, snap: &Snapshot, run: Option<u32>) -> String {
+    line_with_stacks(kind, snap, run, None)
+}
+
+/// [`line_of_run`] with the recording's stacks (`record --stacks`), in `stacks`.
+pub fn line_with_stacks(
+    kind: &str,
+    snap: &Snapshot,
+    run: Option<u32>,
+    stacks: Option<&StackSet>,
+) -> String {
     let l = Line {
         r#type: kind,
         version: SCHEMA_VERSION,
@@ -191,6 +207,7 @@ pub fn line_of_run(kind: &str, snap: &Snapshot, run: Option<u32>) -> String {
         unfinished_calls: snap.loss.unfinished,
         folded_keys: snap.folded_keys,
         rows: snap.rows.iter().map(JsonRow::from).collect(),
+        stacks: stacks.map(|s| s.rows.as_slice()),
     };
     let mut s = serde_json::to_string(&l).expect("plain data serializes");
     s.push('\n');

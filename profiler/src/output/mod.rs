@@ -4,6 +4,7 @@
 
 pub mod compare;
 pub mod doctor;
+pub mod flame;
 pub mod hdrlog;
 pub mod heatmap;
 pub mod html;
@@ -11,6 +12,7 @@ pub mod jsonl;
 pub mod plot;
 pub mod prometheus;
 pub mod slow;
+pub mod stacks;
 pub mod svg;
 pub mod text;
 
@@ -23,4 +25,7 @@ pub enum Format {
     Json,
     /// HdrHistogram interval log (readable by HdrHistogram's log tools and ports).
     Hdrlog,
+    /// Folded stacks (`comm;outer;...;inner;syscall VALUE`, needs --stacks), for inferno
+    /// and flamegraph.pl.
+    Folded,
 }

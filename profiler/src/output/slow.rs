@@ -35,6 +35,12 @@ pub struct SlowCall {
     /// The path argument of path-taking calls (lossily decoded: never trusted as UTF-8).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub path: Option<String>,
+    /// With `--stacks`: the user frames, outermost first.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub user_stack: Option<Vec<String>>,
+    /// With `--stacks`: the kernel frames at the call's return, outermost first.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub kernel_stack: Option<Vec<String>>,
 }
 
 impl SlowCall {
@@ -66,7 +72,18 @@ impl SlowCall {
             errno: syscalls::errno_of(ret).map(syscalls::errno_name),
             args,
             path: None,
+            user_stack: None,
+            kernel_stack: None,
         }
+    }
+
+    /// Adds the call's (user, kernel) frames, outermost first, when they were taken.
+    pub fn with_stacks(mut self, stacks: Option<(Vec<String>, Vec<String>)>) -> Self {
+        if let Some((user, kernel)) = stacks {
+            self.user_stack = Some(user);
+            self.kernel_stack = Some(kernel);
+        }
+        self
     }
 
     /// Adds the path read by the kernel (NUL-terminated bytes), if any.
@@ -90,8 +107,13 @@ impl SlowCall {
             .as_ref()
             .map(|p| format!(" path={p:?}"))
             .unwrap_or_default();
+        let at = self
+            .user_stack
+            .as_ref()
+            .map(|u| format!("    at {}\n", super::stacks::path_line(u, 8)))
+            .unwrap_or_default();
         format!(
-            "SLOW {} pid={} tid={} comm={} {}({:#x}, {:#x}, {:#x}) = {} in {}{path}\n",
+            "SLOW {} pid={} tid={} comm={} {}({:#x}, {:#x}, {:#x}) = {} in {}{path}\n{at}",
             humantime::format_rfc3339_millis(t),
             self.pid,
             self.tid,
@@ -199,6 +221,21 @@ mod tests {
             "{}",
             with.text()
         );
+        let stacked = c.clone().with_stacks(Some((
+            vec!["main".into(), "slow_path_a".into(), "nanosleep".into()],
+            vec!["entry_SYSCALL_64".into()],
+        )));
+        assert!(
+            stacked
+                .text()
+                .ends_with("in 12.3ms\n    at nanosleep <- slow_path_a <- main\n"),
+            "{}",
+            stacked.text()
+        );
+        let v: serde_json::Value = serde_json::from_str(&stacked.json()).unwrap();
+        assert_eq!(v["user_stack"][1], "slow_path_a");
+        assert_eq!(v["kernel_stack"][0], "entry_SYSCALL_64");
+        assert!(c.json().find("user_stack").is_none());
         let getpid = syscalls::number("getpid").unwrap();
         assert_eq!(
             SlowCall::new(0, 1, 1, "x".into(), getpid, 1, 0, [0; 3])

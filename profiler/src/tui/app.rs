@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use super::Frame;
-use crate::aggregate::{BucketSplit, LatencyHist, Snapshot};
+use crate::aggregate::{BucketSplit, LatencyHist, Snapshot, stacks::CallPath};
 
 /// What is on screen.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -355,6 +355,27 @@ impl App {
             if self.ascending { ord } else { ord.reverse() }
         });
         out
+    }
+
+    /// The call paths that make the drilled-down syscall (with `--stacks`), most time
+    /// first, at most `n`; with the syscall's total time over all its paths.
+    pub fn drilled_paths(&self, n: usize) -> Option<(Vec<CallPath>, u64)> {
+        let Mode::DrillSyscall(nr) = self.mode else {
+            return None;
+        };
+        let f = self.frame.as_deref()?;
+        let set = if self.cumulative {
+            f.total_stacks.as_ref()
+        } else {
+            f.interval_stacks.as_ref()
+        }?;
+        let total = set
+            .rows
+            .iter()
+            .filter(|r| r.nr == nr)
+            .map(|r| r.total_ns)
+            .sum();
+        Some((set.paths(nr, n), total))
     }
 
     /// The latency histogram of the drilled-down syscall.

@@ -8,7 +8,7 @@ pub mod input;
 pub mod terminal;
 pub mod view;
 
-use crate::aggregate::Snapshot;
+use crate::aggregate::{Snapshot, stacks::StackSet};
 
 /// What the collector publishes each interval.
 #[derive(Clone, Debug)]
@@ -31,4 +31,8 @@ pub struct Frame {
     pub self_ns_per_call: f64,
     /// The traced command's exit status, once it has exited.
     pub finished: Option<i32>,
+    /// With `--stacks`: the last interval's calls by stack.
+    pub interval_stacks: Option<StackSet>,
+    /// With `--stacks`: since start.
+    pub total_stacks: Option<StackSet>,
 }

@@ -244,10 +244,25 @@ fn draw_processes(f: &mut TermFrame<'_>, area: Rect, app: &App) {
 /// Glyphs of the drill-down's stacked bars: on CPU, run queue, blocked (also coloured).
 const GLYPHS: [(char, Color); 3] = [('█', Color::Green), ('▓', Color::Red), ('░', Color::Blue)];
 
+/// Call paths shown in the drill-down (with `--stacks`).
+const DRILL_PATHS: usize = 6;
+
 fn draw_drill(f: &mut TermFrame<'_>, area: Rect, app: &App, nr: u32) {
     let name = crate::syscalls::name(nr);
-    let [chart_area, procs_area] =
-        Layout::vertical([Constraint::Percentage(55), Constraint::Percentage(45)]).areas(area);
+    let paths = app.drilled_paths(DRILL_PATHS);
+    let (chart_area, paths_area, procs_area) = if paths.is_some() {
+        let [c, s, p] = Layout::vertical([
+            Constraint::Percentage(40),
+            Constraint::Length(DRILL_PATHS as u16 + 1),
+            Constraint::Min(3),
+        ])
+        .areas(area);
+        (c, Some(s), p)
+    } else {
+        let [c, p] =
+            Layout::vertical([Constraint::Percentage(55), Constraint::Percentage(45)]).areas(area);
+        (c, None, p)
+    };
     let buckets = app.drilled_buckets();
     let most = buckets.iter().map(|b| b.calls).max().unwrap_or(0).max(1);
     let bar_cols = chart_area.width.saturating_sub(32).max(10) as u64;
@@ -292,6 +307,21 @@ fn draw_drill(f: &mut TermFrame<'_>, area: Rect, app: &App, nr: u32) {
         ))),
         chart_area,
     );
+    if let (Some((paths, total)), Some(paths_area)) = (paths, paths_area) {
+        let mut lines: Vec<Line<'_>> = paths
+            .iter()
+            .map(|p| Line::from(crate::output::stacks::path_summary(p, total)))
+            .collect();
+        if lines.is_empty() {
+            lines.push(Line::from("  no stacks for this syscall in this view"));
+        }
+        f.render_widget(
+            Paragraph::new(lines).block(Block::default().borders(Borders::TOP).title(format!(
+                " call paths making {name}, by time (innermost frame first) "
+            ))),
+            paths_area,
+        );
+    }
     let rows = app.process_rows();
     let mut state =
         TableState::default().with_selected(Some(app.selected.min(rows.len().saturating_sub(1))));
@@ -412,6 +442,8 @@ mod tests {
             self_cpu_pct: 1.5,
             self_ns_per_call: 40.0,
             finished: None,
+            interval_stacks: None,
+            total_stacks: None,
         })
     }
 
@@ -499,6 +531,49 @@ mod tests {
             s.contains("processes making read") && s.contains("app100") && !s.contains("app200"),
             "{s}"
         );
+    }
+
+    #[test]
+    fn the_drill_down_shows_call_paths_with_stacks() {
+        use crate::aggregate::stacks::{StackRow, StackSet};
+        let read = crate::syscalls::number("read").unwrap();
+        let row = |user: &[&str], count, total_ns| StackRow {
+            comm: "app100".into(),
+            syscall: "read".into(),
+            nr: read,
+            user: user.iter().map(|s| s.to_string()).collect(),
+            kernel: vec!["ksys_read".into()],
+            other: false,
+            count,
+            total_ns,
+        };
+        let set = StackSet {
+            rows: vec![
+                row(&["main", "load_config"], 200, 600_000),
+                row(&["main", "poll_socket"], 100, 200_000),
+            ],
+        };
+        let mut f = (*frame()).clone();
+        f.interval_stacks = Some(set);
+        let mut app = App::default();
+        app.update(Arc::new(f));
+        app.apply(Action::Sort(Column::Calls));
+        app.apply(Action::Enter);
+        assert_eq!(app.mode, Mode::DrillSyscall(read));
+        let s = render(&app);
+        assert!(s.contains("call paths making read, by time"), "{s}");
+        let first = line_of(&s, "load_config <- main");
+        assert!(first < line_of(&s, "poll_socket <- main"), "{s}");
+        assert!(
+            s.lines().nth(first).unwrap().contains("75.0%"),
+            "share of the time: {s}"
+        );
+        // Without stacks the drill-down has no such section.
+        let mut plain = App::default();
+        plain.update(frame());
+        plain.apply(Action::Sort(Column::Calls));
+        plain.apply(Action::Enter);
+        assert!(!render(&plain).contains("call paths making"));
     }
 
     #[test]
