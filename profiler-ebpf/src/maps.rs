@@ -101,8 +101,8 @@ pub(crate) static LOG_POS: Array<LogPos, 1, MMAPABLE> = Array::new();
 #[unsafe(no_mangle)]
 pub(crate) static LOG_SLOTS: u32 = 0;
 
-/// The fill level of a CPU's log (records waiting, the append's own included) that an
-/// append reaching it wakes user space at (`calllog::wake_user`). User space sets a quarter
+/// The fill level of a CPU's log (records waiting, the append's own included) at which the
+/// append that reaches it wakes user space (`calllog::wake_user`). User space sets a quarter
 /// of `LOG_SLOTS` and otherwise sleeps for long stretches, so an idle machine costs it
 /// almost nothing while a burst still leaves three quarters of the log as headroom. The
 /// fill rises by one or two per append, so each rise reaches this level exactly once: one
