@@ -260,6 +260,32 @@ fn report_draws_a_flame_graph_and_writes_folded_lines() {
         "no flame graph section"
     );
     assert!(page.contains("slow_path_a"));
+    // In a real browser: no console errors, a flame graph in the sections of the syscalls
+    // with stacks, and clock_nanosleep's drawn with slow_path_a in it.
+    let mut b = tests::browser::Browser::start(1280, 900);
+    b.open(&html);
+    assert_eq!(b.eval("document.readyState"), "complete");
+    let errors = b.errors();
+    assert!(errors.is_empty(), "console errors: {errors:#?}");
+    let graphs = b.eval(
+        "[...document.querySelectorAll('section.series')]\
+         .filter(s => s.querySelector('.flamegraph iframe')).length",
+    );
+    assert!(
+        graphs.as_u64().is_some_and(|n| n >= 2),
+        "sections with a flame graph: {graphs}"
+    );
+    let drawn = b.eval(
+        "[...document.querySelectorAll('.flamegraph iframe')]\
+         .filter(f => f.title === 'clock_nanosleep flame graph')\
+         .map(f => f.contentDocument && f.contentDocument.querySelectorAll('svg g').length > 0\
+              && f.contentDocument.documentElement.textContent.includes('slow_path_a'))",
+    );
+    assert_eq!(
+        drawn,
+        serde_json::json!([true]),
+        "clock_nanosleep's flame graph"
+    );
 }
 
 #[test]
