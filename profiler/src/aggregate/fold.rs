@@ -309,7 +309,8 @@ impl Aggregator {
     ) -> Snapshot {
         let mut rows: Vec<Row> = match self.group {
             GroupBy::Syscall => self.syscall_rows(),
-            GroupBy::Container => self
+            // One row per cgroup id: named by its path, or by its container.
+            GroupBy::Container | GroupBy::Cgroup => self
                 .keyed
                 .iter()
                 .map(|(k, s)| {
@@ -317,21 +318,9 @@ impl Aggregator {
                     if k.tgid == OTHER {
                         r.other = true;
                         r.comm = Some("other".into());
-                    } else {
+                    } else if self.group == GroupBy::Container {
                         r.container =
                             Some(container(k.tgid).unwrap_or_else(ContainerInfo::unknown));
-                    }
-                    r
-                })
-                .collect(),
-            GroupBy::Cgroup => self
-                .keyed
-                .iter()
-                .map(|(k, s)| {
-                    let mut r = Row::new(k.nr, None, None, s.clone());
-                    if k.tgid == OTHER {
-                        r.other = true;
-                        r.comm = Some("other".into());
                     } else {
                         r.cgroup =
                             Some(name(k.tgid).unwrap_or_else(|| format!("cgroup#{}", k.tgid)));
