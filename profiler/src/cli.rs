@@ -5,7 +5,10 @@ use std::{path::PathBuf, time::Duration};
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
-use crate::{output::Format, units::parse_duration};
+use crate::{
+    output::Format,
+    units::{parse_duration, parse_percent},
+};
 
 /// syslat: exact syscall counts and latency percentiles, per syscall and per process, via eBPF.
 #[derive(Debug, Parser)]
@@ -401,6 +404,10 @@ pub struct CompareArgs {
     /// Latency changes smaller than this per call are noise (a run can shift by tens of ns).
     #[arg(long, value_parser = parse_duration, default_value = "1us", value_name = "DURATION")]
     pub min_delta: Duration,
+    /// With one run on a side, latency changes smaller than this share of the base's
+    /// on-CPU time per call are noise: a whole run's CPU-bound calls drift together.
+    #[arg(long, value_parser = parse_percent, default_value = "50%", value_name = "PERCENT")]
+    pub run_drift: f64,
     /// Compare per syscall, or per process name and syscall.
     #[arg(long, value_enum, default_value_t = ByName::Syscall)]
     pub by: ByName,

@@ -1,4 +1,5 @@
-//! Human-readable durations (`1.23 ms`) for tables, and duration parsing for flags.
+//! Human-readable durations (`1.23 ms`) for tables, and duration and percentage parsing for
+//! flags.
 #![forbid(unsafe_code)]
 
 use std::time::Duration;
@@ -41,6 +42,17 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
         .map_err(|e| format!("invalid duration '{s}': {e} (examples: 10s, 500ms, 1m30s)"))
 }
 
+/// Parses a percentage flag (`10%` or `10`) into a fraction (0.1); any finite value ≥ 0.
+pub fn parse_percent(s: &str) -> Result<f64, String> {
+    let t = s.trim();
+    match t.strip_suffix('%').unwrap_or(t).trim().parse::<f64>() {
+        Ok(pct) if pct.is_finite() && pct >= 0.0 => Ok(pct / 100.0),
+        _ => Err(format!(
+            "invalid percentage '{t}': expected a non-negative number like 10%"
+        )),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -67,6 +79,19 @@ mod tests {
                 .starts_with("invalid duration 'soon'")
         );
         assert!(parse_duration("-1").is_err());
+    }
+
+    #[test]
+    fn percentages() {
+        assert_eq!(parse_percent("50%"), Ok(0.5));
+        assert_eq!(parse_percent(" 10 "), Ok(0.1));
+        assert!(parse_percent("-5%").is_err());
+        assert!(parse_percent("NaN%").is_err());
+        assert!(
+            parse_percent("lots")
+                .unwrap_err()
+                .starts_with("invalid percentage 'lots'")
+        );
     }
 
     proptest::proptest! {

@@ -108,10 +108,10 @@ fn identical_workloads_pass_pairwise() {
             }
         }
     }
-    // Each comparison runs a test per row and metric at a small alpha, and a single run's
-    // dozen start-up mmap calls can shift as a whole between runs (seen once in a clean
-    // CI run: mmap p50 +56% between two identical recordings): at most one pair in 45 may
-    // be flagged, and only on a latency of a row of few calls, never on counts.
+    // Each comparison runs a test per row and metric at a small alpha; a whole run's
+    // start-up calls can shift together (clean CI runs before `--run-drift` flagged mmap p50
+    // +34% to +56% in up to 3 of 45 pairs), which the drift allowance now absorbs: at most
+    // one pair in 45 may still be flagged, and only on a latency, never on counts.
     assert!(
         failures.len() <= 1,
         "45 comparisons of the same workload, false positives: {failures:?}"

@@ -51,6 +51,7 @@ pub fn run(args: &CompareArgs) -> anyhow::Result<i32> {
         by_process: args.by == ByName::Process,
         only,
         min_delta_ns: args.min_delta.as_nanos() as u64,
+        run_drift: args.run_drift,
     };
     let b: Vec<&Part> = base_runs.iter().collect();
     let n: Vec<&Part> = new_runs.iter().collect();
