@@ -61,9 +61,10 @@ pub struct SyscallEvent {
 
 const _: () = assert!(core::mem::size_of::<SyscallEvent>() == 32);
 
-/// Where a call's time went while its thread was off CPU, measured by the `sched_switch`
-/// and `sched_wakeup` programs: waiting for a CPU while runnable (`runq_ns`: preempted,
-/// or woken and not yet running) and sleeping (`blocked_ns`). On-CPU time is the rest of
+/// Where a call's time went while its thread was off CPU: waiting for a CPU while runnable
+/// (`runq_ns`: preempted, or woken and not yet running, as the scheduler's
+/// `sched_info.run_delay` counts it) and the rest of the time off CPU (`blocked_ns`:
+/// sleeping), measured by the `sched_switch` program and split at the return. On-CPU time is the rest of
 /// the call's duration. A call that never switched has none (all zero).
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -174,16 +175,15 @@ pub struct EnterState {
     pub tid: u32,
     /// The caller's `regs` (the syscall tracepoints' first argument).
     pub regs: u64,
-    /// `bpf_ktime_get_ns` when the task was switched out, or woken since; 0 while on CPU.
+    /// `bpf_ktime_get_ns` when the task was switched out; 0 while on CPU.
     pub off_ts: u64,
-    /// Whether the task went off CPU sleeping (blocked until its wake-up) rather than
-    /// runnable (waiting for a CPU from `off_ts`).
-    pub sleeping: u32,
     /// Explicit padding.
-    pub _pad: u32,
+    pub _pad: u64,
     /// The first three syscall arguments, saved only when the slow-call log is on.
     pub args: [u64; 3],
-    /// The time off CPU so far.
+    /// The call's time off CPU so far, in `blocked_ns` (split at the return: see
+    /// `Anatomy`'s use in the kernel programs), and in `runq_ns` the task's
+    /// `sched_info.run_delay` when the call first left the CPU.
     pub anatomy: Anatomy,
 }
 

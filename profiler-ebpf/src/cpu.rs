@@ -13,8 +13,8 @@
 //! on this CPU.
 //!
 //! # When the programs run (the one place this is stated)
-//! - `sched_switch` and `sched_wakeup` run with the run queue locked and interrupts off
-//!   (kernel/sched/core.c), so never preempted, on every kernel.
+//! - `sched_switch` runs with the run queue locked and interrupts off (kernel/sched/core.c),
+//!   so never preempted, on every kernel.
 //! - `sys_enter`/`sys_exit` run with preemption disabled up to 6.13 (the tracepoint called
 //!   its probes under `preempt_disable_notrace`). Since the syscall tracepoints became
 //!   faultable (6.14) that is no longer the tracepoint's doing; in 7.2 (read in Debian's
@@ -27,10 +27,14 @@
 //!   (`bpf_prog_get_recursion_context`: another task's `sys_enter` on this CPU while one is
 //!   preempted is skipped and counted in the program's `recursion_misses`). What does not:
 //!   `sched_switch` may run while a preempted `sys_enter`/`sys_exit` is half-way through
-//!   this CPU's `open` slot. syslat's counts stayed exact on 6.18 PREEMPT_DYNAMIC with 16
-//!   threads preempting each other on one CPU (vm-test's preempt-stress, the anatomy test),
-//!   but on such kernels a preemption inside those few instructions can lose or misfile a
-//!   call. Known, not yet closed.
+//!   this CPU's `open` slot. So `sched_switch` bumps [`CpuState::switches`] and each
+//!   syscall program reads it before and after touching the slot: `sys_enter` writes the
+//!   slot again whole when a switch ran between (`regs`, the slot's "in use" mark, is
+//!   stored last, so a half-written slot is never moved), `sys_exit` copies it again, and
+//!   clears it only after the copy. A second preemption inside the retry is not handled.
+//!   While a syscall program is preempted, other tasks' calls on that CPU skip it (the
+//!   program's `recursion_misses`): their exits then count as `unpaired`, so the loss
+//!   shows.
 
 use profiler_common::Anatomy;
 
@@ -64,6 +68,17 @@ pub(crate) struct CpuState {
     pub(crate) who: Identity,
     /// The open call of the running task.
     pub(crate) open: OpenCall,
+    /// Context switches on this CPU (wrapping), bumped by `sched_switch`: a syscall program
+    /// that reads it before and after its stores knows whether it was preempted between.
+    pub(crate) switches: u64,
+}
+
+/// This CPU's context-switch count, read from memory each time (a preempted program sees
+/// the switches that ran meanwhile).
+#[inline(always)]
+pub(crate) fn switches(cpu: &CpuState) -> u64 {
+    // SAFETY: a valid, aligned field of this CPU's state.
+    unsafe { core::ptr::read_volatile(&cpu.switches) }
 }
 
 /// This CPU's state.

@@ -8,9 +8,9 @@
 //!   (`calllog.rs`), which user space reads in place, followed by the call's `Anatomy` when
 //!   it was switched out. Slow calls with their arguments and process exits, both rare, go
 //!   through a ring buffer.
-//! - `sched_switch` and `sched_wakeup` (tp_btf): a call's time off CPU, split into
-//!   run-queue wait and blocked (the call's anatomy); nothing for a call that never
-//!   switches.
+//! - `sched_switch` (tp_btf): a call's time off CPU, split at the return into run-queue
+//!   wait (from the scheduler's own `sched_info.run_delay`) and blocked (the call's
+//!   anatomy); nothing for a call that never switches.
 //! - `sched_process_fork` (tp_btf, for a typed child pointer): a traced parent's new child
 //!   process is added to the target set before it can run, and every new task of a traced
 //!   process is marked so that its first exit (the return from fork) is not an "unpaired" loss.
@@ -31,6 +31,8 @@ mod identity;
 mod maps;
 mod moved;
 
+use core::sync::atomic::{Ordering, compiler_fence};
+
 use aya_ebpf::helpers::{bpf_get_current_cgroup_id, bpf_probe_read_user_str_bytes};
 use aya_ebpf::{
     bindings::BPF_F_USER_STACK,
@@ -46,8 +48,9 @@ use cpu::{SWITCHED, this_cpu};
 use identity::{bump_generation, targeted, targeted_task};
 use maps::{
     BY_CGROUP, COMMS, ERRORS_ONLY, EVENTS, EXEC_NRS, FILTER_MODE, NCOMMS, OFF_ARGS,
-    OFF_SIGNAL_LIVE, OFF_TASK_SIGNAL, OFF_TASK_STATE, OFF_TASK_TGID, PATH_ARG, SLOW_NS, STACKS,
-    STACKS_NS, SYSCALL_BITS, SYSCALL_FILTER, TGID_BITS, bump, constant, constant64,
+    OFF_SIGNAL_LIVE, OFF_TASK_PID, OFF_TASK_RUN_DELAY, OFF_TASK_SIGNAL, OFF_TASK_STATE,
+    OFF_TASK_TGID, PATH_ARG, SLOW_NS, STACKS, STACKS_NS, SYSCALL_BITS, SYSCALL_FILTER, TGID_BITS,
+    bump, constant, constant64,
 };
 use profiler_common::{
     Anatomy, EnterState, MAX_COMMS, MAX_SYSCALLS, NR_FORK_CHILD, NR_IGNORED, ProcExit, SlowEvent,
@@ -90,19 +93,35 @@ fn sys_enter(ctx: RawTracePointContext) -> i32 {
         None if constant(&NCOMMS) != 0 && is_exec(id) => bpf_get_current_pid_tgid(),
         None => return 0,
     };
-    let open = &mut cpu.open;
-    if open.regs != 0 {
+    if cpu.open.regs != 0 {
         // This task's previous call never returned (or, if the invariant were broken,
         // another task's call would be lost here).
         bump(counter::STALE);
     }
-    open.tid = pid_tgid as u32;
+    let switches = cpu::switches(cpu);
+    open_call(cpu, regs, id, pid_tgid as u32);
+    compiler_fence(Ordering::SeqCst);
+    if cpu::switches(cpu) != switches {
+        // Preempted between the stores (preemptible kernels since 6.14): a switch out and
+        // back may have moved a half-written slot and put it back. Write it again whole;
+        // the call starts now.
+        open_call(cpu, regs, id, pid_tgid as u32);
+    }
+    0
+}
+
+/// Writes the open call of `id` by thread `tid` into this CPU's slot, `regs` last.
+#[inline(always)]
+fn open_call(cpu: &mut cpu::CpuState, regs: u64, id: i64, tid: u32) {
+    let open = &mut cpu.open;
+    open.tid = tid;
     if !syscall_wanted(id) {
         // Not timed; the matching exit is ignored, not counted as unpaired.
         open.ts = 0;
         open.nr = NR_IGNORED;
+        compiler_fence(Ordering::SeqCst);
         open.regs = regs;
-        return 0;
+        return;
     }
     open.nr = id as u32;
     if constant64(&SLOW_NS) != 0 {
@@ -116,8 +135,10 @@ fn sys_enter(ctx: RawTracePointContext) -> i32 {
     }
     // SAFETY: helper with no arguments.
     open.ts = unsafe { bpf_ktime_get_ns() };
+    // `regs` marks the slot in use: stored after the rest (a program is not preempted
+    // between its own instructions and the CPU's store order, only between them).
+    compiler_fence(Ordering::SeqCst);
     open.regs = regs;
-    0
 }
 
 /// `raw_syscalls:sys_exit(struct pt_regs *regs, long ret)`.
@@ -140,8 +161,20 @@ fn sys_exit(ctx: RawTracePointContext) -> i32 {
     let now = unsafe { bpf_ktime_get_ns() };
     let (ts, mut nr, args, mut anatomy) = if cpu.open.regs == regs {
         // Returned on the CPU where it began or, after a switch, where it was moved back.
+        let switches = cpu::switches(cpu);
+        compiler_fence(Ordering::SeqCst);
+        let mut copy = (cpu.open.ts, cpu.open.nr, cpu.open.args, cpu.open.anatomy);
+        compiler_fence(Ordering::SeqCst);
+        if cpu::switches(cpu) != switches {
+            // Preempted during the copy (since 6.14): the call was moved out and back in
+            // meanwhile, with its time off CPU; copy it again.
+            copy = (cpu.open.ts, cpu.open.nr, cpu.open.args, cpu.open.anatomy);
+        }
+        // Cleared after the copy: a switch before this line moves the whole call out and
+        // back (the slot is the task's again when it runs here).
+        compiler_fence(Ordering::SeqCst);
         cpu.open.regs = 0;
-        (cpu.open.ts, cpu.open.nr, cpu.open.args, cpu.open.anatomy)
+        copy
     } else {
         // A new task's fork marker, or a call that began before tracing.
         let Some(found) = moved::take_current(pid_tgid) else {
@@ -170,7 +203,9 @@ fn sys_exit(ctx: RawTracePointContext) -> i32 {
         return 0;
     }
     let duration_ns = now.saturating_sub(ts);
-    if !switched {
+    if switched {
+        split_off_cpu(&mut anatomy);
+    } else {
         anatomy = Anatomy::default();
     }
     let cgroup = if constant(&BY_CGROUP) != 0 {
@@ -332,10 +367,13 @@ fn sched_process_fork(ctx: BtfTracePointContext) -> i32 {
 /// `sched:sched_switch(bool preempt, struct task_struct *prev, struct task_struct *next,
 /// unsigned int prev_state)` (`prev_state` since 5.18: not used), run in `prev`'s context
 /// with the run queue locked. An open call on this CPU is `prev`'s: it moves to `prev`'s
-/// storage with the time and the way it left (sleeping, or still runnable); a call of
-/// `next`'s waiting in its storage moves back to this CPU with the time it spent off CPU
-/// added to its anatomy: run-queue wait when it left runnable or since its wake-up,
-/// blocked from a sleeping switch-out to the wake-up (`sched_wakeup`).
+/// storage, stamped with the time; a call of `next`'s waiting in its storage moves back to
+/// this CPU with the time it spent off CPU added. How much of that time was run-queue wait
+/// is the scheduler's own figure, taken at the return ([`split_off_cpu`]), so no
+/// `sched_wakeup` program is needed.
+///
+/// Fields of `prev` are read by direct loads of the BTF-typed pointer (offsets from the
+/// frozen `.rodata`, which the verifier sees as constants): no helper call per field.
 #[btf_tracepoint(function = "sched_switch")]
 fn sched_switch(ctx: BtfTracePointContext) -> i32 {
     let Some(cpu) = this_cpu() else {
@@ -347,6 +385,8 @@ fn sched_switch(ctx: BtfTracePointContext) -> i32 {
         now = unsafe { bpf_ktime_get_ns() };
         switch_out(&ctx, &mut cpu.open, now);
     }
+    // A syscall program preempted on this CPU (possible since 6.14) sees that it was.
+    cpu.switches = cpu.switches.wrapping_add(1);
     let next: *const u8 = ctx.arg(2);
     let Some(slot) = moved::task_slot(next) else {
         return 0;
@@ -359,13 +399,8 @@ fn sched_switch(ctx: BtfTracePointContext) -> i32 {
         // SAFETY: helper with no arguments.
         now = unsafe { bpf_ktime_get_ns() };
     }
-    let off = now.saturating_sub(slot.off_ts);
-    if slot.sleeping != 0 {
-        // No wake-up was seen (it raced with tracing's start): all of it was blocked.
-        slot.anatomy.blocked_ns += off;
-    } else {
-        slot.anatomy.runq_ns += off;
-    }
+    // All of the time off CPU, split at the return.
+    slot.anatomy.blocked_ns += now.saturating_sub(slot.off_ts);
     let open = &mut cpu.open;
     open.ts = slot.ts;
     open.tid = slot.tid;
@@ -377,30 +412,47 @@ fn sched_switch(ctx: BtfTracePointContext) -> i32 {
     0
 }
 
+/// A field of a task, by a direct load of a BTF-typed task pointer (a `tp_btf` argument or
+/// `bpf_get_current_task_btf`) at `off`, a load-time constant.
+#[inline(always)]
+pub(crate) fn task_field<T: Copy>(task: *const u8, off: u32) -> T {
+    // SAFETY: `task` is a trusted BTF pointer to a live `task_struct` and `off` (from the
+    // frozen `.rodata`, a constant to the verifier) is the offset of a field of type `T`
+    // taken from the kernel's BTF; the verifier checks the load against that BTF and the
+    // JIT makes it fault-safe.
+    unsafe { core::ptr::read(task.add(off as usize).cast::<T>()) }
+}
+
 /// Moves `open`, the call in flight of the task being switched out (current), to its
 /// storage, stamped `now`.
 #[inline(always)]
 fn switch_out(ctx: &BtfTracePointContext, open: &mut cpu::OpenCall, now: u64) {
     let regs = open.regs;
     open.regs = 0;
+    let prev: *const u8 = ctx.arg(1);
     // `prev` is current here; a mismatch would mean the invariant broke: drop the call.
-    let pid_tgid = bpf_get_current_pid_tgid();
-    if pid_tgid as u32 != open.tid {
+    let tid: u32 = task_field(prev, constant(&OFF_TASK_PID));
+    if tid != open.tid {
         bump(counter::STALE);
         return;
     }
     let preempt: u64 = ctx.arg(0);
-    let prev: *const u8 = ctx.arg(1);
-    // Preempted, or yielded while running: it waits for a CPU from now. Otherwise it
-    // sleeps until a wake-up (`TASK_RUNNING` is 0).
-    let runnable = preempt & 0xff != 0
-        || read_kernel::<u32>(prev, constant(&OFF_TASK_STATE)).is_none_or(|s| s == 0);
+    // Preempted, or yielded while running (`TASK_RUNNING` is 0): an involuntary switch.
+    // The low 32 bits of `state` (a long before 5.14) hold the same value on little-endian.
+    let runnable = preempt & 0xff != 0 || task_field::<u32>(prev, constant(&OFF_TASK_STATE)) == 0;
     // Only a timed call carries the flag (`NR_IGNORED` has high bits set).
     let switched = open.ts != 0 && open.nr & SWITCHED != 0;
     let mut anatomy = if switched {
         open.anatomy
     } else {
-        Anatomy::default()
+        // The first switch of the call: the task's run-queue total so far (it has been
+        // running since the call began, so this is its value at the call's start).
+        let mut a = Anatomy::default();
+        let off = constant(&OFF_TASK_RUN_DELAY);
+        if off != 0 {
+            a.runq_ns = task_field(prev, off);
+        }
+        a
     };
     if runnable {
         anatomy.involuntary += 1;
@@ -421,34 +473,34 @@ fn switch_out(ctx: &BtfTracePointContext, open: &mut cpu::OpenCall, now: u64) {
         tid: open.tid,
         regs,
         off_ts: now,
-        sleeping: u32::from(!runnable),
         _pad: 0,
         args: open.args,
         anatomy,
     };
-    if !moved::save_prev(prev, pid_tgid, &state) {
+    if !moved::save_prev(prev, u64::from(tid), &state) {
         bump(counter::NO_STORAGE);
     }
 }
 
-/// `sched:sched_wakeup(struct task_struct *p)`, after `p` was put on a run queue (under
-/// its lock): a call of `p`'s that went off CPU sleeping stops being blocked and starts
-/// waiting for a CPU. Wake-ups of running or runnable tasks change nothing.
-#[btf_tracepoint(function = "sched_wakeup")]
-fn sched_wakeup(ctx: BtfTracePointContext) -> i32 {
-    let p: *const u8 = ctx.arg(0);
-    let Some(slot) = moved::task_slot(p) else {
-        return 0;
+/// At the return of a call that was switched out: `anatomy` holds all its time off CPU in
+/// `blocked_ns` and, in `runq_ns`, the task's `sched_info.run_delay` when it first left the
+/// CPU. The growth of run_delay since is the time the scheduler counted the task as queued
+/// for a CPU (from a preemption or from a wake-up to the switch-in), the figure
+/// `/proc/PID/schedstat` shows; the rest of the time off CPU was blocked.
+#[inline(always)]
+fn split_off_cpu(anatomy: &mut Anatomy) {
+    let off_cpu = anatomy.blocked_ns;
+    let start = anatomy.runq_ns;
+    let off = constant(&OFF_TASK_RUN_DELAY);
+    let runq = if off == 0 {
+        0
+    } else {
+        moved::current_run_delay(off)
+            .saturating_sub(start)
+            .min(off_cpu)
     };
-    if slot.ts == 0 || slot.off_ts == 0 || slot.sleeping == 0 {
-        return 0;
-    }
-    // SAFETY: helper with no arguments.
-    let now = unsafe { bpf_ktime_get_ns() };
-    slot.anatomy.blocked_ns += now.saturating_sub(slot.off_ts);
-    slot.off_ts = now;
-    slot.sleeping = 0;
-    0
+    anatomy.runq_ns = runq;
+    anatomy.blocked_ns = off_cpu - runq;
 }
 
 /// `sched:sched_process_exit(struct task_struct *p)`, run by the exiting task itself.

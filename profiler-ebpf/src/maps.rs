@@ -200,6 +200,11 @@ pub(crate) static OFF_TASK_PID: u32 = 0;
 /// Byte offset of `task_struct.__state` (`state` before 5.14): 0 is `TASK_RUNNING`.
 #[unsafe(no_mangle)]
 pub(crate) static OFF_TASK_STATE: u32 = 0;
+/// Byte offset of `task_struct.sched_info.run_delay` (the scheduler's total run-queue wait of
+/// the task, what `/proc/PID/schedstat` shows second); 0 when the kernel has no
+/// `CONFIG_SCHED_INFO`.
+#[unsafe(no_mangle)]
+pub(crate) static OFF_TASK_RUN_DELAY: u32 = 0;
 /// Byte offset of `task_struct.signal`.
 #[unsafe(no_mangle)]
 pub(crate) static OFF_TASK_SIGNAL: u32 = 0;

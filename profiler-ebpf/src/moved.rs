@@ -23,7 +23,6 @@ const FORK_MARKER: EnterState = EnterState {
     tid: 0,
     regs: 0,
     off_ts: 0,
-    sleeping: 0,
     _pad: 0,
     args: [0; 3],
     anatomy: Anatomy {
@@ -53,7 +52,7 @@ pub(crate) fn save_prev(prev: *const u8, pid_tgid: u64, open: &EnterState) -> bo
 
 /// The slot of `task` (not current: a task being switched in or woken), if it has one.
 /// Its task is not running, and the scheduler holds the task's run-queue lock around both
-/// callers (`sched_switch`, `sched_wakeup`), so nothing else writes the slot meanwhile.
+/// caller (`sched_switch`), so nothing else writes the slot meanwhile.
 #[inline(always)]
 pub(crate) fn task_slot(task: *const u8) -> Option<&'static mut EnterState> {
     imp::task_slot(task)
@@ -69,6 +68,12 @@ pub(crate) fn release(task: *const u8, slot: &mut EnterState) {
 #[inline(always)]
 pub(crate) fn mark_child(child: *const u8) {
     imp::mark_child(child);
+}
+
+/// The current task's `sched_info.run_delay` (`off` is its offset in `task_struct`).
+#[inline(always)]
+pub(crate) fn current_run_delay(off: u32) -> u64 {
+    imp::current_run_delay(off)
 }
 
 /// At the exit of the current task: empties its slot; true when a call was in flight in
@@ -156,6 +161,13 @@ mod imp {
     }
 
     #[inline(always)]
+    pub(super) fn current_run_delay(off: u32) -> u64 {
+        // SAFETY: helper with no arguments; it returns a trusted pointer to current.
+        let task = unsafe { bpf_get_current_task_btf() } as *const u8;
+        crate::task_field(task, off)
+    }
+
+    #[inline(always)]
     pub(super) fn mark_child(child: *const u8) {
         let mut init = FORK_MARKER;
         // SAFETY: `child` is the BTF-typed task pointer sched_process_fork passes; the
@@ -231,6 +243,14 @@ mod imp {
         ENTER
             .insert(pid_tgid as u32, open, u64::from(BPF_ANY))
             .is_ok()
+    }
+
+    #[inline(always)]
+    pub(super) fn current_run_delay(off: u32) -> u64 {
+        // 5.10 has no `bpf_get_current_task_btf`: a checked read from the untyped pointer.
+        // SAFETY: helper with no arguments.
+        let task = unsafe { aya_ebpf::helpers::bpf_get_current_task() } as *const u8;
+        crate::read_kernel::<u64>(task, off).unwrap_or(0)
     }
 
     #[inline(always)]

@@ -1,6 +1,8 @@
 //! Latency anatomy: each call's time split into on-CPU, run-queue wait and blocked, checked
-//! against workloads whose split is known, and against the kernel's own per-thread
-//! run-queue counter (`/proc/thread-self/schedstat`, run_delay) as an independent oracle.
+//! against workloads whose split is known, against the kernel's own per-thread run-queue
+//! counter (`/proc/thread-self/schedstat`, run_delay, which syslat's split is taken from),
+//! and against an independent tracer: bpftrace timing wake-up (or preemption) to switch-in
+//! in the same run, the way bcc's runqlat does.
 
 use tests::{record_json, rows, syslat, temp_path};
 
@@ -67,9 +69,63 @@ fn a_pipe_read_woken_later_is_blocked() {
 
 /// A thread sharing CPU 0 with a SCHED_FIFO thread that spins 20 ms and sleeps 5 ms: its
 /// 1 ms sleeps often wake while the CPU is taken, and wait on the run queue.
+/// bpftrace's run-queue wait per thread id: from a wake-up, or a switch-out while still
+/// runnable (preempted; the low 7 bits of `prev_state` are 0), to the switch-in.
+const RUNQLAT: &str = r#"
+tracepoint:sched:sched_wakeup, tracepoint:sched:sched_wakeup_new { @q[args->pid] = nsecs; }
+tracepoint:sched:sched_switch {
+  if ((args->prev_state & 0x7f) == 0) { @q[args->prev_pid] = nsecs; }
+  $t = @q[args->next_pid];
+  if ($t != 0) { @rq[args->next_pid] += nsecs - $t; delete(@q[args->next_pid]); }
+}
+END { clear(@q); }
+"#;
+
+/// bpftrace running [`RUNQLAT`], stopped (SIGINT) and read by [`Runqlat::finish`].
+struct Runqlat(std::process::Child);
+
+impl Runqlat {
+    fn start() -> Self {
+        use std::io::BufRead as _;
+        let mut child = std::process::Command::new("bpftrace")
+            .args(["-e", RUNQLAT])
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::inherit())
+            .spawn()
+            .expect("bpftrace runs (cargo xtask setup installs it)");
+        let mut out = std::io::BufReader::new(child.stdout.take().expect("stdout"));
+        let mut line = String::new();
+        out.read_line(&mut line).expect("bpftrace's first line");
+        assert!(line.starts_with("Attaching"), "bpftrace: {line}");
+        child.stdout = Some(out.into_inner());
+        Runqlat(child)
+    }
+
+    /// The run-queue total of thread `tid`, ns.
+    fn finish(mut self, tid: u64) -> u64 {
+        use std::io::Read as _;
+        // SAFETY: kill(2) on our own child's pid; no memory is involved.
+        assert_eq!(unsafe { libc::kill(self.0.id() as i32, libc::SIGINT) }, 0);
+        let mut text = String::new();
+        self.0
+            .stdout
+            .take()
+            .expect("stdout")
+            .read_to_string(&mut text)
+            .expect("bpftrace output");
+        assert!(self.0.wait().expect("bpftrace exits").success(), "{text}");
+        let key = format!("@rq[{tid}]: ");
+        text.lines()
+            .find_map(|l| l.strip_prefix(&key))
+            .map(|v| v.trim().parse().expect("a number"))
+            .unwrap_or_else(|| panic!("no run-queue total for {tid} from bpftrace: {text}"))
+    }
+}
+
 #[test]
 fn run_queue_wait_matches_the_kernels_schedstat() {
     let out = temp_path("anatomy-starve.json");
+    let oracle = Runqlat::start();
     let o = syslat(&[
         "record",
         "--by",
@@ -96,6 +152,7 @@ fn run_queue_wait_matches_the_kernels_schedstat() {
         .split_whitespace()
         .map(|v| v.parse::<u64>().expect("number"));
     let (tid, run_delay) = (it.next().expect("tid"), it.next().expect("run_delay"));
+    let traced = oracle.finish(tid);
     let s = tests::summary(&out);
     let victim: Vec<_> = rows(&s, "clock_nanosleep")
         .into_iter()
@@ -110,6 +167,12 @@ fn run_queue_wait_matches_the_kernels_schedstat() {
     assert!(
         (lo..=hi).contains(&runq),
         "run-queue total {runq} ns vs schedstat run_delay {run_delay} ns (±25 %)"
+    );
+    // bpftrace saw the whole run of the thread, also its (tiny) waits outside the calls.
+    let (lo, hi) = (traced * 9 / 10, traced * 11 / 10);
+    assert!(
+        (lo..=hi).contains(&runq),
+        "run-queue total {runq} ns vs bpftrace's {traced} ns (±10 %)"
     );
     assert!(num(r, "runq_p99_ns") >= 5_000_000, "runq p99 in {r}");
     let blocked_p50 = num(r, "blocked_p50_ns");

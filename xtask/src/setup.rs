@@ -35,6 +35,8 @@ const APT_PACKAGES: &[(&str, &str)] = &[
     // with systemd-analyze (tests/tests/deploy.rs).
     ("containerd", "/usr/bin/ctr"),
     ("systemd", "/usr/bin/systemd-analyze"),
+    // An independent tracer: the anatomy test's run-queue oracle (runqlat's method).
+    ("bpftrace", "/usr/bin/bpftrace"),
 ];
 
 /// The official Kubernetes Python client, whose API models check deploy/daemonset.yaml

@@ -50,6 +50,9 @@ pub struct Offsets {
     pub task_tgid: u32,
     /// `task_struct.__state` (`state` before 5.14).
     pub task_state: u32,
+    /// `task_struct.sched_info.run_delay`, the task's total run-queue wait; 0 without
+    /// `CONFIG_SCHED_INFO` (then a call's time off CPU all counts as blocked).
+    pub task_run_delay: u32,
     /// `task_struct.signal`.
     pub task_signal: u32,
     /// `signal_struct.live`.
@@ -68,6 +71,19 @@ pub fn offsets(force_read: bool) -> Result<(Offsets, BtfAccess), BtfError> {
             task_tgid: member_offset(&btf, "task_struct", "tgid")?,
             task_state: member_offset(&btf, "task_struct", "__state")
                 .or_else(|_| member_offset(&btf, "task_struct", "state"))?,
+            task_run_delay: match (
+                member_offset(&btf, "task_struct", "sched_info"),
+                member_offset(&btf, "sched_info", "run_delay"),
+            ) {
+                (Ok(info), Ok(delay)) => info + delay,
+                _ => {
+                    log::warn!(
+                        "the kernel has no task_struct.sched_info.run_delay \
+                         (CONFIG_SCHED_INFO): time off CPU inside a call counts as blocked"
+                    );
+                    0
+                }
+            },
             task_signal: member_offset(&btf, "task_struct", "signal")?,
             signal_live: member_offset(&btf, "signal_struct", "live")?,
             args: arg_offsets(&btf)?,
@@ -77,7 +93,7 @@ pub fn offsets(force_read: bool) -> Result<(Offsets, BtfAccess), BtfError> {
     Ok((offsets, access))
 }
 
-/// Opens the kernel's BTF without parsing all of it: three structs are needed, and parsing
+/// Opens the kernel's BTF without parsing all of it: four structs are needed, and parsing
 /// everything costs tens of MiB of peak memory.
 fn open(force_read: bool) -> Result<(Btf, BtfAccess), BtfError> {
     if !std::path::Path::new(VMLINUX_BTF).exists() {

@@ -224,6 +224,7 @@ impl Probe {
             .override_global("OFF_TASK_TGID", &offsets.task_tgid, true)
             .override_global("OFF_TASK_SIGNAL", &offsets.task_signal, true)
             .override_global("OFF_TASK_STATE", &offsets.task_state, true)
+            .override_global("OFF_TASK_RUN_DELAY", &offsets.task_run_delay, true)
             .override_global("OFF_SIGNAL_LIVE", &offsets.signal_live, true)
             .override_global("SYSCALL_FILTER", &syscall_filter, true)
             .override_global("ERRORS_ONLY", &errors_only, true)
@@ -307,7 +308,7 @@ impl Probe {
             let prog: &mut RawTracePoint = self.program(name)?;
             prog.load().map_err(|e| verifier_error(name, e))?;
         }
-        for name in ["sched_process_fork", "sched_switch", "sched_wakeup"] {
+        for name in ["sched_process_fork", "sched_switch"] {
             let prog: &mut BtfTracePoint = self.program(name)?;
             prog.load(name, &btf).map_err(|e| verifier_error(name, e))?;
         }
@@ -338,7 +339,6 @@ impl Probe {
         for (name, hook) in [
             ("sched_process_fork", "tp_btf/sched_process_fork"),
             ("sched_switch", "tp_btf/sched_switch"),
-            ("sched_wakeup", "tp_btf/sched_wakeup"),
         ] {
             let p: &mut BtfTracePoint = self.program(name)?;
             p.attach().map_err(|e| attach_err(name, hook, e))?;
