@@ -81,6 +81,20 @@ pub(crate) fn targeted(pid_tgid: u64) -> bool {
     }
 }
 
+/// Whether `task` (a BTF-typed pointer: a task being switched in) may be targeted, from
+/// direct loads of its ids: exact with `-p`/`--tid`, always true where the answer needs the
+/// task's cgroup or is everyone. Lets `sched_switch` skip the storage lookup for the tasks of
+/// the rest of the machine.
+#[inline(always)]
+pub(crate) fn may_be_targeted(task: *const u8) -> bool {
+    use crate::maps::{OFF_TASK_PID, OFF_TASK_TGID};
+    match constant(&FILTER_MODE) {
+        filter_mode::TGIDS => bit(crate::task_field(task, constant(&OFF_TASK_TGID))),
+        filter_mode::TIDS => bit(crate::task_field(task, constant(&OFF_TASK_PID))),
+        _ => true,
+    }
+}
+
 /// Whether the current task is in the `--cgroup` subtree: its ancestor at the target's
 /// level is the target.
 #[cfg(not(feature = "legacy"))]

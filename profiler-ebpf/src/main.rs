@@ -388,6 +388,9 @@ fn sched_switch(ctx: BtfTracePointContext) -> i32 {
     // A syscall program preempted on this CPU (possible since 6.14) sees that it was.
     cpu.switches = cpu.switches.wrapping_add(1);
     let next: *const u8 = ctx.arg(2);
+    if !identity::may_be_targeted(next) {
+        return 0;
+    }
     let Some(slot) = moved::task_slot(next) else {
         return 0;
     };
