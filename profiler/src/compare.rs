@@ -50,7 +50,7 @@ pub fn default_min_count() -> u64 {
 
 use crate::{
     aggregate::{LatencyHist, Series},
-    recording::{Part, RecRow},
+    recording::Part,
 };
 
 /// A compared quantity.
@@ -281,11 +281,11 @@ fn keyed(part: &Part, s: &Settings) -> BTreeMap<Key, Series> {
     m
 }
 
-fn key_of(r: &RecRow, by_process: bool) -> Key {
+fn key_of(r: &crate::aggregate::Row, by_process: bool) -> Key {
     (
         r.syscall.clone(),
         if by_process {
-            Some(r.comm.clone().unwrap_or_else(|| "?".into()))
+            Some(r.key.comm().unwrap_or("?").to_string())
         } else {
             None
         },
@@ -709,14 +709,10 @@ mod tests {
                             }
                         }
                     }
-                    RecRow {
+                    crate::aggregate::Row {
                         syscall: name.to_string(),
                         nr: *nr,
-                        pid: None,
-                        tid: None,
-                        comm: None,
-                        cgroup: None,
-                        container: None,
+                        key: crate::aggregate::RowKey::Syscall,
                         series: s,
                     }
                 })

@@ -18,7 +18,7 @@ use crate::{
         plot::{self, Spectrum},
         stacks, text,
     },
-    recording::{self, Part, Recording, RowKey},
+    recording::{self, MergeKey, Part, Recording},
     syscalls,
 };
 
@@ -178,7 +178,7 @@ fn stacks_of(parts: &[&Part], only: Option<&[u32]>) -> Option<StackSet> {
 }
 
 /// Each row's histograms, by heatmap column.
-type ByColumn = BTreeMap<RowKey, Vec<(usize, LatencyHist)>>;
+type ByColumn = BTreeMap<MergeKey, Vec<(usize, LatencyHist)>>;
 
 /// The heatmap columns of the recordings' intervals (none without intervals) and, per
 /// row key, each column's histogram (the intervals of a column added up exactly).
@@ -237,7 +237,7 @@ fn html_page(
                 if flames >= html::MAX_FLAME_GRAPHS {
                     return None;
                 }
-                let section = flame::row_section(set, row.nr, row.comm.as_deref(), weight)?;
+                let section = flame::row_section(set, row.nr, row.key.comm(), weight)?;
                 flames += 1;
                 Some(section)
             }),
