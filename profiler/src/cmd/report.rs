@@ -234,7 +234,8 @@ fn html_page(
         .map(|row| html::Extras {
             // The flame graphs of the first rows with stacks (each SVG is large).
             flame: stacks.and_then(|(set, weight)| {
-                if flames >= html::MAX_FLAME_GRAPHS {
+                // The stacks of the folded rows' processes are not told apart from others'.
+                if flames >= html::MAX_FLAME_GRAPHS || row.key.is_other() {
                     return None;
                 }
                 let section = flame::row_section(set, row.nr, row.key.comm(), weight)?;
