@@ -49,8 +49,8 @@ pub fn default_min_count() -> u64 {
 }
 
 use crate::{
-    aggregate::{LatencyHist, Series},
-    recording::{Part, RecRow},
+    aggregate::{GroupBy, LatencyHist, Row, RowKey, Series},
+    recording::Part,
 };
 
 /// A compared quantity.
@@ -265,6 +265,9 @@ pub struct Settings {
     pub run_drift: f64,
 }
 
+/// A row's key in a comparison, derived from its [`RowKey`]: the syscall, and by process
+/// the process name (pids differ between runs; `other` for the rows folded beyond
+/// `--max-keys`, `?` for a process whose name is unknown).
 type Key = (String, Option<String>);
 
 /// Per-key series of one run.
@@ -281,15 +284,12 @@ fn keyed(part: &Part, s: &Settings) -> BTreeMap<Key, Series> {
     m
 }
 
-fn key_of(r: &RecRow, by_process: bool) -> Key {
-    (
-        r.syscall.clone(),
-        if by_process {
-            Some(r.comm.clone().unwrap_or_else(|| "?".into()))
-        } else {
-            None
-        },
-    )
+fn key_of(r: &Row, by_process: bool) -> Key {
+    let name = by_process.then(|| match r.key.regroup(GroupBy::Process) {
+        Some(RowKey::Other) => "other".to_string(),
+        k => k.as_ref().and_then(RowKey::comm).unwrap_or("?").to_string(),
+    });
+    (r.syscall.clone(), name)
 }
 
 /// Compares `base` runs with `new` runs.
@@ -709,14 +709,10 @@ mod tests {
                             }
                         }
                     }
-                    RecRow {
+                    crate::aggregate::Row {
                         syscall: name.to_string(),
                         nr: *nr,
-                        pid: None,
-                        tid: None,
-                        comm: None,
-                        cgroup: None,
-                        container: None,
+                        key: crate::aggregate::RowKey::Syscall,
                         series: s,
                     }
                 })
@@ -945,5 +941,24 @@ mod tests {
         fn threshold_parsing_never_panics(s in "\\PC{0,40}") {
             let _ = Thresholds::parse(&s);
         }
+    }
+
+    #[test]
+    fn by_process_keys_name_folded_rows_other() {
+        let row = |key| Row::new(0, key, Series::default());
+        let thread = RowKey::Thread {
+            pid: 1,
+            tid: 2,
+            comm: Some("cat".into()),
+        };
+        let name = |key| key_of(&row(key), true).1;
+        assert_eq!(name(thread.clone()), Some("cat".to_string()));
+        assert_eq!(name(RowKey::Other), Some("other".to_string()));
+        assert_eq!(
+            name(RowKey::Process { pid: 1, comm: None }),
+            Some("?".to_string())
+        );
+        assert_eq!(name(RowKey::Syscall), Some("?".to_string()));
+        assert_eq!(key_of(&row(thread), false), ("read".to_string(), None));
     }
 }

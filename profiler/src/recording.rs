@@ -11,10 +11,12 @@ use serde::Deserialize as _;
 
 use crate::{
     aggregate::{
-        ContainerInfo, GroupBy, LatencyHist, LossCounters, OffCpu, Row, Series, Snapshot,
-        stacks::{StackRow, StackSet},
+        GroupBy, KeyId, LatencyHist, LossCounters, OffCpu, Row, Series, Snapshot, stacks::StackSet,
     },
-    output::jsonl::SCHEMA_VERSION,
+    output::{
+        hdrlog,
+        jsonl::{JsonLine, JsonRow, SCHEMA_VERSION},
+    },
     syscalls,
 };
 
@@ -52,27 +54,6 @@ pub enum RecordingError {
     },
 }
 
-/// One row of a recording.
-#[derive(Clone, Debug)]
-pub struct RecRow {
-    /// Syscall name.
-    pub syscall: String,
-    /// Syscall number (from the name on this architecture when the file lacks it).
-    pub nr: u32,
-    /// Process id, if recorded.
-    pub pid: Option<u32>,
-    /// Thread id, if recorded.
-    pub tid: Option<u32>,
-    /// Process name, if recorded.
-    pub comm: Option<String>,
-    /// cgroup path, if recorded.
-    pub cgroup: Option<String>,
-    /// The container, if recorded (`--by container`).
-    pub container: Option<ContainerInfo>,
-    /// The calls.
-    pub series: Series,
-}
-
 /// One summary or interval.
 #[derive(Clone, Debug, Default)]
 pub struct Part {
@@ -85,8 +66,8 @@ pub struct Part {
     /// Whether its rows hold the latency anatomy (JSON schema version 2 and later; not a
     /// version 1 line, nor an hdrlog).
     pub anatomy: bool,
-    /// Its rows.
-    pub rows: Vec<RecRow>,
+    /// Its rows (keyed as recorded).
+    pub rows: Vec<Row>,
     /// Its stacks (`record --stacks`, schema version 3 summaries).
     pub stacks: Option<StackSet>,
 }
@@ -158,8 +139,8 @@ fn parse_jsonl(name: &str, text: &str) -> Result<Recording, RecordingError> {
             }
             Err(e) => return Err(not(format!("line {}: {e}", i + 1))),
         };
-        let kind = v["type"].as_str().unwrap_or("");
-        match kind {
+        let kind = v["type"].as_str().unwrap_or("").to_string();
+        match kind.as_str() {
             "summary" | "interval" => {}
             "slow" | "slow_suppressed" => continue,
             _ => return Err(not(format!("line {}: no syslat record type", i + 1))),
@@ -173,7 +154,10 @@ fn parse_jsonl(name: &str, text: &str) -> Result<Recording, RecordingError> {
                 version,
             });
         }
-        let part = part_of(&v).map_err(|why| not(format!("line {}: {why}", i + 1)))?;
+        let part = JsonLine::deserialize(v)
+            .map_err(|e| e.to_string())
+            .and_then(part_of)
+            .map_err(|why| not(format!("line {}: {why}", i + 1)))?;
         if kind == "summary" {
             rec.summaries.push(part);
         } else {
@@ -186,116 +170,93 @@ fn parse_jsonl(name: &str, text: &str) -> Result<Recording, RecordingError> {
     Ok(rec)
 }
 
-/// Field `k` of `v` as a whole number of at least 0: missing, or not such a number, are
-/// told apart.
-fn whole(v: &serde_json::Value, k: &str) -> Result<u64, String> {
-    match &v[k] {
-        serde_json::Value::Null => Err(format!("missing {k}")),
-        n => n
-            .as_u64()
-            .ok_or_else(|| format!("invalid {k} {n}: not a whole number of at least 0")),
-    }
-}
-
 /// A row's anatomy (schema version 2; zero in version 1 files): totals, switches, and the
 /// per-call histograms when present, each holding the row's `count` calls.
-fn off_cpu_of(r: &serde_json::Value, count: u64) -> Result<OffCpu, String> {
-    let n = |k: &str| r[k].as_u64().unwrap_or(0);
-    let hist = |k: &str| -> Result<Option<LatencyHist>, String> {
-        let Some(b64) = r[k].as_str() else {
+fn off_cpu_of(r: &JsonRow) -> Result<OffCpu, String> {
+    let hist = |k: &str, b64: &Option<String>| -> Result<Option<LatencyHist>, String> {
+        let Some(b64) = b64 else {
             return Ok(None);
         };
         let h = LatencyHist::from_base64(b64).map_err(|e| format!("{k}: {e}"))?;
-        if h.count() != count {
-            return Err(format!("{k} holds {} calls, count says {count}", h.count()));
+        if h.count() != r.count {
+            return Err(format!(
+                "{k} holds {} calls, count says {}",
+                h.count(),
+                r.count
+            ));
         }
         Ok(Some(h))
     };
-    let hists = match (hist("runq_hdr")?, hist("blocked_hdr")?) {
+    let hists = match (
+        hist("runq_hdr", &r.runq_hdr)?,
+        hist("blocked_hdr", &r.blocked_hdr)?,
+    ) {
         (Some(r), Some(b)) => Some((r, b)),
         (None, None) => None,
         _ => return Err("runq_hdr and blocked_hdr come together".into()),
     };
-    let switches = n("switches");
-    let involuntary = n("involuntary_switches").min(switches);
+    let involuntary = r.involuntary_switches.min(r.switches);
     Ok(OffCpu::restore(
         [
-            n("runq_total_ns"),
-            n("blocked_total_ns"),
-            switches - involuntary,
+            r.runq_total_ns,
+            r.blocked_total_ns,
+            r.switches - involuntary,
             involuntary,
         ],
         hists,
     ))
 }
 
-fn part_of(v: &serde_json::Value) -> Result<Part, String> {
-    let num = |k: &str| whole(v, k);
-    let mut part = Part {
-        start_unix_ns: num("start_unix_ns")?,
-        duration_ns: num("duration_ns")?,
-        lost_events: v["lost_events"].as_u64().unwrap_or(0),
-        anatomy: v["version"].as_u64().is_some_and(|n| n >= 2),
-        rows: Vec::new(),
-        stacks: match &v["stacks"] {
-            serde_json::Value::Null => None,
-            s => Some(StackSet {
-                rows: Vec::<StackRow>::deserialize(s).map_err(|e| format!("stacks: {e}"))?,
-            }),
-        },
-    };
-    for r in v["rows"].as_array().ok_or("missing rows")? {
-        let syscall = r["syscall"]
-            .as_str()
-            .ok_or("row without syscall")?
-            .to_string();
-        let hist = LatencyHist::from_base64(r["hdr"].as_str().ok_or("row without hdr")?)
-            .map_err(|e| format!("{syscall}: {e}"))?;
-        let count = whole(r, "count").map_err(|e| format!("{syscall}: {e}"))?;
-        if hist.count() != count {
-            return Err(format!(
-                "{syscall}: hdr holds {} calls, count says {count}",
-                hist.count()
-            ));
-        }
-        let mut series = Series {
-            hist,
-            ..Series::default()
-        };
-        series.total_ns = r["total_ns"].as_u64().unwrap_or(0);
-        series.errors = r["errors"].as_u64().unwrap_or(0);
-        series.min_ns = r["min_ns"].as_u64().unwrap_or(u64::MAX);
-        series.max_ns = r["max_ns"].as_u64().unwrap_or(0);
-        series.off_cpu = off_cpu_of(r, count).map_err(|e| format!("{syscall}: {e}"))?;
-        if let Some(errnos) = r["errnos"].as_object() {
-            for (k, n) in errnos {
-                if let (Some(e), Some(n)) = (syscalls::errno_number(k), n.as_u64()) {
-                    series.errnos.insert(e, n);
-                }
-            }
-        }
-        let nr = r["nr"]
-            .as_u64()
-            .map(|n| n as u32)
-            .or_else(|| syscalls::number(&syscall))
-            .unwrap_or(u32::MAX);
-        part.rows.push(RecRow {
-            syscall,
-            nr,
-            pid: r["pid"].as_u64().map(|p| p as u32),
-            tid: r["tid"].as_u64().map(|p| p as u32),
-            comm: r["comm"].as_str().map(str::to_string),
-            cgroup: r["cgroup"].as_str().map(str::to_string),
-            container: r["container_id"].as_str().map(|id| ContainerInfo {
-                id: id.to_string(),
-                name: r["container_name"].as_str().unwrap_or("").to_string(),
-                image: r["container_image"].as_str().unwrap_or("").to_string(),
-                pod_uid: r["pod_uid"].as_str().map(str::to_string),
-            }),
-            series,
-        });
+/// A row read back: its key from its key fields, its series from `hdr` and the exact totals.
+fn row_of(r: &JsonRow) -> Result<Row, String> {
+    let syscall = &r.syscall;
+    let hist = LatencyHist::from_base64(&r.hdr).map_err(|e| format!("{syscall}: {e}"))?;
+    if hist.count() != r.count {
+        return Err(format!(
+            "{syscall}: hdr holds {} calls, count says {}",
+            hist.count(),
+            r.count
+        ));
     }
-    Ok(part)
+    let mut series = Series {
+        hist,
+        ..Series::default()
+    };
+    series.total_ns = r.total_ns;
+    series.errors = r.errors;
+    series.min_ns = r.min_ns;
+    series.max_ns = r.max_ns;
+    series.off_cpu = off_cpu_of(r).map_err(|e| format!("{syscall}: {e}"))?;
+    for (k, n) in &r.errnos {
+        if let Some(e) = syscalls::errno_number(k) {
+            series.errnos.insert(e, *n);
+        }
+    }
+    let nr = if r.nr == u32::MAX {
+        syscalls::number(syscall).unwrap_or(u32::MAX)
+    } else {
+        r.nr
+    };
+    Ok(Row {
+        nr,
+        syscall: syscall.clone(),
+        key: r.key(),
+        series,
+    })
+}
+
+fn part_of(line: JsonLine<'_>) -> Result<Part, String> {
+    let rows = line.rows.iter().map(row_of).collect::<Result<_, _>>()?;
+    Ok(Part {
+        start_unix_ns: line.start_unix_ns,
+        duration_ns: line.duration_ns,
+        lost_events: line.lost_events,
+        anatomy: line.version >= 2,
+        rows,
+        stacks: line.stacks.map(|s| StackSet {
+            rows: s.into_owned(),
+        }),
+    })
 }
 
 fn parse_hdrlog(name: &str, text: &str) -> Result<Recording, RecordingError> {
@@ -305,7 +266,9 @@ fn parse_hdrlog(name: &str, text: &str) -> Result<Recording, RecordingError> {
     };
     let mut rec = Recording::default();
     let mut base_ns: u64 = 0;
+    let mut group = None;
     for line in text.lines() {
+        group = group.or_else(|| hdrlog::group_of_line(line));
         if let Some(rest) = line.strip_prefix("#[StartTime: ") {
             let secs: f64 = rest
                 .split_whitespace()
@@ -318,7 +281,6 @@ fn parse_hdrlog(name: &str, text: &str) -> Result<Recording, RecordingError> {
     // One part per distinct interval start, rows by tag.
     let mut parts: BTreeMap<u64, Part> = BTreeMap::new();
     let complete_end = text.ends_with('\n');
-    let n_lines = text.lines().count();
     for (i, entry) in IntervalLogIterator::new(text.as_bytes()).enumerate() {
         let h = match entry {
             Ok(LogEntry::Interval(h)) => h,
@@ -340,8 +302,8 @@ fn parse_hdrlog(name: &str, text: &str) -> Result<Recording, RecordingError> {
             }
             Err(e) => return Err(not(e.to_string())),
         };
-        let tag = h.tag().map(|t| t.as_str().to_string()).unwrap_or_default();
-        let syscall = tag.rsplit('.').next().unwrap_or(&tag).to_string();
+        let tag = h.tag().map(|t| t.as_str()).unwrap_or_default();
+        let (syscall, key) = hdrlog::key_of_tag(tag, group);
         let start = base_ns + h.start_timestamp().as_nanos() as u64;
         let part = parts.entry(start).or_insert_with(|| Part {
             start_unix_ns: start,
@@ -357,31 +319,13 @@ fn parse_hdrlog(name: &str, text: &str) -> Result<Recording, RecordingError> {
         // The log has no exact totals: the histogram's mean stands in.
         series.total_ns = (series.hist.mean() * series.hist.count() as f64) as u64;
         let nr = syscalls::number(&syscall).unwrap_or(u32::MAX);
-        let mut fields = tag.split('.');
-        let (comm, pid) = match (fields.next(), fields.next()) {
-            (Some(c), Some(p)) if tag.matches('.').count() >= 2 => {
-                (Some(c.to_string()), p.parse().ok())
-            }
-            _ => (None, None),
-        };
-        let container = crate::output::hdrlog::container_of_tag(&tag);
-        let (comm, pid) = if container.is_some() {
-            (None, None)
-        } else {
-            (comm, pid)
-        };
-        part.rows.push(RecRow {
+        part.rows.push(Row {
             syscall,
             nr,
-            pid,
-            tid: None,
-            comm,
-            cgroup: None,
-            container,
+            key,
             series,
         });
     }
-    let _ = n_lines;
     if parts.is_empty() {
         return Err(not("no histogram lines".into()));
     }
@@ -428,60 +372,17 @@ pub fn span_ns(parts: &[&Part]) -> u64 {
 #[error("the recording has no {0} information (record it with --by {0})")]
 pub struct RegroupError(pub &'static str);
 
-/// What identifies a merged row: pid, tid, cgroup, container (its id, or for the host and
-/// unknown rows its name), syscall name and number, each `None` when the grouping does not
-/// keep it.
-pub type RowKey = (
-    Option<u32>,
-    Option<u32>,
-    Option<String>,
-    Option<String>,
-    String,
-    u32,
-);
+/// What identifies a merged row: its key's identity, its syscall's name and number.
+pub type MergeKey = (KeyId, String, u32);
 
-/// The key of a row of a merged [`Snapshot`] (as [`merge`] made it).
-pub fn row_key(row: &Row) -> RowKey {
-    (
-        row.pid,
-        row.tid,
-        row.cgroup.clone(),
-        row.container.as_ref().map(|c| c.key().to_string()),
-        row.syscall.clone(),
-        row.nr,
-    )
+/// The identity of a row of a merged [`Snapshot`] (as [`merge`] made it).
+pub fn row_key(row: &Row) -> MergeKey {
+    (row.key.id(), row.syscall.clone(), row.nr)
 }
 
-/// Whether `r` holds the calls of keys folded beyond `--max-keys`.
-fn is_other(r: &RecRow) -> bool {
-    r.comm.as_deref() == Some("other")
-        && r.pid.is_none()
-        && r.cgroup.is_none()
-        && r.container.is_none()
-}
-
-/// The key `r` is merged under when rows are grouped by `group`.
-fn key_of(r: &RecRow, group: GroupBy) -> Result<RowKey, RegroupError> {
-    let other = is_other(r);
-    let (sys, nr) = (r.syscall.clone(), r.nr);
-    Ok(match group {
-        GroupBy::Syscall => (None, None, None, None, sys, nr),
-        GroupBy::Process if r.pid.is_some() || other => (r.pid, None, None, None, sys, nr),
-        GroupBy::Thread if r.tid.is_some() || other => (r.pid, r.tid, None, None, sys, nr),
-        GroupBy::Cgroup if r.cgroup.is_some() || other => {
-            (None, None, r.cgroup.clone(), None, sys, nr)
-        }
-        // A container is its id (the host and unknown rows, without one, their name),
-        // whatever an interval's answer from its runtime said.
-        GroupBy::Container if r.container.is_some() || other => {
-            let id = r.container.as_ref().map(|c| c.key().to_string());
-            (None, None, None, id, sys, nr)
-        }
-        GroupBy::Process => return Err(RegroupError("process")),
-        GroupBy::Thread => return Err(RegroupError("thread")),
-        GroupBy::Cgroup => return Err(RegroupError("cgroup")),
-        GroupBy::Container => return Err(RegroupError("container")),
-    })
+/// The name `--by` gives `group`, for the error that says the recording lacks it.
+fn group_word(group: GroupBy) -> &'static str {
+    crate::output::jsonl::by_name(group)
 }
 
 /// Merges the rows of `parts` (histograms added exactly) into a snapshot keyed by `group`,
@@ -491,8 +392,7 @@ pub fn merge(
     group: GroupBy,
     only: Option<&[u32]>,
 ) -> Result<Snapshot, RegroupError> {
-    type V = (Option<String>, Option<ContainerInfo>, bool, Series);
-    let mut rows: BTreeMap<RowKey, V> = BTreeMap::new();
+    let mut rows: BTreeMap<MergeKey, Row> = BTreeMap::new();
     let mut lost = 0;
     for part in parts {
         lost += part.lost_events;
@@ -500,53 +400,25 @@ pub fn merge(
             if only.is_some_and(|o| !o.contains(&r.nr)) {
                 continue;
             }
-            let other = is_other(r);
-            let key = key_of(r, group)?;
-            let e = rows.entry(key).or_insert_with(|| {
-                (
-                    r.comm.clone(),
-                    None,
-                    other && group != GroupBy::Syscall,
-                    Series::default(),
-                )
+            let key = r
+                .key
+                .regroup(group)
+                .ok_or(RegroupError(group_word(group)))?;
+            let id = (key.id(), r.syscall.clone(), r.nr);
+            let row = rows.entry(id).or_insert_with(|| Row {
+                nr: r.nr,
+                syscall: r.syscall.clone(),
+                key: key.clone(),
+                series: Series::default(),
             });
-            // The name and image the runtime told, from whichever part has them.
-            if group == GroupBy::Container
-                && let Some(c) = &r.container
-            {
-                match &mut e.1 {
-                    None => e.1 = Some(c.clone()),
-                    Some(have) if have.name.is_empty() && !c.name.is_empty() => *have = c.clone(),
-                    Some(_) => {}
-                }
-            }
-            e.3.merge(&r.series);
+            // The names (a process's, a container's from its runtime) from whichever part
+            // has them.
+            row.key.absorb(&key);
+            row.series.merge(&r.series);
         }
     }
     let start = parts.iter().map(|p| p.start_unix_ns).min().unwrap_or(0);
-    let mut out: Vec<Row> = rows
-        .into_iter()
-        .map(
-            |((pid, tid, cgroup, _, name, nr), (comm, container, other, series))| {
-                let mut row = Row::new(
-                    nr,
-                    pid,
-                    if group == GroupBy::Syscall {
-                        None
-                    } else {
-                        comm
-                    },
-                    series,
-                );
-                row.syscall = name;
-                row.tid = tid;
-                row.cgroup = cgroup;
-                row.container = container;
-                row.other = other;
-                row
-            },
-        )
-        .collect();
+    let mut out: Vec<Row> = rows.into_values().collect();
     out.sort_by(|a, b| {
         b.series
             .total_ns
@@ -578,6 +450,13 @@ mod tests {
         output::{hdrlog, jsonl},
     };
 
+    fn container(r: &Row) -> crate::aggregate::ContainerInfo {
+        match &r.key {
+            crate::aggregate::RowKey::Container(c) => c.clone(),
+            k => panic!("not a container row: {k:?}"),
+        }
+    }
+
     fn snapshot_line(kind: &str, group: GroupBy) -> String {
         let mut a = Aggregator::new(group);
         for i in 0..50u64 {
@@ -607,7 +486,7 @@ mod tests {
         assert_eq!((r.intervals.len(), r.summaries.len()), (1, 1));
         let row = &r.summaries[0].rows[0];
         assert_eq!(
-            (row.syscall.as_str(), row.nr, row.pid, row.comm.as_deref()),
+            (row.syscall.as_str(), row.nr, row.key.pid(), row.key.comm()),
             ("openat", 257, Some(7), Some("cat"))
         );
         assert_eq!(row.series.count(), 50);
@@ -654,10 +533,10 @@ mod tests {
         assert_eq!(s.rows.len(), 1);
         assert_eq!(s.rows[0].series.count(), 100);
         assert_eq!(s.rows[0].series.errnos.get(&2), Some(&10));
-        assert_eq!(s.rows[0].pid, None);
+        assert_eq!(s.rows[0].key, crate::aggregate::RowKey::Syscall);
         let p = merge(&parts, GroupBy::Process, None).unwrap();
         assert_eq!(
-            (p.rows[0].pid, p.rows[0].comm.as_deref()),
+            (p.rows[0].key.pid(), p.rows[0].key.comm()),
             (Some(7), Some("cat"))
         );
         assert_eq!(
@@ -729,7 +608,7 @@ mod tests {
             .rows
             .iter()
             .map(|r| {
-                let c = r.container.clone().unwrap();
+                let c = container(r);
                 (c.id, c.name, r.series.count())
             })
             .collect();
@@ -740,7 +619,7 @@ mod tests {
                 (id.clone(), "web".into(), 7)
             ]
         );
-        let web = s.rows[1].container.as_ref().unwrap();
+        let web = container(&s.rows[1]);
         assert_eq!(web.image, "img:1");
         assert_eq!(
             web.pod_uid.as_deref(),
@@ -779,13 +658,60 @@ mod tests {
                 ..Default::default()
             })
         });
-        let log = hdrlog::header(0) + &hdrlog::interval(&snap, 0);
+        let log = hdrlog::header(0, GroupBy::Container) + &hdrlog::interval(&snap, 0);
         let r = parse("h", log.as_bytes()).unwrap();
         let parts: Vec<&Part> = r.whole().iter().collect();
         let s = merge(&parts, GroupBy::Container, None).unwrap();
-        let c = s.rows[0].container.as_ref().unwrap();
+        let c = container(&s.rows[0]);
         assert_eq!((c.id.as_str(), c.name.as_str()), (id.as_str(), "web"));
         assert_eq!(s.rows[0].syscall, "getppid");
+    }
+
+    #[test]
+    fn hdrlogs_keep_every_key_and_dotted_names() {
+        // On main a dotted name was read as a pid ("python3.11" as pid 11; "my.app" as no
+        // pid at all, so `report --by process` said the recording had no process
+        // information), and thread and cgroup rows were tagged with the syscall alone.
+        let names = |pid: u32| match pid {
+            1 => Some("python3.11".to_string()),
+            2 => Some("my.app".to_string()),
+            _ => None,
+        };
+        for group in [GroupBy::Process, GroupBy::Thread, GroupBy::Cgroup] {
+            let mut a = Aggregator::new(group);
+            for (pid, n) in [(1u32, 3u64), (2, 5), (3, 7)] {
+                for _ in 0..n {
+                    a.record(&SyscallEvent {
+                        duration_ns: 100 * u64::from(pid),
+                        tgid: pid,
+                        tid: pid + 10,
+                        nr: 39,
+                        cgroup: pid,
+                        ..SyscallEvent::default()
+                    });
+                }
+            }
+            let snap = a.snapshot(1, 1, LossCounters::default(), &|k| match group {
+                GroupBy::Cgroup => Some(format!("a.slice/{k}.scope")),
+                _ => names(k),
+            });
+            let log = hdrlog::header(0, group) + &hdrlog::interval(&snap, 0);
+            let r = parse("h", log.as_bytes()).unwrap();
+            let parts: Vec<&Part> = r.whole().iter().collect();
+            let s = merge(&parts, group, None).unwrap();
+            let got: Vec<(crate::aggregate::RowKey, u64)> = s
+                .rows
+                .iter()
+                .map(|r| (r.key.clone(), r.series.count()))
+                .collect();
+            let want: Vec<(crate::aggregate::RowKey, u64)> = snap
+                .rows
+                .iter()
+                .map(|r| (r.key.clone(), r.series.count()))
+                .collect();
+            assert_eq!(got, want, "{group:?}");
+            assert_eq!(got.len(), 3);
+        }
     }
 
     #[test]
@@ -804,7 +730,7 @@ mod tests {
         }
         let base = 1_700_000_000_000_000_000;
         let snap = a.snapshot(base, 1_000_000_000, LossCounters::default(), &|_| None);
-        let text = hdrlog::header(base) + &hdrlog::interval(&snap, base);
+        let text = hdrlog::header(base, GroupBy::Syscall) + &hdrlog::interval(&snap, base);
         let r = parse("h", text.as_bytes()).unwrap();
         assert_eq!(r.intervals.len(), 1);
         assert_eq!(r.intervals[0].rows[0].syscall, "read");
@@ -825,6 +751,171 @@ mod tests {
             b[i] = (seed >> 32) as u8;
             b.truncate(((seed >> 16) as usize) % (b.len() + 1));
             let _ = parse("fuzz", &b);
+        }
+    }
+
+    /// What a format keeps of a row, for comparing rows read back with those written:
+    /// identity, key, syscall and the calls; with `exact`, the exact totals and errnos too
+    /// (JSON; an hdrlog has the histogram only, so its min and max are its buckets').
+    fn kept(rows: &[Row], exact: bool, hdrlog: bool) -> Vec<String> {
+        let mut out: Vec<String> = rows
+            .iter()
+            .map(|r| {
+                let mut key = r.key.clone();
+                if let (true, crate::aggregate::RowKey::Container(c)) = (hdrlog, &mut key) {
+                    // An hdrlog tag has a container's id and name only.
+                    c.image.clear();
+                    c.pod_uid = None;
+                }
+                let s = &r.series;
+                let mut line = format!(
+                    "{:?} {key:?} {} {} {} {:?}",
+                    r.id(),
+                    r.syscall,
+                    r.nr,
+                    s.count(),
+                    buckets(&s.hist)
+                );
+                if exact {
+                    line += &format!(
+                        " {} {} {} {} {:?}",
+                        s.min(),
+                        s.max_ns,
+                        s.total_ns,
+                        s.errors,
+                        s.errnos
+                    );
+                }
+                line
+            })
+            .collect();
+        out.sort();
+        out
+    }
+
+    /// A histogram's buckets: (highest equivalent value, count) of each non-empty one.
+    fn buckets(h: &LatencyHist) -> Vec<(u64, u64)> {
+        h.histogram()
+            .iter_recorded()
+            .map(|v| (v.value_iterated_to(), v.count_at_value()))
+            .collect()
+    }
+
+    /// A snapshot of `group` holding `rows` (keys of that grouping, deduplicated).
+    fn snapshot_of(group: GroupBy, rows: Vec<Row>) -> Snapshot {
+        let mut seen = std::collections::BTreeSet::new();
+        let rows: Vec<Row> = rows
+            .into_iter()
+            .filter(|r| seen.insert((r.key.id(), r.nr)))
+            .collect();
+        Snapshot {
+            start_unix_ns: 1_700_000_000_000_000_000,
+            duration_ns: 1_000_000_000,
+            group,
+            loss: LossCounters::default(),
+            events: 0,
+            folded_keys: 0,
+            rows,
+        }
+    }
+
+    fn arb_name() -> impl proptest::strategy::Strategy<Value = String> {
+        use proptest::prelude::*;
+        prop_oneof![
+            // Any bytes, as the kernel's comm is decoded.
+            proptest::collection::vec(any::<u8>(), 0..16)
+                .prop_map(|b| String::from_utf8_lossy(&b).into_owned()),
+            any::<String>(),
+            Just("python3.11".to_string()),
+            Just("php-fpm8.2".to_string()),
+            Just("other".to_string()),
+            Just("?".to_string()),
+            Just("a.1.2".to_string()),
+            Just("%2E".to_string()),
+        ]
+    }
+
+    fn arb_key(group: GroupBy) -> proptest::strategy::BoxedStrategy<crate::aggregate::RowKey> {
+        use crate::aggregate::{ContainerInfo, RowKey};
+        use proptest::prelude::*;
+        // A process's unknown name is written as an empty one: no row has an empty name.
+        let comm = proptest::option::of(arb_name().prop_filter("named", |c| !c.is_empty()));
+        let key: BoxedStrategy<RowKey> = match group {
+            GroupBy::Syscall => return Just(RowKey::Syscall).boxed(),
+            GroupBy::Process => (any::<u32>(), comm)
+                .prop_map(|(pid, comm)| RowKey::Process { pid, comm })
+                .boxed(),
+            GroupBy::Thread => (0..4u32, any::<u32>(), comm)
+                .prop_map(|(pid, tid, comm)| RowKey::Thread { pid, tid, comm })
+                .boxed(),
+            GroupBy::Cgroup => arb_name().prop_map(|path| RowKey::Cgroup { path }).boxed(),
+            GroupBy::Container => prop_oneof![
+                Just(ContainerInfo::host()),
+                Just(ContainerInfo::unknown()),
+                (
+                    "[0-9a-f]{64}",
+                    arb_name(),
+                    arb_name(),
+                    proptest::option::of("[0-9a-f-]{36}")
+                )
+                    .prop_map(|(id, name, image, pod_uid)| ContainerInfo {
+                        id,
+                        name,
+                        image,
+                        pod_uid,
+                    }),
+            ]
+            .prop_map(RowKey::Container)
+            .boxed(),
+        };
+        prop_oneof![1 => Just(RowKey::Other), 6 => key].boxed()
+    }
+
+    fn arb_snapshot() -> impl proptest::strategy::Strategy<Value = Snapshot> {
+        use proptest::prelude::*;
+        let group = prop_oneof![
+            Just(GroupBy::Syscall),
+            Just(GroupBy::Process),
+            Just(GroupBy::Thread),
+            Just(GroupBy::Cgroup),
+            Just(GroupBy::Container),
+        ];
+        group.prop_flat_map(|group| {
+            let row = (
+                arb_key(group),
+                0..8u32,
+                proptest::collection::vec((1..10_000_000u64, proptest::option::of(1..5i32)), 1..20),
+            )
+                .prop_map(|(key, nr, calls)| {
+                    let mut s = Series::default();
+                    for (ns, errno) in calls {
+                        s.record(ns, errno);
+                    }
+                    Row::new(nr, key, s)
+                });
+            proptest::collection::vec(row, 0..8).prop_map(move |rows| snapshot_of(group, rows))
+        })
+    }
+
+    proptest::proptest! {
+        /// For every grouping, a snapshot written as JSON and as an hdrlog reads back as the
+        /// same rows (keys, counts, histograms; JSON also the exact totals), whatever bytes
+        /// the names hold.
+        #[test]
+        fn every_format_reads_back_the_same_rows(snap in arb_snapshot()) {
+            let json = jsonl::line("summary", &snap);
+            let r = parse("j", json.as_bytes()).unwrap();
+            let parts: Vec<&Part> = r.whole().iter().collect();
+            let back = merge(&parts, snap.group, None).unwrap();
+            proptest::prop_assert_eq!(kept(&back.rows, true, false), kept(&snap.rows, true, false));
+            if !snap.rows.is_empty() {
+                let base = snap.start_unix_ns;
+                let log = hdrlog::header(base, snap.group) + &hdrlog::interval(&snap, base);
+                let r = parse("h", log.as_bytes()).unwrap();
+                let parts: Vec<&Part> = r.whole().iter().collect();
+                let back = merge(&parts, snap.group, None).unwrap();
+                proptest::prop_assert_eq!(kept(&back.rows, false, true), kept(&snap.rows, false, true));
+            }
         }
     }
 

@@ -224,6 +224,44 @@ fn reads_hdrlog_recordings() {
 }
 
 #[test]
+fn hdrlog_keeps_threads_cgroups_and_dotted_names() {
+    // On main: a dotted process name was read back as a pid (or, as here, as none:
+    // "the recording has no process information"), and thread and cgroup rows were
+    // tagged with the syscall alone.
+    let steps = ["comm", "my.app3.11", "getppid", "500"];
+    for by in ["thread", "cgroup"] {
+        let h = temp_path(&format!("rep-{by}.hlog"));
+        record(&h, &["-f", "hdrlog", "--by", by], &steps);
+        let text = std::fs::read_to_string(&h).unwrap();
+        assert!(text.contains(&format!("#[syslat rows by: {by}]")), "{text}");
+        let mut views = vec![by];
+        if by == "thread" {
+            views.push("process");
+        }
+        for view in views {
+            let (code, out, err) = report(&["-f", "json", "--by", view, h.to_str().unwrap()]);
+            assert_eq!(code, 0, "--by {view} of --by {by}: {err}");
+            let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+            let got = rows(&v, "getppid");
+            assert_eq!(got.len(), 1, "{view}: {out}");
+            let row = got[0];
+            assert_eq!(row["count"], 500, "{view}: {out}");
+            match view {
+                "cgroup" => assert!(row["cgroup"].is_string(), "{out}"),
+                _ => {
+                    assert_eq!(row["comm"], "my.app3.11", "{out}");
+                    let pid = row["pid"].as_u64().unwrap();
+                    assert!(pid > 1, "{out}");
+                    if view == "thread" {
+                        assert_eq!(row["tid"].as_u64(), Some(pid), "one thread: {out}");
+                    }
+                }
+            }
+        }
+    }
+}
+
+#[test]
 fn bad_files_get_one_line() {
     let empty = temp_path("empty.json");
     std::fs::write(&empty, "").unwrap();

@@ -10,7 +10,7 @@ use std::collections::{HashMap, HashSet};
 
 use profiler_common::{Anatomy, MAX_SYSCALLS, SyscallEvent};
 
-use super::{ContainerInfo, Event, LossCounters, Row, Series, Snapshot, comm_name};
+use super::{ContainerInfo, Event, LossCounters, Row, RowKey, Series, Snapshot, comm_name};
 use crate::syscalls;
 
 /// The aggregation key of the rows.
@@ -253,7 +253,7 @@ impl Aggregator {
         let rows = self.by_syscall.iter().enumerate();
         rows.filter_map(|(nr, s)| {
             s.as_ref()
-                .map(|s| Row::new(nr as u32, None, None, s.clone()))
+                .map(|s| Row::new(nr as u32, RowKey::Syscall, s.clone()))
         })
         .collect()
     }
@@ -314,18 +314,16 @@ impl Aggregator {
                 .keyed
                 .iter()
                 .map(|(k, s)| {
-                    let mut r = Row::new(k.nr, None, None, s.clone());
-                    if k.tgid == OTHER {
-                        r.other = true;
-                        r.comm = Some("other".into());
+                    let key = if k.tgid == OTHER {
+                        RowKey::Other
                     } else if self.group == GroupBy::Container {
-                        r.container =
-                            Some(container(k.tgid).unwrap_or_else(ContainerInfo::unknown));
+                        RowKey::Container(container(k.tgid).unwrap_or_else(ContainerInfo::unknown))
                     } else {
-                        r.cgroup =
-                            Some(name(k.tgid).unwrap_or_else(|| format!("cgroup#{}", k.tgid)));
-                    }
-                    r
+                        RowKey::Cgroup {
+                            path: name(k.tgid).unwrap_or_else(|| format!("cgroup#{}", k.tgid)),
+                        }
+                    };
+                    Row::new(k.nr, key, s.clone())
                 })
                 .collect(),
             GroupBy::Process | GroupBy::Thread => self
@@ -333,11 +331,9 @@ impl Aggregator {
                 .iter()
                 .map(|(k, s)| {
                     if k.tgid == OTHER {
-                        let mut r = Row::new(k.nr, None, Some("other".into()), s.clone());
-                        r.other = true;
-                        return r;
+                        return Row::new(k.nr, RowKey::Other, s.clone());
                     }
-                    let name = self
+                    let comm = self
                         .names
                         .get(&(k.tgid, k.generation))
                         .cloned()
@@ -348,11 +344,17 @@ impl Aggregator {
                                 .then(|| name(k.tgid))
                                 .flatten()
                         });
-                    let mut r = Row::new(k.nr, Some(k.tgid), name, s.clone());
-                    if self.group == GroupBy::Thread {
-                        r.tid = Some(k.tid);
-                    }
-                    r
+                    let pid = k.tgid;
+                    let key = if self.group == GroupBy::Thread {
+                        RowKey::Thread {
+                            pid,
+                            tid: k.tid,
+                            comm,
+                        }
+                    } else {
+                        RowKey::Process { pid, comm }
+                    };
+                    Row::new(k.nr, key, s.clone())
                 })
                 .collect(),
         };
@@ -360,10 +362,7 @@ impl Aggregator {
             b.series
                 .total_ns
                 .cmp(&a.series.total_ns)
-                .then_with(|| a.pid.cmp(&b.pid))
-                .then_with(|| a.tid.cmp(&b.tid))
-                .then_with(|| a.cgroup.cmp(&b.cgroup))
-                .then_with(|| a.container.cmp(&b.container))
+                .then_with(|| a.key.cmp(&b.key))
                 .then_with(|| a.nr.cmp(&b.nr))
         });
         Snapshot {
@@ -424,7 +423,7 @@ mod tests {
         assert_eq!((s.rows[0].nr, s.rows[0].series.count()), (1, 1));
         assert_eq!(s.rows[0].series.errnos.get(&2), Some(&1));
         assert_eq!((s.rows[1].nr, s.rows[1].series.count()), (0, 2));
-        assert_eq!(s.rows[1].pid, None);
+        assert_eq!(s.rows[1].key, RowKey::Syscall);
     }
 
     #[test]
@@ -440,7 +439,7 @@ mod tests {
         let s = total.snapshot(0, 0, LossCounters::default(), &|_| None);
         assert_eq!(s.events, 3);
         assert_eq!(s.total_calls(), 3);
-        let row = s.rows.iter().find(|r| r.pid == Some(1)).unwrap();
+        let row = s.rows.iter().find(|r| r.key.pid() == Some(1)).unwrap();
         assert_eq!((row.series.count(), row.series.total_ns), (2, 40));
         assert_eq!(s.errno_totals().get("EAGAIN"), Some(&1));
     }
@@ -451,8 +450,11 @@ mod tests {
         a.fold(&[ev(7, 0, 10, 0), ev(8, 0, 30, 0), ev(7, 0, 10, 0)]);
         let s = a.snapshot(0, 0, LossCounters::default(), &|p| Some(format!("p{p}")));
         assert_eq!(s.rows.len(), 2);
-        assert_eq!((s.rows[0].pid, s.rows[0].series.count()), (Some(8), 1));
-        assert_eq!(s.rows[1].comm.as_deref(), Some("p7"));
+        assert_eq!(
+            (s.rows[0].key.pid(), s.rows[0].series.count()),
+            (Some(8), 1)
+        );
+        assert_eq!(s.rows[1].key.comm(), Some("p7"));
         assert_eq!(s.rows[1].series.count(), 2);
     }
 
@@ -468,7 +470,7 @@ mod tests {
         let tids: Vec<(Option<u32>, Option<u32>, u64)> = s
             .rows
             .iter()
-            .map(|r| (r.pid, r.tid, r.series.count()))
+            .map(|r| (r.key.pid(), r.key.tid(), r.series.count()))
             .collect();
         assert_eq!(tids, vec![(Some(7), Some(8), 2), (Some(7), Some(7), 1)]);
     }
@@ -484,16 +486,13 @@ mod tests {
         let s = a.snapshot(0, 0, LossCounters::default(), &|id| {
             (id == 42).then(|| "/app".to_string())
         });
-        let got: Vec<(Option<String>, u64)> = s
+        let got: Vec<(RowKey, u64)> = s
             .rows
             .iter()
-            .map(|r| (r.cgroup.clone(), r.series.count()))
+            .map(|r| (r.key.clone(), r.series.count()))
             .collect();
-        assert_eq!(
-            got,
-            vec![(Some("/app".into()), 2), (Some("cgroup#0".into()), 1)]
-        );
-        assert!(s.rows.iter().all(|r| r.pid.is_none()));
+        let cgroup = |p: &str| RowKey::Cgroup { path: p.into() };
+        assert_eq!(got, vec![(cgroup("/app"), 2), (cgroup("cgroup#0"), 1)]);
     }
 
     #[test]
@@ -523,11 +522,11 @@ mod tests {
             .rows
             .iter()
             .map(|r| {
-                (
-                    r.container.as_ref().map(|c| c.name.clone()),
-                    r.other,
-                    r.series.count(),
-                )
+                let name = match &r.key {
+                    RowKey::Container(c) => Some(c.name.clone()),
+                    _ => None,
+                };
+                (name, r.key.is_other(), r.series.count())
             })
             .collect();
         assert_eq!(
@@ -540,13 +539,12 @@ mod tests {
         );
         assert_eq!(s.folded_keys, 1);
         assert_eq!(s.total_calls(), 10, "folding keeps every call");
-        assert!(s.rows.iter().all(|r| r.pid.is_none() && r.cgroup.is_none()));
         // A key nobody can name is the unknown row, not the host's.
         let s = a.snapshot(0, 0, LossCounters::default(), &|_| None);
         assert!(
             s.rows
                 .iter()
-                .any(|r| r.container == Some(ContainerInfo::unknown()))
+                .any(|r| r.key == RowKey::Container(ContainerInfo::unknown()))
         );
     }
 
@@ -558,7 +556,7 @@ mod tests {
         let mut names: Vec<(String, u64)> = s
             .rows
             .iter()
-            .map(|r| (r.comm.clone().unwrap(), r.series.total_ns))
+            .map(|r| (r.key.comm().unwrap().to_string(), r.series.total_ns))
             .collect();
         names.sort();
         assert_eq!(names, vec![("first".into(), 10), ("second".into(), 20)]);
@@ -579,7 +577,7 @@ mod tests {
         );
         assert_eq!(s.total_calls(), 200, "folding keeps totals exact");
         assert_eq!(s.folded_keys, 97, "processes folded, not rows");
-        let other: Vec<&Row> = s.rows.iter().filter(|r| r.other).collect();
+        let other: Vec<&Row> = s.rows.iter().filter(|r| r.key.is_other()).collect();
         assert_eq!(other.len(), 2);
         assert_eq!(other.iter().map(|r| r.series.count()).sum::<u64>(), 194);
         assert_eq!(s.errno_totals().get("ENOENT"), Some(&100));
@@ -587,7 +585,7 @@ mod tests {
         let mut none = Aggregator::with_max_keys(GroupBy::Process, 0);
         none.fold(&[ev(7, 0, 10, 0)]);
         let s = none.snapshot(0, 0, LossCounters::default(), &|_| None);
-        assert!(s.rows.iter().all(|r| r.other) && s.folded_keys == 1);
+        assert!(s.rows.iter().all(|r| r.key.is_other()) && s.folded_keys == 1);
     }
 
     #[test]
@@ -616,7 +614,7 @@ mod tests {
         a.fold(&[Event::Call(call, anatomy), Event::call(call)]);
         let s = a.snapshot(0, 0, LossCounters::default(), &|_| None);
         let row = &s.rows[0];
-        assert_eq!(row.tid, Some(6));
+        assert_eq!(row.key.tid(), Some(6));
         let o = &row.series.off_cpu;
         assert_eq!((o.runq_ns, o.blocked_ns, o.switches()), (100, 600, 2));
         assert_eq!(row.series.oncpu_ns(), 1_300);

@@ -6,6 +6,7 @@
 mod event;
 mod fold;
 mod hist;
+mod key;
 mod series;
 mod snapshot;
 pub mod stacks;
@@ -13,5 +14,6 @@ pub mod stacks;
 pub use event::{Event, StackRef, comm_name};
 pub use fold::{Aggregator, DEFAULT_MAX_KEYS, GroupBy, OTHER_KEY};
 pub use hist::{HistError, LatencyHist, MAX_TRACKED_NS};
+pub use key::{KeyId, RowKey};
 pub use series::{BucketSplit, OffCpu, Series, log2_bucket};
 pub use snapshot::{ContainerInfo, LossCounters, Row, Snapshot, SortKey, Split, Stats};

@@ -2,7 +2,7 @@
 
 use std::collections::BTreeMap;
 
-use super::{GroupBy, Series};
+use super::{GroupBy, KeyId, RowKey, Series};
 use crate::syscalls;
 
 /// Loss and bookkeeping counters, summed over CPUs, plus what user space received.
@@ -125,43 +125,34 @@ impl ContainerInfo {
     }
 }
 
-/// One row: a syscall, or a process and a syscall.
+/// One row: a syscall's calls, all of them or those of one key (process, thread, cgroup,
+/// container, or the folded rest).
 #[derive(Clone, Debug)]
 pub struct Row {
     /// Syscall number.
     pub nr: u32,
     /// Syscall name.
     pub syscall: String,
-    /// Process id, when grouping by process.
-    pub pid: Option<u32>,
-    /// Process name, when grouping by process and known (`other` for folded rows).
-    pub comm: Option<String>,
-    /// Thread id, when grouping by thread.
-    pub tid: Option<u32>,
-    /// cgroup v2 path (relative to the hierarchy's root), when grouping by cgroup.
-    pub cgroup: Option<String>,
-    /// The container, when grouping by container.
-    pub container: Option<ContainerInfo>,
-    /// Whether this row holds the calls of keys folded beyond `--max-keys`.
-    pub other: bool,
+    /// Whose calls.
+    pub key: RowKey,
     /// The data.
     pub series: Series,
 }
 
 impl Row {
-    /// A row for syscall `nr`.
-    pub fn new(nr: u32, pid: Option<u32>, comm: Option<String>, series: Series) -> Self {
+    /// A row of syscall `nr`'s calls made by `key`.
+    pub fn new(nr: u32, key: RowKey, series: Series) -> Self {
         Self {
             nr,
             syscall: syscalls::name(nr),
-            pid,
-            comm,
-            tid: None,
-            cgroup: None,
-            container: None,
-            other: false,
+            key,
             series,
         }
+    }
+
+    /// What makes two rows the same row: their key's identity and the syscall.
+    pub fn id(&self) -> (KeyId, &str, u32) {
+        (self.key.id(), &self.syscall, self.nr)
     }
 
     /// The value at percentile `p` (0..=100), kept within the exact min..max.
@@ -319,7 +310,7 @@ mod tests {
             s.record(ns, None);
         }
         s.record(500, Some(2));
-        let st = Row::new(110, None, None, s).stats();
+        let st = Row::new(110, RowKey::Syscall, s).stats();
         assert_eq!(st.count, 5);
         assert_eq!(st.total_ns, 1500);
         assert_eq!(st.mean_ns, 300);
@@ -342,8 +333,8 @@ mod tests {
             events: 2,
             folded_keys: 0,
             rows: vec![
-                Row::new(0, None, None, busy),
-                Row::new(1, None, None, starved),
+                Row::new(0, RowKey::Syscall, busy),
+                Row::new(1, RowKey::Syscall, starved),
             ],
         };
         snap.sort_rows(SortKey::Runq);
@@ -356,7 +347,7 @@ mod tests {
 
     #[test]
     fn empty_row_stats_are_zero() {
-        let st = Row::new(0, None, None, Series::default()).stats();
+        let st = Row::new(0, RowKey::Syscall, Series::default()).stats();
         assert_eq!((st.count, st.mean_ns, st.p99_ns, st.max_ns), (0, 0, 0, 0));
     }
 }

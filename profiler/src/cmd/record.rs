@@ -296,7 +296,7 @@ impl<'a> Output<'a> {
 
     fn header(&self) -> String {
         match self.cfg.format {
-            Format::Hdrlog => hdrlog::header(self.base_unix_ns),
+            Format::Hdrlog => hdrlog::header(self.base_unix_ns, self.cfg.group),
             Format::Text | Format::Json | Format::Folded => String::new(),
         }
     }

@@ -18,7 +18,7 @@ use crate::{
         plot::{self, Spectrum},
         stacks, text,
     },
-    recording::{self, Part, Recording, RowKey},
+    recording::{self, MergeKey, Part, Recording},
     syscalls,
 };
 
@@ -178,7 +178,7 @@ fn stacks_of(parts: &[&Part], only: Option<&[u32]>) -> Option<StackSet> {
 }
 
 /// Each row's histograms, by heatmap column.
-type ByColumn = BTreeMap<RowKey, Vec<(usize, LatencyHist)>>;
+type ByColumn = BTreeMap<MergeKey, Vec<(usize, LatencyHist)>>;
 
 /// The heatmap columns of the recordings' intervals (none without intervals) and, per
 /// row key, each column's histogram (the intervals of a column added up exactly).
@@ -234,10 +234,11 @@ fn html_page(
         .map(|row| html::Extras {
             // The flame graphs of the first rows with stacks (each SVG is large).
             flame: stacks.and_then(|(set, weight)| {
-                if flames >= html::MAX_FLAME_GRAPHS {
+                // The stacks of the folded rows' processes are not told apart from others'.
+                if flames >= html::MAX_FLAME_GRAPHS || row.key.is_other() {
                     return None;
                 }
-                let section = flame::row_section(set, row.nr, row.comm.as_deref(), weight)?;
+                let section = flame::row_section(set, row.nr, row.key.comm(), weight)?;
                 flames += 1;
                 Some(section)
             }),

@@ -17,7 +17,7 @@ use tokio::{
 
 use super::trace::{Event, Trace};
 use crate::{
-    aggregate::{Aggregator, GroupBy, LossCounters, Snapshot},
+    aggregate::{Aggregator, GroupBy, LossCounters, RowKey, Snapshot},
     cli::ServeArgs,
     config::ServeConfig,
     output::prometheus::{self, Format, SelfStats},
@@ -69,11 +69,9 @@ pub async fn run(args: &ServeArgs) -> anyhow::Result<i32> {
                 // A container's series appear once its runtime has named it, with every
                 // call so far: a label that changed later would start a second series.
                 if !pending.is_empty() {
-                    snap.rows.retain(|r| {
-                        r.container
-                            .as_ref()
-                            .is_none_or(|c| !pending.contains(&c.id))
-                    });
+                    snap.rows.retain(
+                        |r| !matches!(&r.key, RowKey::Container(c) if pending.contains(&c.id)),
+                    );
                 }
                 tx.send_replace(Arc::new(snap));
             }

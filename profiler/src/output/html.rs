@@ -525,7 +525,7 @@ mod tests {
         for v in vals {
             s.record(*v, None);
         }
-        Row::new(nr, None, None, s)
+        Row::new(nr, crate::aggregate::RowKey::Syscall, s)
     }
 
     fn snapshot(rows: Vec<Row>) -> Snapshot {
@@ -652,8 +652,10 @@ mod tests {
     #[test]
     fn hostile_names_are_escaped_once() {
         let mut r = row(0, &[100]);
-        r.pid = Some(7);
-        r.comm = Some("\u{1b}]0;x\u{7}<b>\\".into());
+        r.key = crate::aggregate::RowKey::Process {
+            pid: 7,
+            comm: Some("\u{1b}]0;x\u{7}<b>\\".into()),
+        };
         let snap = snapshot(vec![r]);
         let page = render(&Page {
             summary: &snap,

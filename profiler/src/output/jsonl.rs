@@ -1,10 +1,12 @@
 //! JSON Lines. Every line is one object with a `type`; `record` ends with one
 //! `{"type":"summary", ...}` line. The schema is a public interface (README, "JSON Lines").
 
-use serde::Serialize;
+use std::{borrow::Cow, collections::BTreeMap};
+
+use serde::{Deserialize, Serialize};
 
 use crate::aggregate::{
-    GroupBy, Row, Snapshot,
+    ContainerInfo, GroupBy, Row, RowKey, Snapshot,
     stacks::{StackRow, StackSet},
 };
 
@@ -14,116 +16,242 @@ use crate::aggregate::{
 /// `stacks` (`record --stacks`); older files still read.
 pub const SCHEMA_VERSION: u32 = 4;
 
-/// One row, as serialized.
-#[derive(Serialize)]
+/// One row, as written and as read back (`recording.rs`). Fields that older schema
+/// versions lack are read as 0 (or absent); the statistics are written for readers and
+/// recomputed from `hdr` on reading.
+#[derive(Serialize, Deserialize)]
 pub struct JsonRow {
     /// Syscall name.
     pub syscall: String,
-    /// Syscall number.
+    /// Syscall number (absent in files of other architectures' tools: found by name).
+    #[serde(default = "no_nr")]
     pub nr: u32,
-    /// Process id (`--by process`).
-    #[serde(skip_serializing_if = "Option::is_none")]
+    /// Process id (`--by process|thread`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pid: Option<u32>,
     /// Thread id (`--by thread`).
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tid: Option<u32>,
     /// cgroup v2 path (`--by cgroup`).
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cgroup: Option<String>,
     /// Container id, 64 hex digits, or empty for the host and unknown rows (`--by container`).
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub container_id: Option<String>,
     /// Container name (`-` host, `?` unknown, empty when its runtime did not say).
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub container_name: Option<String>,
     /// The container's image (empty when its runtime did not say).
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub container_image: Option<String>,
     /// The container's Kubernetes pod UID, when it is in a pod.
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pod_uid: Option<String>,
-    /// Process name (`--by process|thread`); `other` for folded rows.
-    #[serde(skip_serializing_if = "Option::is_none")]
+    /// Process name (`--by process|thread`; empty when unknown); `other` for folded rows.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub comm: Option<String>,
     /// Set on rows that hold the calls of keys folded beyond `--max-keys`.
-    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub other: bool,
     /// Calls.
     pub count: u64,
     /// Failed calls.
+    #[serde(default)]
     pub errors: u64,
     /// Failures by errno name.
-    pub errnos: serde_json::Map<String, serde_json::Value>,
+    #[serde(default)]
+    pub errnos: BTreeMap<String, u64>,
     /// Exact total time, ns.
+    #[serde(default)]
     pub total_ns: u64,
     /// Fastest call, ns.
+    #[serde(default = "no_min")]
     pub min_ns: u64,
     /// Exact mean, ns.
+    #[serde(default)]
     pub mean_ns: u64,
     /// Percentiles, ns.
+    #[serde(default)]
     pub p50_ns: u64,
     /// 90th percentile, ns.
+    #[serde(default)]
     pub p90_ns: u64,
     /// 99th percentile, ns.
+    #[serde(default)]
     pub p99_ns: u64,
     /// 99.9th percentile, ns.
+    #[serde(default)]
     pub p999_ns: u64,
     /// Slowest call, ns.
+    #[serde(default)]
     pub max_ns: u64,
     /// The histogram: HdrHistogram V2 compressed encoding, base64.
     pub hdr: String,
     /// Exact time running on a CPU, ns: `total_ns` less `runq_total_ns` and
     /// `blocked_total_ns`.
+    #[serde(default)]
     pub oncpu_total_ns: u64,
     /// Exact time runnable but waiting for a CPU, ns.
+    #[serde(default)]
     pub runq_total_ns: u64,
     /// Exact time sleeping (blocked), ns.
+    #[serde(default)]
     pub blocked_total_ns: u64,
     /// Median per-call run-queue wait, ns.
+    #[serde(default)]
     pub runq_p50_ns: u64,
     /// 99th percentile per-call run-queue wait, ns.
+    #[serde(default)]
     pub runq_p99_ns: u64,
     /// Median per-call blocked time, ns.
+    #[serde(default)]
     pub blocked_p50_ns: u64,
     /// 99th percentile per-call blocked time, ns.
+    #[serde(default)]
     pub blocked_p99_ns: u64,
     /// Context switches out inside the calls.
+    #[serde(default)]
     pub switches: u64,
     /// Of which involuntary (preempted while runnable).
+    #[serde(default)]
     pub involuntary_switches: u64,
     /// Per-call run-queue wait, encoded like `hdr`; absent when no call switched (all 0).
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub runq_hdr: Option<String>,
     /// Per-call blocked time, encoded like `hdr`; absent when no call switched.
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub blocked_hdr: Option<String>,
+}
+
+/// `nr` of a row that lacks it (found by name when read).
+fn no_nr() -> u32 {
+    u32::MAX
+}
+
+/// `min_ns` of a row that lacks it.
+fn no_min() -> u64 {
+    u64::MAX
+}
+
+/// The name `comm` is written as when a process's name is unknown (and read back as unknown).
+const UNKNOWN_COMM: &str = "";
+
+/// The name `comm` holds in a folded row.
+const OTHER_COMM: &str = "other";
+
+/// The key fields of a row: each [`RowKey`] is written as one set of them, and read back
+/// from them (the only place either is spelled).
+#[derive(Default)]
+struct KeyFields {
+    pid: Option<u32>,
+    tid: Option<u32>,
+    cgroup: Option<String>,
+    container: Option<ContainerInfo>,
+    comm: Option<String>,
+    other: bool,
+}
+
+impl From<&RowKey> for KeyFields {
+    fn from(key: &RowKey) -> Self {
+        let comm = |c: &Option<String>| Some(c.clone().unwrap_or_else(|| UNKNOWN_COMM.into()));
+        match key {
+            RowKey::Syscall => KeyFields::default(),
+            RowKey::Other => KeyFields {
+                comm: Some(OTHER_COMM.into()),
+                other: true,
+                ..KeyFields::default()
+            },
+            RowKey::Process { pid, comm: c } => KeyFields {
+                pid: Some(*pid),
+                comm: comm(c),
+                ..KeyFields::default()
+            },
+            RowKey::Thread { pid, tid, comm: c } => KeyFields {
+                pid: Some(*pid),
+                tid: Some(*tid),
+                comm: comm(c),
+                ..KeyFields::default()
+            },
+            RowKey::Cgroup { path } => KeyFields {
+                cgroup: Some(path.clone()),
+                ..KeyFields::default()
+            },
+            RowKey::Container(c) => KeyFields {
+                container: Some(c.clone()),
+                ..KeyFields::default()
+            },
+        }
+    }
+}
+
+impl From<KeyFields> for RowKey {
+    fn from(f: KeyFields) -> Self {
+        let KeyFields {
+            pid,
+            tid,
+            cgroup,
+            container,
+            comm,
+            other,
+        } = f;
+        // Version 1 files mark folded rows by their name alone.
+        let legacy_other = comm.as_deref() == Some(OTHER_COMM)
+            && pid.is_none()
+            && cgroup.is_none()
+            && container.is_none();
+        let comm = comm.filter(|c| c != UNKNOWN_COMM);
+        match (pid, tid, cgroup, container) {
+            _ if other || legacy_other => RowKey::Other,
+            (_, _, _, Some(c)) => RowKey::Container(c),
+            (_, _, Some(path), None) => RowKey::Cgroup { path },
+            (Some(pid), Some(tid), None, None) => RowKey::Thread { pid, tid, comm },
+            (Some(pid), None, None, None) => RowKey::Process { pid, comm },
+            (None, _, None, None) => RowKey::Syscall,
+        }
+    }
+}
+
+impl JsonRow {
+    /// The row's key, from its key fields.
+    pub fn key(&self) -> RowKey {
+        RowKey::from(KeyFields {
+            pid: self.pid,
+            tid: self.tid,
+            cgroup: self.cgroup.clone(),
+            container: self.container_id.as_ref().map(|id| ContainerInfo {
+                id: id.clone(),
+                name: self.container_name.clone().unwrap_or_default(),
+                image: self.container_image.clone().unwrap_or_default(),
+                pod_uid: self.pod_uid.clone(),
+            }),
+            comm: self.comm.clone(),
+            other: self.other,
+        })
+    }
 }
 
 impl From<&Row> for JsonRow {
     fn from(row: &Row) -> Self {
         let st = row.stats();
-        let (pid, comm) = match (row.pid, row.other) {
-            (Some(p), _) => (Some(p), Some(row.comm.clone().unwrap_or_default())),
-            (None, true) => (None, Some("other".to_string())),
-            (None, false) => (None, None),
-        };
+        let k = KeyFields::from(&row.key);
+        let c = k.container.as_ref();
         let off = &row.series.off_cpu;
         let hists = off.hists();
         JsonRow {
             syscall: row.syscall.clone(),
             nr: row.nr,
-            pid,
-            tid: row.tid,
-            cgroup: row.cgroup.clone(),
-            container_id: row.container.as_ref().map(|c| c.id.clone()),
-            container_name: row.container.as_ref().map(|c| c.name.clone()),
-            container_image: row.container.as_ref().map(|c| c.image.clone()),
-            pod_uid: row.container.as_ref().and_then(|c| c.pod_uid.clone()),
-            comm,
-            other: row.other,
+            pid: k.pid,
+            tid: k.tid,
+            cgroup: k.cgroup.clone(),
+            container_id: c.map(|c| c.id.clone()),
+            container_name: c.map(|c| c.name.clone()),
+            container_image: c.map(|c| c.image.clone()),
+            pod_uid: c.and_then(|c| c.pod_uid.clone()),
+            comm: k.comm,
+            other: k.other,
             count: st.count,
             errors: st.errors,
-            errnos: st.errnos.into_iter().map(|(k, v)| (k, v.into())).collect(),
+            errnos: st.errnos.into_iter().collect(),
             total_ns: st.total_ns,
             min_ns: st.min_ns,
             mean_ns: st.mean_ns,
@@ -148,25 +276,75 @@ impl From<&Row> for JsonRow {
     }
 }
 
-#[derive(Serialize)]
-struct Line<'a> {
-    r#type: &'a str,
-    version: u32,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    run: Option<u32>,
-    by: &'a str,
-    start_unix_ns: u64,
-    duration_ns: u64,
-    calls: u64,
-    lost_events: u64,
-    dropped_events: u64,
-    unpaired_events: u64,
-    stale_events: u64,
-    unfinished_calls: u64,
-    folded_keys: u64,
-    rows: Vec<JsonRow>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    stacks: Option<&'a [StackRow]>,
+/// One `summary` or `interval` line, as written and as read back (`recording.rs`; the
+/// reader checks `type` and `version` first, and skips the other line types).
+#[derive(Serialize, Deserialize)]
+pub struct JsonLine<'a> {
+    /// `summary` or `interval`.
+    #[serde(rename = "type")]
+    pub kind: Cow<'a, str>,
+    /// [`SCHEMA_VERSION`] when written.
+    pub version: u64,
+    /// The run number of `record --repeat` and `--append`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub run: Option<u32>,
+    /// How rows are keyed (`syscall`, `process`, ...).
+    #[serde(default)]
+    pub by: Cow<'a, str>,
+    /// Start, ns since the Unix epoch.
+    pub start_unix_ns: u64,
+    /// Length, ns.
+    pub duration_ns: u64,
+    /// Calls in the rows.
+    #[serde(default)]
+    pub calls: u64,
+    /// Completed calls not counted (dropped plus untimed).
+    #[serde(default)]
+    pub lost_events: u64,
+    /// Completed calls lost to a full event buffer.
+    #[serde(default)]
+    pub dropped_events: u64,
+    /// Exits with no recorded enter.
+    #[serde(default)]
+    pub unpaired_events: u64,
+    /// Enters that found an earlier call whose exit was never seen.
+    #[serde(default)]
+    pub stale_events: u64,
+    /// Threads that exited inside a syscall.
+    #[serde(default)]
+    pub unfinished_calls: u64,
+    /// Keys folded into the `other` rows.
+    #[serde(default)]
+    pub folded_keys: u64,
+    /// The rows.
+    pub rows: Vec<JsonRow>,
+    /// The recording's stacks (`record --stacks`, summaries only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stacks: Option<Cow<'a, [StackRow]>>,
+}
+
+/// The `by` of a grouping (as `--by` spells it).
+pub fn by_name(group: GroupBy) -> &'static str {
+    match group {
+        GroupBy::Syscall => "syscall",
+        GroupBy::Process => "process",
+        GroupBy::Thread => "thread",
+        GroupBy::Cgroup => "cgroup",
+        GroupBy::Container => "container",
+    }
+}
+
+/// The grouping `by` names ([`by_name`] read back).
+pub fn group_named(by: &str) -> Option<GroupBy> {
+    [
+        GroupBy::Syscall,
+        GroupBy::Process,
+        GroupBy::Thread,
+        GroupBy::Cgroup,
+        GroupBy::Container,
+    ]
+    .into_iter()
+    .find(|g| by_name(*g) == by)
 }
 
 /// One JSON line (with its newline) of type `kind` (`summary`, `interval`) for `snap`.
@@ -186,17 +364,11 @@ pub fn line_with_stacks(
     run: Option<u32>,
     stacks: Option<&StackSet>,
 ) -> String {
-    let l = Line {
-        r#type: kind,
-        version: SCHEMA_VERSION,
+    let l = JsonLine {
+        kind: Cow::Borrowed(kind),
+        version: u64::from(SCHEMA_VERSION),
         run,
-        by: match snap.group {
-            GroupBy::Syscall => "syscall",
-            GroupBy::Process => "process",
-            GroupBy::Thread => "thread",
-            GroupBy::Cgroup => "cgroup",
-            GroupBy::Container => "container",
-        },
+        by: Cow::Borrowed(by_name(snap.group)),
         start_unix_ns: snap.start_unix_ns,
         duration_ns: snap.duration_ns,
         calls: snap.total_calls(),
@@ -207,7 +379,7 @@ pub fn line_with_stacks(
         unfinished_calls: snap.loss.unfinished,
         folded_keys: snap.folded_keys,
         rows: snap.rows.iter().map(JsonRow::from).collect(),
-        stacks: stacks.map(|s| s.rows.as_slice()),
+        stacks: stacks.map(|s| Cow::Borrowed(s.rows.as_slice())),
     };
     let mut s = serde_json::to_string(&l).expect("plain data serializes");
     s.push('\n');

@@ -2,8 +2,6 @@
 //! against percentile, both on log axes, one line per series), drawn with plotters. The HTML
 //! report draws its own, smaller charts (`html.rs`).
 
-use std::fmt::Write as _;
-
 use plotters::prelude::*;
 
 use crate::{aggregate::LatencyHist, units::fmt_ns};
@@ -140,30 +138,23 @@ where
     Ok(())
 }
 
-/// A row's label in plots: `syscall`, with `comm[pid]`, `tid N` or the cgroup path when
-/// rows are per process, thread or cgroup (`other` for folded rows).
+/// A row's label in plots, from its key: `syscall`, then `comm[pid]`, `comm[pid] tid N`,
+/// the cgroup path (`/` for the root), `name[short id]` of a container, or `other` for
+/// folded rows. Names are escaped.
 pub fn row_label(row: &crate::aggregate::Row) -> String {
-    let mut s = row.syscall.clone();
-    if row.other {
-        s.push_str(" other");
-    } else if let Some(pid) = row.pid {
-        let _ = write!(
-            s,
-            " {}[{pid}]",
-            super::text::escape(row.comm.as_deref().unwrap_or("?"))
-        );
-    }
-    if let Some(tid) = row.tid {
-        let _ = write!(s, " tid {tid}");
-    }
-    if let Some(cg) = &row.cgroup {
-        let cg = if cg.is_empty() { "/" } else { cg.as_str() };
-        let _ = write!(s, " {}", super::text::escape(cg));
-    }
-    if let Some(c) = &row.container {
-        let _ = write!(s, " {}[{}]", super::text::escape(&c.name), c.short_id());
-    }
-    s
+    use crate::aggregate::RowKey;
+    let esc = super::text::escape;
+    let comm = |c: &Option<String>| esc(c.as_deref().unwrap_or("?"));
+    let who = match &row.key {
+        RowKey::Syscall => return row.syscall.clone(),
+        RowKey::Other => "other".to_string(),
+        RowKey::Process { pid, comm: c } => format!("{}[{pid}]", comm(c)),
+        RowKey::Thread { pid, tid, comm: c } => format!("{}[{pid}] tid {tid}", comm(c)),
+        RowKey::Cgroup { path } if path.is_empty() => "/".to_string(),
+        RowKey::Cgroup { path } => esc(path),
+        RowKey::Container(c) => format!("{}[{}]", esc(&c.name), c.short_id()),
+    };
+    format!("{} {who}", row.syscall)
 }
 
 #[cfg(test)]
@@ -221,19 +212,31 @@ mod tests {
 
     #[test]
     fn labels_tell_processes_threads_and_cgroups_apart() {
-        use crate::aggregate::{Row, Series};
-        let mut r = Row::new(0, Some(7), Some("ca\tt".into()), Series::default());
+        use crate::aggregate::{Row, RowKey, Series};
+        let row = |nr, key| Row::new(nr, key, Series::default());
+        let comm = Some("ca\tt".to_string());
+        let r = row(
+            0,
+            RowKey::Process {
+                pid: 7,
+                comm: comm.clone(),
+            },
+        );
         assert_eq!(row_label(&r), "read ca\\x09t[7]");
-        r.tid = Some(8);
+        let r = row(
+            0,
+            RowKey::Thread {
+                pid: 7,
+                tid: 8,
+                comm,
+            },
+        );
         assert_eq!(row_label(&r), "read ca\\x09t[7] tid 8");
-        let mut c = Row::new(1, None, None, Series::default());
-        c.cgroup = Some("system.slice/x".into());
-        assert_eq!(row_label(&c), "write system.slice/x");
-        c.cgroup = Some(String::new());
-        assert_eq!(row_label(&c), "write /");
-        let mut o = Row::new(1, None, Some("other".into()), Series::default());
-        o.other = true;
-        assert_eq!(row_label(&o), "write other");
+        let cgroup = |p: &str| row(1, RowKey::Cgroup { path: p.into() });
+        assert_eq!(row_label(&cgroup("system.slice/x")), "write system.slice/x");
+        assert_eq!(row_label(&cgroup("")), "write /");
+        assert_eq!(row_label(&row(1, RowKey::Other)), "write other");
+        assert_eq!(row_label(&row(1, RowKey::Syscall)), "write");
     }
 
     #[test]

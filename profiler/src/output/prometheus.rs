@@ -16,7 +16,8 @@
 //! - `syslat_syscall_errors_total{syscall,errno[,comm]}`;
 //!
 //! With `--by container`, `container_id`, `container_name` and `pod_uid` stand where
-//! `comm` does.
+//! `comm` does; with rows by cgroup, `cgroup` (its path). Rows folded by `--max-keys`
+//! have `other` there.
 //! - `syslat_events_lost_total{reason}` (`dropped`: event buffer full, `untimed`: no slot),
 //!   `syslat_events_unpaired_total`;
 //! - `syslat_self_cpu_seconds_total`, `syslat_self_resident_memory_bytes`,
@@ -41,7 +42,7 @@ use prometheus_client::{
     registry::{Registry, Unit},
 };
 
-use crate::aggregate::{GroupBy, LatencyHist, Row, Series, Snapshot};
+use crate::aggregate::{GroupBy, LatencyHist, Row, RowKey, Series, Snapshot};
 
 /// Histogram bucket upper bounds in seconds: 1, 2.5, 5 per decade from 1 µs to 10 s
 /// (literals, so they print exactly). A call is put in a bucket by its HdrHistogram
@@ -82,12 +83,16 @@ struct SnapshotCollector {
     native: bool,
 }
 
-/// The label set of a row: `syscall`, then `comm` (rows of processes) or `container_id`,
-/// `container_name`, `pod_uid` (by container; the host row has `container_id=""`,
-/// `container_name="-"`), each `other` when `folded` (the cardinality cap). Values are
-/// raw: the text encoder escapes `\\`, `"` and newlines, protobuf needs nothing.
+/// The label set of a row, from its key: `syscall`, then `comm` (rows of processes and
+/// threads), `cgroup` (by cgroup), or `container_id`, `container_name`, `pod_uid` (by
+/// container; the host row has `container_id=""`, `container_name="-"`). A row folded by
+/// `--max-keys`, or by the series cap when `folded`, has `other` in each (and an empty
+/// `pod_uid`). Values are raw: the text encoder escapes `\\`, `"` and newlines, protobuf
+/// needs nothing.
 fn labels_of(row: &Row, group: GroupBy, folded: bool) -> Vec<(String, String)> {
     let pair = |k: &str, v: &str| (k.to_string(), v.to_string());
+    let syscall = if folded { "other" } else { &row.syscall };
+    let folded = folded || row.key.is_other();
     let other = |v: &str| {
         if folded {
             "other".to_string()
@@ -95,21 +100,32 @@ fn labels_of(row: &Row, group: GroupBy, folded: bool) -> Vec<(String, String)> {
             v.to_string()
         }
     };
-    let mut labels = vec![pair("syscall", &other(&row.syscall))];
-    if group == GroupBy::Container {
-        let (id, name, pod) = match &row.container {
-            Some(c) => (
-                c.id.as_str(),
-                c.name.as_str(),
-                c.pod_uid.as_deref().unwrap_or(""),
-            ),
-            None => ("other", "other", ""),
-        };
-        labels.push(pair("container_id", &other(id)));
-        labels.push(pair("container_name", &other(name)));
-        labels.push(pair("pod_uid", if folded { "" } else { pod }));
-    } else if row.pid.is_some() {
-        labels.push(pair("comm", &other(row.comm.as_deref().unwrap_or("?"))));
+    let mut labels = vec![pair("syscall", syscall)];
+    match (group, &row.key) {
+        (GroupBy::Syscall, _) => {}
+        (GroupBy::Process | GroupBy::Thread, k) => {
+            labels.push(pair("comm", &other(k.comm().unwrap_or("?"))));
+        }
+        (GroupBy::Cgroup, k) => {
+            let path = match k {
+                RowKey::Cgroup { path } => path.as_str(),
+                _ => "",
+            };
+            labels.push(pair("cgroup", &other(path)));
+        }
+        (GroupBy::Container, k) => {
+            let (id, name, pod) = match k {
+                RowKey::Container(c) => (
+                    c.id.as_str(),
+                    c.name.as_str(),
+                    c.pod_uid.as_deref().unwrap_or(""),
+                ),
+                _ => ("", "", ""),
+            };
+            labels.push(pair("container_id", &other(id)));
+            labels.push(pair("container_name", &other(name)));
+            labels.push(pair("pod_uid", if folded { "" } else { pod }));
+        }
     }
     labels
 }
@@ -840,6 +856,56 @@ mod tests {
             "{text}"
         );
         assert!(!text.contains("comm="), "{text}");
+    }
+
+    #[test]
+    fn by_cgroup_and_folded_rows_keep_their_labels() {
+        // On main a cgroup row had the syscall label only: every cgroup merged into one
+        // series, and --max-keys' other rows lost their comm.
+        let mut a = Aggregator::with_max_keys(GroupBy::Cgroup, 2);
+        for cg in [1u32, 2, 2, 3] {
+            a.record(&SyscallEvent {
+                duration_ns: 1_000,
+                tgid: 7,
+                tid: 7,
+                cgroup: cg,
+                ..SyscallEvent::default()
+            });
+        }
+        let snap = a.snapshot(0, 0, LossCounters::default(), &|k| {
+            Some(format!("system.slice/s{k}.service"))
+        });
+        let text = text(&snap, Format::Text, 100);
+        let count = |labels: &str| format!("syslat_syscall_duration_seconds_count{{{labels}}}");
+        for (labels, n) in [
+            (r#"syscall="read",cgroup="system.slice/s1.service""#, 1),
+            (r#"syscall="read",cgroup="system.slice/s2.service""#, 2),
+            (r#"syscall="read",cgroup="other""#, 1),
+        ] {
+            assert!(
+                text.contains(&format!("{} {n}\n", count(labels))),
+                "{labels}: {text}"
+            );
+        }
+        let mut a = Aggregator::with_max_keys(GroupBy::Process, 1);
+        for pid in [1u32, 2] {
+            a.record(&SyscallEvent {
+                duration_ns: 1_000,
+                tgid: pid,
+                tid: pid,
+                ..SyscallEvent::default()
+            });
+        }
+        let snap = a.snapshot(0, 0, LossCounters::default(), &|_| Some("app".into()));
+        let text = self::text(&snap, Format::Text, 100);
+        assert!(
+            text.contains(&format!("{} 1\n", count(r#"syscall="read",comm="other""#))),
+            "{text}"
+        );
+        assert!(
+            text.contains(&format!("{} 1\n", count(r#"syscall="read",comm="app""#))),
+            "{text}"
+        );
     }
 
     #[test]

@@ -512,7 +512,7 @@ mod tests {
         for v in vals {
             s.record(v, None);
         }
-        Row::new(0, None, None, s)
+        Row::new(0, crate::aggregate::RowKey::Syscall, s)
     }
 
     #[test]

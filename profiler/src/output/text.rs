@@ -4,9 +4,44 @@
 use std::fmt::Write as _;
 
 use crate::{
-    aggregate::{GroupBy, Snapshot},
+    aggregate::{GroupBy, RowKey, Snapshot},
     units::fmt_ns,
 };
+
+/// The headers of the key columns of a table of rows keyed by `group`.
+fn key_header(group: GroupBy) -> &'static [&'static str] {
+    match group {
+        GroupBy::Syscall => &[],
+        GroupBy::Process => &["PID", "COMM"],
+        GroupBy::Thread => &["PID", "COMM", "TID"],
+        GroupBy::Cgroup => &["CGROUP"],
+        GroupBy::Container => &["CONTAINER", "NAME", "IMAGE"],
+    }
+}
+
+/// The key columns of a row in a table of rows keyed by `group` (see the header):
+/// PID COMM [TID], CGROUP, or CONTAINER NAME IMAGE; a folded row is named `other`.
+fn key_cells(key: &RowKey, group: GroupBy) -> Vec<String> {
+    let other = || "other".to_string();
+    let comm = |c: Option<&str>| c.map_or_else(|| "?".into(), escape);
+    match (group, key) {
+        (GroupBy::Syscall, _) => vec![],
+        (GroupBy::Process, RowKey::Process { pid, comm: c }) => {
+            vec![pid.to_string(), comm(c.as_deref())]
+        }
+        (GroupBy::Process, _) => vec![String::new(), other()],
+        (GroupBy::Thread, RowKey::Thread { pid, tid, comm: c }) => {
+            vec![pid.to_string(), comm(c.as_deref()), tid.to_string()]
+        }
+        (GroupBy::Thread, _) => vec![String::new(), other(), String::new()],
+        (GroupBy::Cgroup, RowKey::Cgroup { path }) => vec![escape(path)],
+        (GroupBy::Cgroup, _) => vec![other()],
+        (GroupBy::Container, RowKey::Container(c)) => {
+            vec![c.short_id().to_string(), escape(&c.name), escape(&c.image)]
+        }
+        (GroupBy::Container, _) => vec![String::new(), other(), String::new()],
+    }
+}
 
 /// Renders `snap` as a table. `limit` caps the number of rows (0: all).
 pub fn render(snap: &Snapshot, limit: usize) -> String {
@@ -20,14 +55,12 @@ pub const DEFAULT_PERCENTILES: &[f64] = &[50.0, 90.0, 99.0, 99.9];
 pub fn render_percentiles(snap: &Snapshot, limit: usize, percentiles: &[f64]) -> String {
     let mut out = String::new();
     let by_proc = matches!(snap.group, GroupBy::Process | GroupBy::Thread);
-    let by_cgroup = snap.group == GroupBy::Cgroup;
-    let by_thread = snap.group == GroupBy::Thread;
     let by_container = snap.group == GroupBy::Container;
     let pods = by_container
         && snap
             .rows
             .iter()
-            .any(|r| r.container.as_ref().is_some_and(|c| c.pod_uid.is_some()));
+            .any(|r| matches!(&r.key, RowKey::Container(c) if c.pod_uid.is_some()));
     let calls = snap.total_calls();
     let _ = writeln!(
         out,
@@ -42,19 +75,7 @@ pub fn render_percentiles(snap: &Snapshot, limit: usize, percentiles: &[f64]) ->
         },
     );
     let mut table: Vec<Vec<String>> = Vec::new();
-    let mut header = vec![];
-    if by_proc {
-        header.extend(["PID", "COMM"]);
-    }
-    if by_thread {
-        header.push("TID");
-    }
-    if by_cgroup {
-        header.push("CGROUP");
-    }
-    if by_container {
-        header.extend(["CONTAINER", "NAME", "IMAGE"]);
-    }
+    let mut header = key_header(snap.group).to_vec();
     if pods {
         header.push("POD");
     }
@@ -71,39 +92,12 @@ pub fn render_percentiles(snap: &Snapshot, limit: usize, percentiles: &[f64]) ->
     };
     for row in &snap.rows[..rows] {
         let st = row.stats();
-        let mut cells = vec![];
-        if by_proc {
-            cells.push(row.pid.map(|p| p.to_string()).unwrap_or_default());
-            cells.push(row.comm.as_deref().map_or_else(|| "?".into(), escape));
-        }
-        if by_thread {
-            cells.push(row.tid.map(|t| t.to_string()).unwrap_or_default());
-        }
-        if by_cgroup {
-            cells.push(
-                row.cgroup
-                    .as_deref()
-                    .or(row.comm.as_deref())
-                    .map(escape)
-                    .unwrap_or_default(),
-            );
-        }
-        if by_container {
-            match &row.container {
-                Some(c) => {
-                    cells.push(c.short_id().to_string());
-                    cells.push(escape(&c.name));
-                    cells.push(escape(&c.image));
-                }
-                None => cells.extend([
-                    String::new(),
-                    escape(row.comm.as_deref().unwrap_or("other")),
-                    String::new(),
-                ]),
-            }
-        }
+        let mut cells = key_cells(&row.key, snap.group);
         if pods {
-            let pod = row.container.as_ref().and_then(|c| c.pod_uid.as_deref());
+            let pod = match &row.key {
+                RowKey::Container(c) => c.pod_uid.as_deref(),
+                _ => None,
+            };
             cells.push(pod.unwrap_or("").to_string());
         }
         cells.push(row.syscall.clone());
@@ -119,14 +113,8 @@ pub fn render_percentiles(snap: &Snapshot, limit: usize, percentiles: &[f64]) ->
         cells.push(fmt_ns(row.runq_percentile(99.0)));
         table.push(cells);
     }
-    let text_cols = if by_proc { 3 } else { 1 };
-    let text_cols = if by_thread { 4 } else { text_cols };
-    let text_cols = if by_cgroup { 2 } else { text_cols };
-    let text_cols = if by_container {
-        4 + usize::from(pods)
-    } else {
-        text_cols
-    };
+    // The key columns and the syscall are text (left-aligned).
+    let text_cols = key_header(snap.group).len() + usize::from(pods) + 1;
     write_table(&mut out, &table, text_cols);
     if rows < snap.rows.len() {
         let _ = writeln!(out, "... {} more rows", snap.rows.len() - rows);

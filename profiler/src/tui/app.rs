@@ -240,7 +240,11 @@ impl App {
         };
         let (rows, snap): (Vec<&crate::aggregate::Row>, &Snapshot) = match self.mode {
             Mode::DrillProcess(pid) => (
-                procs.rows.iter().filter(|r| r.pid == Some(pid)).collect(),
+                procs
+                    .rows
+                    .iter()
+                    .filter(|r| r.key.pid() == Some(pid))
+                    .collect(),
                 procs,
             ),
             _ => (sys.rows.iter().collect(), sys),
@@ -308,7 +312,7 @@ impl App {
         let mut by_pid: std::collections::BTreeMap<u32, ProcessRow> = Default::default();
         let mut worst: std::collections::HashMap<u32, u64> = Default::default();
         for r in &procs.rows {
-            let Some(pid) = r.pid else { continue };
+            let Some(pid) = r.key.pid() else { continue };
             if let Mode::DrillSyscall(nr) = self.mode
                 && r.nr != nr
             {
@@ -316,7 +320,7 @@ impl App {
             }
             let e = by_pid.entry(pid).or_insert_with(|| ProcessRow {
                 pid,
-                comm: r.comm.clone().unwrap_or_else(|| "?".into()),
+                comm: r.key.comm().unwrap_or("?").to_string(),
                 calls_per_s: 0.0,
                 errors_per_s: 0.0,
                 total_ns: 0,
