@@ -177,8 +177,10 @@ pub struct EnterState {
     pub regs: u64,
     /// `bpf_ktime_get_ns` when the task was switched out; 0 while on CPU.
     pub off_ts: u64,
-    /// Explicit padding.
-    pub _pad: u64,
+    /// The target set's generation under which the task was found targeted at the switch
+    /// out (`u64::MAX`: not known): while it is unchanged, the switch in can tell the CPU's
+    /// identity memo who the task is.
+    pub generation: u64,
     /// The first three syscall arguments, saved only when the slow-call log is on.
     pub args: [u64; 3],
     /// The call's time off CPU so far, in `blocked_ns` (split at the return: see

@@ -10,10 +10,15 @@
 //! an exec (may change the pid and, with `--comm`, the target set) and any task exit (its
 //! stack, and so its `regs` address, may be reused by a new task).
 
+use core::sync::atomic::{Ordering, compiler_fence};
+
 use aya_ebpf::helpers::bpf_get_current_pid_tgid;
 use profiler_common::filter_mode;
 
-use crate::maps::{FILTER_MODE, GENERATION, SELF_TGID, TGID_BITS, constant};
+use crate::{
+    cpu::CpuState,
+    maps::{FILTER_MODE, GENERATION, SELF_TGID, TGID_BITS, constant},
+};
 
 /// One CPU's memo (part of `cpu::CpuState`).
 #[repr(C)]
@@ -29,9 +34,14 @@ pub(crate) struct Identity {
 }
 
 /// The current task's `pid_tgid` when it is targeted. `regs` is the tracepoint's first
-/// argument; `memo` is this CPU's.
+/// argument; the memo is this CPU's.
+///
+/// Since 6.14 a syscall program may be preempted, and another task's program may then use
+/// and rewrite the memo on this CPU (see `cpu.rs`). So the memo is rewritten with `regs`
+/// cleared first and set last, and the callers check this CPU's switch count around their
+/// whole run: one that moved forgets the memo ([`forget`]) and identifies the task again.
 #[inline(always)]
-pub(crate) fn targeted_task(memo: &mut Identity, regs: u64) -> Option<u64> {
+pub(crate) fn targeted_task(cpu: &mut CpuState, regs: u64) -> Option<u64> {
     if constant(&FILTER_MODE) == filter_mode::CGROUP {
         // A task can move between cgroups without any event the memo would see.
         let pid_tgid = bpf_get_current_pid_tgid();
@@ -39,18 +49,55 @@ pub(crate) fn targeted_task(memo: &mut Identity, regs: u64) -> Option<u64> {
     }
     // The generation is read before the target set, so an answer computed from an older set
     // is stored under an older generation and never reused.
-    // SAFETY: a valid, aligned global; volatile because other CPUs and user space update it.
-    let generation = unsafe { core::ptr::read_volatile(&raw const GENERATION) };
+    let generation = generation();
+    let memo = &mut cpu.who;
     if memo.regs == regs && memo.generation == generation {
         return (memo.targeted != 0).then_some(memo.pid_tgid);
     }
     let pid_tgid = bpf_get_current_pid_tgid();
     let yes = targeted(pid_tgid);
-    memo.regs = regs;
+    remember(memo, regs, generation, pid_tgid, yes);
+    yes.then_some(pid_tgid)
+}
+
+/// Empties this CPU's memo (after a preemption made it untrustworthy).
+#[inline(always)]
+pub(crate) fn forget(cpu: &mut CpuState) {
+    cpu.who.regs = 0;
+}
+
+/// The global generation of the target set.
+#[inline(always)]
+pub(crate) fn generation() -> u64 {
+    // SAFETY: a valid, aligned global; volatile because other CPUs and user space update it.
+    unsafe { core::ptr::read_volatile(&raw const GENERATION) }
+}
+
+/// Stores an identification in `memo`: `regs` cleared first and set last, so a memo caught
+/// half-written never matches.
+#[inline(always)]
+pub(crate) fn remember(memo: &mut Identity, regs: u64, generation: u64, pid_tgid: u64, yes: bool) {
+    memo.regs = 0;
+    compiler_fence(Ordering::SeqCst);
     memo.generation = generation;
     memo.pid_tgid = pid_tgid;
     memo.targeted = u64::from(yes);
-    yes.then_some(pid_tgid)
+    compiler_fence(Ordering::SeqCst);
+    memo.regs = regs;
+}
+
+/// Whether the task `task` (BTF-typed; `sched_switch`'s `prev`) is targeted, by direct
+/// loads of its ids, where that needs no helper (`None` with `--cgroup`).
+#[inline(always)]
+pub(crate) fn task_targeted(task: *const u8) -> Option<bool> {
+    use crate::maps::{OFF_TASK_PID, OFF_TASK_TGID};
+    let tgid: u32 = crate::task_field(task, constant(&OFF_TASK_TGID));
+    match constant(&FILTER_MODE) {
+        filter_mode::ALL => Some(tgid != constant(&SELF_TGID)),
+        filter_mode::TIDS => Some(bit(crate::task_field(task, constant(&OFF_TASK_PID)))),
+        filter_mode::CGROUP => None,
+        _ => Some(bit(tgid)),
+    }
 }
 
 /// Invalidates every CPU's memo. Called after the change it announces.

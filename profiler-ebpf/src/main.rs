@@ -86,28 +86,42 @@ fn sys_enter(ctx: RawTracePointContext) -> i32 {
         return 0;
     };
     let id: i64 = ctx.arg(1);
-    let pid_tgid = match targeted_task(&mut cpu.who, regs) {
+    let switches = cpu::switches(cpu);
+    compiler_fence(Ordering::SeqCst);
+    if !enter(cpu, regs, id, true) {
+        return 0;
+    }
+    compiler_fence(Ordering::SeqCst);
+    if cpu::switches(cpu) != switches {
+        // Preempted meanwhile (preemptible kernels since 6.14): the memo may be another
+        // task's, and a switch out and back may have moved a half-written slot and put it
+        // back. Identify the task again and write the slot again whole; the call starts now.
+        identity::forget(cpu);
+        if !enter(cpu, regs, id, false) && cpu.open.regs == regs {
+            cpu.open.regs = 0;
+        }
+    }
+    0
+}
+
+/// Opens the call of the current task (its `regs`) on this CPU when the task is targeted;
+/// false when it is not. `first`: the program's first attempt (not a retry).
+#[inline(always)]
+fn enter(cpu: &mut cpu::CpuState, regs: u64, id: i64, first: bool) -> bool {
+    let pid_tgid = match targeted_task(cpu, regs) {
         Some(p) => p,
         // With `--comm`, an exec may bring this process into the target set: time the
         // exec from its start (rare: exec calls of untargeted processes only).
         None if constant(&NCOMMS) != 0 && is_exec(id) => bpf_get_current_pid_tgid(),
-        None => return 0,
+        None => return false,
     };
-    if cpu.open.regs != 0 {
+    if first && cpu.open.regs != 0 {
         // This task's previous call never returned (or, if the invariant were broken,
         // another task's call would be lost here).
         bump(counter::STALE);
     }
-    let switches = cpu::switches(cpu);
     open_call(cpu, regs, id, pid_tgid as u32);
-    compiler_fence(Ordering::SeqCst);
-    if cpu::switches(cpu) != switches {
-        // Preempted between the stores (preemptible kernels since 6.14): a switch out and
-        // back may have moved a half-written slot and put it back. Write it again whole;
-        // the call starts now.
-        open_call(cpu, regs, id, pid_tgid as u32);
-    }
-    0
+    true
 }
 
 /// Writes the open call of `id` by thread `tid` into this CPU's slot, `regs` last.
@@ -148,7 +162,9 @@ fn sys_exit(ctx: RawTracePointContext) -> i32 {
     let Some(cpu) = this_cpu() else {
         return 0;
     };
-    let Some(pid_tgid) = targeted_task(&mut cpu.who, regs) else {
+    let switches = cpu::switches(cpu);
+    compiler_fence(Ordering::SeqCst);
+    let Some(mut pid_tgid) = targeted_task(cpu, regs) else {
         if constant(&NCOMMS) != 0 && cpu.open.regs == regs {
             // An exec timed at enter that did not bring its process into the target set
             // (it failed, or the new name is not one of the names): not a call of ours.
@@ -156,20 +172,26 @@ fn sys_exit(ctx: RawTracePointContext) -> i32 {
         }
         return 0;
     };
-    let tgid = (pid_tgid >> 32) as u32;
     // SAFETY: helper with no arguments.
     let now = unsafe { bpf_ktime_get_ns() };
-    let (ts, mut nr, args, mut anatomy) = if cpu.open.regs == regs {
-        // Returned on the CPU where it began or, after a switch, where it was moved back.
-        let switches = cpu::switches(cpu);
-        compiler_fence(Ordering::SeqCst);
-        let mut copy = (cpu.open.ts, cpu.open.nr, cpu.open.args, cpu.open.anatomy);
-        compiler_fence(Ordering::SeqCst);
-        if cpu::switches(cpu) != switches {
-            // Preempted during the copy (since 6.14): the call was moved out and back in
-            // meanwhile, with its time off CPU; copy it again.
-            copy = (cpu.open.ts, cpu.open.nr, cpu.open.args, cpu.open.anatomy);
-        }
+    // Returned on the CPU where it began or, after a switch, where it was moved back.
+    let mut here = cpu.open.regs == regs;
+    let mut copy = (cpu.open.ts, cpu.open.nr, cpu.open.args, cpu.open.anatomy);
+    compiler_fence(Ordering::SeqCst);
+    if cpu::switches(cpu) != switches {
+        // Preempted meanwhile (since 6.14): the memo may be another task's, and the call
+        // may have been moved out and back in with its time off CPU. Identify the task
+        // again and copy again.
+        identity::forget(cpu);
+        let Some(p) = targeted_task(cpu, regs) else {
+            return 0;
+        };
+        pid_tgid = p;
+        here = cpu.open.regs == regs;
+        copy = (cpu.open.ts, cpu.open.nr, cpu.open.args, cpu.open.anatomy);
+    }
+    let tgid = (pid_tgid >> 32) as u32;
+    let (ts, mut nr, args, mut anatomy) = if here {
         // Cleared after the copy: a switch before this line moves the whole call out and
         // back (the slot is the task's again when it runs here).
         compiler_fence(Ordering::SeqCst);
@@ -404,6 +426,12 @@ fn sched_switch(ctx: BtfTracePointContext) -> i32 {
     }
     // All of the time off CPU, split at the return.
     slot.anatomy.blocked_ns += now.saturating_sub(slot.off_ts);
+    if slot.generation == identity::generation() {
+        // Its first exit here then finds it in the memo, without a helper call.
+        let tgid: u32 = task_field(next, constant(&OFF_TASK_TGID));
+        let pid_tgid = (u64::from(tgid) << 32) | u64::from(slot.tid);
+        identity::remember(&mut cpu.who, slot.regs, slot.generation, pid_tgid, true);
+    }
     let open = &mut cpu.open;
     open.ts = slot.ts;
     open.tid = slot.tid;
@@ -439,6 +467,11 @@ fn switch_out(ctx: &BtfTracePointContext, open: &mut cpu::OpenCall, now: u64) {
         bump(counter::STALE);
         return;
     }
+    // Read before the target set, as the memo's generation is (`identity.rs`).
+    let generation = match identity::generation() {
+        g if identity::task_targeted(prev) == Some(true) => g,
+        _ => u64::MAX,
+    };
     let preempt: u64 = ctx.arg(0);
     // Preempted, or yielded while running (`TASK_RUNNING` is 0): an involuntary switch.
     // The low 32 bits of `state` (a long before 5.14) hold the same value on little-endian.
@@ -476,7 +509,7 @@ fn switch_out(ctx: &BtfTracePointContext, open: &mut cpu::OpenCall, now: u64) {
         tid: open.tid,
         regs,
         off_ts: now,
-        _pad: 0,
+        generation,
         args: open.args,
         anatomy,
     };

@@ -23,7 +23,7 @@ const FORK_MARKER: EnterState = EnterState {
     tid: 0,
     regs: 0,
     off_ts: 0,
-    _pad: 0,
+    generation: u64::MAX,
     args: [0; 3],
     anatomy: Anatomy {
         kind: 0,
