@@ -167,13 +167,13 @@ impl Collector {
         let dur = now.duration_since(self.interval_start);
         let loss = self.trace.loss();
         let interval_loss = loss.since(&self.loss_before);
-        let names = self.trace.key_names(GroupBy::Process);
-        let name = |k: u32| names.get(&k).cloned();
+        let interval_stacks = self.trace.stacks().map(|s| s.take());
+        let names = self.trace.namer(GroupBy::Process);
+        let name = |k: u32| names.name(k);
         let start = self.trace.start_unix_ns;
         let up = self.trace.elapsed();
         let cpu = self_cpu_seconds();
         let calls = part.events().max(1);
-        let interval_stacks = self.trace.stacks().map(|s| s.take());
         if let Some(i) = &interval_stacks {
             self.total_stacks
                 .get_or_insert_with(StackSet::default)
