@@ -307,7 +307,8 @@ impl Aggregator {
                     .unwrap_or_else(|| "?".into());
                 let next_id = &mut r.next_id;
                 let p = r.parked.entry(label.clone()).or_insert_with(|| {
-                    *next_id = next_id.wrapping_add(1);
+                    // Never OTHER's tgid (the count starts over after 2^32 - 1 names).
+                    *next_id = next_id.wrapping_add(1) % OTHER;
                     Parked {
                         id: *next_id,
                         seen: 1,
@@ -787,7 +788,7 @@ mod tests {
         let mut by_name: std::collections::BTreeMap<String, u64> = Default::default();
         for r in &s.rows {
             *by_name
-                .entry(r.comm.clone().unwrap_or_default())
+                .entry(r.key.comm().unwrap_or_default().to_string())
                 .or_default() += r.series.count();
         }
         by_name.into_iter().collect()
@@ -839,7 +840,7 @@ mod tests {
         // The slots freed: new processes are admitted, not folded (the cap is 4).
         a.fold(&[ev(4, 0, 10, 0), ev(5, 0, 10, 0), ev(6, 0, 10, 0)]);
         let s = a.snapshot(0, 0, LossCounters::default(), &live);
-        assert!(s.rows.iter().all(|r| !r.other) && s.folded_keys == 0);
+        assert!(s.rows.iter().all(|r| !r.key.is_other()) && s.folded_keys == 0);
     }
 
     #[test]
@@ -886,7 +887,7 @@ mod tests {
         let mut names: Vec<(String, u64)> = s
             .rows
             .iter()
-            .map(|r| (r.comm.clone().unwrap(), r.series.total_ns))
+            .map(|r| (r.key.comm().unwrap().to_string(), r.series.total_ns))
             .collect();
         names.sort();
         assert_eq!(names, vec![("first".into(), 10), ("second".into(), 20)]);
