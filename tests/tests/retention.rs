@@ -7,22 +7,23 @@
 )]
 
 use std::{
-    io::{BufRead, BufReader, Read, Write},
-    net::TcpStream,
+    io::{BufRead, BufReader},
     process::Stdio,
 };
 
-use tests::{Reaped, syslat};
+use tests::{
+    Reaped,
+    prometheus::{free_port, http_get},
+    syslat,
+};
 
 const WORKLOAD: &str = env!("CARGO_BIN_EXE_workload");
 
 /// The body of one text scrape of `/metrics`.
-fn scrape(addr: &str) -> String {
-    let mut s = TcpStream::connect(addr).unwrap();
-    write!(s, "GET /metrics HTTP/1.1\r\nHost: {addr}\r\n\r\n").unwrap();
-    let mut resp = String::new();
-    s.read_to_string(&mut resp).unwrap();
-    resp.split_once("\r\n\r\n").unwrap().1.to_string()
+fn scrape(port: u16) -> String {
+    let (status, body) = http_get(port, "/metrics").unwrap();
+    assert!(status.contains("200"), "{status}");
+    body
 }
 
 /// The value of the sample whose line starts with `prefix`, if there is one.
@@ -38,13 +39,14 @@ fn getppid_count(comm: &str) -> String {
 
 #[test]
 fn exited_processes_are_scraped_twice_then_dropped() {
-    let addr = "127.0.0.1:19893";
+    let port = free_port();
+    let addr = format!("127.0.0.1:{port}");
     // Three children named c0, c1, c2 make 250 getppid calls each and exit; then the
     // shell says so and waits (live) with the workload at its gate.
     let script = format!("{WORKLOAD} named-children 3 250; echo done; {WORKLOAD} gate");
     let mut srv = Reaped(
         syslat(&[
-            "serve", "--by", "process", "--listen", addr, "--", "sh", "-c", &script,
+            "serve", "--by", "process", "--listen", &addr, "--", "sh", "-c", &script,
         ])
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
@@ -65,7 +67,7 @@ fn exited_processes_are_scraped_twice_then_dropped() {
     let traced = "syslat_traced_syscalls_total ";
     let mut totals = Vec::new();
     for k in 1..=2 {
-        let text = scrape(addr);
+        let text = scrape(port);
         for c in ["c0", "c1", "c2"] {
             assert_eq!(
                 sample(&text, &getppid_count(c)),
@@ -75,7 +77,7 @@ fn exited_processes_are_scraped_twice_then_dropped() {
         }
         totals.push(sample(&text, traced).unwrap());
     }
-    let text = scrape(addr);
+    let text = scrape(port);
     for c in ["c0", "c1", "c2"] {
         assert!(
             !text.contains(&format!(r#"comm="{c}""#)),

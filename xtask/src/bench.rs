@@ -350,6 +350,13 @@ fn serve_rss(syslat: &Path, workload: &Path, n: u32, calls: u32) -> Result<(u64,
         }
         Ok((peak, secs.unwrap_or(0.0)))
     })();
+    end_served(&mut srv)?;
+    result
+}
+
+/// Ends a `serve` of a command waiting at its gate: closes its stdin (the gate opens, the
+/// command exits, serve ends with it), killing it after 10 s.
+fn end_served(srv: &mut Child) -> Result<()> {
     drop(srv.stdin.take());
     let deadline = Instant::now() + Duration::from_secs(10);
     while srv.try_wait()?.is_none() {
@@ -358,7 +365,7 @@ fn serve_rss(syslat: &Path, workload: &Path, n: u32, calls: u32) -> Result<(u64,
         }
         std::thread::sleep(Duration::from_millis(50));
     }
-    result
+    Ok(())
 }
 
 /// One text scrape of `/metrics` at `addr`: the response's bytes.
@@ -706,14 +713,7 @@ fn scrape_cost(syslat: &Path, workload: &Path) -> Result<String> {
             row[0].0, row[0].1, row[1].0, row[1].1
         ))
     })();
-    drop(srv.stdin.take());
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while srv.try_wait()?.is_none() {
-        if Instant::now() > deadline {
-            srv.kill()?;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    end_served(&mut srv)?;
     result
 }
 

@@ -742,18 +742,26 @@ mod tests {
         );
     }
 
-    #[test]
-    fn reused_pids_do_not_merge() {
-        let mut a = Aggregator::new(GroupBy::Process);
-        a.fold(&[ev(5, 0, 10, 0), exit(5, b"first"), ev(5, 0, 20, 0)]);
-        let s = a.snapshot(0, 0, LossCounters::default(), &|_| Some("second".into()));
+    /// (name, total ns) of each row of `s`, sorted.
+    fn comm_totals(s: &Snapshot) -> Vec<(String, u64)> {
         let mut names: Vec<(String, u64)> = s
             .rows
             .iter()
             .map(|r| (r.key.comm().unwrap().to_string(), r.series.total_ns))
             .collect();
         names.sort();
-        assert_eq!(names, vec![("first".into(), 10), ("second".into(), 20)]);
+        names
+    }
+
+    #[test]
+    fn reused_pids_do_not_merge() {
+        let mut a = Aggregator::new(GroupBy::Process);
+        a.fold(&[ev(5, 0, 10, 0), exit(5, b"first"), ev(5, 0, 20, 0)]);
+        let s = a.snapshot(0, 0, LossCounters::default(), &|_| Some("second".into()));
+        assert_eq!(
+            comm_totals(&s),
+            vec![("first".into(), 10), ("second".into(), 20)]
+        );
     }
 
     #[test]
@@ -884,13 +892,10 @@ mod tests {
         assert_eq!(cur.generations.get(&5), Some(&1));
         total.merge(&part);
         let s = total.snapshot(0, 0, LossCounters::default(), &|_| Some("second".into()));
-        let mut names: Vec<(String, u64)> = s
-            .rows
-            .iter()
-            .map(|r| (r.key.comm().unwrap().to_string(), r.series.total_ns))
-            .collect();
-        names.sort();
-        assert_eq!(names, vec![("first".into(), 10), ("second".into(), 20)]);
+        assert_eq!(
+            comm_totals(&s),
+            vec![("first".into(), 10), ("second".into(), 20)]
+        );
     }
 
     #[test]
