@@ -58,7 +58,29 @@ pub(crate) struct BenchArgs {
     /// before/after comparison).
     #[arg(long)]
     syslat: Option<PathBuf>,
+    /// Run only one part: `cost` (syslat's CPU per traced call in each mode: record,
+    /// record --by process, top, serve) or `memory` (peak RSS with many short-lived
+    /// processes: record of 10,000, serve of 30,000 distinctly named ones).
+    #[arg(long, value_enum)]
+    only: Option<Part>,
 }
+
+/// A part of the bench that `--only` runs alone.
+#[derive(Clone, Copy, PartialEq, clap::ValueEnum)]
+pub(crate) enum Part {
+    /// syslat's CPU time per traced call, by mode.
+    Cost,
+    /// Peak RSS with many short-lived processes.
+    Memory,
+}
+
+/// The goal for syslat's CPU time per traced call in every mode, ns.
+const COST_GOAL_NS: f64 = 15.0;
+/// The goal for `serve`'s peak RSS at any number of processes, MiB.
+const SERVE_RSS_GOAL_MIB: f64 = 64.0;
+/// Distinctly named short-lived processes of the serve memory row, and calls of each.
+const SERVE_PROCESSES: u32 = 30_000;
+const SERVE_CALLS_EACH: u32 = 100;
 
 #[derive(Clone, Copy, PartialEq)]
 enum Setup {
@@ -70,6 +92,12 @@ enum Setup {
     SyslatPid,
     SyslatOther,
     SyslatStacks,
+    /// `record --by process -p` of the loop.
+    SyslatByProcess,
+    /// `top -b -p` of the loop (batch mode: the table printed every second).
+    SyslatTop,
+    /// `serve --by process -p` of the loop, scraped every second.
+    SyslatServe,
     Bpftrace,
     Syscount,
     PerfTrace,
@@ -89,6 +117,9 @@ impl Setup {
             Setup::SyslatPid => "`syslat record -p` (the loop)",
             Setup::SyslatOther => "untargeted (`syslat record -p` of another process)",
             Setup::SyslatStacks => "`syslat record -p --stacks` (every call's stacks)",
+            Setup::SyslatByProcess => "`syslat record -p --by process` (the loop)",
+            Setup::SyslatTop => "`syslat top -b -p` (the loop, a table a second)",
+            Setup::SyslatServe => "`syslat serve --by process -p` (the loop, scraped every second)",
             Setup::Bpftrace => "bpftrace, tid-keyed hist one-liner",
             Setup::Syscount => "libbpf-tools `syscount -L -p`",
             Setup::PerfTrace => "`perf trace -s -p`",
@@ -141,6 +172,17 @@ pub(crate) fn run(root: &Path, args: &BenchArgs) -> Result<()> {
         workload: &workload,
         floor: &floor,
     };
+    match args.only {
+        Some(Part::Cost) => {
+            println!("{}", cost_table(&ctx, args));
+            return Ok(());
+        }
+        Some(Part::Memory) => {
+            println!("{}", memory_lines(&syslat, &workload));
+            return Ok(());
+        }
+        None => {}
+    }
     let samples = rounds(&ctx, &setups, args.rounds, "time-getppid", |s| {
         s.calls(args.calls)
     });
@@ -171,13 +213,8 @@ pub(crate) fn run(root: &Path, args: &BenchArgs) -> Result<()> {
     if args.idle_seconds > 0 {
         table.push_str(&idle_table(&syslat, args.idle_seconds));
     }
-    match rss_with_processes(&syslat, &workload, 10_000) {
-        Ok(kib) => table.push_str(&format!(
-            "\n`syslat record --by process` of 10,000 short-lived processes: peak RSS {:.1} MiB",
-            kib as f64 / 1024.0
-        )),
-        Err(e) => eprintln!("xtask bench: the memory run failed: {e:#}"),
-    }
+    table.push_str(&cost_table(&ctx, args));
+    table.push_str(&memory_lines(&syslat, &workload));
     match scrape_cost(&syslat, &workload) {
         Ok(line) => table.push_str(&line),
         Err(e) => eprintln!("xtask bench: the scrape run failed: {e:#}"),
@@ -187,6 +224,198 @@ pub(crate) fn run(root: &Path, args: &BenchArgs) -> Result<()> {
         write_readme(root, &table, args)?;
     }
     Ok(())
+}
+
+/// syslat's own CPU time per traced call in each mode (user + system time of the syslat
+/// process over the loop, divided by the loop's calls), medians of interleaved rounds (the
+/// machine may be shared: a median, not a mean, and the spread is said).
+fn cost_table(ctx: &Ctx<'_>, args: &BenchArgs) -> String {
+    let setups = [
+        Setup::SyslatPid,
+        Setup::SyslatByProcess,
+        Setup::SyslatTop,
+        Setup::SyslatServe,
+    ];
+    let samples = rounds(ctx, &setups, args.rounds, "time-getppid", |_| args.calls);
+    let mut t = format!(
+        "\n\nsyslat's CPU time per traced call (a getppid loop of {} calls; goal: at most \
+         {COST_GOAL_NS:.0} ns in every mode), medians of {} interleaved rounds\n\n\
+         | mode | syslat ns/call | min | max | calls/s traced | goal |\n|---|---:|---:|---:|---:|---|\n",
+        args.calls, args.rounds
+    );
+    for (s, row) in setups.iter().zip(&samples) {
+        let ns: Vec<f64> = row
+            .iter()
+            .flatten()
+            .filter_map(|x| x.cost)
+            .map(|c| c.0)
+            .collect();
+        let rate: Vec<f64> = row.iter().flatten().map(|x| 1e9 / x.ns.max(1e-9)).collect();
+        let lo = ns.iter().copied().fold(f64::INFINITY, f64::min);
+        let hi = ns.iter().copied().fold(0.0, f64::max);
+        match (median(ns.clone()), median(rate)) {
+            (Some(m), Some(r)) => t.push_str(&format!(
+                "| {} | {m:.1} | {lo:.1} | {hi:.1} | {:.2} M | {} |\n",
+                s.label(),
+                r / 1e6,
+                if m <= COST_GOAL_NS { "met" } else { "not met" }
+            )),
+            _ => t.push_str(&format!("| {} | failed | | | | |\n", s.label())),
+        }
+    }
+    t
+}
+
+/// Peak RSS with many short-lived processes: `record --by process` of 10,000 (forks), and
+/// `serve --by process` of [`SERVE_PROCESSES`] distinctly named ones, scraped every second.
+fn memory_lines(syslat: &Path, workload: &Path) -> String {
+    let mut t = String::new();
+    eprintln!("xtask bench: peak RSS, record of 10,000 short-lived processes");
+    match rss_with_processes(syslat, workload, 10_000) {
+        Ok(kib) => t.push_str(&format!(
+            "\n`syslat record --by process` of 10,000 short-lived processes: peak RSS {:.1} MiB",
+            kib as f64 / 1024.0
+        )),
+        Err(e) => eprintln!("xtask bench: the memory run failed: {e:#}"),
+    }
+    eprintln!("xtask bench: peak RSS, serve of {SERVE_PROCESSES} distinctly named processes");
+    match serve_rss(syslat, workload, SERVE_PROCESSES, SERVE_CALLS_EACH) {
+        Ok((kib, secs)) => {
+            let mib = kib as f64 / 1024.0;
+            t.push_str(&format!(
+                "\n`syslat serve --by process`, scraped every second, of {SERVE_PROCESSES} \
+                 short-lived processes of distinct names making {SERVE_CALLS_EACH} calls each \
+                 ({secs:.0} s): peak RSS {mib:.1} MiB (goal: at most {SERVE_RSS_GOAL_MIB:.0} \
+                 MiB, {})",
+                if mib <= SERVE_RSS_GOAL_MIB {
+                    "met"
+                } else {
+                    "not met"
+                }
+            ));
+        }
+        Err(e) => eprintln!("xtask bench: the serve memory run failed: {e:#}"),
+    }
+    t
+}
+
+/// Peak RSS (KiB) of `syslat serve --by process`, scraped every second, while `n`
+/// distinctly named children make `calls` getppid calls each and exit; and the seconds the
+/// children took.
+fn serve_rss(syslat: &Path, workload: &Path, n: u32, calls: u32) -> Result<(u64, f64)> {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port();
+    let addr = format!("127.0.0.1:{port}");
+    // The children first; the workload then waits at its gate, so the run's end is seen
+    // on its stdout ("done") while serve still holds whatever it keeps.
+    let script = format!(
+        "{w} named-children {n} {calls}; echo done; {w} gate",
+        w = workload.display()
+    );
+    let mut srv = started(
+        Command::new(syslat)
+            .args(["serve", "--by", "process", "--listen", &addr, "--"])
+            .args(["sh", "-c", &script])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped()),
+        "serving",
+    )?;
+    let t0 = Instant::now();
+    let out = srv.stdout.take().context("stdout")?;
+    let (done_tx, done_rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut line = String::new();
+        let _ = BufReader::new(out).read_line(&mut line);
+        let _ = done_tx.send(());
+    });
+    let result = (|| {
+        let mut peak = 0;
+        let mut secs = None;
+        // Two scrapes after the children are done: what serve keeps of exited processes.
+        let mut after = 0;
+        while after < 2 {
+            std::thread::sleep(Duration::from_secs(1));
+            scrape_text(&addr)?;
+            peak = peak.max(peak_rss_kib(srv.id()));
+            if secs.is_none() && done_rx.try_recv().is_ok() {
+                secs = Some(t0.elapsed().as_secs_f64());
+            }
+            if secs.is_some() {
+                after += 1;
+            }
+            if t0.elapsed() > Duration::from_secs(1800) {
+                bail!("the children did not finish in 30 minutes");
+            }
+        }
+        Ok((peak, secs.unwrap_or(0.0)))
+    })();
+    end_served(&mut srv)?;
+    result
+}
+
+/// Ends a `serve` of a command waiting at its gate: closes its stdin (the gate opens, the
+/// command exits, serve ends with it), killing it after 10 s.
+fn end_served(srv: &mut Child) -> Result<()> {
+    drop(srv.stdin.take());
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while srv.try_wait()?.is_none() {
+        if Instant::now() > deadline {
+            srv.kill()?;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    Ok(())
+}
+
+/// One text scrape of `/metrics` at `addr`: the response's bytes.
+fn scrape_text(addr: &str) -> Result<Vec<u8>> {
+    let mut s = std::net::TcpStream::connect(addr)?;
+    s.set_read_timeout(Some(Duration::from_secs(30)))?;
+    write!(s, "GET /metrics HTTP/1.1\r\nHost: {addr}\r\n\r\n")?;
+    let mut resp = Vec::new();
+    s.read_to_end(&mut resp)?;
+    Ok(resp)
+}
+
+/// A thread scraping `/metrics` every second until dropped (for the `serve` cost row).
+struct Scraper {
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Scraper {
+    fn start(addr: String) -> Self {
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let flag = stop.clone();
+        let thread = std::thread::spawn(move || {
+            while !flag.load(std::sync::atomic::Ordering::Relaxed) {
+                if let Err(e) = scrape_text(&addr) {
+                    eprintln!("\nxtask bench: a scrape failed: {e:#}");
+                }
+                // Sleep in steps, so dropping the scraper does not wait a whole second.
+                for _ in 0..10 {
+                    if flag.load(std::sync::atomic::Ordering::Relaxed) {
+                        break;
+                    }
+                    std::thread::sleep(Duration::from_millis(100));
+                }
+            }
+        });
+        Scraper {
+            stop,
+            thread: Some(thread),
+        }
+    }
+}
+
+impl Drop for Scraper {
+    fn drop(&mut self) {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
 }
 
 /// `rounds` interleaved rounds of workload step `step` under every setup (`calls(setup)`
@@ -241,6 +470,7 @@ impl Ctx<'_> {
         let pid = w.id().to_string();
         let mut other: Option<Child> = None;
         let mut floor: Option<Ebpf> = None;
+        let mut scraper: Option<Scraper> = None;
         let started: Result<Option<Child>> = (|| {
             Ok(match setup {
             Setup::Base => None,
@@ -261,6 +491,13 @@ impl Ctx<'_> {
             Setup::SyslatAll => Some(self.syslat(&[])?),
             Setup::SyslatPid => Some(self.syslat(&["-p", &pid])?),
             Setup::SyslatStacks => Some(self.syslat(&["-p", &pid, "--stacks"])?),
+            Setup::SyslatByProcess => Some(self.syslat(&["-p", &pid, "--by", "process"])?),
+            Setup::SyslatTop => Some(self.top(&pid)?),
+            Setup::SyslatServe => {
+                let (c, addr) = self.serve(&pid)?;
+                scraper = Some(Scraper::start(addr));
+                Some(c)
+            }
             Setup::SyslatOther => {
                 let o = Command::new("sleep").arg("600").spawn()?;
                 let t = self.syslat(&["-p", &o.id().to_string()])?;
@@ -299,13 +536,19 @@ impl Ctx<'_> {
         if let Some(t) = tracer.as_mut() {
             let is_syslat = matches!(
                 setup,
-                Setup::SyslatAll | Setup::SyslatPid | Setup::SyslatStacks
+                Setup::SyslatAll
+                    | Setup::SyslatPid
+                    | Setup::SyslatStacks
+                    | Setup::SyslatByProcess
+                    | Setup::SyslatTop
+                    | Setup::SyslatServe
             ) && step == "time-getppid";
             if is_syslat {
                 let cpu_ms = (cpu_ticks(t.id()) - before.unwrap_or(0)) as f64 * 10.0;
                 cost = Some((cpu_ms / calls as f64 * 1e6, peak_rss_kib(t.id())));
             }
         }
+        drop(scraper);
         // Closing its stdin opens the second gate.
         drop(gate);
         w.wait()?;
@@ -326,6 +569,40 @@ impl Ctx<'_> {
         }
         drop(floor);
         Ok(Sample { ns, cost })
+    }
+
+    /// `syslat top -b -p PID`, once it printed its first table (it says nothing on stderr
+    /// when it starts); its stdout is read and thrown away meanwhile.
+    fn top(&self, pid: &str) -> Result<Child> {
+        let mut c = Command::new(self.syslat)
+            .args(["top", "-b", "-p", pid])
+            .stdout(Stdio::piped())
+            .spawn()
+            .context("syslat top")?;
+        let mut out = BufReader::new(c.stdout.take().context("stdout")?);
+        let mut line = String::new();
+        out.read_line(&mut line)?;
+        if !line.starts_with("syslat top") {
+            let _ = c.kill();
+            let _ = c.wait();
+            bail!("syslat top did not start: {line}");
+        }
+        std::thread::spawn(move || std::io::copy(&mut out, &mut std::io::sink()));
+        Ok(c)
+    }
+
+    /// `syslat serve --by process -p PID` on a free port: the child and the address it serves.
+    fn serve(&self, pid: &str) -> Result<(Child, String)> {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")?
+            .local_addr()?
+            .port();
+        let addr = format!("127.0.0.1:{port}");
+        let c = started(
+            Command::new(self.syslat)
+                .args(["serve", "--by", "process", "-p", pid, "--listen", &addr]),
+            "serving",
+        )?;
+        Ok((c, addr))
     }
 
     fn syslat(&self, args: &[&str]) -> Result<Child> {
@@ -436,14 +713,7 @@ fn scrape_cost(syslat: &Path, workload: &Path) -> Result<String> {
             row[0].0, row[0].1, row[1].0, row[1].1
         ))
     })();
-    drop(srv.stdin.take());
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while srv.try_wait()?.is_none() {
-        if Instant::now() > deadline {
-            srv.kill()?;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    end_served(&mut srv)?;
     result
 }
 

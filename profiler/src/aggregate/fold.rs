@@ -5,8 +5,24 @@
 //! Per-process keys are bounded (`max_keys`): beyond the cap, calls fold into one exact
 //! `other` row per syscall. A process-exit record retires its pid: a later process that
 //! reuses the number gets a new generation, so two processes never merge.
+//!
+//! State stays bounded for an agent that runs for months. [`Aggregator::take`] moves the
+//! pid generations on rather than copying them, and the taken part keeps only the names
+//! and generations of its own keys. With a retention ([`Aggregator::retain_exited`],
+//! `serve`), [`Aggregator::expire`], run after each snapshot, moves the series of processes
+//! that exited into one set of rows per name (the rows a name labels keep the same sums, so
+//! no counter goes down), and drops a name's rows once they have been in `snapshots`
+//! snapshots since they last changed and no live process has the name; their pids'
+//! generations and names go with them. The per-syscall series are never dropped: they
+//! hold every call.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{HashMap as StdHashMap, HashSet as StdHashSet};
+
+/// The maps of the hot path hash with foldhash, not SipHash: their keys are pids and
+/// syscall numbers (no untrusted input picks them to collide), and SipHash was half the
+/// cost of a call by process. Still randomly seeded: code must not rely on hash order.
+type HashMap<K, V> = StdHashMap<K, V, foldhash::fast::RandomState>;
+type HashSet<K> = StdHashSet<K, foldhash::fast::RandomState>;
 
 use profiler_common::{Anatomy, MAX_SYSCALLS, SyscallEvent};
 
@@ -35,9 +51,15 @@ pub const DEFAULT_MAX_KEYS: usize = 10_000;
 
 /// tgid of the `other` rows.
 const OTHER: u32 = u32::MAX;
+/// The generation of the rows of exited processes merged by name (with a retention); their
+/// `tgid` is the name's parked id, not a pid.
+const PARKED: u32 = u32::MAX;
 /// The key (in place of a pid, cgroup or container key) whose calls always go to the
 /// `other` rows.
 pub const OTHER_KEY: u32 = OTHER;
+
+/// A key without its syscall: (tgid or cgroup, generation, tid).
+type Who = (u32, u32, u32);
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 struct Key {
@@ -64,6 +86,35 @@ pub struct Aggregator {
     /// Keys folded into `other` (distinct processes, threads or cgroups).
     folded: HashSet<(u32, u32, u32)>,
     events: u64,
+    /// The last caller resolved by [`Aggregator::record_call`]: its (tgid or cgroup, tid)
+    /// and the key prefix its calls go to (a run of calls from one thread costs one map
+    /// lookup each). Cleared whenever a generation or admission can change.
+    last: Option<((u32, u32), Who)>,
+    /// With a retention: see [`Aggregator::retain_exited`].
+    retention: Option<Retention>,
+}
+
+/// What a retention keeps (see [`Aggregator::retain_exited`]).
+#[derive(Debug, Default)]
+struct Retention {
+    /// Snapshots a name's parked rows stay in after they last changed.
+    snapshots: u32,
+    /// Processes (tgid, generation) that exited since the last [`Aggregator::expire`].
+    exited: Vec<(u32, u32)>,
+    /// The exited processes' rows, merged by name.
+    parked: HashMap<String, Parked>,
+    next_id: u32,
+}
+
+/// The rows of one name's exited processes.
+#[derive(Debug)]
+struct Parked {
+    /// Stands for the name in the rows' keys (`tgid`, with generation [`PARKED`]).
+    id: u32,
+    /// Snapshots taken since the rows last changed.
+    seen: u32,
+    /// The syscalls of its rows.
+    nrs: Vec<u32>,
 }
 
 impl Default for Aggregator {
@@ -85,13 +136,26 @@ impl Aggregator {
             group,
             max_keys,
             by_syscall: Vec::new(),
-            keyed: HashMap::new(),
-            admitted: HashSet::new(),
-            generations: HashMap::new(),
-            names: HashMap::new(),
-            folded: HashSet::new(),
+            keyed: HashMap::default(),
+            admitted: HashSet::default(),
+            generations: HashMap::default(),
+            names: HashMap::default(),
+            folded: HashSet::default(),
             events: 0,
+            last: None,
+            retention: None,
         }
+    }
+
+    /// Keeps the series of an exited process (by process or thread) for `snapshots`
+    /// snapshots after its exit, then drops them (see [`Aggregator::expire`]); for a
+    /// cumulative aggregator that runs for months (`serve`). While kept, a name's rows
+    /// count as one key against the cap.
+    pub fn retain_exited(&mut self, snapshots: u32) {
+        self.retention = Some(Retention {
+            snapshots: snapshots.max(1),
+            ..Retention::default()
+        });
     }
 
     /// Folds one batch of events.
@@ -142,25 +206,35 @@ impl Aggregator {
         if self.group == GroupBy::Syscall {
             return;
         }
-        let key = match self.group {
-            GroupBy::Cgroup | GroupBy::Container => Key {
-                tgid: ev.cgroup,
-                generation: 0,
-                tid: 0,
-                nr,
-            },
-            _ => Key {
-                tgid: ev.tgid,
-                generation: self.generations.get(&ev.tgid).copied().unwrap_or(0),
-                tid: if self.group == GroupBy::Thread {
-                    ev.tid
-                } else {
-                    0
-                },
-                nr,
-            },
+        let caller = match self.group {
+            GroupBy::Cgroup | GroupBy::Container => (ev.cgroup, 0),
+            GroupBy::Thread => (ev.tgid, ev.tid),
+            _ => (ev.tgid, 0),
         };
-        let key = self.admit(key);
+        let (tgid, generation, tid) = match self.last {
+            Some((c, who)) if c == caller => who,
+            _ => {
+                let generation = match self.group {
+                    GroupBy::Cgroup | GroupBy::Container => 0,
+                    _ => self.generations.get(&caller.0).copied().unwrap_or(0),
+                };
+                let key = self.admit(Key {
+                    tgid: caller.0,
+                    generation,
+                    tid: caller.1,
+                    nr,
+                });
+                let who = (key.tgid, key.generation, key.tid);
+                self.last = Some((caller, who));
+                who
+            }
+        };
+        let key = Key {
+            tgid,
+            generation,
+            tid,
+            nr,
+        };
         put(self.keyed.entry(key).or_default());
     }
 
@@ -171,7 +245,8 @@ impl Aggregator {
         if key.tgid == OTHER || self.admitted.contains(&who) {
             return key;
         }
-        if self.admitted.len() >= self.max_keys {
+        let parked = self.retention.as_ref().map_or(0, |r| r.parked.len());
+        if self.admitted.len() + parked >= self.max_keys {
             self.folded.insert(who);
             return Key {
                 tgid: OTHER,
@@ -194,21 +269,140 @@ impl Aggregator {
         }
         let generation = self.generations.entry(tgid).or_insert(0);
         self.names.insert((tgid, *generation), comm_name(comm));
+        if let Some(r) = self.retention.as_mut() {
+            r.exited.push((tgid, *generation));
+        }
         *generation += 1;
+        self.last = None;
+    }
+
+    /// After a snapshot (with a retention): the exited processes' series move to their
+    /// name's parked rows, seen once (they were in the snapshot with their final values);
+    /// the parked rows of a name that have been in `snapshots` snapshots since they last
+    /// changed, and that no live process shares (its rows would go down), are dropped,
+    /// with their pids' names and generations. `name` names a live process by pid. Costs
+    /// O(exits since the last call) plus, when something is due, O(live processes).
+    pub fn expire(&mut self, name: &dyn Fn(u32) -> Option<String>) {
+        let Some(r) = self.retention.as_mut() else {
+            return;
+        };
+        for p in r.parked.values_mut() {
+            p.seen = p.seen.saturating_add(1);
+        }
+        if !r.exited.is_empty() {
+            let gone: HashSet<(u32, u32)> = r.exited.drain(..).collect();
+            let moved: Vec<(Key, Series)> = self
+                .keyed
+                .extract_if(|k, _| {
+                    k.tgid != OTHER
+                        && k.generation != PARKED
+                        && gone.contains(&(k.tgid, k.generation))
+                })
+                .collect();
+            for (k, s) in moved {
+                let label = self
+                    .names
+                    .get(&(k.tgid, k.generation))
+                    .cloned()
+                    .unwrap_or_else(|| "?".into());
+                let next_id = &mut r.next_id;
+                let p = r.parked.entry(label.clone()).or_insert_with(|| {
+                    // Never OTHER's tgid (the count starts over after 2^32 - 1 names).
+                    *next_id = next_id.wrapping_add(1) % OTHER;
+                    Parked {
+                        id: *next_id,
+                        seen: 1,
+                        nrs: Vec::new(),
+                    }
+                });
+                p.seen = 1;
+                if !p.nrs.contains(&k.nr) {
+                    p.nrs.push(k.nr);
+                }
+                self.names.insert((p.id, PARKED), label);
+                let key = Key {
+                    tgid: p.id,
+                    generation: PARKED,
+                    tid: 0,
+                    nr: k.nr,
+                };
+                self.keyed.entry(key).or_default().merge(&s);
+            }
+            self.admitted.retain(|w| !gone.contains(&(w.0, w.1)));
+            self.folded.retain(|w| !gone.contains(&(w.0, w.1)));
+            // A pid whose current generation has no keys left starts over at 0: nothing
+            // of its earlier processes is left to merge with.
+            let live: HashSet<(u32, u32)> = self
+                .admitted
+                .iter()
+                .chain(&self.folded)
+                .map(|w| (w.0, w.1))
+                .collect();
+            for &(tgid, generation) in &gone {
+                self.names.remove(&(tgid, generation));
+                if let Some(&g) = self.generations.get(&tgid)
+                    && !live.contains(&(tgid, g))
+                {
+                    self.generations.remove(&tgid);
+                }
+            }
+            self.last = None;
+        }
+        let due: Vec<String> = r
+            .parked
+            .iter()
+            .filter(|(_, p)| p.seen >= r.snapshots)
+            .map(|(n, _)| n.clone())
+            .collect();
+        if due.is_empty() {
+            return;
+        }
+        let live: HashSet<String> = self
+            .admitted
+            .iter()
+            .filter_map(|&(tgid, _, _)| name(tgid))
+            .collect();
+        for label in due {
+            if live.contains(&label) {
+                continue;
+            }
+            if let Some(p) = r.parked.remove(&label) {
+                for nr in p.nrs {
+                    self.keyed.remove(&Key {
+                        tgid: p.id,
+                        generation: PARKED,
+                        tid: 0,
+                        nr,
+                    });
+                }
+                self.names.remove(&(p.id, PARKED));
+            }
+        }
     }
 
     /// Takes everything folded so far, leaving this aggregator empty (same grouping and
-    /// cap; pid generations and names carry over). Events are folded batch by batch, so
+    /// cap). The pid generations move on to the emptied aggregator (no copy), which starts
+    /// without names; the taken part keeps the names of the processes that exited while it
+    /// was filled and the generations of those and of its own keys, so a take costs
+    /// O(the part), not O(every process ever seen). Events are folded batch by batch, so
     /// each one lands in exactly one taken part.
     pub fn take(&mut self) -> Aggregator {
         let mut next = Aggregator::with_max_keys(self.group, self.max_keys);
-        next.generations = self.generations.clone();
-        next.names = self.names.clone();
-        std::mem::replace(self, next)
+        next.generations = std::mem::take(&mut self.generations);
+        let mut part = std::mem::replace(self, next);
+        let tgids = part.keyed.keys().map(|k| k.tgid);
+        let tgids: HashSet<u32> = tgids.chain(part.names.keys().map(|w| w.0)).collect();
+        for tgid in tgids {
+            if let Some(&g) = self.generations.get(&tgid) {
+                part.generations.insert(tgid, g);
+            }
+        }
+        part
     }
 
     /// Adds every series of `other` (same grouping) into `self`.
     pub fn merge(&mut self, other: &Aggregator) {
+        self.last = None;
         if self.by_syscall.len() < other.by_syscall.len() {
             self.by_syscall.resize_with(other.by_syscall.len(), || None);
         }
@@ -548,18 +742,26 @@ mod tests {
         );
     }
 
-    #[test]
-    fn reused_pids_do_not_merge() {
-        let mut a = Aggregator::new(GroupBy::Process);
-        a.fold(&[ev(5, 0, 10, 0), exit(5, b"first"), ev(5, 0, 20, 0)]);
-        let s = a.snapshot(0, 0, LossCounters::default(), &|_| Some("second".into()));
+    /// (name, total ns) of each row of `s`, sorted.
+    fn comm_totals(s: &Snapshot) -> Vec<(String, u64)> {
         let mut names: Vec<(String, u64)> = s
             .rows
             .iter()
             .map(|r| (r.key.comm().unwrap().to_string(), r.series.total_ns))
             .collect();
         names.sort();
-        assert_eq!(names, vec![("first".into(), 10), ("second".into(), 20)]);
+        names
+    }
+
+    #[test]
+    fn reused_pids_do_not_merge() {
+        let mut a = Aggregator::new(GroupBy::Process);
+        a.fold(&[ev(5, 0, 10, 0), exit(5, b"first"), ev(5, 0, 20, 0)]);
+        let s = a.snapshot(0, 0, LossCounters::default(), &|_| Some("second".into()));
+        assert_eq!(
+            comm_totals(&s),
+            vec![("first".into(), 10), ("second".into(), 20)]
+        );
     }
 
     #[test]
@@ -586,6 +788,114 @@ mod tests {
         none.fold(&[ev(7, 0, 10, 0)]);
         let s = none.snapshot(0, 0, LossCounters::default(), &|_| None);
         assert!(s.rows.iter().all(|r| r.key.is_other()) && s.folded_keys == 1);
+    }
+
+    /// (name, calls) of the rows of `a`'s snapshot (named by `live`), sorted.
+    fn named_counts(a: &Aggregator, live: &dyn Fn(u32) -> Option<String>) -> Vec<(String, u64)> {
+        let s = a.snapshot(0, 0, LossCounters::default(), live);
+        let mut by_name: std::collections::BTreeMap<String, u64> = Default::default();
+        for r in &s.rows {
+            *by_name
+                .entry(r.key.comm().unwrap_or_default().to_string())
+                .or_default() += r.series.count();
+        }
+        by_name.into_iter().collect()
+    }
+
+    #[test]
+    fn exited_processes_are_kept_for_the_retention_then_dropped() {
+        let mut a = Aggregator::with_max_keys(GroupBy::Process, 4);
+        a.retain_exited(2);
+        let live = |p: u32| (p == 9).then(|| "live".to_string());
+        // Two exited processes named "w", one named "x", one live process.
+        let mut batch = Vec::new();
+        for (pid, n) in [(1u32, 3), (2, 4), (3, 5), (9, 1)] {
+            for _ in 0..n {
+                batch.push(ev(pid, 0, 10, 0));
+            }
+        }
+        batch.extend([exit(1, b"w"), exit(2, b"w"), exit(3, b"x")]);
+        a.fold(&batch);
+        let want = vec![
+            ("live".to_string(), 1),
+            ("w".to_string(), 7),
+            ("x".to_string(), 5),
+        ];
+        // Each snapshot (scrape) below is followed by expire, as serve does.
+        assert_eq!(
+            named_counts(&a, &live),
+            want,
+            "first scrape after the exits"
+        );
+        a.expire(&live);
+        assert_eq!(
+            a.keyed.len(),
+            3,
+            "merged by name: one row per name and syscall"
+        );
+        assert_eq!(
+            named_counts(&a, &live),
+            want,
+            "second scrape: the same sums"
+        );
+        a.expire(&live);
+        assert_eq!(named_counts(&a, &live), vec![("live".to_string(), 1)]);
+        assert!(a.names.is_empty() && a.generations.is_empty());
+        assert_eq!(a.admitted.len(), 1);
+        // The per-syscall rows hold every call.
+        let s = a.syscall_snapshot(0, 0, LossCounters::default());
+        assert_eq!(s.total_calls(), 13);
+        // The slots freed: new processes are admitted, not folded (the cap is 4).
+        a.fold(&[ev(4, 0, 10, 0), ev(5, 0, 10, 0), ev(6, 0, 10, 0)]);
+        let s = a.snapshot(0, 0, LossCounters::default(), &live);
+        assert!(s.rows.iter().all(|r| !r.key.is_other()) && s.folded_keys == 0);
+    }
+
+    #[test]
+    fn a_name_shared_by_a_live_process_is_kept() {
+        let mut a = Aggregator::new(GroupBy::Process);
+        a.retain_exited(2);
+        let live = |p: u32| (p == 9).then(|| "sh".to_string());
+        a.fold(&[ev(1, 0, 10, 0), ev(9, 0, 10, 0), exit(1, b"sh")]);
+        for _ in 0..3 {
+            assert_eq!(named_counts(&a, &live), vec![("sh".to_string(), 2)]);
+            a.expire(&live);
+        }
+        // The live one exits too: both kept for one more scrape, then gone.
+        a.fold(&[exit(9, b"sh")]);
+        assert_eq!(named_counts(&a, &live), vec![("sh".to_string(), 2)]);
+        a.expire(&|_| None);
+        assert_eq!(named_counts(&a, &|_| None), vec![("sh".to_string(), 2)]);
+        a.expire(&|_| None);
+        assert!(named_counts(&a, &|_| None).is_empty());
+        assert!(a.keyed.is_empty() && a.names.is_empty());
+    }
+
+    #[test]
+    fn take_moves_generations_and_keeps_exit_names() {
+        let mut total = Aggregator::new(GroupBy::Process);
+        let mut cur = Aggregator::new(GroupBy::Process);
+        cur.fold(&[ev(5, 0, 10, 0)]);
+        total.merge(&cur.take());
+        // The process exits in the next interval, without a call in it; its pid is reused.
+        cur.fold(&[exit(5, b"first"), ev(5, 0, 20, 0)]);
+        let part = cur.take();
+        assert_eq!(
+            part.names.len(),
+            1,
+            "the part names the process that exited in it"
+        );
+        assert!(
+            cur.names.is_empty(),
+            "the next interval starts without names"
+        );
+        assert_eq!(cur.generations.get(&5), Some(&1));
+        total.merge(&part);
+        let s = total.snapshot(0, 0, LossCounters::default(), &|_| Some("second".into()));
+        assert_eq!(
+            comm_totals(&s),
+            vec![("first".into(), 10), ("second".into(), 20)]
+        );
     }
 
     #[test]

@@ -244,14 +244,14 @@ impl Interval {
     ) -> anyhow::Result<()> {
         let part = self.agg.take();
         let loss_now = trace.loss();
-        let names = trace.key_names(part.group());
+        let names = trace.namer(part.group());
         let containers = trace.container_infos(INTERVAL_ANSWERS);
         let now = Instant::now();
         let mut snap = part.snapshot_with(
             self.start_unix_ns,
             now.duration_since(self.started).as_nanos() as u64,
             loss_now.since(&self.loss_before),
-            &|k| names.get(&k).cloned(),
+            &|k| names.name(k),
             &|k| containers.get(&k).cloned(),
         );
         snap.sort_rows(self.sort);

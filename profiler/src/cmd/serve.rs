@@ -5,6 +5,11 @@
 //! and publishes an immutable snapshot over a `watch` channel, which the HTTP side only
 //! reads, so a slow scraper never stalls collection, and between scrapes nothing is built
 //! (an idle `serve` costs almost nothing).
+//!
+//! With `--by process`, the series of a process that exited are kept for
+//! [`RETAIN_SCRAPES`] snapshots after its exit (merged with those of the other exited
+//! processes of its name), then dropped unless a live process has the same name (see
+//! `Aggregator::expire`): memory stays bounded however many processes come and go.
 
 use std::{sync::Arc, time::Duration};
 
@@ -27,6 +32,10 @@ use crate::{
 /// the last one.
 const REFRESH_WAIT: Duration = Duration::from_secs(1);
 
+/// Snapshots (scrapes) an exited process's series stay in, with their final values, before
+/// they are dropped.
+pub const RETAIN_SCRAPES: u32 = 2;
+
 /// Runs `serve`; returns the exit status.
 pub async fn run(args: &ServeArgs) -> anyhow::Result<i32> {
     let cfg = ServeConfig::from_args(args)?;
@@ -40,6 +49,7 @@ pub async fn run(args: &ServeArgs) -> anyhow::Result<i32> {
         cfg.listen
     );
     let mut agg = Aggregator::new(cfg.group);
+    agg.retain_exited(RETAIN_SCRAPES);
     let empty = agg.snapshot(trace.start_unix_ns, 0, LossCounters::default(), &|_| None);
     let (tx, rx) = watch::channel(Arc::new(empty));
     // Requests for a fresh snapshot; one pending request serves every scrape waiting.
@@ -55,7 +65,7 @@ pub async fn run(args: &ServeArgs) -> anyhow::Result<i32> {
             Event::Tick => trace.drain(names, |evs| agg.fold(evs)),
             Event::DumpRequested => {
                 trace.drain(names, |evs| agg.fold(evs));
-                let names = trace.key_names(cfg.group);
+                let names = trace.namer(cfg.group);
                 // Pending first: an answer that comes in between only holds a row back.
                 let pending = trace.containers_pending();
                 let containers = trace.container_infos(Duration::ZERO);
@@ -63,9 +73,10 @@ pub async fn run(args: &ServeArgs) -> anyhow::Result<i32> {
                     trace.start_unix_ns,
                     trace.elapsed().as_nanos() as u64,
                     trace.loss(),
-                    &|k| names.get(&k).cloned(),
+                    &|k| names.name(k),
                     &|k| containers.get(&k).cloned(),
                 );
+                agg.expire(&|k| names.name(k));
                 // A container's series appear once its runtime has named it, with every
                 // call so far: a label that changed later would start a second series.
                 if !pending.is_empty() {

@@ -167,13 +167,13 @@ impl Collector {
         let dur = now.duration_since(self.interval_start);
         let loss = self.trace.loss();
         let interval_loss = loss.since(&self.loss_before);
-        let names = self.trace.key_names(GroupBy::Process);
-        let name = |k: u32| names.get(&k).cloned();
+        let interval_stacks = self.trace.stacks().map(|s| s.take());
+        let names = self.trace.namer(GroupBy::Process);
+        let name = |k: u32| names.name(k);
         let start = self.trace.start_unix_ns;
         let up = self.trace.elapsed();
         let cpu = self_cpu_seconds();
         let calls = part.events().max(1);
-        let interval_stacks = self.trace.stacks().map(|s| s.take());
         if let Some(i) = &interval_stacks {
             self.total_stacks
                 .get_or_insert_with(StackSet::default)
@@ -244,6 +244,10 @@ fn run_ui(
 ) -> anyhow::Result<()> {
     let mut guard = TerminalGuard::new().context("cannot use the terminal")?;
     let mut app = App::default();
+    // Drawn when something changed (a frame, a key, the terminal's size), not every 50 ms:
+    // an unchanged screen costs one size query per wait.
+    let mut dirty = true;
+    let mut size = None;
     loop {
         if *stop.borrow() {
             break;
@@ -252,11 +256,20 @@ fn run_ui(
             && let Some(f) = frames.borrow_and_update().clone()
         {
             app.update(f);
+            dirty = true;
         }
-        guard
-            .terminal
-            .draw(|f| view::draw(f, &app))
-            .context("failed to draw")?;
+        let now = guard.terminal.size().ok();
+        if now != size {
+            size = now;
+            dirty = true;
+        }
+        if dirty {
+            guard
+                .terminal
+                .draw(|f| view::draw(f, &app))
+                .context("failed to draw")?;
+            dirty = false;
+        }
         // Wait for input ourselves: crossterm's poll spins forever on a terminal that hung
         // up (ssh dropped, tmux session killed); poll(2) reports the hang-up.
         match terminal_input(Duration::from_millis(50)) {
@@ -271,6 +284,7 @@ fn run_ui(
                     {
                         app.apply(a);
                     }
+                    dirty = true;
                 }
             }
         }

@@ -371,6 +371,10 @@ impl Trace {
     /// container's key (see [`Trace::container_infos`]), found while the cgroup exists.
     pub fn drain(&mut self, names: bool, mut fold: impl FnMut(&[aggregate::Event])) {
         let comms = &mut self.comms;
+        comms.sweep();
+        // The last caller whose name is known: a run of calls from one process looks the
+        // cache up once.
+        let mut named = None;
         let mut stacks = self.stacks.as_mut();
         if let Some(s) = stacks.as_mut() {
             s.begin_drain();
@@ -383,12 +387,16 @@ impl Trace {
             for ev in batch {
                 match ev {
                     aggregate::Event::Exit(exit) => {
-                        comms.learn(exit.tgid, comm_name(&exit.comm));
+                        comms.exited(exit.tgid, comm_name(&exit.comm));
+                        named = None;
                     }
                     aggregate::Event::Call(call, _) | aggregate::Event::CallStack(call, ..)
-                        if names && comms.cached(call.tgid).is_none() =>
+                        if names && named != Some(call.tgid) =>
                     {
-                        let _ = comms.get(call.tgid);
+                        if !comms.contains(call.tgid) {
+                            let _ = comms.get(call.tgid);
+                        }
+                        named = Some(call.tgid);
                     }
                     aggregate::Event::Call(..) | aggregate::Event::CallStack(..) => {}
                 }
@@ -415,6 +423,18 @@ impl Trace {
         if let Some(s) = self.stacks.as_mut() {
             for tgid in self.probe.take_execs() {
                 s.exec(tgid);
+            }
+        }
+    }
+
+    /// Names for snapshot keys without copying the name cache: process names by pid (the
+    /// cache itself), or cgroup paths by id (read now). For each snapshot taken while
+    /// tracing; [`Trace::key_names`] copies them, for a snapshot taken after.
+    pub fn namer(&self, group: GroupBy) -> Namer<'_> {
+        match group {
+            GroupBy::Process | GroupBy::Thread => Namer::Comms(&self.comms),
+            GroupBy::Cgroup | GroupBy::Syscall | GroupBy::Container => {
+                Namer::Map(self.key_names(group))
             }
         }
     }
@@ -461,6 +481,24 @@ impl Trace {
     /// The loss counters now.
     pub fn loss(&self) -> LossCounters {
         self.probe.loss()
+    }
+}
+
+/// Names snapshot keys (see [`Trace::namer`]).
+pub enum Namer<'a> {
+    /// Process names, from the name cache.
+    Comms(&'a Comms),
+    /// Names read for this snapshot.
+    Map(HashMap<u32, String>),
+}
+
+impl Namer<'_> {
+    /// The name of key `k`, if known.
+    pub fn name(&self, k: u32) -> Option<String> {
+        match self {
+            Namer::Comms(c) => c.cached(k),
+            Namer::Map(m) => m.get(&k).cloned(),
+        }
     }
 }
 

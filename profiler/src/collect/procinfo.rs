@@ -1,6 +1,8 @@
 //! Process names: read from /proc at first sight, cached, and completed by the kernel's
 //! process-exit records (see `aggregate::comm_name`) for processes that were gone before
-//! /proc could be read.
+//! /proc could be read. The name of a process that exited is forgotten at the next drain
+//! ([`Comms::sweep`]): the aggregator keeps exited processes' names itself, so the cache
+//! holds the live processes (and the last drain's exits), not every process ever seen.
 #![forbid(unsafe_code)]
 
 use std::collections::HashMap;
@@ -9,6 +11,8 @@ use std::collections::HashMap;
 #[derive(Debug, Default)]
 pub struct Comms {
     names: HashMap<u32, String>,
+    /// Processes that exited since the last [`Comms::sweep`].
+    exited: Vec<u32>,
 }
 
 /// Most names kept; beyond this the cache is cleared (names are re-read on demand).
@@ -30,6 +34,25 @@ impl Comms {
         if !self.names.contains_key(&tgid) {
             self.insert(tgid, name);
         }
+    }
+
+    /// A process-exit record: `tgid`'s name is learned (see [`Comms::learn`]) and kept
+    /// until the next [`Comms::sweep`] (the slow calls of the same drain are still named).
+    pub fn exited(&mut self, tgid: u32, name: String) {
+        self.learn(tgid, name);
+        self.exited.push(tgid);
+    }
+
+    /// Forgets the names of the processes that exited before this call.
+    pub fn sweep(&mut self) {
+        for tgid in self.exited.drain(..) {
+            self.names.remove(&tgid);
+        }
+    }
+
+    /// Whether a name is cached for `tgid`.
+    pub fn contains(&self, tgid: u32) -> bool {
+        self.names.contains_key(&tgid)
     }
 
     /// Every cached name.
@@ -76,5 +99,17 @@ mod tests {
             Some("other"),
             "a known name is kept"
         );
+    }
+
+    #[test]
+    fn exited_names_are_swept_at_the_next_drain() {
+        let mut c = Comms::default();
+        c.exited(1 << 30, "gone".into());
+        c.learn(7, "live".into());
+        assert_eq!(c.cached(1 << 30).as_deref(), Some("gone"));
+        c.sweep();
+        assert!(!c.contains(1 << 30));
+        assert_eq!(c.cached(7).as_deref(), Some("live"));
+        assert_eq!(c.all().len(), 1);
     }
 }

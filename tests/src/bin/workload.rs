@@ -8,6 +8,9 @@
 //! - `pipe N MS`: N blocking reads on a pipe, each woken by another thread after MS ms;
 //! - `enoent N`: N openat calls on a missing path (ENOENT);
 //! - `forks K`: K children that exit at once (via fork + _exit), each reaped;
+//! - `named-children N K`: N children one after another, child `i` renamed `c<i>` (prctl
+//!   PR_SET_NAME) before it makes K getppid calls and exits (via fork + _exit), each reaped:
+//!   N short-lived processes of distinct names;
 //! - `mixed N M`: N getppid calls on the main thread while a second thread makes M;
 //! - `zoo N MS`: N rounds of one call each of the `tests::ZOO` syscalls (getters, pipe and file
 //!   metadata calls, none with lasting effects), with an MS-millisecond clock_nanosleep
@@ -365,6 +368,25 @@ fn forks(k: u64) {
     }
 }
 
+fn named_children(n: u64, k: u64) {
+    for i in 0..n {
+        // Formatted before the fork: the child must not allocate.
+        let name = format!("c{i}");
+        // SAFETY: the child only renames itself (prctl), makes raw syscalls and calls
+        // _exit, all async-signal-safe.
+        let pid = unsafe { libc::fork() };
+        if pid == 0 {
+            set_comm(&name);
+            getppid(k);
+            // SAFETY: async-signal-safe exit in the child.
+            unsafe { libc::_exit(0) };
+        }
+        let mut status = 0;
+        // SAFETY: valid status pointer.
+        unsafe { libc::waitpid(pid, &mut status, 0) };
+    }
+}
+
 fn zoo(rounds: u64, ms: u64) {
     let mut buf = [0u8; 4096];
     let mut fds = [0i32; 2];
@@ -518,6 +540,10 @@ fn main() {
             "forks" => {
                 forks(num(i + 1));
                 i += 2;
+            }
+            "named-children" => {
+                named_children(num(i + 1), num(i + 2));
+                i += 3;
             }
             "time-getppid" => {
                 let n = num(i + 1);
