@@ -96,17 +96,29 @@ fn checked_v2(bytes: &[u8]) -> Result<Cow<'_, [u8]>, &'static str> {
 /// Calls kept as plain values before a histogram is allocated. A 3-digit HdrHistogram
 /// needs 16 KiB even for one value; most per-process series hold a handful of calls.
 const SMALL: usize = 64;
+/// Distinct buckets kept as a sorted list of (bucket, count) before a histogram is
+/// allocated (2 KiB at most): a series of a few hundred calls, as short-lived processes
+/// make, costs a few hundred bytes instead of 16 to 90 KiB.
+const SPARSE_BUCKETS: usize = 128;
+/// Calls after which a series becomes a histogram whatever its spread: a busy series pays
+/// a histogram's constant-time record, not a search in the list, for nearly all its calls.
+const SPARSE_CALLS: u64 = 4096;
 
 #[derive(Clone, Debug)]
 enum Repr {
     /// Up to [`SMALL`] values, as recorded (already clamped).
     Small(Vec<u64>),
+    /// Counts per bucket (each value as its bucket's lowest equivalent), sorted by bucket,
+    /// with their total.
+    Sparse(Vec<(u64, u64)>, u64),
     /// The histogram.
     Full(Box<Histogram<u64>>),
 }
 
-/// A latency histogram in nanoseconds. It starts as a short list of values and becomes an
-/// HdrHistogram at the 65th call; both answer every query the same way.
+/// A latency histogram in nanoseconds. It starts as a short list of values, becomes a
+/// sparse list of bucket counts past [`SMALL`] calls and an HdrHistogram past
+/// [`SPARSE_BUCKETS`] buckets or [`SPARSE_CALLS`] calls; all answer every query the same
+/// way.
 #[derive(Clone, Debug)]
 pub struct LatencyHist {
     repr: Repr,
@@ -124,6 +136,16 @@ fn empty_histogram() -> Histogram<u64> {
     h
 }
 
+/// The lowest value of `v`'s bucket in a 3-digit histogram (the buckets do not depend on
+/// its range).
+fn bucket_of(v: u64) -> u64 {
+    static REF: std::sync::OnceLock<Histogram<u64>> = std::sync::OnceLock::new();
+    REF.get_or_init(|| {
+        Histogram::new_with_bounds(1, MAX_HIGHEST, SIGFIG).expect("valid static bounds")
+    })
+    .lowest_equivalent(v)
+}
+
 impl LatencyHist {
     /// An empty histogram (no allocation until the first call).
     pub fn new() -> Self {
@@ -138,50 +160,67 @@ impl LatencyHist {
         let v = ns.min(MAX_TRACKED_NS);
         match &mut self.repr {
             Repr::Small(vals) if vals.len() < SMALL => vals.push(v),
-            Repr::Small(_) => {
-                let mut h = self.histogram().into_owned();
-                // Recording cannot fail: auto-resize is on and the value is clamped.
-                let _ = h.record(v);
-                self.repr = Repr::Full(Box::new(h));
-            }
             // Recording cannot fail: auto-resize is on and the value is clamped.
             Repr::Full(h) => drop(h.record(v)),
+            _ => self.record_n(v, 1),
         }
     }
 
     /// Records `n` calls of `ns` nanoseconds at once.
     pub fn record_n(&mut self, ns: u64, n: u64) {
+        if n == 0 {
+            return;
+        }
         let v = ns.min(MAX_TRACKED_NS);
         match &mut self.repr {
             Repr::Small(vals) if vals.len() as u64 + n <= SMALL as u64 => {
                 vals.extend(std::iter::repeat_n(v, n as usize));
             }
-            Repr::Small(_) => {
-                let mut h = self.histogram().into_owned();
-                // Cannot fail: auto-resize is on and the value is clamped.
-                let _ = h.record_n(v, n);
-                self.repr = Repr::Full(Box::new(h));
+            Repr::Small(vals) => {
+                let (mut counts, mut total) = (Vec::new(), 0);
+                for x in std::mem::take(vals) {
+                    add_sparse(&mut counts, &mut total, bucket_of(x), 1);
+                }
+                add_sparse(&mut counts, &mut total, bucket_of(v), n);
+                self.repr = Repr::Sparse(counts, total);
+                self.settle();
+            }
+            Repr::Sparse(counts, total) => {
+                add_sparse(counts, total, bucket_of(v), n);
+                self.settle();
             }
             // Cannot fail: auto-resize is on and the value is clamped.
             Repr::Full(h) => drop(h.record_n(v, n)),
         }
     }
 
+    /// A sparse list past its bounds becomes a histogram.
+    fn settle(&mut self) {
+        if let Repr::Sparse(counts, total) = &self.repr
+            && (counts.len() > SPARSE_BUCKETS || *total > SPARSE_CALLS)
+        {
+            let h = self.histogram().into_owned();
+            self.repr = Repr::Full(Box::new(h));
+        }
+    }
+
     /// Adds every count of `other`.
     pub fn merge(&mut self, other: &LatencyHist) {
-        match (&mut self.repr, &other.repr) {
-            (Repr::Small(a), Repr::Small(b)) if a.len() + b.len() <= SMALL => {
-                a.extend_from_slice(b)
-            }
-            (Repr::Full(a), Repr::Small(b)) => {
+        match &other.repr {
+            Repr::Small(b) => {
                 for v in b {
-                    let _ = a.record(*v);
+                    self.record(*v);
                 }
             }
-            _ => {
+            Repr::Sparse(b, _) => {
+                for &(v, n) in b {
+                    self.record_n(v, n);
+                }
+            }
+            Repr::Full(b) => {
                 let mut h = self.histogram().into_owned();
                 // Cannot fail: auto-resize is on.
-                let _ = h.add(&*other.histogram());
+                let _ = h.add(&**b);
                 self.repr = Repr::Full(Box::new(h));
             }
         }
@@ -198,6 +237,13 @@ impl LatencyHist {
                 }
                 Cow::Owned(h)
             }
+            Repr::Sparse(counts, _) => {
+                let mut h = empty_histogram();
+                for &(v, n) in counts {
+                    let _ = h.record_n(v, n);
+                }
+                Cow::Owned(h)
+            }
         }
     }
 
@@ -205,6 +251,7 @@ impl LatencyHist {
     pub fn count(&self) -> u64 {
         match &self.repr {
             Repr::Small(v) => v.len() as u64,
+            Repr::Sparse(_, total) => *total,
             Repr::Full(h) => h.len(),
         }
     }
@@ -266,8 +313,18 @@ impl LatencyHist {
     pub fn heap_bytes(&self) -> usize {
         match &self.repr {
             Repr::Small(v) => v.capacity() * 8,
+            Repr::Sparse(c, _) => c.capacity() * 16,
             Repr::Full(h) => h.distinct_values() * 8 + std::mem::size_of::<Histogram<u64>>(),
         }
+    }
+}
+
+/// Adds `n` calls in `bucket` to the sorted `counts` and to `total`.
+fn add_sparse(counts: &mut Vec<(u64, u64)>, total: &mut u64, bucket: u64, n: u64) {
+    *total += n;
+    match counts.binary_search_by_key(&bucket, |&(b, _)| b) {
+        Ok(i) => counts[i].1 += n,
+        Err(i) => counts.insert(i, (bucket, n)),
     }
 }
 
@@ -290,6 +347,49 @@ mod tests {
         assert!((p50 - 500_000.0).abs() / 500_000.0 < 0.001, "{p50}");
         let p99 = h.percentile(99.0) as f64;
         assert!((p99 - 990_000.0).abs() / 990_000.0 < 0.001, "{p99}");
+    }
+
+    proptest::proptest! {
+        /// Through the list, the sparse counts and the histogram, every answer is that of
+        /// an HdrHistogram of the same values, also after merges.
+        #[test]
+        fn every_form_answers_like_a_histogram(
+            values in proptest::collection::vec(0u64..10_000_000_000, 0..6000),
+            split in 0usize..6000,
+        ) {
+            let mut reference = empty_histogram();
+            let (mut whole, mut a, mut b) = (LatencyHist::new(), LatencyHist::new(), LatencyHist::new());
+            for (i, &v) in values.iter().enumerate() {
+                let _ = reference.record(v);
+                whole.record(v);
+                if i < split { a.record(v) } else { b.record(v) }
+            }
+            a.merge(&b);
+            for h in [&whole, &a] {
+                proptest::prop_assert_eq!(h.count(), reference.len());
+                proptest::prop_assert_eq!(&*h.histogram(), &reference);
+                for p in [0.0, 50.0, 99.0, 100.0] {
+                    proptest::prop_assert_eq!(h.percentile(p), if reference.is_empty() { 0 } else { reference.value_at_percentile(p) });
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn a_few_hundred_calls_stay_small() {
+        let mut h = LatencyHist::new();
+        for i in 0..300u64 {
+            h.record(1_000 + (i % 40) * 13);
+        }
+        assert!(matches!(h.repr, Repr::Sparse(..)));
+        assert!(h.heap_bytes() <= 1024, "{} bytes", h.heap_bytes());
+        for i in 0..SPARSE_CALLS {
+            h.record(i);
+        }
+        assert!(
+            matches!(h.repr, Repr::Full(_)),
+            "a busy series is a histogram"
+        );
     }
 
     #[test]
