@@ -235,7 +235,7 @@ t_sleep() {
 	rec o.json -- $W sleep 20 10 || { detail=$(why $?); return 1; }
 	ok=0
 	expect count "$(j o.json clock_nanosleep.count)" 20 || ok=1
-	within p50_ns "$(j o.json clock_nanosleep.p50_ns)" 10000000 10600000 || ok=1
+	within p50_ns "$(j o.json clock_nanosleep.p50_ns)" 10000000 11000000 || ok=1
 	return $ok
 }
 
@@ -369,7 +369,9 @@ t_preempt_stress() {
 	esac
 	ok=0
 	expect counted+dropped "$((count + dropped))" 3200000 || ok=1
-	detail="$detail (counted $count, dropped $dropped, lost $(j o.json lost_events); $(cat stress.out))"
+	# How often a call was switched out inside the syscall (preempted, on kernels whose
+	# programs or calls can be): the path that moves a call's slot to its task.
+	detail="$detail (counted $count, dropped $dropped, lost $(j o.json lost_events), switches $(j o.json getppid.switches), involuntary $(j o.json getppid.involuntary_switches); $(cat stress.out))"
 	expect unpaired "$(j o.json unpaired_events)" 0 || ok=1
 	expect stale "$(j o.json stale_events)" 0 || ok=1
 	return $ok

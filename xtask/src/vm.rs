@@ -5,7 +5,7 @@
 //! - Kernels come from Debian's archive through an apt configuration of our own (its own
 //!   lists and cache under `target/vm/apt/`, the system's apt untouched); the current
 //!   package of each series is resolved from the `linux-image-amd64` / `linux-image-rt-amd64`
-//!   metapackage, and only `vmlinuz` is kept, in `target/vm/kernels/` (a rerun downloads
+//!   metapackage (trixie-backports' follows the newest kernel Debian builds), and only `vmlinuz` is kept, in `target/vm/kernels/` (a rerun downloads
 //!   nothing; `--refresh` looks for newer packages).
 //! - The guest has no disk: an initramfs (busybox-static from the same archive, the two
 //!   static binaries, `vm-init.sh` as `/init`), unpacked by the kernel into a tmpfs, so no
@@ -64,6 +64,9 @@ struct Kernel {
     /// What the resolved package name must start and end with.
     prefix: &'static str,
     suffix: &'static str,
+    /// The oldest upstream version (major, minor) the resolved package may have: for a
+    /// series that follows the newest kernel, the reason it is in the matrix.
+    min_version: (u32, u32),
     /// Added to the kernel command line.
     cmdline: &'static str,
 }
@@ -75,6 +78,7 @@ const KERNELS: &[Kernel] = &[
         meta: "linux-image-amd64",
         prefix: "linux-image-5.10.0-",
         suffix: "-amd64",
+        min_version: (0, 0),
         cmdline: "",
     },
     Kernel {
@@ -83,6 +87,7 @@ const KERNELS: &[Kernel] = &[
         meta: "linux-image-amd64",
         prefix: "linux-image-6.1.0-",
         suffix: "-amd64",
+        min_version: (0, 0),
         cmdline: "",
     },
     Kernel {
@@ -91,6 +96,7 @@ const KERNELS: &[Kernel] = &[
         meta: "linux-image-amd64",
         prefix: "linux-image-6.12.",
         suffix: "+deb13-amd64",
+        min_version: (0, 0),
         cmdline: "",
     },
     // PREEMPT_RT as shipped (lazy preemption: a task is rarely switched out in a syscall).
@@ -100,6 +106,7 @@ const KERNELS: &[Kernel] = &[
         meta: "linux-image-rt-amd64",
         prefix: "linux-image-6.12.",
         suffix: "+deb13-rt-amd64",
+        min_version: (0, 0),
         cmdline: "",
     },
     // The same kernel with full preemption: tasks are preempted inside syscalls.
@@ -109,6 +116,30 @@ const KERNELS: &[Kernel] = &[
         meta: "linux-image-rt-amd64",
         prefix: "linux-image-6.12.",
         suffix: "+deb13-rt-amd64",
+        min_version: (0, 0),
+        cmdline: "preempt=full",
+    },
+    // The newest kernel of trixie-backports (the metapackage follows it), as shipped
+    // (PREEMPT_DYNAMIC, lazy preemption by default). From 6.14 the syscall tracepoints are
+    // faultable: `sys_enter`/`sys_exit` run with migration disabled but preemptible, so a
+    // context switch can come between their stores (on the kernels above it cannot).
+    Kernel {
+        name: "bpo",
+        suite: "trixie-backports",
+        meta: "linux-image-amd64",
+        prefix: "linux-image-",
+        suffix: "+deb13-amd64",
+        min_version: (6, 14),
+        cmdline: "",
+    },
+    // The same kernel with full preemption: the programs themselves get preempted.
+    Kernel {
+        name: "bpo-full",
+        suite: "trixie-backports",
+        meta: "linux-image-amd64",
+        prefix: "linux-image-",
+        suffix: "+deb13-amd64",
+        min_version: (6, 14),
         cmdline: "preempt=full",
     },
 ];
@@ -127,7 +158,8 @@ const BASE_CMDLINE: &str = "console=ttyS0 panic=-1 softlockup_panic=1 quiet";
 
 #[derive(Args)]
 pub(crate) struct VmTestArgs {
-    /// Kernels to boot, comma-separated: 5.10, 6.1, 6.12, 6.12-rt, 6.12-rt-full (default: all).
+    /// Kernels to boot, comma-separated: 5.10, 6.1, 6.12, 6.12-rt, 6.12-rt-full, bpo,
+    /// bpo-full (default: all).
     #[arg(long, value_delimiter = ',')]
     kernel: Vec<String>,
     /// Guests running at once (each takes one host CPU).
@@ -355,21 +387,37 @@ impl Apt {
         Ok(())
     }
 
-    /// The package `meta` depends on (the current kernel of a series).
-    fn resolve(&self, suite: &str, meta: &str) -> Result<String> {
+    /// The packages `package` depends on, in apt-cache's order (alternatives included).
+    fn depends(&self, suite: &str, package: &str) -> Result<Vec<String>> {
         self.update(suite)?;
         let out = self
             .cmd("apt-cache", suite)?
-            .args(["depends", meta])
+            .args(["depends", package])
             .output()
             .context("failed to run apt-cache")?;
-        let text = String::from_utf8_lossy(&out.stdout);
-        text.lines()
-            .find_map(|l| l.trim().strip_prefix("Depends: "))
+        if !out.status.success() {
+            bail!(
+                "apt-cache depends {package} ({suite}) failed:\n{}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        Ok(String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .filter_map(|l| l.trim().trim_start_matches('|').strip_prefix("Depends: "))
             .map(|p| p.trim().to_string())
-            .with_context(|| {
-                format!("apt-cache depends {meta} ({suite}) names no package:\n{text}")
-            })
+            .collect())
+    }
+
+    /// The first package `meta` depends on that `wanted` accepts (the current kernel of a
+    /// series; newer metapackages also depend on `linux-base-*` and `linux-modules-*`).
+    fn resolve(&self, suite: &str, meta: &str, wanted: impl Fn(&str) -> bool) -> Result<String> {
+        let deps = self.depends(suite, meta)?;
+        deps.iter().find(|p| wanted(p)).cloned().with_context(|| {
+            format!(
+                "apt-cache depends {meta} ({suite}) names no kernel package: {}",
+                deps.join(", ")
+            )
+        })
     }
 
     /// Downloads `package` into `dir` and returns the .deb's path.
@@ -431,6 +479,18 @@ fn extract(deb: &Path, pattern: &str, dest: &Path) -> Result<()> {
         ]))
 }
 
+/// Whether the .deb holds a file matching `pattern` (a tar wildcard).
+fn deb_lists(deb: &Path, pattern: &str) -> Result<bool> {
+    let out = Command::new("bash")
+        .arg("-c")
+        .arg(r#"set -o pipefail; dpkg-deb --fsys-tarfile "$1" | tar -t --wildcards "$2""#)
+        .args(["deb_lists", &deb.to_string_lossy(), pattern])
+        .stderr(Stdio::null())
+        .output()
+        .context("failed to run dpkg-deb")?;
+    Ok(out.status.success() && !out.stdout.is_empty())
+}
+
 /// The cached vmlinuz of kernel `k`, downloaded when absent (or changed, with `refresh`).
 fn kernel_image(vm: &Path, apt: &Apt, k: &Kernel, refresh: bool) -> Result<PathBuf> {
     let dir = vm.join("kernels").join(format!("{}-{}", k.suite, k.meta));
@@ -440,35 +500,73 @@ fn kernel_image(vm: &Path, apt: &Apt, k: &Kernel, refresh: bool) -> Result<PathB
     if image.exists() && cached.is_some() && !refresh {
         return Ok(image);
     }
-    let package = apt.resolve(k.suite, k.meta)?;
-    if !(package.starts_with(k.prefix) && package.ends_with(k.suffix)) {
-        bail!(
-            "{} ({}) depends on {package}, not {}*{}",
+    let package = apt
+        .resolve(k.suite, k.meta, |p| {
+            p.starts_with(k.prefix) && p.ends_with(k.suffix)
+        })
+        .with_context(|| format!("kernel {} wants {}*{}", k.name, k.prefix, k.suffix))?;
+    match package_version(&package) {
+        Some(v) if v >= k.min_version => {}
+        v => bail!(
+            "{} ({}) depends on {package} (version {v:?}), older than the {}.{} that kernel {} needs",
             k.meta,
             k.suite,
-            k.prefix,
-            k.suffix
-        );
+            k.min_version.0,
+            k.min_version.1,
+            k.name
+        ),
     }
     if image.exists() && cached.as_deref().map(str::trim) == Some(package.as_str()) {
         return Ok(image);
     }
+    // Since 7.0 Debian splits the image package: linux-image-V (2 kB) depends on
+    // linux-binary-V, which holds the kernel, in /boot (7.0, 7.1) or, from 7.2, in
+    // /usr/lib/modules/V/.
+    let binary = format!("linux-binary-{}", &package["linux-image-".len()..]);
+    let split = apt.depends(k.suite, &package)?.contains(&binary);
     let tmp = vm.join("download");
     let _ = fs::remove_dir_all(&tmp);
-    let deb = apt.download(k.suite, &package, &tmp)?;
-    extract(&deb, "./boot/vmlinuz-*", &tmp.join("x"))?;
-    let found = fs::read_dir(tmp.join("x/boot"))?
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .find(|p| {
+    let x = tmp.join("x");
+    let deb = apt.download(k.suite, if split { &binary } else { &package }, &tmp)?;
+    let pattern = if deb_lists(&deb, "./usr/lib/modules/*/vmlinuz")? {
+        "./usr/lib/modules/*/vmlinuz"
+    } else {
+        "./boot/vmlinuz-*"
+    };
+    extract(&deb, pattern, &x)?;
+    let candidates = |d: &str| -> Vec<PathBuf> {
+        fs::read_dir(x.join(d))
+            .map(|r| r.filter_map(|e| e.ok().map(|e| e.path())).collect())
+            .unwrap_or_default()
+    };
+    let found = candidates("boot")
+        .into_iter()
+        .filter(|p| {
             p.file_name()
                 .is_some_and(|n| n.to_string_lossy().starts_with("vmlinuz-"))
         })
-        .with_context(|| format!("{} has no /boot/vmlinuz-*", deb.display()))?;
+        .chain(
+            candidates("usr/lib/modules")
+                .into_iter()
+                .map(|d| d.join("vmlinuz")),
+        )
+        .find(|p| p.is_file())
+        .with_context(|| format!("{} has no kernel image", deb.display()))?;
     fs::create_dir_all(&dir)?;
     fs::copy(&found, &image)?;
     fs::write(&package_file, format!("{package}\n"))?;
     fs::remove_dir_all(&tmp)?;
     Ok(image)
+}
+
+/// The upstream (major, minor) of a kernel package name: `linux-image-7.3.4+deb13-amd64` and
+/// `linux-image-6.1.0-50-amd64` give (7, 3) and (6, 1).
+fn package_version(package: &str) -> Option<(u32, u32)> {
+    let v = package.strip_prefix("linux-image-")?;
+    let mut parts = v.split(|c: char| !c.is_ascii_digit());
+    let major = parts.next()?.parse().ok()?;
+    let minor = parts.next()?.parse().ok()?;
+    Some((major, minor))
 }
 
 /// busybox-static's binary, cached in `target/vm/busybox`.
@@ -852,5 +950,20 @@ mod tests {
         assert_eq!(names(&[]).expect("all").len(), KERNELS.len());
         assert_eq!(names(&["6.12", "6.1"]).expect("two"), ["6.1", "6.12"]);
         assert!(names(&["4.19"]).is_err());
+    }
+
+    #[test]
+    fn reads_package_versions() {
+        assert_eq!(
+            package_version("linux-image-7.3.4+deb13-amd64"),
+            Some((7, 3))
+        );
+        assert_eq!(package_version("linux-image-6.1.0-50-amd64"), Some((6, 1)));
+        assert_eq!(
+            package_version("linux-image-6.12.117+deb13-rt-amd64"),
+            Some((6, 12))
+        );
+        assert_eq!(package_version("linux-image-amd64"), None);
+        assert_eq!(package_version("busybox"), None);
     }
 }
