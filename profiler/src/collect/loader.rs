@@ -256,10 +256,11 @@ impl std::fmt::Debug for Probe {
     }
 }
 
+/// `/proc/sys/kernel/pid_max`, or the largest value it can take.
 fn pid_max() -> u32 {
-    std::fs::read_to_string("/proc/sys/kernel/pid_max")
+    procfs::sys::kernel::pid_max()
         .ok()
-        .and_then(|s| s.trim().parse().ok())
+        .and_then(|n| u32::try_from(n).ok())
         .unwrap_or(4_194_304)
 }
 
