@@ -9,6 +9,12 @@
 //! - [`cli`] and [`config`]: flags, then validated settings;
 //! - [`cmd`]: wiring, the only module that sees every layer.
 
+#![deny(
+    clippy::print_stdout,
+    reason = "print! panics when stdout is a closed pipe (syslat ... | head): write to a \
+              locked stdout and return the error, which main ends quietly"
+)]
+
 pub mod aggregate;
 pub mod cli;
 pub mod cmd;

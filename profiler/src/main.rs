@@ -49,7 +49,15 @@ fn main() -> ExitCode {
             if broken_pipe {
                 return ExitCode::SUCCESS;
             }
-            eprintln!("syslat: {err:#}");
+            // A load or attach error says what to do about the kernel's answer (EPERM: the
+            // capabilities; ENOENT: what is missing) after the answer itself.
+            let hint = err
+                .chain()
+                .find_map(|e| e.downcast_ref::<profiler::collect::LoadError>())
+                .and_then(profiler::collect::LoadError::hint)
+                .map(|h| format!(" ({h})"))
+                .unwrap_or_default();
+            eprintln!("syslat: {err:#}{hint}");
             ExitCode::from(2)
         }
     }

@@ -1,7 +1,9 @@
 //! `syslat compare`: read the base and new recordings, compare them (see `crate::compare`
 //! for the method), print the result, and return 1 when something regressed.
 
-use anyhow::bail;
+use std::io::Write as _;
+
+use anyhow::{Context as _, bail};
 
 use crate::{
     cli::{ByName, CompareArgs, CompareFormat},
@@ -61,7 +63,13 @@ pub fn run(args: &CompareArgs) -> anyhow::Result<i32> {
         CompareFormat::Markdown => out::markdown(&c),
         CompareFormat::Json => out::json(&c),
     };
-    print!("{text}");
+    // Not `print!`, which panics when stdout is a closed pipe (`syslat compare a b | head`):
+    // the error goes up, and `main` ends quietly on a broken pipe.
+    let mut stdout = std::io::stdout().lock();
+    stdout
+        .write_all(text.as_bytes())
+        .and_then(|()| stdout.flush())
+        .context("failed to write to stdout")?;
     Ok(i32::from(c.regressed))
 }
 

@@ -23,7 +23,11 @@ pub fn run() -> anyhow::Result<i32> {
             .map_err(|e| format!("{e:#}")),
         flavor: kernel.flavor().map_err(|e| e.to_string()),
         forced: kernel.forced,
-        features: kernel.found,
+        features: kernel
+            .found
+            .into_iter()
+            .map(|(f, r)| (f, r.map_err(|e| format!("{:#}", anyhow::Error::new(e)))))
+            .collect(),
         missing_caps,
     };
     std::io::stdout()

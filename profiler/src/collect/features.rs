@@ -113,11 +113,33 @@ impl Flavor {
     }
 }
 
+/// A probe that could not tell: the kernel refused the call itself (EPERM without the
+/// capabilities, for one), so the feature may well be there.
+#[derive(Debug, thiserror::Error)]
+#[error("cannot probe for the {}", .feature.name())]
+pub struct ProbeError {
+    /// What was probed.
+    pub feature: Feature,
+    /// aya's error, which holds the failed call's `io::Error`.
+    #[source]
+    pub source: aya::programs::ProgramError,
+}
+
+impl ProbeError {
+    /// The OS error the kernel answered the probe with, if it was one.
+    pub fn os_error(&self) -> Option<&std::io::Error> {
+        match &self.source {
+            aya::programs::ProgramError::SyscallError(e) => Some(&e.io_error),
+            _ => None,
+        }
+    }
+}
+
 /// The probe results.
-#[derive(Clone, Debug)]
+#[derive(Debug)]
 pub struct KernelFeatures {
     /// Each feature and whether the kernel has it (`Err`: the probe itself failed).
-    pub found: Vec<(Feature, Result<bool, String>)>,
+    pub found: Vec<(Feature, Result<bool, ProbeError>)>,
     /// Whether [`FORCE_FALLBACK_ENV`] was set.
     pub forced: bool,
 }
@@ -150,6 +172,19 @@ impl KernelFeatures {
             .any(|(g, r)| *g == f && matches!(r, Ok(true)))
     }
 
+    /// The first probe the kernel refused with EPERM or EACCES: the probes then say
+    /// nothing about the kernel, only that this process may not use BPF.
+    /// Its index in [`KernelFeatures::found`].
+    pub fn denied(&self) -> Option<usize> {
+        self.found.iter().position(|(_, r)| {
+            r.as_ref()
+                .err()
+                .and_then(ProbeError::os_error)
+                .and_then(std::io::Error::raw_os_error)
+                .is_some_and(|n| n == libc::EPERM || n == libc::EACCES)
+        })
+    }
+
     /// The object to load, or the missing feature that nothing replaces.
     pub fn flavor(&self) -> Result<Flavor, Unsupported> {
         if !self.has(Feature::RingBuf) {
@@ -167,13 +202,13 @@ impl KernelFeatures {
     }
 }
 
-fn probe_one(f: Feature) -> Result<bool, String> {
-    let helper = |h: BpfHelper| {
-        is_helper_supported(ProgramType::RawTracePoint, h).map_err(|e| e.to_string())
-    };
+fn probe_one(f: Feature) -> Result<bool, ProbeError> {
+    let failed = |source| ProbeError { feature: f, source };
+    let map = |m: MapType| is_map_supported(m).map_err(|e| failed(e.into()));
+    let helper = |h: BpfHelper| is_helper_supported(ProgramType::RawTracePoint, h).map_err(failed);
     match f {
-        Feature::RingBuf => is_map_supported(MapType::RingBuf).map_err(|e| e.to_string()),
-        Feature::TaskStorage => is_map_supported(MapType::TaskStorage).map_err(|e| e.to_string()),
+        Feature::RingBuf => map(MapType::RingBuf),
+        Feature::TaskStorage => map(MapType::TaskStorage),
         Feature::TaskStorageHelper => helper(BpfHelper::BPF_FUNC_task_storage_get),
         Feature::CurrentTaskBtf => helper(BpfHelper::BPF_FUNC_get_current_task_btf),
         Feature::AncestorCgroup => helper(BpfHelper::BPF_FUNC_get_current_ancestor_cgroup_id),

@@ -78,12 +78,18 @@ pub struct LoadOptions {
     pub stacks_ns: Option<u64>,
 }
 
-/// Why tracing could not start. Each message is one line that names what is missing.
+/// Why tracing could not start. Each message is one line that names what failed; the
+/// kernel's answer is kept as the error's source, and [`LoadError::hint`] says what to do
+/// about it (the capabilities for EPERM, what is missing for ENOENT).
 #[derive(Debug, thiserror::Error)]
 pub enum LoadError {
     /// Not root and lacking capabilities.
     #[error("permission denied: loading eBPF programs needs root, or {0} (try sudo)")]
     NotPermitted(String),
+    /// The kernel refused the feature probes themselves (EPERM despite the capabilities
+    /// in this process's effective set: a user namespace, a seccomp or LSM policy).
+    #[error("the kernel refused a BPF call")]
+    Denied(#[source] features::ProbeError),
     /// No usable kernel BTF.
     #[error(transparent)]
     Btf(#[from] kernel_btf::BtfError),
@@ -91,37 +97,121 @@ pub enum LoadError {
     #[error(transparent)]
     Unsupported(#[from] features::Unsupported),
     /// aya could not read the kernel's BTF for the tp_btf programs.
-    #[error("cannot read the kernel's BTF for the sched programs: {0}")]
-    AyaBtf(String),
-    /// The object or a map could not be loaded.
-    #[error("failed to load the eBPF object: {0}")]
-    Object(String),
+    #[error("cannot read the kernel's BTF for the sched programs")]
+    AyaBtf(#[source] aya::BtfError),
+    /// The number of possible CPUs could not be read.
+    #[error("cannot read {path}")]
+    Cpus {
+        /// The sysfs file.
+        path: &'static str,
+        /// The OS error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The object or one of its maps could not be loaded.
+    #[error("failed to load the eBPF object")]
+    Object(#[source] aya::EbpfError),
+    /// A program is missing from the object.
+    #[error("program {0} is missing from the eBPF object")]
+    MissingProgram(&'static str),
+    /// A program is not of the type syslat loads it as.
+    #[error("program {prog} of the eBPF object")]
+    Program {
+        /// Program name.
+        prog: &'static str,
+        /// aya's error.
+        #[source]
+        source: ProgramError,
+    },
     /// The verifier rejected a program.
-    #[error("the kernel rejected program {prog}: {err}{hint}")]
+    #[error("the kernel rejected program {prog}{hint}")]
     Verifier {
         /// Program name.
         prog: &'static str,
         /// The syscall error.
-        err: String,
+        #[source]
+        source: std::io::Error,
         /// Where to find the verifier log.
         hint: &'static str,
     },
     /// Attaching failed.
-    #[error("failed to attach {prog} to {hook}: {err}")]
+    #[error("failed to attach {prog} to {hook}")]
     Attach {
         /// Program name.
         prog: &'static str,
         /// Hook name.
         hook: &'static str,
-        /// The error.
-        err: String,
+        /// aya's error, holding the kernel's answer.
+        #[source]
+        source: ProgramError,
     },
-    /// A map was missing or of the wrong type.
-    #[error("eBPF map {0} is missing or has the wrong type: {1}")]
-    Map(&'static str, String),
+    /// A map is not in the object or not of the expected type.
+    #[error("eBPF map {name} is missing or has the wrong type ({why})")]
+    MapShape {
+        /// The map.
+        name: &'static str,
+        /// What is wrong with it.
+        why: &'static str,
+    },
+    /// A map could not be opened, written or read.
+    #[error("eBPF map {0}")]
+    Map(&'static str, #[source] aya::maps::MapError),
+    /// A map's memory or fd could not be used.
+    #[error("eBPF map {name}: cannot {what}")]
+    MapIo {
+        /// The map.
+        name: &'static str,
+        /// What failed.
+        what: &'static str,
+        /// The OS error.
+        #[source]
+        source: std::io::Error,
+    },
     /// The target set could not be written.
-    #[error("failed to add pid {0} to the target set: {1}")]
-    Target(u32, String),
+    #[error("failed to add pid {0} to the target set")]
+    Target(u32, #[source] aya::maps::MapError),
+}
+
+/// What an OS error met while loading or attaching calls for.
+const NEEDS_CAPS: &str = "needs root, or CAP_BPF and CAP_PERFMON granted by the host \
+     (not only inside a user namespace); before Linux 5.11 also RLIMIT_MEMLOCK above the \
+     maps' size (systemd LimitMEMLOCK=infinity, or CAP_SYS_RESOURCE)";
+
+impl LoadError {
+    /// Advice for the kernel's answer, to follow the message: the capabilities for EPERM
+    /// and EACCES, what is missing for ENOENT. `None` when the message says it all.
+    pub fn hint(&self) -> Option<&'static str> {
+        let errno = os_error_in(self)?.raw_os_error()?;
+        if errno == libc::EPERM || errno == libc::EACCES {
+            return Some(NEEDS_CAPS);
+        }
+        if errno == libc::ENOENT {
+            return match self {
+                LoadError::Attach { .. } => Some("this kernel has no such tracepoint"),
+                LoadError::AyaBtf(_) => Some(
+                    "the kernel has no BTF (/sys/kernel/btf/vmlinux): it must be built with \
+                     CONFIG_DEBUG_INFO_BTF",
+                ),
+                LoadError::Verifier { .. } | LoadError::Object(_) => {
+                    Some("the kernel lacks a type or function the programs use (see syslat doctor)")
+                }
+                _ => None,
+            };
+        }
+        None
+    }
+}
+
+/// The first `io::Error` in `err`'s chain of sources (itself included).
+fn os_error_in<'a>(err: &'a (dyn std::error::Error + 'static)) -> Option<&'a std::io::Error> {
+    let mut next = Some(err);
+    while let Some(e) = next {
+        if let Some(io) = e.downcast_ref::<std::io::Error>() {
+            return Some(io);
+        }
+        next = e.source();
+    }
+    None
 }
 
 /// Most exec notices kept between two drains (the rest are read at first sight instead).
@@ -166,10 +256,11 @@ impl std::fmt::Debug for Probe {
     }
 }
 
+/// `/proc/sys/kernel/pid_max`, or the largest value it can take.
 fn pid_max() -> u32 {
-    std::fs::read_to_string("/proc/sys/kernel/pid_max")
+    procfs::sys::kernel::pid_max()
         .ok()
-        .and_then(|s| s.trim().parse().ok())
+        .and_then(|n| u32::try_from(n).ok())
         .unwrap_or(4_194_304)
 }
 
@@ -180,7 +271,15 @@ impl Probe {
             return Err(LoadError::NotPermitted(missing));
         }
         raise_memlock();
-        let kernel = KernelFeatures::probe();
+        let mut kernel = KernelFeatures::probe();
+        // A refused probe says nothing about the kernel: report the refusal, not a feature
+        // that seems missing.
+        if let Some(i) = kernel.denied() {
+            let (_, refused) = kernel.found.swap_remove(i);
+            if let Err(e) = refused {
+                return Err(LoadError::Denied(e));
+            }
+        }
         let flavor = kernel.flavor()?;
         log::debug!("loading the {} eBPF object", flavor.name());
         let (offsets, _) = kernel_btf::offsets(kernel.forced)?;
@@ -195,9 +294,8 @@ impl Probe {
         let syscall_filter = u32::from(opts.syscalls.is_some());
         let errors_only = u32::from(opts.errors_only);
         let ncomms = opts.comms.len().min(MAX_COMMS as usize) as u32;
-        let cpus = aya::util::nr_cpus()
-            .map_err(|(path, e)| LoadError::Object(format!("cannot read {path}: {e}")))?
-            as u32;
+        let cpus =
+            aya::util::nr_cpus().map_err(|(path, source)| LoadError::Cpus { path, source })? as u32;
         let slots = slots_per_cpu(opts.ring_bytes.unwrap_or(DEFAULT_LOG_BYTES), cpus);
         let exec_nrs =
             ["execve", "execveat"].map(|name| crate::syscalls::number(name).unwrap_or(u32::MAX));
@@ -244,39 +342,46 @@ impl Probe {
             .map_max_entries("LOG_POS", cpus)
             .map_max_entries("EVENTS", CONTROL_RING_BYTES)
             .load(object)
-            .map_err(|e| LoadError::Object(format!("{e:#}")))?;
+            .map_err(LoadError::Object)?;
         fill_filters(&mut ebpf, opts)?;
         if let (Flavor::Legacy, Filter::Cgroup { path, .. }) = (flavor, &opts.filter) {
             set_target_cgroup(&mut ebpf, path)?;
         }
         let logger = start_logger(&mut ebpf);
         let events = RingBuf::try_from(take_map(&mut ebpf, "EVENTS")?)
-            .map_err(|e| LoadError::Map("EVENTS", e.to_string()))?;
+            .map_err(|e| LoadError::Map("EVENTS", e))?;
         let wake = std::os::fd::AsFd::as_fd(&events)
             .try_clone_to_owned()
             .and_then(super::exits::register_readable)
-            .map_err(|e| LoadError::Map("EVENTS", format!("cannot wait on it: {e}")))?;
+            .map_err(|source| LoadError::MapIo {
+                name: "EVENTS",
+                what: "wait on it",
+                source,
+            })?;
         let counters = PerCpuArray::try_from(take_map(&mut ebpf, "COUNTERS")?)
-            .map_err(|e| LoadError::Map("COUNTERS", e.to_string()))?;
+            .map_err(|e| LoadError::Map("COUNTERS", e))?;
         let bits = Array::try_from(take_map(&mut ebpf, "TGID_BITS")?)
-            .map_err(|e| LoadError::Map("TGID_BITS", e.to_string()))?;
+            .map_err(|e| LoadError::Map("TGID_BITS", e))?;
         let logs = CallLogs::new(
             array_data(&mut ebpf, "LOG")?,
             array_data(&mut ebpf, "LOG_POS")?,
             cpus,
             slots,
         )
-        .map_err(|e| LoadError::Map("LOG", format!("cannot map it: {e}")))?;
+        .map_err(|source| LoadError::MapIo {
+            name: "LOG",
+            what: "map it",
+            source,
+        })?;
         let stacks = match opts.stacks_ns {
             Some(_) => Some(
                 StackTraceMap::try_from(take_map(&mut ebpf, "STACKS")?)
-                    .map_err(|e| LoadError::Map("STACKS", e.to_string()))?,
+                    .map_err(|e| LoadError::Map("STACKS", e))?,
             ),
             None => None,
         };
         let generation = Generation::new(
-            Array::try_from(take_map(&mut ebpf, ".bss")?)
-                .map_err(|e| LoadError::Map(".bss", e.to_string()))?,
+            Array::try_from(take_map(&mut ebpf, ".bss")?).map_err(|e| LoadError::Map(".bss", e))?,
         );
         let mut probe = Probe {
             logs,
@@ -298,7 +403,7 @@ impl Probe {
     }
 
     fn load_programs(&mut self) -> Result<(), LoadError> {
-        let btf = Btf::from_sys_fs().map_err(|e| LoadError::AyaBtf(e.to_string()))?;
+        let btf = Btf::from_sys_fs().map_err(LoadError::AyaBtf)?;
         for name in [
             "sys_enter",
             "sys_exit",
@@ -319,21 +424,19 @@ impl Probe {
     where
         &'a mut T: TryFrom<&'a mut aya::programs::Program, Error = ProgramError>,
     {
-        let prog = self.ebpf.program_mut(name).ok_or_else(|| {
-            LoadError::Object(format!("program {name} is missing from the object"))
-        })?;
+        let prog = self
+            .ebpf
+            .program_mut(name)
+            .ok_or(LoadError::MissingProgram(name))?;
         prog.try_into()
-            .map_err(|e: ProgramError| LoadError::Object(format!("program {name}: {e}")))
+            .map_err(|source: ProgramError| LoadError::Program { prog: name, source })
     }
 
     /// Attaches every program: fork and switch tracking first, then exit, enter, process
     /// exit and exec.
     pub fn attach(&mut self) -> Result<(), LoadError> {
-        let attach_err = |prog, hook, e: ProgramError| LoadError::Attach {
-            prog,
-            hook,
-            err: e.to_string(),
-        };
+        let attach_err =
+            |prog, hook, source: ProgramError| LoadError::Attach { prog, hook, source };
         // The switch hook before sys_enter: an open call must never be left on a CPU
         // when its task is switched out.
         for (name, hook) in [
@@ -359,7 +462,7 @@ impl Probe {
     /// with [`Filter::Tids`], a thread id.
     pub fn add_tgid(&mut self, tgid: u32) -> Result<(), LoadError> {
         let idx = tgid / 64;
-        let err = |e: aya::maps::MapError| LoadError::Target(tgid, e.to_string());
+        let err = |e: aya::maps::MapError| LoadError::Target(tgid, e);
         // Read-modify-write from user space: the kernel only ORs in bits of traced
         // parents' children, and targets are added before those exist.
         let word = self.bits.get(&idx, 0).map_err(err)?;
@@ -499,47 +602,50 @@ impl Probe {
 /// Writes the syscall bitmap and the names into their maps.
 fn fill_filters(ebpf: &mut Ebpf, opts: &LoadOptions) -> Result<(), LoadError> {
     if let Some(nrs) = &opts.syscalls {
-        let map = ebpf
-            .map_mut("SYSCALL_BITS")
-            .ok_or(LoadError::Map("SYSCALL_BITS", "missing".into()))?;
+        let map = ebpf.map_mut("SYSCALL_BITS").ok_or(LoadError::MapShape {
+            name: "SYSCALL_BITS",
+            why: "not in the object",
+        })?;
         let mut bits: Array<&mut MapData, u64> =
-            Array::try_from(map).map_err(|e| LoadError::Map("SYSCALL_BITS", e.to_string()))?;
+            Array::try_from(map).map_err(|e| LoadError::Map("SYSCALL_BITS", e))?;
         let mut words = [0u64; SYSCALL_WORDS as usize];
         for &nr in nrs.iter().filter(|&&nr| nr < SYSCALL_WORDS * 64) {
             words[(nr / 64) as usize] |= 1 << (nr % 64);
         }
         for (i, w) in words.iter().enumerate() {
             bits.set(i as u32, w, 0)
-                .map_err(|e| LoadError::Map("SYSCALL_BITS", e.to_string()))?;
+                .map_err(|e| LoadError::Map("SYSCALL_BITS", e))?;
         }
     }
     if opts.slow_ns > 0 {
-        let map = ebpf
-            .map_mut("PATH_ARG")
-            .ok_or(LoadError::Map("PATH_ARG", "missing".into()))?;
+        let map = ebpf.map_mut("PATH_ARG").ok_or(LoadError::MapShape {
+            name: "PATH_ARG",
+            why: "not in the object",
+        })?;
         let mut table: Array<&mut MapData, u32> =
-            Array::try_from(map).map_err(|e| LoadError::Map("PATH_ARG", e.to_string()))?;
+            Array::try_from(map).map_err(|e| LoadError::Map("PATH_ARG", e))?;
         for (name, arg) in crate::syscalls::PATH_ARGS {
             if let Some(nr) = crate::syscalls::number(name) {
                 table
                     .set(nr, arg + 1, 0)
-                    .map_err(|e| LoadError::Map("PATH_ARG", e.to_string()))?;
+                    .map_err(|e| LoadError::Map("PATH_ARG", e))?;
             }
         }
     }
     if !opts.comms.is_empty() {
-        let map = ebpf
-            .map_mut("COMMS")
-            .ok_or(LoadError::Map("COMMS", "missing".into()))?;
+        let map = ebpf.map_mut("COMMS").ok_or(LoadError::MapShape {
+            name: "COMMS",
+            why: "not in the object",
+        })?;
         let mut comms: Array<&mut MapData, [u8; 16]> =
-            Array::try_from(map).map_err(|e| LoadError::Map("COMMS", e.to_string()))?;
+            Array::try_from(map).map_err(|e| LoadError::Map("COMMS", e))?;
         for (i, name) in opts.comms.iter().take(MAX_COMMS as usize).enumerate() {
             let mut v = [0u8; 16];
             let b = name.as_bytes();
             v[..b.len().min(15)].copy_from_slice(&b[..b.len().min(15)]);
             comms
                 .set(i as u32, v, 0)
-                .map_err(|e| LoadError::Map("COMMS", e.to_string()))?;
+                .map_err(|e| LoadError::Map("COMMS", e))?;
         }
     }
     Ok(())
@@ -547,29 +653,38 @@ fn fill_filters(ebpf: &mut Ebpf, opts: &LoadOptions) -> Result<(), LoadError> {
 
 /// Puts the `--cgroup` directory in the legacy object's `CGROUPS` slot 0.
 fn set_target_cgroup(ebpf: &mut Ebpf, path: &std::path::Path) -> Result<(), LoadError> {
-    let dir = std::fs::File::open(path)
-        .map_err(|e| LoadError::Map("CGROUPS", format!("cannot open {}: {e}", path.display())))?;
-    let map = ebpf
-        .map_mut("CGROUPS")
-        .ok_or(LoadError::Map("CGROUPS", "missing".into()))?;
-    let mut cgroups = aya::maps::CgroupArray::try_from(map)
-        .map_err(|e| LoadError::Map("CGROUPS", e.to_string()))?;
+    let dir = std::fs::File::open(path).map_err(|source| LoadError::MapIo {
+        name: "CGROUPS",
+        what: "open the --cgroup directory",
+        source,
+    })?;
+    let map = ebpf.map_mut("CGROUPS").ok_or(LoadError::MapShape {
+        name: "CGROUPS",
+        why: "not in the object",
+    })?;
+    let mut cgroups =
+        aya::maps::CgroupArray::try_from(map).map_err(|e| LoadError::Map("CGROUPS", e))?;
     cgroups
         .set(0, dir, 0)
-        .map_err(|e| LoadError::Map("CGROUPS", e.to_string()))
+        .map_err(|e| LoadError::Map("CGROUPS", e))
 }
 
 /// The data of the plain array map `name`, taken out of the object.
 fn array_data(ebpf: &mut Ebpf, name: &'static str) -> Result<MapData, LoadError> {
     match take_map(ebpf, name)? {
         aya::maps::Map::Array(data) => Ok(data),
-        _ => Err(LoadError::Map(name, "not an array".into())),
+        _ => Err(LoadError::MapShape {
+            name,
+            why: "not an array",
+        }),
     }
 }
 
 fn take_map(ebpf: &mut Ebpf, name: &'static str) -> Result<aya::maps::Map, LoadError> {
-    ebpf.take_map(name)
-        .ok_or_else(|| LoadError::Map(name, "not in the object".into()))
+    ebpf.take_map(name).ok_or(LoadError::MapShape {
+        name,
+        why: "not in the object",
+    })
 }
 
 fn verifier_error(prog: &'static str, e: ProgramError) -> LoadError {
@@ -585,7 +700,7 @@ fn verifier_error(prog: &'static str, e: ProgramError) -> LoadError {
             }
             LoadError::Verifier {
                 prog,
-                err: io_error.to_string(),
+                source: io_error,
                 hint: if log::log_enabled!(log::Level::Debug) {
                     " (verifier log above)"
                 } else {
@@ -593,7 +708,7 @@ fn verifier_error(prog: &'static str, e: ProgramError) -> LoadError {
                 },
             }
         }
-        other => LoadError::Object(format!("program {prog}: {other}")),
+        source => LoadError::Program { prog, source },
     }
 }
 
@@ -649,4 +764,47 @@ fn start_logger(ebpf: &mut Ebpf) -> Option<tokio::task::JoinHandle<()>> {
             }
         }
     }))
+}
+
+#[cfg(test)]
+mod hint_tests {
+    use super::*;
+
+    fn attach(errno: i32) -> LoadError {
+        LoadError::Attach {
+            prog: "sys_enter",
+            hook: "raw_tp/sys_enter",
+            source: ProgramError::SyscallError(aya::sys::SyscallError {
+                call: "bpf_raw_tracepoint_open",
+                io_error: std::io::Error::from_raw_os_error(errno),
+            }),
+        }
+    }
+
+    #[test]
+    fn the_kernels_answer_picks_the_hint() {
+        assert_eq!(attach(libc::EPERM).hint(), Some(NEEDS_CAPS));
+        assert_eq!(attach(libc::EACCES).hint(), Some(NEEDS_CAPS));
+        assert_eq!(
+            attach(libc::ENOENT).hint(),
+            Some("this kernel has no such tracepoint")
+        );
+        assert_eq!(attach(libc::EINVAL).hint(), None);
+        let verifier = LoadError::Verifier {
+            prog: "sys_exit",
+            source: std::io::Error::from_raw_os_error(libc::EPERM),
+            hint: "",
+        };
+        assert_eq!(verifier.hint(), Some(NEEDS_CAPS));
+        assert!(NEEDS_CAPS.contains("CAP_BPF and CAP_PERFMON"));
+        // The message names the hook; the cause stays the source, for the chain.
+        assert_eq!(
+            attach(libc::EPERM).to_string(),
+            "failed to attach sys_enter to raw_tp/sys_enter"
+        );
+        let source = std::error::Error::source(&attach(libc::EPERM))
+            .map(ToString::to_string)
+            .unwrap();
+        assert_eq!(source, "`bpf_raw_tracepoint_open` failed");
+    }
 }
