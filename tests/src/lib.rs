@@ -3,6 +3,7 @@
 #![forbid(unsafe_code)]
 
 pub mod browser;
+pub mod http;
 pub mod prometheus;
 
 use std::{
@@ -29,6 +30,53 @@ pub fn syslat_bin() -> PathBuf {
         bin.display()
     );
     bin
+}
+
+/// The test workload (`src/bin/workload.rs`): `$SYSLAT_WORKLOAD`, else the binary Cargo
+/// built beside this test's `deps` directory (`target/<profile>/workload`; Cargo builds a
+/// package's binaries before its integration tests, so `cargo test -p tests` and `cargo
+/// xtask test` always have it). `env!("CARGO_BIN_EXE_workload")` names the same file but
+/// exists only inside the integration tests, not in this library.
+pub fn workload() -> &'static str {
+    static PATH: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    PATH.get_or_init(|| {
+        let path = match std::env::var_os("SYSLAT_WORKLOAD") {
+            Some(p) => PathBuf::from(p),
+            None => {
+                // target/<profile>/deps/<test> -> target/<profile>/workload
+                let exe = std::env::current_exe().expect("test executable path");
+                exe.parent()
+                    .and_then(|d| d.parent())
+                    .expect("target/<profile>")
+                    .join("workload")
+            }
+        };
+        assert!(
+            path.exists(),
+            "{} not built: run `cargo xtask test`",
+            path.display()
+        );
+        path.into_os_string()
+            .into_string()
+            .expect("a UTF-8 workload path")
+    })
+}
+
+/// Waits up to `within` for `child` to exit by itself and returns its status; `what` says
+/// what was expected in the failure message.
+pub fn wait_for_exit(
+    child: &mut std::process::Child,
+    within: Duration,
+    what: &str,
+) -> std::process::ExitStatus {
+    let deadline = Instant::now() + within;
+    loop {
+        if let Some(st) = child.try_wait().expect("try_wait") {
+            return st;
+        }
+        assert!(Instant::now() < deadline, "{what}");
+        std::thread::sleep(Duration::from_millis(10));
+    }
 }
 
 /// A `Command` for `syslat` with `args`.
@@ -242,8 +290,8 @@ impl Drop for Tmux {
 }
 
 /// Runs `syslat ARGS` and asserts that it fails as bad input should: exit 2 and one line
-/// on stderr, `syslat: ...`, that contains `expect` (and no panic).
-pub fn fails_with(args: &[&str], expect: &str) {
+/// on stderr, `syslat: ...`, that contains `expect` (and no panic); returns that line.
+pub fn fails_with(args: &[&str], expect: &str) -> String {
     let o = run(args);
     let stderr = String::from_utf8_lossy(&o.stderr);
     assert_eq!(o.status.code(), Some(2), "{args:?}: {stderr}");
@@ -258,6 +306,7 @@ pub fn fails_with(args: &[&str], expect: &str) {
         "{args:?}: {stderr:?} lacks {expect:?}"
     );
     assert!(!stderr.contains("panicked"), "{stderr}");
+    stderr.into_owned()
 }
 
 /// The syscalls each round of the workload's `zoo` step makes, at least once each (`getpid`
