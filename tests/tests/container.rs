@@ -14,8 +14,7 @@
 )]
 
 use std::{
-    io::{BufRead, BufReader, Read as _, Write as _},
-    net::TcpStream,
+    io::{BufRead, BufReader},
     path::{Path, PathBuf},
     process::{Command, Stdio},
     sync::OnceLock,
@@ -23,13 +22,13 @@ use std::{
 };
 
 use tests::{
-    Reaped, count,
+    Reaped, count, http,
+    http::metric,
     prometheus::{Prometheus, has_data, now, substitute, urlencode},
-    run, start_tracing, summary, syslat, temp_path,
+    run, start_tracing, summary, syslat, temp_path, workload,
 };
 
 const DOCKER: &str = "/usr/bin/docker";
-const WORKLOAD: &str = env!("CARGO_BIN_EXE_workload");
 /// getppid calls of the two containers.
 const CALLS_A: u64 = 7000;
 const CALLS_B: u64 = 3000;
@@ -79,8 +78,8 @@ fn image() -> &'static str {
     static IMAGE: OnceLock<String> = OnceLock::new();
     IMAGE.get_or_init(|| {
         ensure_dockerd();
-        let libs = libraries(WORKLOAD);
-        let mut files = vec![PathBuf::from("/bin/busybox"), PathBuf::from(WORKLOAD)];
+        let libs = libraries(workload());
+        let mut files = vec![PathBuf::from("/bin/busybox"), PathBuf::from(workload())];
         files.extend(libs.iter().cloned());
         let tag = format!("syslat-test-workload:{}", fingerprint(&files));
         let have = Command::new(DOCKER)
@@ -98,7 +97,7 @@ fn image() -> &'static str {
                 std::fs::copy(from, dest).unwrap();
             };
             put(Path::new("/bin/busybox"), Path::new("/bin/busybox"));
-            put(Path::new(WORKLOAD), Path::new("/workload"));
+            put(Path::new(workload()), Path::new("/workload"));
             for lib in &libs {
                 put(lib, lib);
             }
@@ -509,18 +508,9 @@ fn v2_root() -> PathBuf {
     PathBuf::from(line[1])
 }
 
+/// The body of `GET /metrics` from the `serve` at `addr`.
 fn scrape(addr: &str) -> String {
-    let mut s = TcpStream::connect(addr).unwrap();
-    write!(s, "GET /metrics HTTP/1.1\r\nHost: {addr}\r\n\r\n").unwrap();
-    let mut resp = String::new();
-    s.read_to_string(&mut resp).unwrap();
-    resp.split_once("\r\n\r\n").unwrap().1.to_string()
-}
-
-fn metric(text: &str, line_prefix: &str) -> Option<u64> {
-    text.lines()
-        .find(|l| l.starts_with(line_prefix))
-        .and_then(|l| l.rsplit(' ').next()?.parse().ok())
+    http::body(&http::get(addr, "/metrics", "text/plain")).to_string()
 }
 
 #[test]
@@ -646,24 +636,5 @@ fn serve_by_container_labels_series_by_container() {
         }
     }
     drop(prom);
-    let mut promtool = Command::new("promtool")
-        .args(["check", "metrics"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("promtool (Debian package prometheus) is installed by cargo xtask setup");
-    promtool
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(text.as_bytes())
-        .unwrap();
-    let out = promtool.wait_with_output().unwrap();
-    assert!(
-        out.status.success(),
-        "promtool: {}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
+    http::assert_promtool_accepts(&text);
 }

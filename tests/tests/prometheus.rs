@@ -21,10 +21,8 @@ use serde_json::Value;
 use tests::{
     Reaped,
     prometheus::{Prometheus, free_port, has_data, now, substitute, urlencode},
-    syslat,
+    syslat, workload,
 };
-
-const WORKLOAD: &str = env!("CARGO_BIN_EXE_workload");
 
 /// The workload between the two gates: 1000 getppid, 300 sleeps of 10 ms, 50 ENOENTs.
 const GETPPID: u64 = 1000;
@@ -56,7 +54,7 @@ fn prometheus_scrapes_native_and_classic_histograms_and_the_dashboard_has_data()
             "--by",
             "process",
             "--",
-            WORKLOAD,
+            workload(),
             "gate",
             "getppid",
             &GETPPID.to_string(),
