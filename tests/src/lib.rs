@@ -79,6 +79,17 @@ pub fn wait_for_exit(
     }
 }
 
+/// Where cgroup v2 is mounted (from `/proc/self/mounts`).
+pub fn cgroup_v2_root() -> PathBuf {
+    let mounts = std::fs::read_to_string("/proc/self/mounts").expect("/proc/self/mounts");
+    let line = mounts
+        .lines()
+        .map(|l| l.split_whitespace().collect::<Vec<_>>())
+        .find(|f| f.len() > 2 && f[2] == "cgroup2")
+        .expect("cgroup v2 mounted");
+    PathBuf::from(line[1])
+}
+
 /// A `Command` for `syslat` with `args`.
 pub fn syslat(args: &[&str]) -> Command {
     let mut c = Command::new(syslat_bin());

@@ -22,7 +22,7 @@ use std::{
 };
 
 use tests::{
-    Reaped, count, http,
+    Reaped, cgroup_v2_root, count, http,
     http::metric,
     prometheus::{Prometheus, has_data, now, substitute, urlencode},
     run, start_tracing, summary, syslat, temp_path, workload,
@@ -473,7 +473,7 @@ fn a_container_gone_before_its_calls_are_drained_has_its_row() {
     unsafe { libc::kill(pid, libc::SIGSTOP) };
     c.open_gate();
     c.wait();
-    let root = v2_root();
+    let root = cgroup_v2_root();
     let dirs = [
         root.join("docker").join(&c.id),
         root.join(format!("system.slice/docker-{}.scope", c.id)),
@@ -495,17 +495,6 @@ fn a_container_gone_before_its_calls_are_drained_has_its_row() {
     assert_eq!(rows[0]["count"], CALLS_C);
     assert_eq!(rows[0]["container_name"], c.name.as_str());
     assert_eq!(rows[0]["container_image"], image);
-}
-
-/// The cgroup v2 mount point.
-fn v2_root() -> PathBuf {
-    let mounts = std::fs::read_to_string("/proc/self/mounts").unwrap();
-    let line = mounts
-        .lines()
-        .map(|l| l.split_whitespace().collect::<Vec<_>>())
-        .find(|f| f.len() > 2 && f[2] == "cgroup2")
-        .expect("cgroup v2 mounted");
-    PathBuf::from(line[1])
 }
 
 /// The body of `GET /metrics` from the `serve` at `addr`.

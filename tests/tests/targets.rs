@@ -13,7 +13,8 @@ use std::{
 };
 
 use tests::{
-    Reaped, count, fails_with, record_json, rows, run, start_tracing, summary, temp_path, workload,
+    Reaped, cgroup_v2_root, count, fails_with, record_json, rows, run, start_tracing, summary,
+    temp_path, workload,
 };
 
 fn gated(bin: &str, steps: &[&str]) -> Reaped {
@@ -145,7 +146,7 @@ fn comm_picks_up_matching_processes_old_and_new() {
 
 #[test]
 fn cgroup_traces_its_processes_only() {
-    let root = v2_root();
+    let root = cgroup_v2_root();
     let dir = root.join(format!("syslat-test-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let mut inside = gated(
@@ -170,16 +171,6 @@ fn cgroup_traces_its_processes_only() {
         "the process moved into the cgroup, not the other"
     );
     assert_eq!(count(&s, "clone"), 2);
-}
-
-fn v2_root() -> PathBuf {
-    let mounts = std::fs::read_to_string("/proc/self/mounts").unwrap();
-    mounts
-        .lines()
-        .map(|l| l.split_whitespace().collect::<Vec<_>>())
-        .find(|f| f[2] == "cgroup2")
-        .map(|f| PathBuf::from(f[1]))
-        .expect("cgroup v2 mounted")
 }
 
 fn record_cmd(extra: &[&str], steps: &[&str]) -> serde_json::Value {
@@ -373,7 +364,7 @@ fn slow_log_has_exactly_the_slow_calls() {
 
 #[test]
 fn by_cgroup_rows_carry_the_cgroup() {
-    let root = v2_root();
+    let root = cgroup_v2_root();
     let me = std::process::id();
     let (a_dir, b_dir) = (
         root.join(format!("syslat-a-{me}")),
