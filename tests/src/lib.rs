@@ -209,6 +209,32 @@ pub fn start_tracing(args: &[&str]) -> Reaped {
     child
 }
 
+/// Starts `syslat serve --listen ADDR ARGS` with its stdin a pipe (the gate of a `gate`
+/// workload after `--`) and returns once its first stderr line says it serves
+/// `http://ADDR/metrics`.
+pub fn start_serving(addr: &str, args: &[&str]) -> Reaped {
+    use std::io::BufRead;
+    let mut all = vec!["serve", "--listen", addr];
+    all.extend_from_slice(args);
+    let mut child = Reaped(
+        syslat(&all)
+            .stdin(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("syslat starts"),
+    );
+    let mut line = String::new();
+    let stderr = child.stderr.take().expect("piped stderr");
+    std::io::BufReader::new(stderr)
+        .read_line(&mut line)
+        .expect("a first stderr line");
+    assert!(
+        line.contains(&format!("serving http://{addr}/metrics")),
+        "{line}"
+    );
+    child
+}
+
 /// IDs of the loaded BPF programs named like syslat's `sys_enter`/`sys_exit` (bpftool).
 pub fn our_program_ids() -> std::collections::BTreeSet<u32> {
     let o = Command::new("bpftool")

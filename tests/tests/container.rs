@@ -14,7 +14,6 @@
 )]
 
 use std::{
-    io::{BufRead, BufReader},
     path::{Path, PathBuf},
     process::{Command, Stdio},
     sync::OnceLock,
@@ -25,7 +24,7 @@ use tests::{
     Reaped, cgroup_v2_root, count, http,
     http::metric,
     prometheus::{Prometheus, has_data, now, substitute, urlencode},
-    run, start_tracing, summary, syslat, temp_path, workload,
+    run, start_serving, start_tracing, summary, temp_path, workload,
 };
 
 const DOCKER: &str = "/usr/bin/docker";
@@ -506,25 +505,7 @@ fn scrape(addr: &str) -> String {
 fn serve_by_container_labels_series_by_container() {
     let (a, b) = two();
     let addr = "127.0.0.1:19878";
-    let mut srv = Reaped(
-        syslat(&[
-            "serve",
-            "--listen",
-            addr,
-            "--by",
-            "container",
-            "-s",
-            "getppid",
-        ])
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap(),
-    );
-    let mut line = String::new();
-    BufReader::new(srv.stderr.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    assert!(line.contains("serving http://"), "{line}");
+    let _srv = start_serving(addr, &["--by", "container", "-s", "getppid"]);
     // A real Prometheus scrapes it from before the containers' calls (for the dashboard's
     // container panels, below).
     let prom = Prometheus::start("by-container", addr, true);

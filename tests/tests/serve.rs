@@ -5,46 +5,21 @@
     reason = "a test panics on failure, with the location"
 )]
 
-use std::{
-    io::{BufRead, BufReader},
-    process::Stdio,
-    time::{Duration, Instant},
-};
+use std::time::{Duration, Instant};
 
 use tests::{
-    Reaped, fails_with,
+    fails_with,
     http::{assert_promtool_accepts, body, get, metric},
-    syslat, wait_for_exit, workload,
+    start_serving, wait_for_exit, workload,
 };
 
 #[test]
 fn scrape_counts_the_workload_and_passes_promtool() {
     let addr = "127.0.0.1:19876";
     // 4321 getppid calls, then 3 s of sleeping during which the metrics are scraped.
-    let mut srv = Reaped(
-        syslat(&[
-            "serve",
-            "--listen",
-            addr,
-            "--",
-            workload(),
-            "getppid",
-            "4321",
-            "sleep",
-            "30",
-            "100",
-        ])
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap(),
-    );
-    let mut line = String::new();
-    BufReader::new(srv.stderr.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    assert!(
-        line.contains("serving http://127.0.0.1:19876/metrics"),
-        "{line}"
+    let mut srv = start_serving(
+        addr,
+        &["--", workload(), "getppid", "4321", "sleep", "30", "100"],
     );
     let want = r#"syslat_syscall_duration_seconds_count{syscall="getppid"}"#;
     let deadline = Instant::now() + Duration::from_secs(3);
