@@ -188,12 +188,11 @@ pub fn record_json_targets(out: &std::path::Path, args: &[&str]) -> serde_json::
     summary(out)
 }
 
-/// Starts `syslat ARGS` and returns once it says it is tracing (its first stderr line).
-pub fn start_tracing(args: &[&str]) -> Reaped {
+/// Spawns `cmd` with its stderr piped and returns it with its first stderr line.
+fn spawn_with_first_line(cmd: &mut Command) -> (Reaped, String) {
     use std::io::BufRead;
     let mut child = Reaped(
-        syslat(args)
-            .stderr(std::process::Stdio::piped())
+        cmd.stderr(std::process::Stdio::piped())
             .spawn()
             .expect("syslat starts"),
     );
@@ -202,6 +201,12 @@ pub fn start_tracing(args: &[&str]) -> Reaped {
     std::io::BufReader::new(stderr)
         .read_line(&mut line)
         .expect("a first stderr line");
+    (child, line)
+}
+
+/// Starts `syslat ARGS` and returns once it says it is tracing (its first stderr line).
+pub fn start_tracing(args: &[&str]) -> Reaped {
+    let (child, line) = spawn_with_first_line(&mut syslat(args));
     assert!(
         line.starts_with("syslat: tracing"),
         "syslat did not start tracing: {line}"
@@ -213,21 +218,9 @@ pub fn start_tracing(args: &[&str]) -> Reaped {
 /// workload after `--`) and returns once its first stderr line says it serves
 /// `http://ADDR/metrics`.
 pub fn start_serving(addr: &str, args: &[&str]) -> Reaped {
-    use std::io::BufRead;
     let mut all = vec!["serve", "--listen", addr];
     all.extend_from_slice(args);
-    let mut child = Reaped(
-        syslat(&all)
-            .stdin(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::piped())
-            .spawn()
-            .expect("syslat starts"),
-    );
-    let mut line = String::new();
-    let stderr = child.stderr.take().expect("piped stderr");
-    std::io::BufReader::new(stderr)
-        .read_line(&mut line)
-        .expect("a first stderr line");
+    let (child, line) = spawn_with_first_line(syslat(&all).stdin(std::process::Stdio::piped()));
     assert!(
         line.contains(&format!("serving http://{addr}/metrics")),
         "{line}"
