@@ -3,6 +3,7 @@
 #![forbid(unsafe_code)]
 
 pub mod browser;
+pub mod http;
 pub mod prometheus;
 
 use std::{
@@ -29,6 +30,64 @@ pub fn syslat_bin() -> PathBuf {
         bin.display()
     );
     bin
+}
+
+/// The test workload (`src/bin/workload.rs`): `$SYSLAT_WORKLOAD`, else the binary Cargo
+/// built beside this test's `deps` directory (`target/<profile>/workload`; Cargo builds a
+/// package's binaries before its integration tests, so `cargo test -p tests` and `cargo
+/// xtask test` always have it). `env!("CARGO_BIN_EXE_workload")` names the same file but
+/// exists only inside the integration tests, not in this library.
+pub fn workload() -> &'static str {
+    static PATH: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    PATH.get_or_init(|| {
+        let path = match std::env::var_os("SYSLAT_WORKLOAD") {
+            Some(p) => PathBuf::from(p),
+            None => {
+                // target/<profile>/deps/<test> -> target/<profile>/workload
+                let exe = std::env::current_exe().expect("test executable path");
+                exe.parent()
+                    .and_then(|d| d.parent())
+                    .expect("target/<profile>")
+                    .join("workload")
+            }
+        };
+        assert!(
+            path.exists(),
+            "{} not built: run `cargo xtask test`",
+            path.display()
+        );
+        path.into_os_string()
+            .into_string()
+            .expect("a UTF-8 workload path")
+    })
+}
+
+/// Waits up to `within` for `child` to exit by itself and returns its status; `what` says
+/// what was expected in the failure message.
+pub fn wait_for_exit(
+    child: &mut std::process::Child,
+    within: Duration,
+    what: &str,
+) -> std::process::ExitStatus {
+    let deadline = Instant::now() + within;
+    loop {
+        if let Some(st) = child.try_wait().expect("try_wait") {
+            return st;
+        }
+        assert!(Instant::now() < deadline, "{what}");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+/// Where cgroup v2 is mounted (from `/proc/self/mounts`).
+pub fn cgroup_v2_root() -> PathBuf {
+    let mounts = std::fs::read_to_string("/proc/self/mounts").expect("/proc/self/mounts");
+    let line = mounts
+        .lines()
+        .map(|l| l.split_whitespace().collect::<Vec<_>>())
+        .find(|f| f.len() > 2 && f[2] == "cgroup2")
+        .expect("cgroup v2 mounted");
+    PathBuf::from(line[1])
 }
 
 /// A `Command` for `syslat` with `args`.
@@ -129,12 +188,11 @@ pub fn record_json_targets(out: &std::path::Path, args: &[&str]) -> serde_json::
     summary(out)
 }
 
-/// Starts `syslat ARGS` and returns once it says it is tracing (its first stderr line).
-pub fn start_tracing(args: &[&str]) -> Reaped {
+/// Spawns `cmd` with its stderr piped and returns it with its first stderr line.
+fn spawn_with_first_line(cmd: &mut Command) -> (Reaped, String) {
     use std::io::BufRead;
     let mut child = Reaped(
-        syslat(args)
-            .stderr(std::process::Stdio::piped())
+        cmd.stderr(std::process::Stdio::piped())
             .spawn()
             .expect("syslat starts"),
     );
@@ -143,9 +201,29 @@ pub fn start_tracing(args: &[&str]) -> Reaped {
     std::io::BufReader::new(stderr)
         .read_line(&mut line)
         .expect("a first stderr line");
+    (child, line)
+}
+
+/// Starts `syslat ARGS` and returns once it says it is tracing (its first stderr line).
+pub fn start_tracing(args: &[&str]) -> Reaped {
+    let (child, line) = spawn_with_first_line(&mut syslat(args));
     assert!(
         line.starts_with("syslat: tracing"),
         "syslat did not start tracing: {line}"
+    );
+    child
+}
+
+/// Starts `syslat serve --listen ADDR ARGS` with its stdin a pipe (the gate of a `gate`
+/// workload after `--`) and returns once its first stderr line says it serves
+/// `http://ADDR/metrics`.
+pub fn start_serving(addr: &str, args: &[&str]) -> Reaped {
+    let mut all = vec!["serve", "--listen", addr];
+    all.extend_from_slice(args);
+    let (child, line) = spawn_with_first_line(syslat(&all).stdin(std::process::Stdio::piped()));
+    assert!(
+        line.contains(&format!("serving http://{addr}/metrics")),
+        "{line}"
     );
     child
 }
@@ -242,8 +320,8 @@ impl Drop for Tmux {
 }
 
 /// Runs `syslat ARGS` and asserts that it fails as bad input should: exit 2 and one line
-/// on stderr, `syslat: ...`, that contains `expect` (and no panic).
-pub fn fails_with(args: &[&str], expect: &str) {
+/// on stderr, `syslat: ...`, that contains `expect` (and no panic); returns that line.
+pub fn fails_with(args: &[&str], expect: &str) -> String {
     let o = run(args);
     let stderr = String::from_utf8_lossy(&o.stderr);
     assert_eq!(o.status.code(), Some(2), "{args:?}: {stderr}");
@@ -258,6 +336,7 @@ pub fn fails_with(args: &[&str], expect: &str) {
         "{args:?}: {stderr:?} lacks {expect:?}"
     );
     assert!(!stderr.contains("panicked"), "{stderr}");
+    stderr.into_owned()
 }
 
 /// The syscalls each round of the workload's `zoo` step makes, at least once each (`getpid`

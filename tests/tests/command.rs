@@ -194,7 +194,7 @@ fn hostile_process_names_are_escaped_in_every_text_output() {
         c.args(args)
             .arg("-o")
             .arg(out)
-            .args(["--", env!("CARGO_BIN_EXE_workload"), "comm", evil])
+            .args(["--", tests::workload(), "comm", evil])
             .args(["getppid", "10", "sleep", "6", "2"]);
         let o = c.output().unwrap();
         assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));

@@ -7,13 +7,11 @@
 
 use std::path::PathBuf;
 
-use tests::{fails_with, record_json, run, temp_path};
-
-const WORKLOAD: &str = env!("CARGO_BIN_EXE_workload");
+use tests::{fails_with, record_json, run, temp_path, workload};
 
 fn record(name: &str, extra: &[&str], steps: &[&str]) -> PathBuf {
     let out = temp_path(name);
-    let mut cmd = vec![WORKLOAD];
+    let mut cmd = vec![workload()];
     cmd.extend_from_slice(steps);
     record_json(&out, extra, &cmd);
     out

@@ -14,8 +14,6 @@
 )]
 
 use std::{
-    io::{BufRead, BufReader, Read as _, Write as _},
-    net::TcpStream,
     path::{Path, PathBuf},
     process::{Command, Stdio},
     sync::OnceLock,
@@ -23,13 +21,13 @@ use std::{
 };
 
 use tests::{
-    Reaped, count,
+    Reaped, cgroup_v2_root, count, http,
+    http::metric,
     prometheus::{Prometheus, has_data, now, substitute, urlencode},
-    run, start_tracing, summary, syslat, temp_path,
+    run, start_serving, start_tracing, summary, temp_path, workload,
 };
 
 const DOCKER: &str = "/usr/bin/docker";
-const WORKLOAD: &str = env!("CARGO_BIN_EXE_workload");
 /// getppid calls of the two containers.
 const CALLS_A: u64 = 7000;
 const CALLS_B: u64 = 3000;
@@ -79,8 +77,8 @@ fn image() -> &'static str {
     static IMAGE: OnceLock<String> = OnceLock::new();
     IMAGE.get_or_init(|| {
         ensure_dockerd();
-        let libs = libraries(WORKLOAD);
-        let mut files = vec![PathBuf::from("/bin/busybox"), PathBuf::from(WORKLOAD)];
+        let libs = libraries(workload());
+        let mut files = vec![PathBuf::from("/bin/busybox"), PathBuf::from(workload())];
         files.extend(libs.iter().cloned());
         let tag = format!("syslat-test-workload:{}", fingerprint(&files));
         let have = Command::new(DOCKER)
@@ -98,7 +96,7 @@ fn image() -> &'static str {
                 std::fs::copy(from, dest).unwrap();
             };
             put(Path::new("/bin/busybox"), Path::new("/bin/busybox"));
-            put(Path::new(WORKLOAD), Path::new("/workload"));
+            put(Path::new(workload()), Path::new("/workload"));
             for lib in &libs {
                 put(lib, lib);
             }
@@ -474,7 +472,7 @@ fn a_container_gone_before_its_calls_are_drained_has_its_row() {
     unsafe { libc::kill(pid, libc::SIGSTOP) };
     c.open_gate();
     c.wait();
-    let root = v2_root();
+    let root = cgroup_v2_root();
     let dirs = [
         root.join("docker").join(&c.id),
         root.join(format!("system.slice/docker-{}.scope", c.id)),
@@ -498,54 +496,16 @@ fn a_container_gone_before_its_calls_are_drained_has_its_row() {
     assert_eq!(rows[0]["container_image"], image);
 }
 
-/// The cgroup v2 mount point.
-fn v2_root() -> PathBuf {
-    let mounts = std::fs::read_to_string("/proc/self/mounts").unwrap();
-    let line = mounts
-        .lines()
-        .map(|l| l.split_whitespace().collect::<Vec<_>>())
-        .find(|f| f.len() > 2 && f[2] == "cgroup2")
-        .expect("cgroup v2 mounted");
-    PathBuf::from(line[1])
-}
-
+/// The body of `GET /metrics` from the `serve` at `addr`.
 fn scrape(addr: &str) -> String {
-    let mut s = TcpStream::connect(addr).unwrap();
-    write!(s, "GET /metrics HTTP/1.1\r\nHost: {addr}\r\n\r\n").unwrap();
-    let mut resp = String::new();
-    s.read_to_string(&mut resp).unwrap();
-    resp.split_once("\r\n\r\n").unwrap().1.to_string()
-}
-
-fn metric(text: &str, line_prefix: &str) -> Option<u64> {
-    text.lines()
-        .find(|l| l.starts_with(line_prefix))
-        .and_then(|l| l.rsplit(' ').next()?.parse().ok())
+    http::body(&http::get(addr, "/metrics", "text/plain")).to_string()
 }
 
 #[test]
 fn serve_by_container_labels_series_by_container() {
     let (a, b) = two();
     let addr = "127.0.0.1:19878";
-    let mut srv = Reaped(
-        syslat(&[
-            "serve",
-            "--listen",
-            addr,
-            "--by",
-            "container",
-            "-s",
-            "getppid",
-        ])
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap(),
-    );
-    let mut line = String::new();
-    BufReader::new(srv.stderr.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    assert!(line.contains("serving http://"), "{line}");
+    let _srv = start_serving(addr, &["--by", "container", "-s", "getppid"]);
     // A real Prometheus scrapes it from before the containers' calls (for the dashboard's
     // container panels, below).
     let prom = Prometheus::start("by-container", addr, true);
@@ -646,24 +606,5 @@ fn serve_by_container_labels_series_by_container() {
         }
     }
     drop(prom);
-    let mut promtool = Command::new("promtool")
-        .args(["check", "metrics"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("promtool (Debian package prometheus) is installed by cargo xtask setup");
-    promtool
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(text.as_bytes())
-        .unwrap();
-    let out = promtool.wait_with_output().unwrap();
-    assert!(
-        out.status.success(),
-        "promtool: {}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
+    http::assert_promtool_accepts(&text);
 }

@@ -19,9 +19,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use tests::{Reaped, syslat_bin, temp_path};
-
-const WORKLOAD: &str = env!("CARGO_BIN_EXE_workload");
+use tests::{Reaped, syslat_bin, temp_path, workload};
 
 /// The repository's root (this crate is `tests/`).
 fn root() -> PathBuf {
@@ -341,7 +339,7 @@ fn count_for(metrics: &str, syscall: &str, comm: &str) -> Option<u64> {
 /// `serve` at `addr` reports exactly them (a name read from the host's /proc).
 fn scrape_counts_workload(addr: &str, comm: &str, n: u64) {
     let bin = std::env::temp_dir().join(comm);
-    std::fs::copy(WORKLOAD, &bin).unwrap();
+    std::fs::copy(workload(), &bin).unwrap();
     let deadline = Instant::now() + Duration::from_secs(20);
     while http_get(addr, "/").is_none() {
         assert!(Instant::now() < deadline, "serve never listened on {addr}");

@@ -6,9 +6,7 @@
     reason = "a test panics on failure, with the location"
 )]
 
-use tests::{count, syslat, temp_path};
-
-const WORKLOAD: &str = env!("CARGO_BIN_EXE_workload");
+use tests::{count, syslat, temp_path, workload};
 
 fn doctor(force: bool) -> String {
     let mut c = syslat(&["doctor"]);
@@ -76,7 +74,15 @@ fn record(force: bool) -> (serde_json::Value, String) {
         "--",
     ]);
     c.args([
-        WORKLOAD, "threads", "4", "25000", "forks", "200", "pipe", "10", "2",
+        workload(),
+        "threads",
+        "4",
+        "25000",
+        "forks",
+        "200",
+        "pipe",
+        "10",
+        "2",
     ]);
     if force {
         c.env("SYSLAT_FORCE_FALLBACK", "1");

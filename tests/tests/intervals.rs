@@ -7,9 +7,7 @@
 
 use std::{process::Command, time::Duration};
 
-use tests::{run, start_tracing, temp_path};
-
-const WORKLOAD: &str = env!("CARGO_BIN_EXE_workload");
+use tests::{run, start_tracing, temp_path, workload};
 
 fn lines(path: &std::path::Path) -> Vec<serde_json::Value> {
     std::fs::read_to_string(path)
@@ -43,7 +41,7 @@ fn intervals_add_up_to_the_summary() {
         "-o",
         out.to_str().unwrap(),
         "--",
-        WORKLOAD,
+        workload(),
         "getppid",
         "20000",
         "sleep",
@@ -110,7 +108,7 @@ fn hdrlog_is_read_by_an_independent_implementation() {
         "-o",
         out.to_str().unwrap(),
         "--",
-        WORKLOAD,
+        workload(),
         "getppid",
         "12345",
         "sleep",
@@ -174,7 +172,7 @@ fn sigusr1_forces_a_dump() {
     let _ = std::fs::remove_file(&out);
     let mut rec = start_tracing(&["record", "-f", "json", "-o", out.to_str().unwrap()]);
     assert!(
-        Command::new(WORKLOAD)
+        Command::new(workload())
             .args(["getppid", "777"])
             .status()
             .unwrap()
@@ -225,7 +223,7 @@ fn sigkill_leaves_only_complete_lines() {
         "-o",
         out.to_str().unwrap(),
     ]);
-    let w = Command::new(WORKLOAD)
+    let w = Command::new(workload())
         .args(["getppid", "200000", "sleep", "8", "50"])
         .status()
         .unwrap();

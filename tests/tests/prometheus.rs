@@ -10,21 +10,13 @@
     reason = "a test panics on failure, with the location"
 )]
 
-use std::{
-    io::{BufRead, BufReader, Write},
-    path::PathBuf,
-    process::Stdio,
-    time::{Duration, Instant},
-};
+use std::{io::Write, path::PathBuf, time::Duration};
 
 use serde_json::Value;
 use tests::{
-    Reaped,
     prometheus::{Prometheus, free_port, has_data, now, substitute, urlencode},
-    syslat,
+    start_serving, wait_for_exit, workload,
 };
-
-const WORKLOAD: &str = env!("CARGO_BIN_EXE_workload");
 
 /// The workload between the two gates: 1000 getppid, 300 sleeps of 10 ms, 50 ENOENTs.
 const GETPPID: u64 = 1000;
@@ -48,15 +40,13 @@ fn prometheus_scrapes_native_and_classic_histograms_and_the_dashboard_has_data()
     let port = free_port();
     let addr = format!("127.0.0.1:{port}");
     // Held at the first gate until both servers scrape, at the second until the end.
-    let mut srv = Reaped(
-        syslat(&[
-            "serve",
-            "--listen",
-            &addr,
+    let mut srv = start_serving(
+        &addr,
+        &[
             "--by",
             "process",
             "--",
-            WORKLOAD,
+            workload(),
             "gate",
             "getppid",
             &GETPPID.to_string(),
@@ -66,19 +56,7 @@ fn prometheus_scrapes_native_and_classic_histograms_and_the_dashboard_has_data()
             "enoent",
             &ENOENT.to_string(),
             "gate",
-        ])
-        .stdin(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap(),
-    );
-    let mut line = String::new();
-    BufReader::new(srv.stderr.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    assert!(
-        line.contains(&format!("serving http://{addr}/metrics")),
-        "{line}"
+        ],
     );
     let native = Prometheus::start("native", &addr, true);
     let classic = Prometheus::start("classic", &addr, false);
@@ -273,13 +251,10 @@ fn prometheus_scrapes_native_and_classic_histograms_and_the_dashboard_has_data()
 
     // The workload passes its second gate; serve ends with it, status 0.
     drop(gate);
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while srv.try_wait().unwrap().is_none() {
-        assert!(
-            Instant::now() < deadline,
-            "serve did not end with the command"
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    assert_eq!(srv.try_wait().unwrap().unwrap().code(), Some(0));
+    let st = wait_for_exit(
+        &mut srv,
+        Duration::from_secs(10),
+        "serve did not end with the command",
+    );
+    assert_eq!(st.code(), Some(0));
 }

@@ -15,15 +15,13 @@ use std::{
 
 use tests::{
     Reaped, count, fails_with, our_program_ids, record_json, rows, run, start_tracing, summary,
-    syslat, temp_path,
+    syslat, temp_path, workload,
 };
-
-const WORKLOAD: &str = env!("CARGO_BIN_EXE_workload");
 
 /// `syslat record -f json -o FILE [extra] -- workload steps`, returning the summary.
 fn record(extra: &[&str], steps: &[&str]) -> serde_json::Value {
     let out = temp_path(&format!("rec-{}.json", steps.join("-")));
-    let mut cmd = vec![WORKLOAD];
+    let mut cmd = vec![workload()];
     cmd.extend_from_slice(steps);
     record_json(&out, extra, &cmd)
 }
@@ -151,7 +149,7 @@ fn exit_status_is_the_commands() {
 
 /// Starts a workload that waits on stdin before running `steps`.
 fn gated(steps: &[&str]) -> std::process::Child {
-    Command::new(WORKLOAD)
+    Command::new(workload())
         .arg("gate")
         .args(steps)
         .stdin(Stdio::piped())
@@ -298,7 +296,7 @@ fn nothing_stays_attached_after_sigkill() {
 fn sigint_writes_the_final_dump() {
     let out = temp_path("sigint.json");
     let mut rec = start_tracing(&["record", "-f", "json", "-o", out.to_str().unwrap()]);
-    let w = Command::new(WORKLOAD)
+    let w = Command::new(workload())
         .args(["getppid", "1000"])
         .status()
         .unwrap();

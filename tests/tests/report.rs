@@ -7,15 +7,13 @@
 
 use std::{path::Path, process::Command};
 
-use tests::{count, fails_with, rows, run, summary, temp_path};
-
-const WORKLOAD: &str = env!("CARGO_BIN_EXE_workload");
+use tests::{count, fails_with, rows, run, summary, temp_path, workload};
 
 fn record(out: &Path, extra: &[&str], steps: &[&str]) {
     let mut args = vec!["record", "-o", out.to_str().unwrap()];
     args.extend_from_slice(extra);
     args.push("--");
-    args.push(WORKLOAD);
+    args.push(workload());
     args.extend_from_slice(steps);
     let o = run(&args);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));

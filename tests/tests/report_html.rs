@@ -12,9 +12,7 @@
 use std::path::{Path, PathBuf};
 
 use serde_json::Value;
-use tests::{browser::Browser, count, run, summary, temp_path};
-
-const WORKLOAD: &str = env!("CARGO_BIN_EXE_workload");
+use tests::{browser::Browser, count, run, summary, temp_path, workload};
 
 /// The most bytes the page of the many-syscall recording (66 syscalls, about 200
 /// intervals) may have: it has about 470 kB; before the heatmaps it had 2.1 MB.
@@ -30,7 +28,7 @@ fn record(out: &Path, interval: &str, steps: &[&str]) -> Value {
         "-o",
         out.to_str().unwrap(),
         "--",
-        WORKLOAD,
+        workload(),
     ];
     args.extend_from_slice(steps);
     let o = run(&args);

@@ -15,12 +15,10 @@ use std::{
     time::{Duration, Instant},
 };
 
-use tests::{Reaped, count, record_json, run, start_tracing, summary, syslat, temp_path};
-
-const WORKLOAD: &str = env!("CARGO_BIN_EXE_workload");
+use tests::{Reaped, count, record_json, run, start_tracing, summary, syslat, temp_path, workload};
 
 fn record_workload(name: &str, extra: &[&str], steps: &[&str]) -> serde_json::Value {
-    let mut cmd = vec![WORKLOAD];
+    let mut cmd = vec![workload()];
     cmd.extend_from_slice(steps);
     record_json(&temp_path(name), extra, &cmd)
 }
@@ -53,7 +51,7 @@ fn overflow_drops_are_counted_exactly() {
         "-o",
         "/dev/stdout",
         "--",
-        WORKLOAD,
+        workload(),
         "getppid",
         "100000",
     ]);
@@ -76,7 +74,7 @@ fn a_burst_on_an_idle_recording_is_drained_in_time() {
     let calls = 1_000_000u64;
     let mut w = Reaped(
         Command::new("taskset")
-            .args(["-c", "0", WORKLOAD, "gate", "getppid", &calls.to_string()])
+            .args(["-c", "0", workload(), "gate", "getppid", &calls.to_string()])
             .stdin(Stdio::piped())
             .spawn()
             .unwrap(),
@@ -120,7 +118,7 @@ fn ctrl_c_ends_a_flooded_recording_at_once() {
         out.to_str().unwrap(),
     ]);
     let mut storm = Reaped(
-        Command::new(WORKLOAD)
+        Command::new(workload())
             .args(["threads", "2", "100000000"])
             .spawn()
             .unwrap(),
@@ -178,7 +176,7 @@ fn memory_stays_bounded_with_many_short_lived_processes() {
             "-o",
             out.to_str().unwrap(),
             "--",
-            WORKLOAD,
+            workload(),
             "forks",
             "20000",
         ])
@@ -217,7 +215,7 @@ fn two_instances_both_count_exactly() {
             "-o",
             out.to_str().unwrap(),
             "--",
-            WORKLOAD,
+            workload(),
             "getppid",
             n,
         ])
@@ -239,7 +237,7 @@ fn a_full_disk_is_an_error_that_keeps_the_data() {
         "-o",
         "/dev/full",
         "--",
-        WORKLOAD,
+        workload(),
         "getppid",
         "10",
     ]);
@@ -283,8 +281,20 @@ fn a_removed_output_file_is_an_error_that_keeps_the_data() {
     // 1000 calls, then the workload waits on its stdin (syslat's) before 2000 more.
     let mut rec = Reaped(
         syslat(&[
-            "record", "-f", "json", "-i", "100ms", "-o", path, "--", WORKLOAD, "getppid", "1000",
-            "gate", "getppid", "2000",
+            "record",
+            "-f",
+            "json",
+            "-i",
+            "100ms",
+            "-o",
+            path,
+            "--",
+            workload(),
+            "getppid",
+            "1000",
+            "gate",
+            "getppid",
+            "2000",
         ])
         .stdin(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
@@ -333,7 +343,7 @@ fn top_says_how_many_were_dropped() {
         "--ring-buffer",
         "4K",
         "--",
-        WORKLOAD,
+        workload(),
         "getppid",
         "300000",
     ]);

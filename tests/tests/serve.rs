@@ -5,58 +5,21 @@
     reason = "a test panics on failure, with the location"
 )]
 
-use std::{
-    io::{BufRead, BufReader, Read, Write},
-    net::TcpStream,
-    process::{Command, Stdio},
-    time::{Duration, Instant},
+use std::time::{Duration, Instant};
+
+use tests::{
+    fails_with,
+    http::{assert_promtool_accepts, body, get, metric},
+    start_serving, wait_for_exit, workload,
 };
-
-use tests::{Reaped, fails_with, run, syslat};
-
-const WORKLOAD: &str = env!("CARGO_BIN_EXE_workload");
-
-fn get(addr: &str, path: &str, accept: &str) -> String {
-    let mut s = TcpStream::connect(addr).unwrap();
-    write!(
-        s,
-        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nAccept: {accept}\r\n\r\n"
-    )
-    .unwrap();
-    let mut resp = String::new();
-    s.read_to_string(&mut resp).unwrap();
-    resp
-}
-
-fn body(resp: &str) -> &str {
-    resp.split_once("\r\n\r\n").unwrap().1
-}
-
-fn metric(text: &str, line_prefix: &str) -> Option<u64> {
-    text.lines()
-        .find(|l| l.starts_with(line_prefix))
-        .and_then(|l| l.rsplit(' ').next()?.parse().ok())
-}
 
 #[test]
 fn scrape_counts_the_workload_and_passes_promtool() {
     let addr = "127.0.0.1:19876";
     // 4321 getppid calls, then 3 s of sleeping during which the metrics are scraped.
-    let mut srv = Reaped(
-        syslat(&[
-            "serve", "--listen", addr, "--", WORKLOAD, "getppid", "4321", "sleep", "30", "100",
-        ])
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap(),
-    );
-    let mut line = String::new();
-    BufReader::new(srv.stderr.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    assert!(
-        line.contains("serving http://127.0.0.1:19876/metrics"),
-        "{line}"
+    let mut srv = start_serving(
+        addr,
+        &["--", workload(), "getppid", "4321", "sleep", "30", "100"],
     );
     let want = r#"syslat_syscall_duration_seconds_count{syscall="getppid"}"#;
     let deadline = Instant::now() + Duration::from_secs(3);
@@ -90,26 +53,7 @@ fn scrape_counts_the_workload_and_passes_promtool() {
         "{text}"
     );
     assert!(text.contains("syslat_self_cpu_seconds_total"), "{text}");
-    let mut promtool = Command::new("promtool")
-        .args(["check", "metrics"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("promtool (Debian package prometheus) is installed by cargo xtask setup");
-    promtool
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(text.as_bytes())
-        .unwrap();
-    let out = promtool.wait_with_output().unwrap();
-    assert!(
-        out.status.success(),
-        "promtool: {}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert_promtool_accepts(text);
     // OpenMetrics on request; an index page; 404 elsewhere.
     let om = get(
         addr,
@@ -124,15 +68,12 @@ fn scrape_counts_the_workload_and_passes_promtool() {
     assert!(get(addr, "/", "text/html").contains("href=\"/metrics\""));
     assert!(get(addr, "/nope", "*/*").starts_with("HTTP/1.1 404"));
     // The command ends after its sleeps; serve ends with it and exits with its status.
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while srv.try_wait().unwrap().is_none() {
-        assert!(
-            Instant::now() < deadline,
-            "serve did not end with the command"
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    assert_eq!(srv.try_wait().unwrap().unwrap().code(), Some(0));
+    let st = wait_for_exit(
+        &mut srv,
+        Duration::from_secs(10),
+        "serve did not end with the command",
+    );
+    assert_eq!(st.code(), Some(0));
 }
 
 #[test]
@@ -162,12 +103,9 @@ fn bad_listen_addresses_fail_with_one_line() {
     // A port in use.
     let held = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = held.local_addr().unwrap().to_string();
-    let o = run(&["serve", "--listen", &addr]);
-    let err = String::from_utf8_lossy(&o.stderr);
-    assert_eq!(o.status.code(), Some(2), "{err}");
-    assert_eq!(err.lines().count(), 1, "{err}");
-    assert!(
-        err.contains(&format!("cannot listen on {addr}")) && err.contains("in use"),
-        "{err}"
+    let err = fails_with(
+        &["serve", "--listen", &addr],
+        &format!("cannot listen on {addr}"),
     );
+    assert!(err.contains("in use"), "{err}");
 }

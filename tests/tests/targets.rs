@@ -12,9 +12,10 @@ use std::{
     process::{Child, Command, Stdio},
 };
 
-use tests::{Reaped, count, fails_with, record_json, rows, run, start_tracing, summary, temp_path};
-
-const WORKLOAD: &str = env!("CARGO_BIN_EXE_workload");
+use tests::{
+    Reaped, cgroup_v2_root, count, fails_with, record_json, rows, run, start_tracing, summary,
+    temp_path, workload,
+};
 
 fn gated(bin: &str, steps: &[&str]) -> Reaped {
     Reaped(
@@ -66,13 +67,13 @@ fn ends_with_its_targets(mut rec: Reaped) {
 /// the machine cannot match it.
 fn renamed(name: &str) -> PathBuf {
     let p = std::env::temp_dir().join(name);
-    std::fs::copy(WORKLOAD, &p).unwrap();
+    std::fs::copy(workload(), &p).unwrap();
     p
 }
 
 #[test]
 fn tid_traces_only_that_thread() {
-    let mut w = gated(WORKLOAD, &["mixed", "3000", "5000"]);
+    let mut w = gated(workload(), &["mixed", "3000", "5000"]);
     let out = temp_path("tid.json");
     let rec = recording(&out, &["-t", &w.id().to_string()]);
     release(&mut w);
@@ -88,7 +89,7 @@ fn tid_traces_only_that_thread() {
 #[test]
 fn a_running_process_is_traced_from_attach() {
     let mut w = Reaped(
-        Command::new(WORKLOAD)
+        Command::new(workload())
             .args(["time-getppid", "1000000000"])
             .stdout(Stdio::null())
             .spawn()
@@ -145,14 +146,14 @@ fn comm_picks_up_matching_processes_old_and_new() {
 
 #[test]
 fn cgroup_traces_its_processes_only() {
-    let root = v2_root();
+    let root = cgroup_v2_root();
     let dir = root.join(format!("syslat-test-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let mut inside = gated(
-        WORKLOAD,
+        workload(),
         &["getppid", "1500", "forks", "2", "getppid", "500"],
     );
-    let mut outside = gated(WORKLOAD, &["getppid", "7000"]);
+    let mut outside = gated(workload(), &["getppid", "7000"]);
     std::fs::write(dir.join("cgroup.procs"), inside.id().to_string()).unwrap();
     let out = temp_path("cgroup.json");
     let rec = recording(
@@ -172,19 +173,9 @@ fn cgroup_traces_its_processes_only() {
     assert_eq!(count(&s, "clone"), 2);
 }
 
-fn v2_root() -> PathBuf {
-    let mounts = std::fs::read_to_string("/proc/self/mounts").unwrap();
-    mounts
-        .lines()
-        .map(|l| l.split_whitespace().collect::<Vec<_>>())
-        .find(|f| f[2] == "cgroup2")
-        .map(|f| PathBuf::from(f[1]))
-        .expect("cgroup v2 mounted")
-}
-
 fn record_cmd(extra: &[&str], steps: &[&str]) -> serde_json::Value {
     let out = temp_path(&format!("f-{}.json", extra.join("")));
-    let mut cmd = vec![WORKLOAD];
+    let mut cmd = vec![workload()];
     cmd.extend_from_slice(steps);
     record_json(&out, extra, &cmd)
 }
@@ -333,7 +324,7 @@ fn slow_log_has_exactly_the_slow_calls() {
         "-o",
         out.to_str().unwrap(),
         "--",
-        WORKLOAD,
+        workload(),
         "sleep",
         "4",
         "10",
@@ -373,7 +364,7 @@ fn slow_log_has_exactly_the_slow_calls() {
 
 #[test]
 fn by_cgroup_rows_carry_the_cgroup() {
-    let root = v2_root();
+    let root = cgroup_v2_root();
     let me = std::process::id();
     let (a_dir, b_dir) = (
         root.join(format!("syslat-a-{me}")),
@@ -381,8 +372,8 @@ fn by_cgroup_rows_carry_the_cgroup() {
     );
     std::fs::create_dir_all(&a_dir).unwrap();
     std::fs::create_dir_all(&b_dir).unwrap();
-    let mut a = gated(WORKLOAD, &["getppid", "1200"]);
-    let mut b = gated(WORKLOAD, &["getppid", "3400"]);
+    let mut a = gated(workload(), &["getppid", "1200"]);
+    let mut b = gated(workload(), &["getppid", "3400"]);
     std::fs::write(a_dir.join("cgroup.procs"), a.id().to_string()).unwrap();
     std::fs::write(b_dir.join("cgroup.procs"), b.id().to_string()).unwrap();
     let out = temp_path("bycgroup.json");
@@ -430,7 +421,7 @@ fn slow_log_reads_paths_of_open_like_calls() {
         "-o",
         out.to_str().unwrap(),
         "--",
-        WORKLOAD,
+        workload(),
         "enoent",
         "5",
     ]);

@@ -11,9 +11,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use tests::{Tmux, our_program_ids, run, syslat_bin};
-
-const WORKLOAD: &str = env!("CARGO_BIN_EXE_workload");
+use tests::{Tmux, our_program_ids, run, syslat_bin, workload};
 
 #[test]
 fn batch_mode_prints_count_tables() {
@@ -49,8 +47,9 @@ fn live_view_in_a_terminal() {
     let _ = std::fs::remove_file(&status);
     // 300 sleeps of 10 ms: about 3 s of ~100 clock_nanosleep calls a second.
     let cmd = format!(
-        "{} top -i 500ms -- {WORKLOAD} sleep 300 10; echo $? > {}; sleep 60",
+        "{} top -i 500ms -- {} sleep 300 10; echo $? > {}; sleep 60",
         syslat_bin().display(),
+        workload(),
         status.display()
     );
     let t = Tmux::start(&cmd);

@@ -9,7 +9,7 @@ use ratatui::{
     widgets::{Block, Borders, Clear, Paragraph, Row, Table, TableState},
 };
 
-use super::app::{App, Column, Mode};
+use super::app::{App, Column, Mode, SyscallRow};
 use crate::units::fmt_ns;
 
 /// Draws the whole screen.
@@ -124,72 +124,58 @@ fn table_block(title: String) -> Block<'static> {
     Block::default().borders(Borders::TOP).title(title)
 }
 
+/// How one column of the syscall table is drawn: its heading, its width in cells and its
+/// cell of a row. Both views take their headers, widths and cells from this one table, in
+/// the order [`Column::ALL`] and [`Column::ANATOMY`] give (the order the sort keys use).
+struct ColumnSpec {
+    /// The heading, before any sort marker.
+    label: &'static str,
+    /// Width in terminal cells.
+    width: u16,
+    /// The cell of a row.
+    cell: fn(&SyscallRow) -> String,
+}
+
+/// The drawing of `col` in the syscall table.
+fn column_spec(col: Column) -> ColumnSpec {
+    let (label, width, cell): (_, _, fn(&SyscallRow) -> String) = match col {
+        Column::Name => ("SYSCALL", 18, |r| r.name.clone()),
+        Column::Calls => ("CALLS/s", 10, |r| format!("{:.0}", r.calls_per_s)),
+        Column::Errors => ("ERR/s", 8, |r| format!("{:.0}", r.errors_per_s)),
+        Column::P50 => ("P50", 9, |r| fmt_ns(r.p50)),
+        Column::P99 => ("P99", 9, |r| fmt_ns(r.p99)),
+        Column::P999 => ("P99.9", 9, |r| fmt_ns(r.p999)),
+        Column::Max => ("MAX", 9, |r| fmt_ns(r.max)),
+        Column::Share => ("%TIME", 7, |r| format!("{:.1}", r.share)),
+        Column::Oncpu => ("ONCPU%", 8, |r| format!("{:.1}", r.split[0])),
+        Column::Runq => ("RUNQ%", 8, |r| format!("{:.1}", r.split[1])),
+        Column::Blocked => ("BLOCKED%", 10, |r| format!("{:.1}", r.split[2])),
+        Column::RunqP99 => ("RUNQ P99", 10, |r| fmt_ns(r.runq_p99)),
+    };
+    ColumnSpec { label, width, cell }
+}
+
 fn draw_syscalls(f: &mut TermFrame<'_>, area: Rect, app: &App) {
     let rows = app.syscall_rows();
-    let (header, widths): (Vec<String>, Vec<u16>) = if app.anatomy {
-        (
-            vec![
-                heading("SYSCALL", Column::Name, app),
-                heading("CALLS/s", Column::Calls, app),
-                heading("P99", Column::P99, app),
-                heading("%TIME", Column::Share, app),
-                heading("ONCPU%", Column::Oncpu, app),
-                heading("RUNQ%", Column::Runq, app),
-                heading("BLOCKED%", Column::Blocked, app),
-                heading("RUNQ P99", Column::RunqP99, app),
-            ],
-            vec![18, 10, 9, 7, 8, 8, 10, 10],
-        )
+    let columns = if app.anatomy {
+        Column::ANATOMY
     } else {
-        (
-            vec![
-                heading("SYSCALL", Column::Name, app),
-                heading("CALLS/s", Column::Calls, app),
-                heading("ERR/s", Column::Errors, app),
-                heading("P50", Column::P50, app),
-                heading("P99", Column::P99, app),
-                heading("P99.9", Column::P999, app),
-                heading("MAX", Column::Max, app),
-                heading("%TIME", Column::Share, app),
-            ],
-            vec![18, 10, 8, 9, 9, 9, 9, 7],
-        )
-    };
-    let header = Row::new(header).style(Style::default().add_modifier(Modifier::BOLD));
+        Column::ALL
+    }
+    .map(|c| (c, column_spec(c)));
+    let header = Row::new(columns.iter().map(|(c, s)| heading(s.label, *c, app)))
+        .style(Style::default().add_modifier(Modifier::BOLD));
+    let widths = columns.iter().map(|(_, s)| Constraint::Length(s.width));
     let body: Vec<Row<'_>> = rows
         .iter()
-        .map(|r| {
-            if app.anatomy {
-                Row::new(vec![
-                    r.name.clone(),
-                    format!("{:.0}", r.calls_per_s),
-                    fmt_ns(r.p99),
-                    format!("{:.1}", r.share),
-                    format!("{:.1}", r.split[0]),
-                    format!("{:.1}", r.split[1]),
-                    format!("{:.1}", r.split[2]),
-                    fmt_ns(r.runq_p99),
-                ])
-            } else {
-                Row::new(vec![
-                    r.name.clone(),
-                    format!("{:.0}", r.calls_per_s),
-                    format!("{:.0}", r.errors_per_s),
-                    fmt_ns(r.p50),
-                    fmt_ns(r.p99),
-                    fmt_ns(r.p999),
-                    fmt_ns(r.max),
-                    format!("{:.1}", r.share),
-                ])
-            }
-        })
+        .map(|r| Row::new(columns.iter().map(|(_, s)| (s.cell)(r))))
         .collect();
     let view = if app.anatomy { "anatomy" } else { "latency" };
     let title = match app.mode {
         Mode::DrillProcess(pid) => format!(" syscalls of process {pid}, {view} (Esc back) "),
         _ => format!(" syscalls, {view} (a: switch) "),
     };
-    let table = Table::new(body, widths.into_iter().map(Constraint::Length))
+    let table = Table::new(body, widths)
         .header(header)
         .block(table_block(title))
         .row_highlight_style(Style::default().add_modifier(Modifier::REVERSED));
