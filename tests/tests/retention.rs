@@ -17,8 +17,6 @@ use tests::{
     syslat,
 };
 
-const WORKLOAD: &str = env!("CARGO_BIN_EXE_workload");
-
 /// The body of one text scrape of `/metrics`.
 fn scrape(port: u16) -> String {
     let (status, body) = http_get(port, "/metrics").unwrap();
@@ -43,7 +41,8 @@ fn exited_processes_are_scraped_twice_then_dropped() {
     let addr = format!("127.0.0.1:{port}");
     // Three children named c0, c1, c2 make 250 getppid calls each and exit; then the
     // shell says so and waits (live) with the workload at its gate.
-    let script = format!("{WORKLOAD} named-children 3 250; echo done; {WORKLOAD} gate");
+    let workload = tests::workload();
+    let script = format!("{workload} named-children 3 250; echo done; {workload} gate");
     let mut srv = Reaped(
         syslat(&[
             "serve", "--by", "process", "--listen", &addr, "--", "sh", "-c", &script,
