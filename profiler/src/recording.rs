@@ -7,7 +7,6 @@
 use std::{collections::BTreeMap, path::Path};
 
 use hdrhistogram::serialization::interval_log::{IntervalLogIterator, LogEntry};
-use serde::Deserialize as _;
 
 use crate::{
     aggregate::{
@@ -154,8 +153,9 @@ fn parse_jsonl(name: &str, text: &str) -> Result<Recording, RecordingError> {
                 version,
             });
         }
-        let part = JsonLine::deserialize(v)
-            .map_err(|e| e.to_string())
+        // The failing field's path (`rows[0].count`) goes into the message.
+        let part = serde_path_to_error::deserialize::<_, JsonLine<'_>>(v)
+            .map_err(|e| format!("{}: {}", e.path(), e.inner()))
             .and_then(part_of)
             .map_err(|why| not(format!("line {}: {why}", i + 1)))?;
         if kind == "summary" {

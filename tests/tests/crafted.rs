@@ -100,12 +100,12 @@ fn crafted_recordings_get_one_line_and_little_memory() {
         (
             "a negative count",
             line(&b64(&v2(0, 3, 1 << 40)), "-5", "1"),
-            "invalid count -5",
+            "rows[0].count: invalid value: integer `-5`",
         ),
         (
             "a negative duration",
             line(&b64(&v2(0, 3, 1 << 40)), "0", "-1"),
-            "invalid duration_ns -1",
+            "duration_ns: invalid value: integer `-1`",
         ),
     ];
     for (what, text, expect) in cases {
