@@ -15,26 +15,25 @@
 //! # When the programs run (the one place this is stated)
 //! - `sched_switch` runs with the run queue locked and interrupts off (kernel/sched/core.c),
 //!   so never preempted, on every kernel.
-//! - `sys_enter`/`sys_exit` run with preemption disabled up to 6.13 (the tracepoint called
-//!   its probes under `preempt_disable_notrace`). Since the syscall tracepoints became
-//!   faultable (6.14) that is no longer the tracepoint's doing; in 7.2 (read in Debian's
-//!   linux-source-7.2: include/linux/tracepoint.h `__DECLARE_TRACE_SYSCALL` takes only
-//!   `rcu_tasks_trace`, include/trace/bpf_probe.h `__BPF_DECLARE_TRACE_SYSCALL` only
-//!   `might_fault()`, kernel/trace/bpf_trace.c `__bpf_trace_run` only
-//!   `rcu_read_lock_dont_migrate()`) a non-sleepable program there runs with migration
-//!   disabled but may be preempted on a preemptible kernel (PREEMPT, lazy, RT). What still
-//!   holds: the program stays on its CPU; the same program never nests on a CPU
-//!   (`bpf_prog_get_recursion_context`: another task's `sys_enter` on this CPU while one is
-//!   preempted is skipped and counted in the program's `recursion_misses`). What does not:
-//!   `sched_switch` may run while a preempted `sys_enter`/`sys_exit` is half-way through
-//!   this CPU's `open` slot. So `sched_switch` bumps [`CpuState::switches`] and each
-//!   syscall program reads it before and after touching the slot: `sys_enter` writes the
-//!   slot again whole when a switch ran between (`regs`, the slot's "in use" mark, is
-//!   stored last, so a half-written slot is never moved), `sys_exit` copies it again, and
-//!   clears it only after the copy. A second preemption inside the retry is not handled.
-//!   While a syscall program is preempted, other tasks' calls on that CPU skip it (the
-//!   program's `recursion_misses`): their exits then count as `unpaired`, so the loss
-//!   shows.
+//! - `sys_enter`/`sys_exit` run with preemption disabled up to 7.1: the syscall
+//!   tracepoints became faultable in 6.14, but up to 7.1 the BPF probe stub still disabled
+//!   preemption around the program (disassembled `__bpf_trace_sys_enter` of Debian's
+//!   7.1.13: `incl %gs:__preempt_count; call bpf_trace_run2; decl ...`). From 7.2 it does
+//!   not (7.2.12: `jmp bpf_trace_run2`; include/trace/bpf_probe.h
+//!   `__BPF_DECLARE_TRACE_SYSCALL` only `might_fault()`, kernel/trace/bpf_trace.c
+//!   `__bpf_trace_run` only `rcu_read_lock_dont_migrate()`): a non-sleepable program there
+//!   runs with migration disabled but may be preempted. What still holds: the program
+//!   stays on its CPU; the same program never nests on a CPU
+//!   (`bpf_prog_get_recursion_context`). What does not: (1) `sched_switch` may run while a
+//!   preempted `sys_enter`/`sys_exit` is half-way through this CPU's `open` slot or memo.
+//!   So `sched_switch` bumps [`CpuState::switches`] and each syscall program reads it
+//!   before and after its run: `sys_enter` writes the slot again whole when a switch ran
+//!   between (`regs`, the slot's "in use" mark, is stored last), `sys_exit` copies it
+//!   again, and both identify the task again. (2) Not fixable from inside the program:
+//!   while one task is preempted inside `sys_enter` or `sys_exit`, every other task's run
+//!   of that program on the CPU is skipped (the program's `recursion_misses`): on 7.2 and
+//!   7.3 most calls of threads sharing a CPU are lost that way (README, "Kernels"); their
+//!   exits and enters show as `unpaired` and `stale`.
 
 use profiler_common::Anatomy;
 

@@ -119,11 +119,10 @@ const KERNELS: &[Kernel] = &[
         min_version: (0, 0),
         cmdline: "preempt=full",
     },
-    // A kernel of trixie-backports from after 6.14, as shipped (PREEMPT_DYNAMIC, lazy
-    // preemption by default). From 6.14 the syscall tracepoints are faultable:
-    // `sys_enter`/`sys_exit` run with migration disabled but preemptible, so a context switch
-    // can come between their stores (on the kernels above it cannot). Pinned to 7.1: syslat
-    // loses calls on 7.2 and later (README, "Kernels"), which is not fixed yet.
+    // A kernel of trixie-backports from after 6.14 (faultable syscall tracepoints), as
+    // shipped (PREEMPT_DYNAMIC, lazy preemption by default). Pinned to 7.1: from 7.2 the
+    // syscall programs run preemptible and the kernel skips them for other tasks meanwhile,
+    // so syslat loses calls there (README, "Not yet exact"), which is not fixed yet.
     Kernel {
         name: "7.1",
         suite: "trixie-backports",
