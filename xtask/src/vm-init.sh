@@ -241,7 +241,9 @@ t_sleep() {
 
 t_pipe() {
 	rec o.json -- $W pipe 20 5 || { detail=$(why $?); return 1; }
-	within p50_ns "$(j o.json read.p50_ns)" 5000000 5800000
+	# The reader's wake-up under emulation on a loaded host: 7.1 (lazy) once had p50 6.1 ms.
+	# The bound catches unit and pairing errors, not scheduler latency.
+	within p50_ns "$(j o.json read.p50_ns)" 5000000 6500000
 }
 
 # The anatomy: a thread sharing CPU 0 with a SCHED_FIFO hog waits on the run queue; its
