@@ -36,7 +36,7 @@ pub(crate) struct Identity {
 /// The current task's `pid_tgid` when it is targeted. `regs` is the tracepoint's first
 /// argument; the memo is this CPU's.
 ///
-/// Since 6.14 a syscall program may be preempted, and another task's program may then use
+/// From 7.2 a syscall program may be preempted, and another task's program may then use
 /// and rewrite the memo on this CPU (see `cpu.rs`). So the memo is rewritten with `regs`
 /// cleared first and set last, and the callers check this CPU's switch count around their
 /// whole run: one that moved forgets the memo ([`forget`]) and identifies the task again.
@@ -86,8 +86,8 @@ pub(crate) fn remember(memo: &mut Identity, regs: u64, generation: u64, pid_tgid
     memo.regs = regs;
 }
 
-/// Whether the task `task` (BTF-typed; `sched_switch`'s `prev`) is targeted, by direct
-/// loads of its ids, where that needs no helper (`None` with `--cgroup`).
+/// Whether the task `task` (BTF-typed: `sched_switch`'s `prev` or `next`) is targeted, by
+/// direct loads of its ids, where that needs no helper (`None` with `--cgroup`).
 #[inline(always)]
 pub(crate) fn task_targeted(task: *const u8) -> Option<bool> {
     use crate::maps::{OFF_TASK_PID, OFF_TASK_TGID};
@@ -125,20 +125,6 @@ pub(crate) fn targeted(pid_tgid: u64) -> bool {
         filter_mode::TIDS => bit(pid_tgid as u32),
         filter_mode::CGROUP => in_target_cgroup() && tgid != constant(&SELF_TGID),
         _ => bit(tgid),
-    }
-}
-
-/// Whether `task` (a BTF-typed pointer: a task being switched in) may be targeted, from
-/// direct loads of its ids: exact with `-p`/`--tid`, always true where the answer needs the
-/// task's cgroup or is everyone. Lets `sched_switch` skip the storage lookup for the tasks of
-/// the rest of the machine.
-#[inline(always)]
-pub(crate) fn may_be_targeted(task: *const u8) -> bool {
-    use crate::maps::{OFF_TASK_PID, OFF_TASK_TGID};
-    match constant(&FILTER_MODE) {
-        filter_mode::TGIDS => bit(crate::task_field(task, constant(&OFF_TASK_TGID))),
-        filter_mode::TIDS => bit(crate::task_field(task, constant(&OFF_TASK_PID))),
-        _ => true,
     }
 }
 

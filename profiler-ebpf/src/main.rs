@@ -93,7 +93,7 @@ fn sys_enter(ctx: RawTracePointContext) -> i32 {
     }
     compiler_fence(Ordering::SeqCst);
     if cpu::switches(cpu) != switches {
-        // Preempted meanwhile (preemptible kernels since 6.14): the memo may be another
+        // Preempted meanwhile (possible from 7.2, see `cpu.rs`): the memo may be another
         // task's, and a switch out and back may have moved a half-written slot and put it
         // back. Identify the task again and write the slot again whole; the call starts now.
         identity::forget(cpu);
@@ -149,8 +149,9 @@ fn open_call(cpu: &mut cpu::CpuState, regs: u64, id: i64, tid: u32) {
     }
     // SAFETY: helper with no arguments.
     open.ts = unsafe { bpf_ktime_get_ns() };
-    // `regs` marks the slot in use: stored after the rest (a program is not preempted
-    // between its own instructions and the CPU's store order, only between them).
+    // `regs` marks the slot in use: stored after the rest, so a preemption between these
+    // stores never leaves a half-written slot marked in use (the fence keeps the compiler
+    // from reordering them; the CPU's own order is not at stake on one CPU).
     compiler_fence(Ordering::SeqCst);
     open.regs = regs;
 }
@@ -179,7 +180,7 @@ fn sys_exit(ctx: RawTracePointContext) -> i32 {
     let mut copy = (cpu.open.ts, cpu.open.nr, cpu.open.args, cpu.open.anatomy);
     compiler_fence(Ordering::SeqCst);
     if cpu::switches(cpu) != switches {
-        // Preempted meanwhile (since 6.14): the memo may be another task's, and the call
+        // Preempted meanwhile (possible from 7.2): the memo may be another task's, and the call
         // may have been moved out and back in with its time off CPU. Identify the task
         // again and copy again.
         identity::forget(cpu);
@@ -407,10 +408,11 @@ fn sched_switch(ctx: BtfTracePointContext) -> i32 {
         now = unsafe { bpf_ktime_get_ns() };
         switch_out(&ctx, &mut cpu.open, now);
     }
-    // A syscall program preempted on this CPU (possible since 6.14) sees that it was.
+    // A syscall program preempted on this CPU (possible from 7.2) sees that it was.
     cpu.switches = cpu.switches.wrapping_add(1);
     let next: *const u8 = ctx.arg(2);
-    if !identity::may_be_targeted(next) {
+    // With `-p`/`--tid` a task that is no target has no call waiting: skip its lookup.
+    if identity::task_targeted(next) == Some(false) {
         return 0;
     }
     let Some(slot) = moved::task_slot(next) else {

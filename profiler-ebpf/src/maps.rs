@@ -228,7 +228,7 @@ pub(crate) fn constant64(c: &'static u64) -> u64 {
 }
 
 /// Adds one to a per-CPU counter with an atomic add, so a program preempted on this CPU
-/// (the syscall programs may be, since 6.14: see `cpu.rs`) cannot lose an increment.
+/// (the syscall programs may be, from 7.2: see `cpu.rs`) cannot lose an increment.
 #[inline(always)]
 pub(crate) fn bump(index: u32) {
     if let Some(p) = COUNTERS.get_ptr_mut(index) {
