@@ -25,6 +25,9 @@ pub mod kind {
     /// switched), present when the call's [`super::SyscallEvent::flags`] has
     /// [`super::flag::STACK`].
     pub const STACK: u8 = 6;
+    /// The frames of a stack whose bucket in the stack-trace map held another stack
+    /// ([`super::StackFrames`], ring buffer): written before the call that names it.
+    pub const FRAMES: u8 = 7;
 }
 
 /// Bits of [`SyscallEvent::flags`].
@@ -137,6 +140,38 @@ pub const STACK_MAP_ENTRIES: u32 = 16_384;
 /// Frames kept per stack: the kernel's `PERF_MAX_STACK_DEPTH`. Deeper stacks keep their
 /// innermost frames.
 pub const STACK_DEPTH: usize = 127;
+
+/// The first id of a stack sent in the ring buffer ([`StackFrames`]) because its bucket in
+/// the stack-trace map held another stack (`bpf_get_stackid` failed with `EEXIST`; with
+/// a few hundred distinct stacks that happens in several percent of runs). Such an id is
+/// `INLINE_STACK_BASE + (cpu % 2^14) * 2^16 + seq`, with `seq` counting that CPU's inline
+/// stacks modulo 2^16: unique among those not yet read, and never a map id.
+pub const INLINE_STACK_BASE: i32 = STACK_MAP_ENTRIES as i32;
+
+/// A stack's frames, sent in the ring buffer under an id of its own (see
+/// [`INLINE_STACK_BASE`]) before the call that names it is published.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct StackFrames {
+    /// [`kind::FRAMES`].
+    pub kind: u8,
+    /// Explicit padding.
+    pub _pad: [u8; 3],
+    /// The id the call's [`StackIds`] carry.
+    pub id: i32,
+    /// Bytes of `ips` written (`bpf_get_stack`'s result): 8 per frame.
+    pub len: u32,
+    /// Explicit padding.
+    pub _pad2: u32,
+    /// Instruction pointers, innermost first.
+    pub ips: [u64; STACK_DEPTH],
+}
+
+const _: () = assert!(core::mem::size_of::<StackFrames>() == 16 + 8 * STACK_DEPTH);
+
+/// Bytes of the `FRAMES` ring buffer with `--stacks` (one page without): about 8,000
+/// stacks whose bucket was taken between two drains of user space.
+pub const FRAMES_RING_BYTES: u32 = 8 << 20;
 
 /// A thread group died (ring buffer): user space learns its name, which it may not have had
 /// time to read from /proc, and retires the pid.

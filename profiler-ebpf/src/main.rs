@@ -39,6 +39,7 @@ use aya_ebpf::{
     helpers::{
         bpf_get_current_comm, bpf_get_current_pid_tgid, bpf_get_current_task, bpf_ktime_get_ns,
         bpf_probe_read_kernel,
+        generated::{bpf_get_smp_processor_id, bpf_get_stack},
     },
     macros::{btf_tracepoint, raw_tracepoint},
     programs::{BtfTracePointContext, RawTracePointContext, tracing::StackIdContext},
@@ -47,14 +48,15 @@ use aya_log_ebpf::debug;
 use cpu::{SWITCHED, this_cpu};
 use identity::{bump_generation, targeted, targeted_task};
 use maps::{
-    BY_CGROUP, COMMS, ERRORS_ONLY, EVENTS, EXEC_NRS, FILTER_MODE, NCOMMS, OFF_ARGS,
-    OFF_SIGNAL_LIVE, OFF_TASK_PID, OFF_TASK_RUN_DELAY, OFF_TASK_SIGNAL, OFF_TASK_STATE,
+    BY_CGROUP, COMMS, ERRORS_ONLY, EVENTS, EXEC_NRS, FILTER_MODE, FRAMES, INLINE_SEQ, NCOMMS,
+    OFF_ARGS, OFF_SIGNAL_LIVE, OFF_TASK_PID, OFF_TASK_RUN_DELAY, OFF_TASK_SIGNAL, OFF_TASK_STATE,
     OFF_TASK_TGID, PATH_ARG, SLOW_NS, STACKS, STACKS_NS, SYSCALL_BITS, SYSCALL_FILTER, TGID_BITS,
     bump, constant, constant64,
 };
 use profiler_common::{
-    Anatomy, EnterState, MAX_COMMS, MAX_SYSCALLS, NR_FORK_CHILD, NR_IGNORED, ProcExit, SlowEvent,
-    StackIds, SyscallEvent, counter, filter_mode, flag, kind,
+    Anatomy, EnterState, INLINE_STACK_BASE, MAX_COMMS, MAX_SYSCALLS, NR_FORK_CHILD, NR_IGNORED,
+    ProcExit, STACK_DEPTH, SlowEvent, StackFrames, StackIds, SyscallEvent, counter, filter_mode,
+    flag, kind,
 };
 
 /// Whether syscall `id` passes the `-s` filter.
@@ -342,13 +344,73 @@ fn stack_ids(ctx: &RawTracePointContext, switched: bool, anatomy: &Anatomy) -> S
     }
 }
 
-/// `bpf_get_stackid` into `STACKS`: the id, or the helper's negative errno.
+/// `bpf_get_stackid` into `STACKS`: the id, or the helper's negative errno. When the
+/// stack's bucket holds another stack (`EEXIST`: the map is a hash without chaining, and a
+/// few hundred distinct stacks already collide in several percent of runs), the frames go
+/// to the ring buffer instead, under an id of their own ([`inline_stack`]).
 #[inline(always)]
 fn stack_id<C: StackIdContext>(ctx: &C, flags: u64) -> i32 {
     match ctx.get_stackid(&STACKS, flags) {
         Ok(id) => id as i32,
+        Err(errno) if errno == -EEXIST => inline_stack(ctx, flags).unwrap_or(errno),
         Err(errno) => errno,
     }
+}
+
+/// `EEXIST`, as the helpers return it negated.
+const EEXIST: i32 = 17;
+/// `ENOSPC`: the stack's bucket was taken and the `FRAMES` ring buffer full.
+const ENOSPC: i32 = 28;
+
+/// Writes the current stack (`bpf_get_stack`, with `flags` as for the stack id) to the
+/// ring buffer as a [`StackFrames`] record and returns its id (see
+/// [`profiler_common::INLINE_STACK_BASE`]) in the `FRAMES` ring buffer; the record is
+/// submitted before the call that names it is published, so user space reading the call
+/// has it. A negative errno when it could not be sent (`-ENOSPC`: the ring is full).
+#[inline(never)]
+fn inline_stack<C: StackIdContext>(ctx: &C, flags: u64) -> Option<i32> {
+    // A plain per-CPU count: two programs on one CPU take the same number only if one
+    // preempts the other between the load and the store, which kernels before 7.2 rule
+    // out (`cpu.rs`); a duplicate id would give one of two calls the other's frames.
+    let seq = INLINE_SEQ.get_ptr_mut(0)?;
+    // SAFETY: a valid per-CPU array slot (the lookup succeeded); plain integer.
+    let n = unsafe {
+        let n = *seq;
+        *seq = n.wrapping_add(1);
+        n
+    };
+    // SAFETY: helper with no arguments.
+    let cpu = unsafe { bpf_get_smp_processor_id() };
+    let id = INLINE_STACK_BASE + (((cpu & 0x3fff) << 16) | (n & 0xffff)) as i32;
+    let Some(mut entry) = FRAMES.reserve_untyped::<StackFrames>(0) else {
+        return Some(-ENOSPC);
+    };
+    let rec = entry.as_mut_ptr();
+    // SAFETY: `rec` points to a reserved ring-buffer record of a `StackFrames`'s size, ours
+    // until submitted or discarded; the helper writes at most `size_of_val(ips)` bytes
+    // into its `ips` field and the header is written before the submit.
+    let len = unsafe {
+        bpf_get_stack(
+            ctx.as_ptr(),
+            (&raw mut (*rec).ips).cast(),
+            (STACK_DEPTH * 8) as u32,
+            flags,
+        )
+    };
+    if len < 0 {
+        entry.discard(0);
+        return Some(len as i32);
+    }
+    // SAFETY: as above.
+    unsafe {
+        (&raw mut (*rec).kind).write(kind::FRAMES);
+        (&raw mut (*rec)._pad).write([0; 3]);
+        (&raw mut (*rec).id).write(id);
+        (&raw mut (*rec).len).write(len as u32);
+        (&raw mut (*rec)._pad2).write(0);
+    }
+    entry.submit(u64::from(aya_ebpf::bindings::BPF_RB_NO_WAKEUP));
+    Some(id)
 }
 
 /// Reads a kernel `T` at `base + offset`.

@@ -12,7 +12,7 @@ use aya_ebpf::{
 };
 use profiler_common::{
     CONTROL_RING_BYTES, EnterState, LogPos, MAX_COMMS, MAX_SYSCALLS, STACK_DEPTH, SYSCALL_WORDS,
-    SyscallEvent, counter,
+    StackFrames, SyscallEvent, counter,
 };
 
 /// `BPF_F_MMAPABLE` as the btf map definitions' const parameter.
@@ -180,6 +180,18 @@ pub(crate) static STACKS_NS: u64 = u64::MAX;
 /// stacks are off); entries are never deleted, so an id always names the same stack.
 #[btf_map]
 pub(crate) static STACKS: StackTrace<1, 0, STACK_DEPTH> = StackTrace::new();
+
+/// Stacks whose bucket in `STACKS` held another stack (`profiler_common::StackFrames`):
+/// apart from `EVENTS`, so that a flood of them cannot crowd out exit records and slow
+/// calls. Sized at load time (`FRAMES_RING_BYTES`, or a page without `--stacks`); no
+/// wake-ups: user space reads it whenever it reads a call that names one.
+#[btf_map]
+pub(crate) static FRAMES: RingBuf<StackFrames, 4096> = RingBuf::new();
+
+/// Per-CPU count of the stacks sent in the ring buffer because their bucket was taken
+/// (`inline_stack` in `main.rs`): the low half of their ids.
+#[btf_map]
+pub(crate) static INLINE_SEQ: PerCpuArray<u32, 1> = PerCpuArray::new();
 
 /// Byte offsets of the first three syscall arguments in `struct pt_regs` (from BTF).
 #[unsafe(no_mangle)]

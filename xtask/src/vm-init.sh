@@ -270,6 +270,20 @@ t_enoent() {
 	expect ENOENT "$(j o.json openat.errnos.ENOENT)" 100
 }
 
+# --stacks with a stack-trace map of 2 entries: nearly every stack collides and goes by
+# the FRAMES ring buffer (bpf_get_stack), so this checks that path loads and is exact.
+t_stacks() {
+	rm -f st.folded
+	SYSLAT_STACK_MAP_ENTRIES=2 timeout -s KILL 150 $S record --stacks --stacks-weight count \
+		-f folded -o st.folded -- $W getppid 2000 2>"$ERR" || { detail=$(why $?); return 1; }
+	ok=0
+	expect getppid "$(awk '/;getppid [0-9]+$/ { s += $NF } END { print s + 0 }' st.folded)" 2000 || ok=1
+	expect lost "$(grep -c 'lost' st.folded)" 0 || ok=1
+	expect no-kernel-frames "$(grep ';getppid [0-9]*$' st.folded | grep -vc '_\[k\]')" 0 || ok=1
+	[ $ok = 0 ] || grep 'getppid\|lost' st.folded | head -n 5 | sed 's/^/STDERR stacks: /'
+	return $ok
+}
+
 t_top() {
 	timeout -s KILL 90 $S top -b -n 2 >top.out 2>"$ERR"
 	rc=$?
@@ -376,6 +390,7 @@ t_preempt_stress() {
 	detail="$detail (counted $count, dropped $dropped, lost $(j o.json lost_events), switches $(j o.json getppid.switches), involuntary $(j o.json getppid.involuntary_switches); $(cat stress.out))"
 	expect unpaired "$(j o.json unpaired_events)" 0 || ok=1
 	expect stale "$(j o.json stale_events)" 0 || ok=1
+	expect skipped "$(j o.json skipped_runs)" 0 || ok=1
 	return $ok
 }
 
@@ -404,6 +419,7 @@ check sleep-p50 t_sleep
 check pipe-p50 t_pipe
 check anatomy t_anatomy
 check enoent t_enoent
+check stacks t_stacks
 check top t_top
 check serve t_serve
 check sigkill-detach t_sigkill

@@ -24,6 +24,10 @@ pub struct LossCounters {
     pub unfinished: u64,
     /// Child processes followed at fork.
     pub forks_followed: u64,
+    /// Runs of the syscall and switch programs the kernel skipped because a run of the
+    /// same program was in progress on that CPU (preempted: Linux 7.2 and later); each is
+    /// a call lost or mis-timed.
+    pub skipped: u64,
 }
 
 impl LossCounters {
@@ -38,6 +42,7 @@ impl LossCounters {
             stale: self.stale.saturating_sub(earlier.stale),
             unfinished: self.unfinished.saturating_sub(earlier.unfinished),
             forks_followed: self.forks_followed.saturating_sub(earlier.forks_followed),
+            skipped: self.skipped.saturating_sub(earlier.skipped),
         }
     }
 

@@ -380,8 +380,9 @@ impl Trace {
             s.begin_drain();
         }
         let (containers, keyed) = (&mut self.containers, &mut self.keyed);
-        self.probe.drain(&mut self.buf, |batch| {
+        self.probe.drain(&mut self.buf, |batch, inline| {
             if let Some(s) = stacks.as_mut() {
+                s.add_inline(inline);
                 s.observe(batch);
             }
             for ev in batch {

@@ -12,14 +12,16 @@ use aya::{
     programs::{BtfTracePoint, ProgramError, RawTracePoint},
 };
 use profiler_common::{
-    CONTROL_RING_BYTES, DEFAULT_LOG_BYTES, MAX_COMMS, NO_STACK, ProcExit, STACK_MAP_ENTRIES,
-    SYSCALL_WORDS, SlowEvent, counter, filter_mode, kind,
+    CONTROL_RING_BYTES, DEFAULT_LOG_BYTES, FRAMES_RING_BYTES, INLINE_STACK_BASE, MAX_COMMS,
+    NO_STACK, ProcExit, STACK_DEPTH, STACK_MAP_ENTRIES, SYSCALL_WORDS, SlowEvent, StackFrames,
+    counter, filter_mode, kind,
 };
 
 use super::{
     calllog::{CallLogs, Generation, slots_per_cpu},
     features::{self, Flavor, KernelFeatures},
     kernel_btf, privileges,
+    stacks::InlineStack,
 };
 use crate::aggregate::{Event, LossCounters, StackRef};
 
@@ -244,6 +246,10 @@ pub struct Probe {
     stacks: Option<StackTraceMap<MapData>>,
     /// Processes that exec'd (`--stacks`), since [`Probe::take_execs`].
     execs: Vec<u32>,
+    /// The `FRAMES` ring buffer (with `stacks_ns`).
+    frames: Option<RingBuf<MapData>>,
+    /// Stacks read from it, until handed on with the next batch.
+    inline: Vec<InlineStack>,
     _logger: Option<tokio::task::JoinHandle<()>>,
     ebpf: Ebpf,
 }
@@ -301,7 +307,7 @@ impl Probe {
             ["execve", "execveat"].map(|name| crate::syscalls::number(name).unwrap_or(u32::MAX));
         let stacks_ns = opts.stacks_ns.unwrap_or(u64::MAX);
         let stack_entries = if opts.stacks_ns.is_some() {
-            STACK_MAP_ENTRIES
+            stack_map_entries()
         } else {
             1
         };
@@ -341,6 +347,14 @@ impl Probe {
             .map_max_entries("LOG", cpus * slots)
             .map_max_entries("LOG_POS", cpus)
             .map_max_entries("EVENTS", CONTROL_RING_BYTES)
+            .map_max_entries(
+                "FRAMES",
+                if opts.stacks_ns.is_some() {
+                    FRAMES_RING_BYTES
+                } else {
+                    4096
+                },
+            )
             .load(object)
             .map_err(LoadError::Object)?;
         fill_filters(&mut ebpf, opts)?;
@@ -373,12 +387,18 @@ impl Probe {
             what: "map it",
             source,
         })?;
-        let stacks = match opts.stacks_ns {
-            Some(_) => Some(
-                StackTraceMap::try_from(take_map(&mut ebpf, "STACKS")?)
-                    .map_err(|e| LoadError::Map("STACKS", e))?,
+        let (stacks, frames) = match opts.stacks_ns {
+            Some(_) => (
+                Some(
+                    StackTraceMap::try_from(take_map(&mut ebpf, "STACKS")?)
+                        .map_err(|e| LoadError::Map("STACKS", e))?,
+                ),
+                Some(
+                    RingBuf::try_from(take_map(&mut ebpf, "FRAMES")?)
+                        .map_err(|e| LoadError::Map("FRAMES", e))?,
+                ),
             ),
-            None => None,
+            None => (None, None),
         };
         let generation = Generation::new(
             Array::try_from(take_map(&mut ebpf, ".bss")?).map_err(|e| LoadError::Map(".bss", e))?,
@@ -395,6 +415,8 @@ impl Probe {
             rare: Vec::new(),
             stacks,
             execs: Vec::new(),
+            frames,
+            inline: Vec::new(),
             _logger: logger,
             ebpf,
         };
@@ -483,16 +505,26 @@ impl Probe {
     }
 
     /// Hands every completed call and process-exit record waiting to `fold`, in batches of
-    /// at most [`DRAIN_BATCH`] through `buf` (so memory stays bounded whatever the rate).
+    /// at most [`DRAIN_BATCH`] through `buf` (so memory stays bounded whatever the rate),
+    /// each with the stacks sent in the ring buffer since the batch before (`--stacks`):
+    /// every inline stack a batch's calls name is among those or handed on earlier.
     /// Returns how many.
     ///
     /// The ring buffer (process exits, slow calls) is read first and handed on last: a
     /// process's calls are in the call logs before its exit record is in the ring buffer,
-    /// so every call read here comes before the exit record of its process.
-    pub fn drain(&mut self, buf: &mut Vec<Event>, mut fold: impl FnMut(&[Event])) -> usize {
+    /// so every call read here comes before the exit record of its process. A batch that
+    /// names an inline stack reads the `FRAMES` ring first: the frames were submitted
+    /// before the call was published, so they are there by now.
+    pub fn drain(
+        &mut self,
+        buf: &mut Vec<Event>,
+        mut fold: impl FnMut(&[Event], &[InlineStack]),
+    ) -> usize {
         let mut rare = std::mem::take(&mut self.rare);
         rare.clear();
         self.drain_ring(&mut rare);
+        // After the ring: a slow call's frames were sent before it.
+        self.drain_frames();
         let mut total = rare.len();
         loop {
             buf.clear();
@@ -500,14 +532,19 @@ impl Probe {
             self.received += n as u64;
             total += n;
             if n > 0 {
-                fold(buf);
+                if buf.iter().any(names_inline_stack) {
+                    self.drain_frames();
+                }
+                fold(buf, &self.inline);
+                self.inline.clear();
             }
             if n < DRAIN_BATCH {
                 break;
             }
         }
-        if !rare.is_empty() {
-            fold(&rare);
+        if !rare.is_empty() || !self.inline.is_empty() {
+            fold(&rare, &self.inline);
+            self.inline.clear();
         }
         self.rare = rare;
         total
@@ -561,6 +598,27 @@ impl Probe {
         }
     }
 
+    /// Reads the `FRAMES` ring (`--stacks`): stacks sent there because their bucket in the
+    /// stack-trace map was taken, handed on with the next batch.
+    fn drain_frames(&mut self) {
+        let Some(ring) = self.frames.as_mut() else {
+            return;
+        };
+        while let Some(item) = ring.next() {
+            if item.first() != Some(&kind::FRAMES) || item.len() < size_of::<StackFrames>() {
+                continue;
+            }
+            // SAFETY: the record holds a StackFrames, written by the programs as one
+            // (repr(C), every bit pattern valid); read_unaligned copes with any alignment.
+            let rec = unsafe { std::ptr::read_unaligned(item.as_ptr().cast::<StackFrames>()) };
+            let n = (rec.len as usize / 8).min(STACK_DEPTH);
+            self.inline.push(InlineStack {
+                id: rec.id,
+                ips: rec.ips[..n].iter().copied().filter(|&ip| ip != 0).collect(),
+            });
+        }
+    }
+
     /// The stack-trace map (with `stacks_ns`), once: its reader resolves the stack ids of
     /// the drained calls.
     pub fn take_stacks(&mut self) -> Option<StackTraceMap<MapData>> {
@@ -576,6 +634,20 @@ impl Probe {
     /// output as an ordinary event.
     pub fn take_slow(&mut self) -> Vec<SlowEvent> {
         std::mem::take(&mut self.slow)
+    }
+
+    /// Runs of the syscall and switch programs the kernel skipped (see
+    /// [`super::prog_stats`]), summed.
+    fn skipped_runs(&self) -> u64 {
+        ["sys_enter", "sys_exit", "sched_switch"]
+            .iter()
+            .filter_map(|name| {
+                let fd = self.ebpf.program(name)?.fd().ok()?;
+                super::prog_stats::recursion_misses(std::os::fd::AsFd::as_fd(fd))
+                    .map_err(|e| log::debug!("recursion misses of {name}: {e}"))
+                    .ok()
+            })
+            .sum()
     }
 
     /// The loss counters, summed over CPUs, and the count received so far.
@@ -595,6 +667,7 @@ impl Probe {
             stale: get(counter::STALE),
             unfinished: get(counter::UNFINISHED),
             forks_followed: get(counter::FORKS_FOLLOWED),
+            skipped: self.skipped_runs(),
         }
     }
 }
@@ -764,6 +837,24 @@ fn start_logger(ebpf: &mut Ebpf) -> Option<tokio::task::JoinHandle<()>> {
             }
         }
     }))
+}
+
+/// Set to a number of entries (1 to `STACK_MAP_ENTRIES`), shrinks the stack-trace map so
+/// that stacks collide in it: for the tests of the ring-buffer path of such stacks.
+pub const STACK_MAP_ENTRIES_ENV: &str = "SYSLAT_STACK_MAP_ENTRIES";
+
+/// The stack-trace map's size: [`STACK_MAP_ENTRIES`], or [`STACK_MAP_ENTRIES_ENV`]'s.
+fn stack_map_entries() -> u32 {
+    std::env::var(STACK_MAP_ENTRIES_ENV)
+        .ok()
+        .and_then(|v| v.parse::<u32>().ok())
+        .map_or(STACK_MAP_ENTRIES, |n| n.clamp(1, STACK_MAP_ENTRIES))
+}
+
+/// Whether `ev` is a call with a stack sent in the ring buffer (see
+/// [`profiler_common::INLINE_STACK_BASE`]).
+fn names_inline_stack(ev: &Event) -> bool {
+    matches!(ev, Event::CallStack(_, _, r) if r.user >= INLINE_STACK_BASE || r.kernel >= INLINE_STACK_BASE)
 }
 
 #[cfg(test)]

@@ -14,6 +14,7 @@ pub mod launch;
 pub mod loader;
 pub mod privileges;
 pub mod procinfo;
+pub mod prog_stats;
 pub mod runtime_api;
 pub mod stacks;
 pub mod target;

@@ -2,7 +2,9 @@
 //! calls into a [`StackTable`]. Its only job is resolution; it draws nothing.
 //!
 //! - Addresses: the kernel's stack-trace map (`STACKS`), read once per id (an id always
-//!   names the same stack: entries are never deleted).
+//!   names the same stack: entries are never deleted), or, for a stack whose bucket held
+//!   another, its frames sent in the ring buffer under an id of its own ([`InlineStack`]),
+//!   kept until a call names them and through the drain that did.
 //! - User frames: each address is placed in the process's mappings (`/proc/PID/maps`, read
 //!   at the programs' exec notice, at the exec's return and when the process is first seen,
 //!   so a process that exits before its stacks are resolved keeps its mappings; read again
@@ -100,7 +102,26 @@ pub struct Stacks {
     kernel_syms: HashMap<u64, Arc<str>>,
     pending: usize,
     exec_nrs: [u32; 2],
+    /// Inline stacks no call has named yet, by id.
+    inline: HashMap<i32, Arc<[u64]>>,
+    /// Inline stacks named in this drain (the slow-call log resolves them again after it).
+    inline_used: HashMap<i32, Arc<[u64]>>,
 }
+
+/// A stack whose bucket in the stack-trace map held another stack, sent in the ring buffer
+/// (`profiler_common::StackFrames`) under an id at or above
+/// `profiler_common::INLINE_STACK_BASE`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct InlineStack {
+    /// The id the calls' stack ids carry.
+    pub id: i32,
+    /// Instruction pointers, innermost first.
+    pub ips: Arc<[u64]>,
+}
+
+/// Most inline stacks waiting for their call before they are all forgotten (only a call
+/// switched out more than once can leave one unnamed: its earlier kernel stacks).
+const MAX_INLINE: usize = 1 << 16;
 
 impl std::fmt::Debug for Stacks {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -128,6 +149,8 @@ impl Stacks {
             user_syms: HashMap::new(),
             kernel_syms: HashMap::new(),
             pending: 0,
+            inline: HashMap::new(),
+            inline_used: HashMap::new(),
             exec_nrs: ["execve", "execveat"]
                 .map(|n| crate::syscalls::number(n).unwrap_or(u32::MAX)),
         }
@@ -135,6 +158,7 @@ impl Stacks {
 
     /// Starts a drain: forgets the processes that exited before it.
     pub fn begin_drain(&mut self) {
+        self.inline_used.clear();
         for p in self.procs.values_mut() {
             p.refreshed = false;
         }
@@ -142,6 +166,16 @@ impl Stacks {
             if let Some(p) = self.procs.remove(&tgid) {
                 self.flush_pending(p);
             }
+        }
+    }
+
+    /// Takes the stacks sent in the ring buffer that the next batches' calls may name.
+    pub fn add_inline(&mut self, stacks: &[InlineStack]) {
+        if self.inline.len() + stacks.len() > MAX_INLINE {
+            self.inline.clear();
+        }
+        for s in stacks {
+            self.inline.insert(s.id, s.ips.clone());
         }
     }
 
@@ -301,6 +335,13 @@ impl Stacks {
     }
 
     fn trace(&mut self, id: i32) -> Option<Arc<[u64]>> {
+        if is_inline(id) {
+            if let Some(t) = self.inline.remove(&id) {
+                self.inline_used.insert(id, t.clone());
+                return Some(t);
+            }
+            return self.inline_used.get(&id).cloned();
+        }
         let id = u32::try_from(id).ok()?;
         if let Some(t) = self.traces.get(&id) {
             return Some(t.clone());
@@ -329,7 +370,7 @@ impl Stacks {
             return f;
         }
         let Some(addrs) = self.trace(id) else {
-            return self.note("[user stack lost: not in the map]");
+            return self.note(missing(id, "user"));
         };
         let mut maps = self.proc(tgid).maps.clone();
         if let Some(m) = &maps
@@ -359,7 +400,10 @@ impl Stacks {
             None => vec![Arc::from("[unresolved: process exited]")],
         };
         let fid = self.table.frames_id(frames.into());
-        self.proc(tgid).stacks.insert(id, fid);
+        // An inline id names one call's stack only; a map id, the same stack always.
+        if !is_inline(id) {
+            self.proc(tgid).stacks.insert(id, fid);
+        }
         fid
     }
 
@@ -429,7 +473,7 @@ impl Stacks {
             return f;
         }
         let Some(addrs) = self.trace(id) else {
-            return self.note("[kernel stack lost: not in the map]");
+            return self.note(missing(id, "kernel"));
         };
         if self.kernel_syms.len() >= MAX_SYMBOLS {
             self.kernel_syms.clear();
@@ -480,9 +524,26 @@ impl Stacks {
         let skip = names.iter().take_while(|n| is_tracing_frame(n)).count();
         let frames: Frames = names[skip..].iter().rev().cloned().collect();
         let fid = self.table.frames_id(frames);
-        self.kernel.insert(id, fid);
+        if !is_inline(id) {
+            self.kernel.insert(id, fid);
+        }
         fid
     }
+}
+
+/// Why stack `id` has no frames to read.
+fn missing(id: i32, which: &str) -> &'static str {
+    match (is_inline(id), which) {
+        (true, "user") => "[user stack lost: its frames were not received]",
+        (true, _) => "[kernel stack lost: its frames were not received]",
+        (false, "user") => "[user stack lost: not in the map]",
+        (false, _) => "[kernel stack lost: not in the map]",
+    }
+}
+
+/// Whether stack `id` was sent in the ring buffer rather than stored in the map.
+fn is_inline(id: i32) -> bool {
+    id >= profiler_common::INLINE_STACK_BASE
 }
 
 /// The mapping of sorted `maps` that holds address `a`.
@@ -504,6 +565,7 @@ fn lost(errno: i32, which: &str) -> String {
         // get_perf_callchain found no frame (no user context, or no memory at the IP).
         libc::EFAULT => format!("[no {which} stack]"),
         libc::EEXIST => format!("[{which} stack lost: stack map bucket taken]"),
+        libc::ENOSPC => format!("[{which} stack lost: bucket taken, frames ring buffer full]"),
         libc::ENOMEM => format!("[{which} stack lost: stack map full]"),
         e => format!("[{which} stack lost: errno {e}]"),
     }
@@ -603,6 +665,10 @@ mod tests {
         assert_eq!(
             lost(-libc::EEXIST, "user"),
             "[user stack lost: stack map bucket taken]"
+        );
+        assert_eq!(
+            lost(-libc::ENOSPC, "kernel"),
+            "[kernel stack lost: bucket taken, frames ring buffer full]"
         );
         assert_eq!(lost(-libc::EFAULT, "kernel"), "[no kernel stack]");
         assert_eq!(lost(-5, "user"), "[user stack lost: errno 5]");

@@ -13,8 +13,9 @@ use crate::aggregate::{
 /// Version of the JSON Lines schema, carried in every line as `"version"`. Version 2 added
 /// the rows' anatomy fields (`oncpu_total_ns` ... `blocked_hdr`), version 3 the container
 /// fields of `--by container` rows (`container_id` ... `pod_uid`), version 4 the summary's
-/// `stacks` (`record --stacks`); older files still read.
-pub const SCHEMA_VERSION: u32 = 4;
+/// `stacks` (`record --stacks`), version 5 the summary's `skipped_runs`; older files still
+/// read.
+pub const SCHEMA_VERSION: u32 = 5;
 
 /// One row, as written and as read back (`recording.rs`). Fields that older schema
 /// versions lack are read as 0 (or absent); the statistics are written for readers and
@@ -313,6 +314,10 @@ pub struct JsonLine<'a> {
     /// Threads that exited inside a syscall.
     #[serde(default)]
     pub unfinished_calls: u64,
+    /// Runs of syslat's programs the kernel skipped (a run of the same program was in
+    /// progress on that CPU: Linux 7.2 and later); each a call lost or mis-timed.
+    #[serde(default)]
+    pub skipped_runs: u64,
     /// Keys folded into the `other` rows.
     #[serde(default)]
     pub folded_keys: u64,
@@ -377,6 +382,7 @@ pub fn line_with_stacks(
         unpaired_events: snap.loss.unpaired,
         stale_events: snap.loss.stale,
         unfinished_calls: snap.loss.unfinished,
+        skipped_runs: snap.loss.skipped,
         folded_keys: snap.folded_keys,
         rows: snap.rows.iter().map(JsonRow::from).collect(),
         stacks: stacks.map(|s| Cow::Borrowed(s.rows.as_slice())),
@@ -412,6 +418,7 @@ mod tests {
         let loss = LossCounters {
             dropped: 1,
             unpaired: 2,
+            skipped: 7,
             ..Default::default()
         };
         let snap = a.snapshot(123, 456, loss, &|_| Some("cat".into()));
@@ -423,6 +430,7 @@ mod tests {
         assert_eq!(v["duration_ns"], 456);
         assert_eq!(v["lost_events"], 1);
         assert_eq!(v["unpaired_events"], 2);
+        assert_eq!(v["skipped_runs"], 7);
         let row = &v["rows"][0];
         assert_eq!(row["syscall"], "openat");
         assert_eq!(row["nr"], nr);

@@ -18,7 +18,8 @@
 //! With `--by container`, `container_id`, `container_name` and `pod_uid` stand where
 //! `comm` does; with rows by cgroup, `cgroup` (its path). Rows folded by `--max-keys`
 //! have `other` there.
-//! - `syslat_events_lost_total{reason}` (`dropped`: event buffer full, `untimed`: no slot),
+//! - `syslat_events_lost_total{reason}` (`dropped`: event buffer full, `untimed`: no slot,
+//!   `skipped`: program runs the kernel skipped),
 //!   `syslat_events_unpaired_total`;
 //! - `syslat_self_cpu_seconds_total`, `syslat_self_resident_memory_bytes`,
 //!   `syslat_traced_syscalls_total`.
@@ -76,6 +77,7 @@ struct SnapshotCollector {
     errors: BTreeMap<Vec<(String, String)>, u64>,
     lost_dropped: u64,
     lost_untimed: u64,
+    lost_skipped: u64,
     unpaired: u64,
     traced: u64,
     me: SelfStats,
@@ -173,6 +175,7 @@ impl SnapshotCollector {
             errors,
             lost_dropped: snap.loss.dropped,
             lost_untimed: snap.loss.no_storage,
+            lost_skipped: snap.loss.skipped,
             unpaired: snap.loss.unpaired,
             traced: snap.events,
             me,
@@ -460,13 +463,14 @@ impl Collector for SnapshotCollector {
         }
         let mut m = enc.encode_descriptor(
             "syslat_events_lost",
-            "Completed calls not counted: event buffer full (dropped) or no per-thread slot (untimed)",
+            "Completed calls not counted: event buffer full (dropped), no per-thread slot (untimed), or program runs the kernel skipped (skipped: Linux 7.2+, each a call lost or mis-timed)",
             None,
             MetricType::Counter,
         )?;
         for (reason, n) in [
             ("dropped", self.lost_dropped),
             ("untimed", self.lost_untimed),
+            ("skipped", self.lost_skipped),
         ] {
             m.encode_family(&vec![("reason", reason)])?
                 .encode_counter::<NoLabelSet, _, u64>(&n, None)?;
@@ -660,6 +664,7 @@ mod tests {
             0,
             LossCounters {
                 dropped: 4,
+                skipped: 6,
                 ..Default::default()
             },
             &|p| Some(format!("app{}", p % 2)),
@@ -769,6 +774,10 @@ mod tests {
         );
         assert!(
             text.contains(r#"syslat_events_lost_total{reason="dropped"} 4"#),
+            "{text}"
+        );
+        assert!(
+            text.contains(r#"syslat_events_lost_total{reason="skipped"} 6"#),
             "{text}"
         );
         assert!(

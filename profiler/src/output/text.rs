@@ -144,6 +144,13 @@ pub fn render_percentiles(snap: &Snapshot, limit: usize, percentiles: &[f64]) ->
             l.lost()
         );
     }
+    if l.skipped > 0 {
+        let _ = writeln!(
+            out,
+            "WARNING: the kernel skipped syslat's programs {} times (a run was in progress on the same CPU, preempted: Linux 7.2 and later); as many calls are missing or mis-timed (README, \"Not yet exact\")",
+            l.skipped
+        );
+    }
     out
 }
 
@@ -243,8 +250,20 @@ mod tests {
         assert!(t.contains("errors: ENOENT 1"), "{t}");
         assert!(t.contains("3 dropped"), "{t}");
         assert!(t.contains("WARNING: 3 completed calls were lost"), "{t}");
+        assert!(!t.contains("skipped"), "nothing skipped, nothing said: {t}");
         // Columns line up: every row has the same width up to the last column.
         assert_eq!(lines[1].chars().count(), lines[3].chars().count(), "{t}");
+    }
+
+    #[test]
+    fn skipped_program_runs_are_warned_of() {
+        let mut s = snap(GroupBy::Syscall);
+        s.loss.skipped = 42;
+        let t = render(&s, 0);
+        assert!(
+            t.contains("WARNING: the kernel skipped syslat's programs 42 times"),
+            "{t}"
+        );
     }
 
     #[test]
