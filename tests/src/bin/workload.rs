@@ -20,6 +20,9 @@
 //! - `time-getppid N`: N getppid calls, then print the mean ns per call (for the bench);
 //! - `time-pingpong N`: N round trips of a byte between two threads pinned to one CPU over
 //!   two pipes (two context switches each), then print the mean ns per round trip;
+//!   both count the measuring threads' own CPU time (`CLOCK_THREAD_CPUTIME_ID`), not
+//!   the clock on the wall: a process of the machine that takes the CPU meanwhile adds
+//!   nothing, so a shared machine gives the same figures as a quiet one;
 //! - `pinned-threads T N CPU`: T threads pinned to CPU, started together, N getppid calls
 //!   each (preemption inside syscalls on one CPU), then print the threads' involuntary
 //!   context switches (getrusage, RUSAGE_THREAD);
@@ -248,7 +251,6 @@ fn json_value(file: &str, key: &str) -> Result<String, String> {
     })
 }
 
-/// Mean ns per round trip of `n` one-byte ping-pongs between two threads on one CPU.
 /// The run_delay field (ns waiting on a run queue) of the calling thread's schedstat.
 fn run_delay() -> u64 {
     std::fs::read_to_string("/proc/thread-self/schedstat")
@@ -258,6 +260,21 @@ fn run_delay() -> u64 {
             eprintln!("workload: cannot read /proc/thread-self/schedstat");
             exit(1)
         })
+}
+
+/// The calling thread's CPU time so far, ns (`CLOCK_THREAD_CPUTIME_ID`: the scheduler's
+/// sum_exec_runtime brought up to now, which schedstat's copy is only at a tick).
+fn cpu_ns() -> u64 {
+    let mut t = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: a valid clock id and a timespec to write.
+    if unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut t) } != 0 {
+        eprintln!("workload: cannot read the thread's CPU clock");
+        exit(1);
+    }
+    t.tv_sec as u64 * 1_000_000_000 + t.tv_nsec as u64
 }
 
 /// Makes the calling thread SCHED_FIFO at `priority`; exits when refused (not root).
@@ -301,6 +318,8 @@ fn starve(n: u64, us: u64, spin_ms: u64, idle_ms: u64) -> (i64, u64) {
     (tid, after.saturating_sub(before))
 }
 
+/// Mean CPU ns (both threads' together) per round trip of `n` one-byte ping-pongs
+/// between two threads on one CPU.
 fn pingpong(n: u64) -> f64 {
     let (mut a, mut b) = ([0i32; 2], [0i32; 2]);
     // SAFETY: each array has room for two descriptors.
@@ -319,12 +338,14 @@ fn pingpong(n: u64) -> f64 {
     let (a_read, b_write) = (a[0], b[1]);
     let peer = thread::spawn(move || {
         pin_to_cpu0();
+        let t0 = cpu_ns();
         for _ in 0..n {
             hop(a_read, b_write);
         }
+        cpu_ns() - t0
     });
     pin_to_cpu0();
-    let t = std::time::Instant::now();
+    let t0 = cpu_ns();
     for _ in 0..n {
         let c = [0u8; 1];
         let mut d = [0u8; 1];
@@ -334,9 +355,9 @@ fn pingpong(n: u64) -> f64 {
             libc::syscall(libc::SYS_read, b[0], d.as_mut_ptr(), 1);
         }
     }
-    let ns = t.elapsed().as_nanos() as f64 / n.max(1) as f64;
-    peer.join().expect("peer thread");
-    ns
+    let mine = cpu_ns() - t0;
+    let theirs = peer.join().expect("peer thread");
+    (mine + theirs) as f64 / n.max(1) as f64
 }
 
 fn enoent(n: u64) {
@@ -547,9 +568,9 @@ fn main() {
             }
             "time-getppid" => {
                 let n = num(i + 1);
-                let t = std::time::Instant::now();
+                let t0 = cpu_ns();
                 getppid(n);
-                println!("{:.1}", t.elapsed().as_nanos() as f64 / n.max(1) as f64);
+                println!("{:.1}", (cpu_ns() - t0) as f64 / n.max(1) as f64);
                 i += 2;
             }
             "time-pingpong" => {
