@@ -64,8 +64,9 @@ pub(crate) struct BenchArgs {
     #[arg(long)]
     syslat: Option<PathBuf>,
     /// Run only one part: `cost` (syslat's CPU per traced call in each mode: record,
-    /// record --by process, top, serve) or `memory` (peak RSS with many short-lived
-    /// processes: record of 10,000, serve of 30,000 distinctly named ones).
+    /// record --by process, top, serve), `memory` (peak RSS with many short-lived
+    /// processes: record of 10,000, serve of 30,000 distinctly named ones) or `pingpong`
+    /// (the context-switch rows).
     #[arg(long, value_enum)]
     only: Option<Part>,
 }
@@ -77,6 +78,8 @@ pub(crate) enum Part {
     Cost,
     /// Peak RSS with many short-lived processes.
     Memory,
+    /// The context-switch rows (the pipe ping-pong) alone.
+    Pingpong,
 }
 
 /// The goal for syslat's CPU time per traced call in every mode, ns.
@@ -184,6 +187,10 @@ pub(crate) fn run(root: &Path, args: &BenchArgs) -> Result<()> {
         }
         Some(Part::Memory) => {
             println!("{}", memory_lines(&syslat, &workload));
+            return Ok(());
+        }
+        Some(Part::Pingpong) => {
+            println!("{}", pingpong_table(&ctx, args)?);
             return Ok(());
         }
         None => {}
