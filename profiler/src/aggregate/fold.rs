@@ -689,7 +689,7 @@ mod tests {
                 let mut c = call(tgid, (r >> 4) as u16 % 3, 100 + i % 37, -((r % 3) as i64));
                 c.tid = tgid * 10 + (r >> 12) as u32 % 2;
                 c.cgroup = 100 + tgid % 3;
-                let anatomy = if r % 11 == 0 {
+                let anatomy = if r.is_multiple_of(11) {
                     Anatomy {
                         voluntary: 1,
                         blocked_ns: 40,
@@ -700,7 +700,7 @@ mod tests {
                 };
                 events.push(Event::Call(c, anatomy));
             }
-            if r % 97 == 0 {
+            if r.is_multiple_of(97) {
                 events.push(exit(tgid, b"gone"));
             }
         }
