@@ -180,13 +180,21 @@ fn stacks_that_collide_in_the_map_keep_their_frames() {
     assert_eq!(share_under(&ppids, "fast_path_b"), (3000, 3000), "{text}");
     let sleeps = of(&lines, "clock_nanosleep");
     assert_eq!(share_under(&sleeps, "slow_path_a"), (30, 30), "{text}");
-    // The kernel stack of a sleep is taken where it blocked (at the switch-out).
+    // The kernel stack of a sleep is taken at its last switch-out: where it blocked, or
+    // (rarely, on a loaded machine) where it was preempted on its way out after waking,
+    // in the exit path.
+    let blocked: u64 = sleeps
+        .iter()
+        .filter(|l| {
+            l.frames
+                .iter()
+                .any(|f| f.ends_with("_[k]") && f.contains("nanosleep"))
+        })
+        .map(|l| l.value)
+        .sum();
     assert!(
-        sleeps.iter().all(|l| l
-            .frames
-            .iter()
-            .any(|f| f.ends_with("_[k]") && f.contains("nanosleep"))),
-        "{text}"
+        blocked >= 27,
+        "{blocked} of 30 sleeps blocked in nanosleep:\n{text}"
     );
 }
 
