@@ -6,6 +6,8 @@ pub mod browser;
 pub mod http;
 pub mod prometheus;
 
+pub use nix::sys::signal::Signal;
+
 use std::{
     path::PathBuf,
     process::{Command, Output},
@@ -158,6 +160,12 @@ impl std::ops::DerefMut for Reaped {
     fn deref_mut(&mut self) -> &mut Self::Target {
         &mut self.0
     }
+}
+
+/// Sends `sig` to `child` (kill(2) on its pid), asserting that it was sent.
+pub fn signal(child: &std::process::Child, sig: Signal) {
+    let pid = i32::try_from(child.id()).expect("a pid fits in pid_t");
+    nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), sig).expect("kill(2) on our child");
 }
 
 /// `syslat record -f json -o OUT EXTRA.. -- CMD..`, asserting success; returns OUT's summary.
