@@ -4,7 +4,7 @@
 //! and against an independent tracer: bpftrace timing wake-up (or preemption) to switch-in
 //! in the same run, the way bcc's runqlat does.
 
-use tests::{record_json, rows, syslat, temp_path, workload};
+use tests::{Signal, record_json, rows, signal, syslat, temp_path, workload};
 
 /// The summary row of `syscall` (grouped by syscall: one row).
 fn row<'a>(summary: &'a serde_json::Value, syscall: &str) -> &'a serde_json::Value {
@@ -102,8 +102,7 @@ impl Runqlat {
     /// The run-queue total of thread `tid`, ns.
     fn finish(mut self, tid: u64) -> u64 {
         use std::io::Read as _;
-        // SAFETY: kill(2) on our own child's pid; no memory is involved.
-        assert_eq!(unsafe { libc::kill(self.0.id() as i32, libc::SIGINT) }, 0);
+        signal(&self.0, Signal::SIGINT);
         let mut text = String::new();
         self.0
             .stdout

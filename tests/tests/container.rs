@@ -21,10 +21,10 @@ use std::{
 };
 
 use tests::{
-    Reaped, cgroup_v2_root, count, http,
+    Reaped, Signal, cgroup_v2_root, count, http,
     http::metric,
     prometheus::{Prometheus, has_data, now, substitute, urlencode},
-    run, start_serving, start_tracing, summary, temp_path, workload,
+    run, signal, start_serving, start_tracing, summary, temp_path, workload,
 };
 
 const DOCKER: &str = "/usr/bin/docker";
@@ -261,8 +261,7 @@ fn run_both(a: &Container, b: &Container, mut tracer: Reaped) {
     b.open_gate();
     a.wait();
     b.wait();
-    // SAFETY: kill(2) on the pid of a child we own and have not reaped.
-    unsafe { libc::kill(tracer.id() as i32, libc::SIGINT) };
+    signal(&tracer, Signal::SIGINT);
     assert_eq!(tracer.wait().unwrap().code(), Some(130));
 }
 
@@ -467,9 +466,7 @@ fn a_container_gone_before_its_calls_are_drained_has_its_row() {
     // it drains them, the container's process and cgroup are gone. Its cgroup's path was
     // seen when it was made (the hierarchy's watch); without it, the row would be `?`.
     std::thread::sleep(Duration::from_millis(300));
-    let pid = rec.id() as i32;
-    // SAFETY: kill(2) on the pid of a child we own and have not reaped.
-    unsafe { libc::kill(pid, libc::SIGSTOP) };
+    signal(&rec, Signal::SIGSTOP);
     c.open_gate();
     c.wait();
     let root = cgroup_v2_root();
@@ -482,11 +479,9 @@ fn a_container_gone_before_its_calls_are_drained_has_its_row() {
         assert!(Instant::now() < deadline, "the container's cgroup stays");
         std::thread::sleep(Duration::from_millis(20));
     }
-    // SAFETY: as above.
-    unsafe { libc::kill(pid, libc::SIGCONT) };
+    signal(&rec, Signal::SIGCONT);
     std::thread::sleep(Duration::from_millis(200));
-    // SAFETY: as above.
-    unsafe { libc::kill(pid, libc::SIGINT) };
+    signal(&rec, Signal::SIGINT);
     assert_eq!(rec.wait().unwrap().code(), Some(130));
     let s = summary(&out);
     let rows = container_rows(&s, "clock_nanosleep", &c.id);

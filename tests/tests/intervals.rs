@@ -7,7 +7,7 @@
 
 use std::{process::Command, time::Duration};
 
-use tests::{run, start_tracing, temp_path, workload};
+use tests::{Signal, run, signal, start_tracing, temp_path, workload};
 
 fn lines(path: &std::path::Path) -> Vec<serde_json::Value> {
     std::fs::read_to_string(path)
@@ -178,8 +178,7 @@ fn sigusr1_forces_a_dump() {
             .unwrap()
             .success()
     );
-    // SAFETY: kill(2) on our own child.
-    unsafe { libc::kill(rec.id() as i32, libc::SIGUSR1) };
+    signal(&rec, Signal::SIGUSR1);
     let deadline = std::time::Instant::now() + Duration::from_secs(5);
     loop {
         let text = std::fs::read_to_string(&out).unwrap_or_default();
@@ -195,8 +194,7 @@ fn sigusr1_forces_a_dump() {
         );
         std::thread::sleep(Duration::from_millis(50));
     }
-    // SAFETY: as above.
-    unsafe { libc::kill(rec.id() as i32, libc::SIGINT) };
+    signal(&rec, Signal::SIGINT);
     assert_eq!(rec.wait().unwrap().code(), Some(130));
     // The forced interval, the rest up to Ctrl-C as a second interval, then the summary;
     // the intervals add up to it.

@@ -14,8 +14,8 @@ use std::{
 };
 
 use tests::{
-    Reaped, count, fails_with, our_program_ids, record_json, rows, run, start_tracing, summary,
-    syslat, temp_path, workload,
+    Reaped, Signal, count, fails_with, our_program_ids, record_json, rows, run, signal,
+    start_tracing, summary, syslat, temp_path, workload,
 };
 
 /// `syslat record -f json -o FILE [extra] -- workload steps`, returning the summary.
@@ -301,8 +301,7 @@ fn sigint_writes_the_final_dump() {
         .status()
         .unwrap();
     assert!(w.success());
-    // SAFETY: plain kill(2) on our child's pid.
-    unsafe { libc::kill(rec.id() as i32, libc::SIGINT) };
+    signal(&rec, Signal::SIGINT);
     let st = rec.wait().unwrap();
     assert_eq!(st.code(), Some(130));
     let s = summary(&out);

@@ -15,7 +15,10 @@ use std::{
     time::{Duration, Instant},
 };
 
-use tests::{Reaped, count, record_json, run, start_tracing, summary, syslat, temp_path, workload};
+use tests::{
+    Reaped, Signal, count, record_json, run, signal, start_tracing, summary, syslat, temp_path,
+    workload,
+};
 
 fn record_workload(name: &str, extra: &[&str], steps: &[&str]) -> serde_json::Value {
     let mut cmd = vec![workload()];
@@ -125,8 +128,7 @@ fn ctrl_c_ends_a_flooded_recording_at_once() {
     );
     std::thread::sleep(Duration::from_millis(1500));
     let t = Instant::now();
-    // SAFETY: kill(2) on our own child.
-    unsafe { libc::kill(rec.id() as i32, libc::SIGINT) };
+    signal(&rec, Signal::SIGINT);
     let st = rec.wait().unwrap();
     let took = t.elapsed();
     storm.kill().unwrap();

@@ -13,8 +13,8 @@ use std::{
 };
 
 use tests::{
-    Reaped, cgroup_v2_root, count, fails_with, record_json, rows, run, start_tracing, summary,
-    temp_path, workload,
+    Reaped, Signal, cgroup_v2_root, count, fails_with, record_json, rows, run, signal,
+    start_tracing, summary, temp_path, workload,
 };
 
 fn gated(bin: &str, steps: &[&str]) -> Reaped {
@@ -41,8 +41,7 @@ fn recording(out: &std::path::Path, args: &[&str]) -> Reaped {
 }
 
 fn stop(mut rec: Reaped) {
-    // SAFETY: kill(2) on our own child.
-    unsafe { libc::kill(rec.id() as i32, libc::SIGINT) };
+    signal(&rec, Signal::SIGINT);
     assert_eq!(rec.wait().unwrap().code(), Some(130));
 }
 
