@@ -14,7 +14,7 @@ use std::{
 };
 
 use tests::{
-    Reaped, Signal, Tmux, count, fails_with, signal, summary, syslat, syslat_bin, temp_path,
+    Reaped, Record, Signal, Tmux, count, fails_with, signal, summary, syslat, syslat_bin, temp_path,
 };
 
 /// A Python command that, on SIGTERM or SIGINT, counts the signal, sleeps 0.5 s, writes
@@ -186,19 +186,14 @@ fn hostile_process_names_are_escaped_in_every_text_output() {
     // administrator's terminal.
     let evil = "\u{1b}]0;pwned\u{7}\u{1b}[31m";
     let json = temp_path("evil.json");
-    let rec = |args: &[&str], out: &std::path::Path| {
-        let mut c = syslat(&["record"]);
-        c.args(args)
-            .arg("-o")
-            .arg(out)
-            .args(["--", tests::workload(), "comm", evil])
-            .args(["getppid", "10", "sleep", "6", "2"]);
-        let o = c.output().unwrap();
-        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-    };
-    rec(&["--by", "process", "-f", "json"], &json);
+    let steps = ["comm", evil, "getppid", "10", "sleep", "6", "2"];
+    Record::json(&json, &["--by", "process"])
+        .workload(&steps)
+        .run();
     let text = temp_path("evil.txt");
-    rec(&["--by", "process", "--slow", "1ms"], &text);
+    Record::to(&text, &["--by", "process", "--slow", "1ms"])
+        .workload(&steps)
+        .run();
     let report = tests::run(&["report", "--by", "process", json.to_str().unwrap()]);
     let html = temp_path("evil.html");
     let o = tests::run(&[

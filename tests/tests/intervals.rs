@@ -7,7 +7,7 @@
 
 use std::{process::Command, time::Duration};
 
-use tests::{Signal, run, signal, start_tracing, temp_path, workload};
+use tests::{Record, Signal, signal, temp_path, workload};
 
 fn lines(path: &std::path::Path) -> Vec<serde_json::Value> {
     std::fs::read_to_string(path)
@@ -32,30 +32,12 @@ fn intervals_add_up_to_the_summary() {
     let out = temp_path("intervals.json");
     let _ = std::fs::remove_file(&out);
     // ~1.5 s of work in steps, so calls complete in several 200 ms intervals.
-    let o = run(&[
-        "record",
-        "-i",
-        "200ms",
-        "-f",
-        "json",
-        "-o",
-        out.to_str().unwrap(),
-        "--",
-        workload(),
-        "getppid",
-        "20000",
-        "sleep",
-        "15",
-        "50",
-        "getppid",
-        "30000",
-        "sleep",
-        "15",
-        "50",
-        "getppid",
-        "7",
-    ]);
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    Record::json(&out, &["-i", "200ms"])
+        .workload(&[
+            "getppid", "20000", "sleep", "15", "50", "getppid", "30000", "sleep", "15", "50",
+            "getppid", "7",
+        ])
+        .run();
     let all = lines(&out);
     let (intervals, summary): (Vec<_>, Vec<_>) = all.iter().partition(|l| l["type"] == "interval");
     assert_eq!(summary.len(), 1);
@@ -99,25 +81,9 @@ fn intervals_add_up_to_the_summary() {
 fn hdrlog_is_read_by_an_independent_implementation() {
     let out = temp_path("rec.hlog");
     let _ = std::fs::remove_file(&out);
-    let o = run(&[
-        "record",
-        "-i",
-        "300ms",
-        "-f",
-        "hdrlog",
-        "-o",
-        out.to_str().unwrap(),
-        "--",
-        workload(),
-        "getppid",
-        "12345",
-        "sleep",
-        "20",
-        "40",
-        "getppid",
-        "100",
-    ]);
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    Record::to(&out, &["-i", "300ms", "-f", "hdrlog"])
+        .workload(&["getppid", "12345", "sleep", "20", "40", "getppid", "100"])
+        .run();
     // Python's hdrh log reader, per tag: total count and the 50th percentile.
     let script = r#"
 import sys
@@ -170,7 +136,7 @@ for tag, h in sorted(totals.items()):
 fn sigusr1_forces_a_dump() {
     let out = temp_path("usr1.json");
     let _ = std::fs::remove_file(&out);
-    let mut rec = start_tracing(&["record", "-f", "json", "-o", out.to_str().unwrap()]);
+    let mut rec = Record::json(&out, &[]).start();
     assert!(
         Command::new(workload())
             .args(["getppid", "777"])
@@ -212,15 +178,7 @@ fn sigusr1_forces_a_dump() {
 fn sigkill_leaves_only_complete_lines() {
     let out = temp_path("killed.json");
     let _ = std::fs::remove_file(&out);
-    let mut rec = start_tracing(&[
-        "record",
-        "-i",
-        "100ms",
-        "-f",
-        "json",
-        "-o",
-        out.to_str().unwrap(),
-    ]);
+    let mut rec = Record::json(&out, &["-i", "100ms"]).start();
     let w = Command::new(workload())
         .args(["getppid", "200000", "sleep", "8", "50"])
         .status()
