@@ -5,6 +5,10 @@
 pub mod browser;
 pub mod http;
 pub mod prometheus;
+mod record;
+
+pub use nix::sys::signal::Signal;
+pub use record::{Record, record_json, record_workload};
 
 use std::{
     path::PathBuf,
@@ -160,32 +164,10 @@ impl std::ops::DerefMut for Reaped {
     }
 }
 
-/// `syslat record -f json -o OUT EXTRA.. -- CMD..`, asserting success; returns OUT's summary.
-pub fn record_json(out: &std::path::Path, extra: &[&str], cmd: &[&str]) -> serde_json::Value {
-    let mut args = extra.to_vec();
-    args.push("--");
-    args.extend_from_slice(cmd);
-    record_json_targets(out, &args)
-}
-
-/// `syslat record -f json -o OUT ARGS` (targets and flags; ended by `-d`, the targets'
-/// exit or a `-- CMD` in ARGS), asserting success; returns OUT's summary.
-pub fn record_json_targets(out: &std::path::Path, args: &[&str]) -> serde_json::Value {
-    let mut all = vec![
-        "record",
-        "-f",
-        "json",
-        "-o",
-        out.to_str().expect("utf-8 temp path"),
-    ];
-    all.extend_from_slice(args);
-    let o = run(&all);
-    assert!(
-        o.status.success(),
-        "syslat {all:?} failed: {}",
-        String::from_utf8_lossy(&o.stderr)
-    );
-    summary(out)
+/// Sends `sig` to `child` (kill(2) on its pid), asserting that it was sent.
+pub fn signal(child: &std::process::Child, sig: Signal) {
+    let pid = i32::try_from(child.id()).expect("a pid fits in pid_t");
+    nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), sig).expect("kill(2) on our child");
 }
 
 /// Spawns `cmd` with its stderr piped and returns it with its first stderr line.
@@ -206,7 +188,12 @@ fn spawn_with_first_line(cmd: &mut Command) -> (Reaped, String) {
 
 /// Starts `syslat ARGS` and returns once it says it is tracing (its first stderr line).
 pub fn start_tracing(args: &[&str]) -> Reaped {
-    let (child, line) = spawn_with_first_line(&mut syslat(args));
+    start_tracing_with(&mut syslat(args))
+}
+
+/// Starts `cmd` (a tracing syslat) and returns once it says it is tracing.
+fn start_tracing_with(cmd: &mut Command) -> Reaped {
+    let (child, line) = spawn_with_first_line(cmd);
     assert!(
         line.starts_with("syslat: tracing"),
         "syslat did not start tracing: {line}"

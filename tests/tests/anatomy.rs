@@ -4,7 +4,7 @@
 //! and against an independent tracer: bpftrace timing wake-up (or preemption) to switch-in
 //! in the same run, the way bcc's runqlat does.
 
-use tests::{record_json, rows, syslat, temp_path, workload};
+use tests::{Record, Signal, record_workload, rows, signal, temp_path};
 
 /// The summary row of `syscall` (grouped by syscall: one row).
 fn row<'a>(summary: &'a serde_json::Value, syscall: &str) -> &'a serde_json::Value {
@@ -33,7 +33,7 @@ fn assert_parts_sum(summary: &serde_json::Value) {
 #[test]
 fn getppid_runs_on_cpu() {
     let out = temp_path("anatomy-getppid.json");
-    let s = record_json(&out, &["-s", "getppid"], &[workload(), "getppid", "100000"]);
+    let s = record_workload(&out, &["-s", "getppid"], &["getppid", "100000"]);
     let r = row(&s, "getppid");
     assert_eq!(num(r, "count"), 100_000);
     let (total, oncpu) = (num(r, "total_ns"), num(r, "oncpu_total_ns"));
@@ -48,8 +48,8 @@ fn getppid_runs_on_cpu() {
 fn a_pipe_read_woken_later_is_blocked() {
     let out = temp_path("anatomy-pipe.json");
     // The dynamic loader's few reads come on top of the pipe's.
-    let base = record_json(&out, &["-s", "read"], &[workload(), "pipe", "0", "5"]);
-    let s = record_json(&out, &["-s", "read"], &[workload(), "pipe", "40", "5"]);
+    let base = record_workload(&out, &["-s", "read"], &["pipe", "0", "5"]);
+    let s = record_workload(&out, &["-s", "read"], &["pipe", "40", "5"]);
     let r = row(&s, "read");
     assert_eq!(num(r, "count") - num(row(&base, "read"), "count"), 40);
     let (total, blocked) = (num(r, "total_ns"), num(r, "blocked_total_ns"));
@@ -102,8 +102,7 @@ impl Runqlat {
     /// The run-queue total of thread `tid`, ns.
     fn finish(mut self, tid: u64) -> u64 {
         use std::io::Read as _;
-        // SAFETY: kill(2) on our own child's pid; no memory is involved.
-        assert_eq!(unsafe { libc::kill(self.0.id() as i32, libc::SIGINT) }, 0);
+        signal(&self.0, Signal::SIGINT);
         let mut text = String::new();
         self.0
             .stdout
@@ -124,27 +123,9 @@ impl Runqlat {
 fn run_queue_wait_matches_the_kernels_schedstat() {
     let out = temp_path("anatomy-starve.json");
     let oracle = Runqlat::start();
-    let o = syslat(&[
-        "record",
-        "--by",
-        "thread",
-        "-s",
-        "clock_nanosleep",
-        "-f",
-        "json",
-        "-o",
-        out.to_str().expect("utf-8 path"),
-        "--",
-        workload(),
-        "starve",
-        "200",
-        "1000",
-        "20",
-        "5",
-    ])
-    .output()
-    .expect("syslat runs");
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let o = Record::json(&out, &["--by", "thread", "-s", "clock_nanosleep"])
+        .workload(&["starve", "200", "1000", "20", "5"])
+        .run();
     let printed = String::from_utf8_lossy(&o.stdout);
     let mut it = printed
         .split_whitespace()

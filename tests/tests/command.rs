@@ -13,7 +13,9 @@ use std::{
     time::{Duration, Instant},
 };
 
-use tests::{Reaped, Tmux, count, fails_with, summary, syslat, syslat_bin, temp_path};
+use tests::{
+    Reaped, Record, Signal, Tmux, count, fails_with, signal, summary, syslat, syslat_bin, temp_path,
+};
 
 /// A Python command that, on SIGTERM or SIGINT, counts the signal, sleeps 0.5 s, writes
 /// how many signals it got to `argv[1]` and exits 3; SIGTERM ignored instead with `ignore`.
@@ -54,11 +56,6 @@ fn start(args: &[&str], file: &std::path::Path, mode: &str) -> Reaped {
     child
 }
 
-fn signal(child: &Reaped, sig: i32) {
-    // SAFETY: kill(2) on our own child.
-    assert_eq!(unsafe { libc::kill(child.id() as i32, sig) }, 0);
-}
-
 #[test]
 fn sigterm_is_passed_on_and_the_clean_up_is_traced() {
     let done = temp_path("cleaned-up");
@@ -70,7 +67,7 @@ fn sigterm_is_passed_on_and_the_clean_up_is_traced() {
     );
     // Let it reach its 30 s sleep (it prints "ready" just before).
     std::thread::sleep(Duration::from_millis(300));
-    signal(&rec, libc::SIGTERM);
+    signal(&rec, Signal::SIGTERM);
     // syslat exits with the command's own status, after its clean-up.
     assert_eq!(rec.wait().unwrap().code(), Some(3));
     assert_eq!(std::fs::read_to_string(&done).unwrap(), "1");
@@ -89,7 +86,7 @@ fn kill_after_and_a_second_signal_kill_the_command() {
     // SIGTERM ignored by the command: --kill-after ends it with SIGKILL.
     let mut rec = start(&["--kill-after", "1s"], &done, "ignore");
     let t = Instant::now();
-    signal(&rec, libc::SIGTERM);
+    signal(&rec, Signal::SIGTERM);
     assert_eq!(rec.wait().unwrap().code(), Some(128 + libc::SIGKILL));
     let took = t.elapsed();
     assert!(
@@ -98,13 +95,13 @@ fn kill_after_and_a_second_signal_kill_the_command() {
     );
     // Without it, a second signal does.
     let mut rec = start(&[], &done, "ignore");
-    signal(&rec, libc::SIGTERM);
+    signal(&rec, Signal::SIGTERM);
     std::thread::sleep(Duration::from_millis(300));
     assert!(
         rec.try_wait().unwrap().is_none(),
         "one ignored SIGTERM ends nothing"
     );
-    signal(&rec, libc::SIGTERM);
+    signal(&rec, Signal::SIGTERM);
     assert_eq!(rec.wait().unwrap().code(), Some(128 + libc::SIGKILL));
     assert!(!done.exists());
 }
@@ -189,19 +186,14 @@ fn hostile_process_names_are_escaped_in_every_text_output() {
     // administrator's terminal.
     let evil = "\u{1b}]0;pwned\u{7}\u{1b}[31m";
     let json = temp_path("evil.json");
-    let rec = |args: &[&str], out: &std::path::Path| {
-        let mut c = syslat(&["record"]);
-        c.args(args)
-            .arg("-o")
-            .arg(out)
-            .args(["--", tests::workload(), "comm", evil])
-            .args(["getppid", "10", "sleep", "6", "2"]);
-        let o = c.output().unwrap();
-        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-    };
-    rec(&["--by", "process", "-f", "json"], &json);
+    let steps = ["comm", evil, "getppid", "10", "sleep", "6", "2"];
+    Record::json(&json, &["--by", "process"])
+        .workload(&steps)
+        .run();
     let text = temp_path("evil.txt");
-    rec(&["--by", "process", "--slow", "1ms"], &text);
+    Record::to(&text, &["--by", "process", "--slow", "1ms"])
+        .workload(&steps)
+        .run();
     let report = tests::run(&["report", "--by", "process", json.to_str().unwrap()]);
     let html = temp_path("evil.html");
     let o = tests::run(&[

@@ -7,15 +7,7 @@
 
 use std::path::PathBuf;
 
-use tests::{fails_with, record_json, run, temp_path, workload};
-
-fn record(name: &str, extra: &[&str], steps: &[&str]) -> PathBuf {
-    let out = temp_path(name);
-    let mut cmd = vec![workload()];
-    cmd.extend_from_slice(steps);
-    record_json(&out, extra, &cmd);
-    out
-}
+use tests::{fails_with, record_workload, run, temp_path};
 
 fn compare(args: &[&str]) -> (i32, String, String) {
     let mut a = vec!["compare"];
@@ -43,8 +35,10 @@ fn status_of(json: &str, syscall: &str) -> String {
 
 #[test]
 fn slower_sleeps_regress() {
-    let base = record("cmp-10ms.json", &[], &["sleep", "100", "10"]);
-    let new = record("cmp-13ms.json", &[], &["sleep", "100", "13"]);
+    let base = temp_path("cmp-10ms.json");
+    record_workload(&base, &[], &["sleep", "100", "10"]);
+    let new = temp_path("cmp-13ms.json");
+    record_workload(&new, &[], &["sleep", "100", "13"]);
     let (code, out, err) = compare(&[base.to_str().unwrap(), new.to_str().unwrap()]);
     assert_eq!(code, 1, "{out}{err}");
     let last = out.lines().last().unwrap();
@@ -69,8 +63,10 @@ fn slower_sleeps_regress() {
 fn a_slowdown_of_tens_of_calls_regresses() {
     // 40 sleeps of 10 ms against 40 of 13 ms: under the old default of 100 calls, never
     // judged ("verdict: OK").
-    let base = record("cmp-40x10ms.json", &[], &["sleep", "40", "10"]);
-    let new = record("cmp-40x13ms.json", &[], &["sleep", "40", "13"]);
+    let base = temp_path("cmp-40x10ms.json");
+    record_workload(&base, &[], &["sleep", "40", "10"]);
+    let new = temp_path("cmp-40x13ms.json");
+    record_workload(&new, &[], &["sleep", "40", "13"]);
     let (code, out, err) = compare(&[base.to_str().unwrap(), new.to_str().unwrap()]);
     assert_eq!(code, 1, "{out}{err}");
     let last = out.lines().last().unwrap();
@@ -81,7 +77,8 @@ fn a_slowdown_of_tens_of_calls_regresses() {
         last.contains("rows not judged: fewer than 5 calls"),
         "{last}"
     );
-    let again = record("cmp-40x10ms-again.json", &[], &["sleep", "40", "10"]);
+    let again = temp_path("cmp-40x10ms-again.json");
+    record_workload(&again, &[], &["sleep", "40", "10"]);
     let (code, out, _) = compare(&[base.to_str().unwrap(), again.to_str().unwrap()]);
     assert_eq!(code, 0, "{out}");
 }
@@ -90,11 +87,9 @@ fn a_slowdown_of_tens_of_calls_regresses() {
 fn identical_workloads_pass_pairwise() {
     let runs: Vec<PathBuf> = (0..10)
         .map(|i| {
-            record(
-                &format!("cmp-same-{i}.json"),
-                &[],
-                &["getppid", "20000", "sleep", "20", "2"],
-            )
+            let out = temp_path(&format!("cmp-same-{i}.json"));
+            record_workload(&out, &[], &["getppid", "20000", "sleep", "20", "2"]);
+            out
         })
         .collect();
     let mut failures = Vec::new();
@@ -124,9 +119,12 @@ fn identical_workloads_pass_pairwise() {
 
 #[test]
 fn call_counts_are_gated() {
-    let n = record("cmp-n.json", &[], &["getppid", "5000"]);
-    let n2 = record("cmp-n2.json", &[], &["getppid", "5000"]);
-    let two_n = record("cmp-2n.json", &[], &["getppid", "10000"]);
+    let n = temp_path("cmp-n.json");
+    record_workload(&n, &[], &["getppid", "5000"]);
+    let n2 = temp_path("cmp-n2.json");
+    record_workload(&n2, &[], &["getppid", "5000"]);
+    let two_n = temp_path("cmp-2n.json");
+    record_workload(&two_n, &[], &["getppid", "10000"]);
     let (code, out, _) = compare(&[n.to_str().unwrap(), two_n.to_str().unwrap()]);
     assert_eq!(code, 1, "{out}");
     assert!(
@@ -141,8 +139,10 @@ fn call_counts_are_gated() {
 
 #[test]
 fn a_syscall_only_in_new_is_reported_as_new() {
-    let base = record("cmp-nofork.json", &[], &["getppid", "1000"]);
-    let new = record("cmp-fork.json", &[], &["getppid", "1000", "forks", "2"]);
+    let base = temp_path("cmp-nofork.json");
+    record_workload(&base, &[], &["getppid", "1000"]);
+    let new = temp_path("cmp-fork.json");
+    record_workload(&new, &[], &["getppid", "1000", "forks", "2"]);
     let (code, json, _) = compare(&["-f", "json", base.to_str().unwrap(), new.to_str().unwrap()]);
     assert_eq!(status_of(&json, "wait4"), "new");
     assert_eq!(code, 0, "cheap new calls do not fail the gate: {json}");
@@ -150,13 +150,15 @@ fn a_syscall_only_in_new_is_reported_as_new() {
 
 #[test]
 fn repeated_runs_side_by_side() {
-    let a = record(
-        "cmp-rep-a.json",
+    let a = temp_path("cmp-rep-a.json");
+    record_workload(
+        &a,
         &["--repeat", "3"],
         &["getppid", "3000", "sleep", "5", "2"],
     );
-    let b = record(
-        "cmp-rep-b.json",
+    let b = temp_path("cmp-rep-b.json");
+    record_workload(
+        &b,
         &["--repeat", "3"],
         &["getppid", "3000", "sleep", "5", "2"],
     );
@@ -171,8 +173,9 @@ fn repeated_runs_side_by_side() {
     let (code, out, _) = compare(&["--base", a.to_str().unwrap(), "--new", b.to_str().unwrap()]);
     assert_eq!(code, 0, "{out}");
     assert!(out.starts_with("base: 3 run(s), new: 3 run(s)"), "{out}");
-    let slow = record(
-        "cmp-rep-slow.json",
+    let slow = temp_path("cmp-rep-slow.json");
+    record_workload(
+        &slow,
         &["--repeat", "3"],
         &["getppid", "6000", "sleep", "5", "2"],
     );
@@ -187,7 +190,8 @@ fn repeated_runs_side_by_side() {
 
 #[test]
 fn bad_inputs_exit_2_with_one_line() {
-    let good = record("cmp-good.json", &[], &["getppid", "10"]);
+    let good = temp_path("cmp-good.json");
+    record_workload(&good, &[], &["getppid", "10"]);
     let junk = temp_path("cmp-junk.txt");
     std::fs::write(&junk, "not a recording\n").unwrap();
     let g = good.to_str().unwrap();

@@ -21,10 +21,10 @@ use std::{
 };
 
 use tests::{
-    Reaped, cgroup_v2_root, count, http,
+    Reaped, Record, Signal, cgroup_v2_root, count, http,
     http::metric,
     prometheus::{Prometheus, has_data, now, substitute, urlencode},
-    run, start_serving, start_tracing, summary, temp_path, workload,
+    run, signal, start_serving, summary, temp_path, workload,
 };
 
 const DOCKER: &str = "/usr/bin/docker";
@@ -149,6 +149,14 @@ fn ensure_dockerd() {
     }
 }
 
+/// The name of this test process's container `tag`, with any container left under that
+/// name by an earlier run removed.
+fn fresh_name(tag: &str) -> String {
+    let name = format!("syslat-test-{}-{tag}", std::process::id());
+    let _ = Command::new(DOCKER).args(["rm", "-f", &name]).output();
+    name
+}
+
 /// A started container, waiting at its gate to make `calls` getppid calls (then sleep 0.5
 /// s); removed on drop.
 struct Container {
@@ -164,19 +172,27 @@ impl Container {
 
     /// A gated container that runs the workload's `steps` once its gate opens.
     fn start_steps(tag: &str, steps: &str) -> Self {
-        let image = image();
-        let name = format!("syslat-test-{}-{tag}", std::process::id());
-        let _ = Command::new(DOCKER).args(["rm", "-f", &name]).output();
-        let gate = temp_path(&format!("gate-{tag}"));
-        let _ = std::fs::remove_dir_all(&gate);
-        std::fs::create_dir_all(&gate).unwrap();
         // After its calls the workload sleeps 0.5 s, so that its cgroup outlives syslat's
         // next drain even on a loaded machine: a container gone before syslat could read
         // its cgroup is counted exactly too, but in the `?` row (README, Containers).
-        let script = format!(
-            "while [ ! -e /gate/go ]; do /bin/busybox sleep 0.02; done; \
-             exec /workload {steps}"
-        );
+        Self::start_gated(
+            tag,
+            &format!(
+                "while [ ! -e /gate/go ]; do /bin/busybox sleep 0.02; done; \
+                 exec /workload {steps}"
+            ),
+        )
+    }
+
+    /// A container that runs the busybox shell `script` with its gate, a directory of the
+    /// host's, mounted at `/gate` (read-only): the script waits for `/gate/go`, which
+    /// [`Container::open_gate`] makes.
+    fn start_gated(tag: &str, script: &str) -> Self {
+        let image = image();
+        let name = fresh_name(tag);
+        let gate = temp_path(&format!("gate-{tag}"));
+        let _ = std::fs::remove_dir_all(&gate);
+        std::fs::create_dir_all(&gate).unwrap();
         let id = docker(&[
             "run",
             "-d",
@@ -190,7 +206,7 @@ impl Container {
             "/bin/busybox",
             "sh",
             "-c",
-            &script,
+            script,
         ]);
         assert_eq!(id.len(), 64, "{id}");
         Container { name, id, gate }
@@ -201,8 +217,7 @@ impl Container {
     /// has exited.
     fn run_to_end(tag: &str, calls: u64) -> Self {
         let image = image();
-        let name = format!("syslat-test-{}-{tag}", std::process::id());
-        let _ = Command::new(DOCKER).args(["rm", "-f", &name]).output();
+        let name = fresh_name(tag);
         let calls = calls.to_string();
         docker(&[
             "run",
@@ -261,8 +276,7 @@ fn run_both(a: &Container, b: &Container, mut tracer: Reaped) {
     b.open_gate();
     a.wait();
     b.wait();
-    // SAFETY: kill(2) on the pid of a child we own and have not reaped.
-    unsafe { libc::kill(tracer.id() as i32, libc::SIGINT) };
+    signal(&tracer, Signal::SIGINT);
     assert_eq!(tracer.wait().unwrap().code(), Some(130));
 }
 
@@ -276,17 +290,7 @@ fn a_container_by_name_or_id_prefix_is_counted_exactly() {
             a.id[..12].to_string()
         };
         let out = temp_path("container.json");
-        let rec = start_tracing(&[
-            "record",
-            "-f",
-            "json",
-            "-o",
-            out.to_str().unwrap(),
-            "--container",
-            &target,
-            "-s",
-            "getppid",
-        ]);
+        let rec = Record::json(&out, &["--container", &target, "-s", "getppid"]).start();
         run_both(&a, &b, rec);
         assert_eq!(
             count(&summary(&out), "getppid"),
@@ -314,15 +318,7 @@ fn container_rows<'a>(
 fn by_container_rows_have_exact_counts_names_and_images() {
     let (a, b) = two();
     let out = temp_path("by-container.json");
-    let rec = start_tracing(&[
-        "record",
-        "--by",
-        "container",
-        "-f",
-        "json",
-        "-o",
-        out.to_str().unwrap(),
-    ]);
+    let rec = Record::json(&out, &["--by", "container"]).start();
     // A third container, made and gone while tracing: its cgroup's path comes from the
     // hierarchy's watch.
     let c = Container::run_to_end("c", CALLS_C);
@@ -425,51 +421,17 @@ fn a_container_gone_before_its_calls_are_drained_has_its_row() {
     // Traced: clock_nanosleep only, which the container makes in its workload alone (its
     // gate loop is a shell builtin, no sleep).
     let image = image();
-    let name = format!("syslat-test-{}-brief", std::process::id());
-    let _ = Command::new(DOCKER).args(["rm", "-f", &name]).output();
-    let gate = temp_path("gate-brief");
-    let _ = std::fs::remove_dir_all(&gate);
-    std::fs::create_dir_all(&gate).unwrap();
     let out = temp_path("brief.json");
-    let mut rec = start_tracing(&[
-        "record",
-        "--by",
-        "container",
-        "-s",
-        "clock_nanosleep",
-        "-f",
-        "json",
-        "-o",
-        out.to_str().unwrap(),
-    ]);
-    let script =
-        format!("while [ ! -e /gate/go ]; do :; done; exec /workload sleep-us {CALLS_C} 1");
-    let c = Container {
-        id: docker(&[
-            "run",
-            "-d",
-            "--name",
-            &name,
-            "--network",
-            "none",
-            "-v",
-            &format!("{}:/gate:ro", gate.display()),
-            image,
-            "/bin/busybox",
-            "sh",
-            "-c",
-            &script,
-        ]),
-        name,
-        gate,
-    };
+    let mut rec = Record::json(&out, &["--by", "container", "-s", "clock_nanosleep"]).start();
+    let c = Container::start_gated(
+        "brief",
+        &format!("while [ ! -e /gate/go ]; do :; done; exec /workload sleep-us {CALLS_C} 1"),
+    );
     // syslat is stopped while the container makes its calls, exits and is cleaned up: when
     // it drains them, the container's process and cgroup are gone. Its cgroup's path was
     // seen when it was made (the hierarchy's watch); without it, the row would be `?`.
     std::thread::sleep(Duration::from_millis(300));
-    let pid = rec.id() as i32;
-    // SAFETY: kill(2) on the pid of a child we own and have not reaped.
-    unsafe { libc::kill(pid, libc::SIGSTOP) };
+    signal(&rec, Signal::SIGSTOP);
     c.open_gate();
     c.wait();
     let root = cgroup_v2_root();
@@ -482,11 +444,9 @@ fn a_container_gone_before_its_calls_are_drained_has_its_row() {
         assert!(Instant::now() < deadline, "the container's cgroup stays");
         std::thread::sleep(Duration::from_millis(20));
     }
-    // SAFETY: as above.
-    unsafe { libc::kill(pid, libc::SIGCONT) };
+    signal(&rec, Signal::SIGCONT);
     std::thread::sleep(Duration::from_millis(200));
-    // SAFETY: as above.
-    unsafe { libc::kill(pid, libc::SIGINT) };
+    signal(&rec, Signal::SIGINT);
     assert_eq!(rec.wait().unwrap().code(), Some(130));
     let s = summary(&out);
     let rows = container_rows(&s, "clock_nanosleep", &c.id);

@@ -19,7 +19,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use tests::{Reaped, syslat_bin, temp_path, workload};
+use tests::{Reaped, Signal, signal, syslat_bin, temp_path, workload};
 
 /// The repository's root (this crate is `tests/`).
 fn root() -> PathBuf {
@@ -611,7 +611,6 @@ fn systemd_unit_verifies_and_its_capabilities_suffice() {
         want,
         "{status}"
     );
-    // SAFETY: kill(2) on our own child.
-    unsafe { libc::kill(serve.id() as i32, libc::SIGINT) };
+    signal(&serve, Signal::SIGINT);
     assert_eq!(serve.wait().unwrap().code(), Some(130));
 }

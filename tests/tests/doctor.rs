@@ -6,7 +6,7 @@
     reason = "a test panics on failure, with the location"
 )]
 
-use tests::{count, syslat, temp_path, workload};
+use tests::{Record, count, syslat, temp_path};
 
 fn doctor(force: bool) -> String {
     let mut c = syslat(&["doctor"]);
@@ -64,34 +64,11 @@ fn doctor_lists_every_feature_and_the_object() {
 /// and the log.
 fn record(force: bool) -> (serde_json::Value, String) {
     let out = temp_path(if force { "forced.json" } else { "default.json" });
-    let mut c = syslat(&[
-        "-vv",
-        "record",
-        "-f",
-        "json",
-        "-o",
-        out.to_str().unwrap(),
-        "--",
-    ]);
-    c.args([
-        workload(),
-        "threads",
-        "4",
-        "25000",
-        "forks",
-        "200",
-        "pipe",
-        "10",
-        "2",
-    ]);
-    if force {
-        c.env("SYSLAT_FORCE_FALLBACK", "1");
-    } else {
-        c.env_remove("SYSLAT_FORCE_FALLBACK");
-    }
-    let o = c.output().unwrap();
+    let o = Record::json(&out, &["-vv"])
+        .workload(&["threads", "4", "25000", "forks", "200", "pipe", "10", "2"])
+        .env("SYSLAT_FORCE_FALLBACK", force.then_some("1"))
+        .run();
     let log = String::from_utf8_lossy(&o.stderr).into_owned();
-    assert!(o.status.success(), "{log}");
     (tests::summary(&out), log)
 }
 

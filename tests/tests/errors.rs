@@ -10,7 +10,7 @@
 
 use std::process::{Output, Stdio};
 
-use tests::{fails_with, record_json, syslat, temp_path};
+use tests::{fails_with, record_workload, syslat, temp_path};
 
 /// Runs `syslat ARGS` with stdout a pipe whose reading end is already closed, so the
 /// first write fails with EPIPE (syslat's runtime ignores SIGPIPE).
@@ -41,7 +41,7 @@ fn assert_quiet_exit(args: &[&str]) {
 #[test]
 fn a_closed_pipe_ends_every_subcommand_quietly() {
     let rec = temp_path("errors-pipe.json");
-    let summary = record_json(&rec, &[], &[tests::workload(), "getppid", "100"]);
+    let summary = record_workload(&rec, &[], &["getppid", "100"]);
     assert!(summary["calls"].as_u64().unwrap() >= 100);
     let rec = rec.to_str().unwrap();
     for args in [

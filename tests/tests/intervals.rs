@@ -7,7 +7,7 @@
 
 use std::{process::Command, time::Duration};
 
-use tests::{run, start_tracing, temp_path, workload};
+use tests::{Record, Signal, signal, temp_path, workload};
 
 fn lines(path: &std::path::Path) -> Vec<serde_json::Value> {
     std::fs::read_to_string(path)
@@ -32,30 +32,12 @@ fn intervals_add_up_to_the_summary() {
     let out = temp_path("intervals.json");
     let _ = std::fs::remove_file(&out);
     // ~1.5 s of work in steps, so calls complete in several 200 ms intervals.
-    let o = run(&[
-        "record",
-        "-i",
-        "200ms",
-        "-f",
-        "json",
-        "-o",
-        out.to_str().unwrap(),
-        "--",
-        workload(),
-        "getppid",
-        "20000",
-        "sleep",
-        "15",
-        "50",
-        "getppid",
-        "30000",
-        "sleep",
-        "15",
-        "50",
-        "getppid",
-        "7",
-    ]);
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    Record::json(&out, &["-i", "200ms"])
+        .workload(&[
+            "getppid", "20000", "sleep", "15", "50", "getppid", "30000", "sleep", "15", "50",
+            "getppid", "7",
+        ])
+        .run();
     let all = lines(&out);
     let (intervals, summary): (Vec<_>, Vec<_>) = all.iter().partition(|l| l["type"] == "interval");
     assert_eq!(summary.len(), 1);
@@ -99,25 +81,9 @@ fn intervals_add_up_to_the_summary() {
 fn hdrlog_is_read_by_an_independent_implementation() {
     let out = temp_path("rec.hlog");
     let _ = std::fs::remove_file(&out);
-    let o = run(&[
-        "record",
-        "-i",
-        "300ms",
-        "-f",
-        "hdrlog",
-        "-o",
-        out.to_str().unwrap(),
-        "--",
-        workload(),
-        "getppid",
-        "12345",
-        "sleep",
-        "20",
-        "40",
-        "getppid",
-        "100",
-    ]);
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    Record::to(&out, &["-i", "300ms", "-f", "hdrlog"])
+        .workload(&["getppid", "12345", "sleep", "20", "40", "getppid", "100"])
+        .run();
     // Python's hdrh log reader, per tag: total count and the 50th percentile.
     let script = r#"
 import sys
@@ -170,7 +136,7 @@ for tag, h in sorted(totals.items()):
 fn sigusr1_forces_a_dump() {
     let out = temp_path("usr1.json");
     let _ = std::fs::remove_file(&out);
-    let mut rec = start_tracing(&["record", "-f", "json", "-o", out.to_str().unwrap()]);
+    let mut rec = Record::json(&out, &[]).start();
     assert!(
         Command::new(workload())
             .args(["getppid", "777"])
@@ -178,8 +144,7 @@ fn sigusr1_forces_a_dump() {
             .unwrap()
             .success()
     );
-    // SAFETY: kill(2) on our own child.
-    unsafe { libc::kill(rec.id() as i32, libc::SIGUSR1) };
+    signal(&rec, Signal::SIGUSR1);
     let deadline = std::time::Instant::now() + Duration::from_secs(5);
     loop {
         let text = std::fs::read_to_string(&out).unwrap_or_default();
@@ -195,8 +160,7 @@ fn sigusr1_forces_a_dump() {
         );
         std::thread::sleep(Duration::from_millis(50));
     }
-    // SAFETY: as above.
-    unsafe { libc::kill(rec.id() as i32, libc::SIGINT) };
+    signal(&rec, Signal::SIGINT);
     assert_eq!(rec.wait().unwrap().code(), Some(130));
     // The forced interval, the rest up to Ctrl-C as a second interval, then the summary;
     // the intervals add up to it.
@@ -214,15 +178,7 @@ fn sigusr1_forces_a_dump() {
 fn sigkill_leaves_only_complete_lines() {
     let out = temp_path("killed.json");
     let _ = std::fs::remove_file(&out);
-    let mut rec = start_tracing(&[
-        "record",
-        "-i",
-        "100ms",
-        "-f",
-        "json",
-        "-o",
-        out.to_str().unwrap(),
-    ]);
+    let mut rec = Record::json(&out, &["-i", "100ms"]).start();
     let w = Command::new(workload())
         .args(["getppid", "200000", "sleep", "8", "50"])
         .status()

@@ -14,17 +14,9 @@ use std::{
 };
 
 use tests::{
-    Reaped, count, fails_with, our_program_ids, record_json, rows, run, start_tracing, summary,
-    syslat, temp_path, workload,
+    Reaped, Record, Signal, count, fails_with, our_program_ids, record_workload, rows, signal,
+    summary, syslat, temp_path, wait_for_exit, workload,
 };
-
-/// `syslat record -f json -o FILE [extra] -- workload steps`, returning the summary.
-fn record(extra: &[&str], steps: &[&str]) -> serde_json::Value {
-    let out = temp_path(&format!("rec-{}.json", steps.join("-")));
-    let mut cmd = vec![workload()];
-    cmd.extend_from_slice(steps);
-    record_json(&out, extra, &cmd)
-}
 
 fn p50_ms(s: &serde_json::Value, syscall: &str) -> f64 {
     let r = rows(s, syscall);
@@ -34,7 +26,7 @@ fn p50_ms(s: &serde_json::Value, syscall: &str) -> f64 {
 
 #[test]
 fn getppid_counted_exactly() {
-    let s = record(&[], &["getppid", "100000"]);
+    let s = record_workload(&temp_path("getppid.json"), &[], &["getppid", "100000"]);
     assert_eq!(count(&s, "getppid"), 100_000);
     assert_eq!(s["lost_events"], 0);
     assert_eq!(
@@ -50,7 +42,7 @@ fn getppid_counted_exactly() {
 
 #[test]
 fn threads_counted_exactly() {
-    let s = record(&[], &["threads", "4", "25000"]);
+    let s = record_workload(&temp_path("threads.json"), &[], &["threads", "4", "25000"]);
     assert_eq!(count(&s, "getppid"), 100_000);
     assert_eq!(s["lost_events"], 0);
     assert_eq!(
@@ -61,7 +53,7 @@ fn threads_counted_exactly() {
 
 #[test]
 fn sleeps_have_the_right_latency() {
-    let s = record(&[], &["sleep", "20", "10"]);
+    let s = record_workload(&temp_path("sleeps.json"), &[], &["sleep", "20", "10"]);
     assert_eq!(count(&s, "clock_nanosleep"), 20);
     let p50 = p50_ms(&s, "clock_nanosleep");
     // A 10 ms sleep takes at least 10 ms; timer slack and scheduling add well under 5%.
@@ -72,8 +64,8 @@ fn sleeps_have_the_right_latency() {
 fn blocking_reads_pair_across_cpus() {
     // The reader blocks and is woken by another thread, often on the other CPU.
     // The thread start-up reads a few files itself; a run with 0 pipe reads gives that base.
-    let base = record(&[], &["pipe", "0", "5"]);
-    let s = record(&[], &["pipe", "20", "5"]);
+    let base = record_workload(&temp_path("pipe-base.json"), &[], &["pipe", "0", "5"]);
+    let s = record_workload(&temp_path("pipe.json"), &[], &["pipe", "20", "5"]);
     assert_eq!(count(&s, "read") - count(&base, "read"), 20);
     let p50 = p50_ms(&s, "read");
     assert!(
@@ -85,8 +77,8 @@ fn blocking_reads_pair_across_cpus() {
 #[test]
 fn failures_counted_by_errno() {
     // The dynamic loader's own ENOENTs are the same in both runs; the difference is exact.
-    let base = record(&[], &["enoent", "0"]);
-    let s = record(&[], &["enoent", "500"]);
+    let base = record_workload(&temp_path("enoent-base.json"), &[], &["enoent", "0"]);
+    let s = record_workload(&temp_path("enoent.json"), &[], &["enoent", "500"]);
     let enoent = |v: &serde_json::Value| -> u64 {
         rows(v, "openat")
             .iter()
@@ -104,7 +96,11 @@ fn failures_counted_by_errno() {
 
 #[test]
 fn short_lived_children_leave_no_stale_state() {
-    let s = record(&[], &["forks", "3000", "getppid", "20000"]);
+    let s = record_workload(
+        &temp_path("forks.json"),
+        &[],
+        &["forks", "3000", "getppid", "20000"],
+    );
     assert_eq!(count(&s, "getppid"), 20_000);
     assert_eq!(count(&s, "clone"), 3000, "the parent's forks");
     assert_eq!(count(&s, "wait4"), 3000);
@@ -117,7 +113,11 @@ fn short_lived_children_leave_no_stale_state() {
 
 #[test]
 fn by_process_separates_children() {
-    let s = record(&["--by", "process"], &["forks", "3", "getppid", "50"]);
+    let s = record_workload(
+        &temp_path("by-process.json"),
+        &["--by", "process"],
+        &["forks", "3", "getppid", "50"],
+    );
     let getppid = rows(&s, "getppid");
     assert_eq!(getppid.len(), 1);
     assert_eq!(getppid[0]["count"], 50);
@@ -133,18 +133,12 @@ fn by_process_separates_children() {
 
 #[test]
 fn exit_status_is_the_commands() {
-    let o = run(&["record", "-o", "/dev/null", "--", "sh", "-c", "exit 3"]);
-    assert_eq!(o.status.code(), Some(3));
-    let o = run(&[
-        "record",
-        "-o",
-        "/dev/null",
-        "--",
-        "sh",
-        "-c",
-        "kill -KILL $$",
-    ]);
-    assert_eq!(o.status.code(), Some(128 + 9));
+    Record::to("/dev/null", &[])
+        .command(&["sh", "-c", "exit 3"])
+        .exits(3);
+    Record::to("/dev/null", &[])
+        .command(&["sh", "-c", "kill -KILL $$"])
+        .exits(128 + 9);
 }
 
 /// Starts a workload that waits on stdin before running `steps`.
@@ -162,20 +156,11 @@ fn pid_targets_only_that_process_and_its_children() {
     let mut a = Reaped(gated(&["getppid", "3000", "forks", "2"]));
     let mut b = Reaped(gated(&["getppid", "5000"]));
     let out = temp_path("pid.json");
-    let rec = syslat(&[
-        "record",
-        "-f",
-        "json",
-        "--by",
-        "process",
-        "-o",
-        out.to_str().unwrap(),
-        "-p",
-        &a.id().to_string(),
-    ])
-    .stderr(Stdio::piped())
-    .spawn()
-    .unwrap();
+    let rec = Record::json(&out, &["--by", "process", "-p", &a.id().to_string()])
+        .into_command()
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
     let mut rec = Reaped(rec);
     // Wait until syslat says it is tracing.
     let mut err = BufReader::new(rec.stderr.take().unwrap());
@@ -187,17 +172,11 @@ fn pid_targets_only_that_process_and_its_children() {
     a.stdin.take().unwrap().write_all(b"go\n").unwrap();
     assert!(a.wait().unwrap().success());
     // syslat ends by itself once its only target has exited.
-    let deadline = Instant::now() + Duration::from_secs(10);
-    let status = loop {
-        if let Some(st) = rec.try_wait().unwrap() {
-            break st;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "syslat did not stop after its target exited"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    };
+    let status = wait_for_exit(
+        &mut rec,
+        Duration::from_secs(10),
+        "syslat did not stop after its target exited",
+    );
     assert!(status.success());
     let s = summary(&out);
     assert_eq!(count(&s, "getppid"), 3000, "b's 5000 calls are not counted");
@@ -295,14 +274,13 @@ fn nothing_stays_attached_after_sigkill() {
 #[test]
 fn sigint_writes_the_final_dump() {
     let out = temp_path("sigint.json");
-    let mut rec = start_tracing(&["record", "-f", "json", "-o", out.to_str().unwrap()]);
+    let mut rec = Record::json(&out, &[]).start();
     let w = Command::new(workload())
         .args(["getppid", "1000"])
         .status()
         .unwrap();
     assert!(w.success());
-    // SAFETY: plain kill(2) on our child's pid.
-    unsafe { libc::kill(rec.id() as i32, libc::SIGINT) };
+    signal(&rec, Signal::SIGINT);
     let st = rec.wait().unwrap();
     assert_eq!(st.code(), Some(130));
     let s = summary(&out);

@@ -7,17 +7,7 @@
 
 use std::{path::Path, process::Command};
 
-use tests::{count, fails_with, rows, run, summary, temp_path, workload};
-
-fn record(out: &Path, extra: &[&str], steps: &[&str]) {
-    let mut args = vec!["record", "-o", out.to_str().unwrap()];
-    args.extend_from_slice(extra);
-    args.push("--");
-    args.push(workload());
-    args.extend_from_slice(steps);
-    let o = run(&args);
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-}
+use tests::{Record, count, fails_with, rows, run, summary, temp_path};
 
 fn report(args: &[&str]) -> (i32, String, String) {
     let mut a = vec!["report"];
@@ -34,12 +24,10 @@ fn report(args: &[&str]) -> (i32, String, String) {
 fn report_reproduces_the_summary_and_merges() {
     let a = temp_path("rep-a.json");
     let b = temp_path("rep-b.json");
-    record(
-        &a,
-        &["-f", "json", "--by", "process", "-i", "100ms"],
-        &["getppid", "1000", "enoent", "10", "sleep", "3", "60"],
-    );
-    record(&b, &["-f", "json"], &["getppid", "1000"]);
+    Record::json(&a, &["--by", "process", "-i", "100ms"])
+        .workload(&["getppid", "1000", "enoent", "10", "sleep", "3", "60"])
+        .run();
+    Record::json(&b, &[]).workload(&["getppid", "1000"]).run();
     let (code, out, err) = report(&["-f", "json", a.to_str().unwrap()]);
     assert_eq!(code, 0, "{err}");
     let rep: serde_json::Value = serde_json::from_str(&out).unwrap();
@@ -111,11 +99,9 @@ fn report_reproduces_the_summary_and_merges() {
 #[test]
 fn plots_parse_and_have_one_series_per_syscall() {
     let a = temp_path("plot.json");
-    record(
-        &a,
-        &["-f", "json", "-i", "100ms"],
-        &["getppid", "500", "sleep", "4", "60", "enoent", "5"],
-    );
+    Record::json(&a, &["-i", "100ms"])
+        .workload(&["getppid", "500", "sleep", "4", "60", "enoent", "5"])
+        .run();
     let svg = temp_path("plot.svg");
     let (code, _, err) = report(&[
         "-f",
@@ -182,7 +168,7 @@ fn plots_parse_and_have_one_series_per_syscall() {
     assert!(map.contains("clock_nanosleep: latency over time"));
     // A heatmap needs intervals, and --plot needs -f svg.
     let flat = temp_path("flat.json");
-    record(&flat, &["-f", "json"], &["getppid", "10"]);
+    Record::json(&flat, &[]).workload(&["getppid", "10"]).run();
     let (code, _, err) = report(&["-f", "svg", "--plot", "heatmap", flat.to_str().unwrap()]);
     assert_eq!((code, err.lines().count()), (2, 1), "{err}");
     assert!(err.contains("holds no intervals"), "{err}");
@@ -209,11 +195,9 @@ fn plots_parse_and_have_one_series_per_syscall() {
 #[test]
 fn reads_hdrlog_recordings() {
     let h = temp_path("rep.hlog");
-    record(
-        &h,
-        &["-f", "hdrlog", "-i", "100ms"],
-        &["getppid", "777", "sleep", "3", "60"],
-    );
+    Record::to(&h, &["-f", "hdrlog", "-i", "100ms"])
+        .workload(&["getppid", "777", "sleep", "3", "60"])
+        .run();
     let (code, out, err) = report(&["-f", "json", h.to_str().unwrap()]);
     assert_eq!(code, 0, "{err}");
     let v: serde_json::Value = serde_json::from_str(&out).unwrap();
@@ -229,7 +213,9 @@ fn hdrlog_keeps_threads_cgroups_and_dotted_names() {
     let steps = ["comm", "my.app3.11", "getppid", "500"];
     for by in ["thread", "cgroup"] {
         let h = temp_path(&format!("rep-{by}.hlog"));
-        record(&h, &["-f", "hdrlog", "--by", by], &steps);
+        Record::to(&h, &["-f", "hdrlog", "--by", by])
+            .workload(&steps)
+            .run();
         let text = std::fs::read_to_string(&h).unwrap();
         assert!(text.contains(&format!("#[syslat rows by: {by}]")), "{text}");
         let mut views = vec![by];
@@ -280,11 +266,9 @@ fn bad_files_get_one_line() {
     }
     // A truncated last line: a warning, and the complete lines are still reported.
     let a = temp_path("trunc.json");
-    record(
-        &a,
-        &["-f", "json", "-i", "50ms"],
-        &["getppid", "300", "sleep", "3", "40"],
-    );
+    Record::json(&a, &["-i", "50ms"])
+        .workload(&["getppid", "300", "sleep", "3", "40"])
+        .run();
     let full = std::fs::read_to_string(&a).unwrap();
     let cut = &full[..full.len() - 40];
     std::fs::write(&a, cut).unwrap();
@@ -319,14 +303,18 @@ fn record_starts_the_file_afresh_unless_append_and_report_shows_runs() {
     let f = temp_path("afresh.json");
     // With -i the file used to be appended to: a second run doubled it.
     for _ in 0..2 {
-        record(&f, &["-f", "json", "-i", "100ms"], &["sleep", "3", "60"]);
+        Record::json(&f, &["-i", "100ms"])
+            .workload(&["sleep", "3", "60"])
+            .run();
     }
     let one = summaries(&f);
     assert_eq!(one.len(), 1, "the second recording replaced the first");
     assert_eq!(count(&one[0], "clock_nanosleep"), 3);
     assert!(one[0].get("run").is_none());
     // --append adds a run of its own, numbered after the one there.
-    record(&f, &["-f", "json", "--append"], &["sleep", "2", "60"]);
+    Record::json(&f, &["--append"])
+        .workload(&["sleep", "2", "60"])
+        .run();
     let two = summaries(&f);
     assert_eq!(two.len(), 2);
     assert_eq!(two[1]["run"], 2);
@@ -375,16 +363,8 @@ fn record_starts_the_file_afresh_unless_append_and_report_shows_runs() {
     assert_eq!((code, err.lines().count()), (2, 1), "{err}");
     assert!(err.contains("pass --merge"), "{err}");
     // --append with hdrlog is refused before anything runs.
-    let o = run(&[
-        "record",
-        "--append",
-        "-f",
-        "hdrlog",
-        "-o",
-        f.to_str().unwrap(),
-        "--",
-        "true",
-    ]);
-    assert_eq!(o.status.code(), Some(2));
+    let o = Record::to(&f, &["--append", "-f", "hdrlog"])
+        .command(&["true"])
+        .exits(2);
     assert!(String::from_utf8_lossy(&o.stderr).contains("--append works with -f json or text"));
 }

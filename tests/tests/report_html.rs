@@ -12,29 +12,11 @@
 use std::path::{Path, PathBuf};
 
 use serde_json::Value;
-use tests::{browser::Browser, count, run, summary, temp_path, workload};
+use tests::{browser::Browser, count, record_workload, run, temp_path};
 
 /// The most bytes the page of the many-syscall recording (66 syscalls, about 200
 /// intervals) may have: it has about 470 kB; before the heatmaps it had 2.1 MB.
 const MAX_PAGE_BYTES: usize = 600_000;
-
-fn record(out: &Path, interval: &str, steps: &[&str]) -> Value {
-    let mut args = vec![
-        "record",
-        "-f",
-        "json",
-        "-i",
-        interval,
-        "-o",
-        out.to_str().unwrap(),
-        "--",
-        workload(),
-    ];
-    args.extend_from_slice(steps);
-    let o = run(&args);
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-    summary(out)
-}
 
 fn report_html(input: &Path, name: &str) -> PathBuf {
     let page = temp_path(name);
@@ -139,9 +121,9 @@ fn bucket(ns: u64) -> u64 {
 #[test]
 fn report_in_a_browser_heatmaps_hover_and_sorting() {
     let rec_path = temp_path("browser.json");
-    let rec = record(
+    let rec = record_workload(
         &rec_path,
-        "50ms",
+        &["-i", "50ms"],
         &[
             "getppid", "1000", "sleep", "30", "20", "enoent", "40", "getppid", "500",
         ],
@@ -323,7 +305,11 @@ fn report_in_a_browser_heatmaps_hover_and_sorting() {
 #[test]
 fn anatomy_section_when_the_recording_has_it() {
     let rec_path = temp_path("anatomy.json");
-    let rec = record(&rec_path, "100ms", &["sleep", "5", "10", "getppid", "300"]);
+    let rec = record_workload(
+        &rec_path,
+        &["-i", "100ms"],
+        &["sleep", "5", "10", "getppid", "300"],
+    );
     let page = report_html(&rec_path, "anatomy.html");
     let mut b = open(&page);
     let sections = check_sections(&mut b, &rec);
@@ -472,7 +458,11 @@ fn anatomy_section_when_the_recording_has_it() {
 fn page_of_many_syscalls_over_hundreds_of_intervals_is_small() {
     let rec_path = temp_path("zoo.json");
     let rounds = 300;
-    let rec = record(&rec_path, "10ms", &["zoo", &rounds.to_string(), "6"]);
+    let rec = record_workload(
+        &rec_path,
+        &["-i", "10ms"],
+        &["zoo", &rounds.to_string(), "6"],
+    );
     let nrows = rec["rows"].as_array().unwrap().len();
     assert!(nrows >= 47, "{nrows} syscalls");
     for s in tests::ZOO {

@@ -15,20 +15,16 @@ use std::{
     time::{Duration, Instant},
 };
 
-use tests::{Reaped, count, record_json, run, start_tracing, summary, syslat, temp_path, workload};
-
-fn record_workload(name: &str, extra: &[&str], steps: &[&str]) -> serde_json::Value {
-    let mut cmd = vec![workload()];
-    cmd.extend_from_slice(steps);
-    record_json(&temp_path(name), extra, &cmd)
-}
+use tests::{
+    Reaped, Record, Signal, count, record_workload, run, signal, summary, temp_path, workload,
+};
 
 #[test]
 fn overflow_drops_are_counted_exactly() {
-    let full = record_workload("ov-full.json", &[], &["getppid", "300000"]);
+    let full = record_workload(&temp_path("ov-full.json"), &[], &["getppid", "300000"]);
     assert_eq!(full["dropped_events"], 0);
     let tiny = record_workload(
-        "ov-tiny.json",
+        &temp_path("ov-tiny.json"),
         &["--ring-buffer", "4K"],
         &["getppid", "300000"],
     );
@@ -80,17 +76,7 @@ fn a_burst_on_an_idle_recording_is_drained_in_time() {
             .unwrap(),
     );
     let out = temp_path("idle-burst.json");
-    let mut rec = start_tracing(&[
-        "record",
-        "--ring-buffer",
-        &ring,
-        "-f",
-        "json",
-        "-o",
-        out.to_str().unwrap(),
-        "-p",
-        &w.id().to_string(),
-    ]);
+    let mut rec = Record::json(&out, &["--ring-buffer", &ring, "-p", &w.id().to_string()]).start();
     // Idle: the last drain is long past when the burst starts.
     std::thread::sleep(Duration::from_millis(1500));
     w.stdin.take().unwrap().write_all(b"go\n").unwrap();
@@ -108,15 +94,7 @@ fn a_burst_on_an_idle_recording_is_drained_in_time() {
 #[test]
 fn ctrl_c_ends_a_flooded_recording_at_once() {
     let out = temp_path("flood.json");
-    let mut rec = start_tracing(&[
-        "record",
-        "--ring-buffer",
-        "4K",
-        "-f",
-        "json",
-        "-o",
-        out.to_str().unwrap(),
-    ]);
+    let mut rec = Record::json(&out, &["--ring-buffer", "4K"]).start();
     let mut storm = Reaped(
         Command::new(workload())
             .args(["threads", "2", "100000000"])
@@ -125,8 +103,7 @@ fn ctrl_c_ends_a_flooded_recording_at_once() {
     );
     std::thread::sleep(Duration::from_millis(1500));
     let t = Instant::now();
-    // SAFETY: kill(2) on our own child.
-    unsafe { libc::kill(rec.id() as i32, libc::SIGINT) };
+    signal(&rec, Signal::SIGINT);
     let st = rec.wait().unwrap();
     let took = t.elapsed();
     storm.kill().unwrap();
@@ -167,21 +144,11 @@ fn peak_rss_while_running(mut child: Reaped) -> (u64, std::process::ExitStatus) 
 fn memory_stays_bounded_with_many_short_lived_processes() {
     let out = temp_path("many.json");
     let child = Reaped(
-        syslat(&[
-            "record",
-            "--by",
-            "process",
-            "-f",
-            "json",
-            "-o",
-            out.to_str().unwrap(),
-            "--",
-            workload(),
-            "forks",
-            "20000",
-        ])
-        .spawn()
-        .unwrap(),
+        Record::json(&out, &["--by", "process"])
+            .workload(&["forks", "20000"])
+            .into_command()
+            .spawn()
+            .unwrap(),
     );
     let (peak_kb, st) = peak_rss_while_running(child);
     assert!(st.success());
@@ -208,19 +175,11 @@ fn two_instances_both_count_exactly() {
     let a = temp_path("two-a.json");
     let b = temp_path("two-b.json");
     let spawn = |out: &std::path::Path, n: &str| {
-        syslat(&[
-            "record",
-            "-f",
-            "json",
-            "-o",
-            out.to_str().unwrap(),
-            "--",
-            workload(),
-            "getppid",
-            n,
-        ])
-        .spawn()
-        .unwrap()
+        Record::json(out, &[])
+            .workload(&["getppid", n])
+            .into_command()
+            .spawn()
+            .unwrap()
     };
     let (mut x, mut y) = (Reaped(spawn(&a, "50000")), Reaped(spawn(&b, "70000")));
     assert!(x.wait().unwrap().success() && y.wait().unwrap().success());
@@ -230,19 +189,10 @@ fn two_instances_both_count_exactly() {
 
 #[test]
 fn a_full_disk_is_an_error_that_keeps_the_data() {
-    let o = run(&[
-        "record",
-        "-f",
-        "json",
-        "-o",
-        "/dev/full",
-        "--",
-        workload(),
-        "getppid",
-        "10",
-    ]);
+    let o = Record::json("/dev/full", &[])
+        .workload(&["getppid", "10"])
+        .exits(2);
     let err = String::from_utf8_lossy(&o.stderr);
-    assert_eq!(o.status.code(), Some(2), "{err}");
     assert!(
         err.lines()
             .any(|l| l.starts_with("syslat: failed to write /dev/full")),
@@ -280,26 +230,13 @@ fn a_removed_output_file_is_an_error_that_keeps_the_data() {
     let path = out.to_str().unwrap();
     // 1000 calls, then the workload waits on its stdin (syslat's) before 2000 more.
     let mut rec = Reaped(
-        syslat(&[
-            "record",
-            "-f",
-            "json",
-            "-i",
-            "100ms",
-            "-o",
-            path,
-            "--",
-            workload(),
-            "getppid",
-            "1000",
-            "gate",
-            "getppid",
-            "2000",
-        ])
-        .stdin(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap(),
+        Record::json(&out, &["-i", "100ms"])
+            .workload(&["getppid", "1000", "gate", "getppid", "2000"])
+            .into_command()
+            .stdin(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap(),
     );
     let deadline = Instant::now() + Duration::from_secs(20);
     while std::fs::read_to_string(&out).map_or(0, |t| in_intervals(&json_lines(&t), "getppid"))
@@ -334,7 +271,7 @@ fn a_removed_output_file_is_an_error_that_keeps_the_data() {
 
 #[test]
 fn top_says_how_many_were_dropped() {
-    let full = record_workload("top-full.json", &[], &["getppid", "300000"]);
+    let full = record_workload(&temp_path("top-full.json"), &[], &["getppid", "300000"]);
     let o = run(&[
         "top",
         "-b",

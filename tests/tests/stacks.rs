@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 
 use std::time::{Duration, Instant};
 
-use tests::{Tmux, fails_with, record_json, syslat, syslat_bin, temp_path};
+use tests::{Record, Tmux, fails_with, record_json, syslat, syslat_bin, temp_path};
 
 const HELPER: &str = env!("STACKS_HELPER");
 
@@ -47,19 +47,17 @@ fn of<'a>(lines: &'a [Line], syscall: &str) -> Vec<&'a Line> {
         .collect()
 }
 
-/// `record --stacks -f folded ARGS -o OUT -- HELPER`, asserting success; the folded text.
-fn record_folded(name: &str, args: &[&str]) -> String {
+/// `record -o OUT ARGS -- HELPER [ROUNDS]` (30 rounds without) with `env` set in syslat's
+/// environment, asserting success; the text of OUT.
+fn record_helper(name: &str, args: &[&str], rounds: Option<&str>, env: &[(&str, &str)]) -> String {
     let out = temp_path(name);
-    let mut all = vec!["record", "-f", "folded", "-o", out.to_str().expect("utf-8")];
-    all.extend_from_slice(args);
-    all.extend_from_slice(&["--", HELPER]);
-    let o = syslat(&all).output().expect("syslat runs");
-    assert!(
-        o.status.success(),
-        "{all:?}: {}",
-        String::from_utf8_lossy(&o.stderr)
-    );
-    std::fs::read_to_string(&out).expect("folded output")
+    let cmd: Vec<&str> = std::iter::once(HELPER).chain(rounds).collect();
+    let mut rec = Record::to(&out, args).command(&cmd);
+    for (key, value) in env {
+        rec = rec.env(key, Some(value));
+    }
+    rec.run();
+    std::fs::read_to_string(&out).expect("recorded output")
 }
 
 /// The share of `lines`' weight whose stack contains function `name`.
@@ -75,7 +73,7 @@ fn share_under(lines: &[&Line], name: &str) -> (u64, u64) {
 
 #[test]
 fn the_slow_path_carries_the_sleep_weight() {
-    let text = record_folded("stacks.folded", &["--stacks"]);
+    let text = record_helper("stacks.folded", &["--stacks", "-f", "folded"], None, &[]);
     let lines = parse_folded(&text);
     let comm = "stacks-helper";
     assert!(
@@ -136,9 +134,11 @@ fn the_slow_path_carries_the_sleep_weight() {
 
 #[test]
 fn calls_are_counted_exactly_with_the_count_weight() {
-    let text = record_folded(
+    let text = record_helper(
         "stacks-count.folded",
-        &["--stacks", "--stacks-weight", "count"],
+        &["--stacks", "--stacks-weight", "count", "-f", "folded"],
+        None,
+        &[],
     );
     let lines = parse_folded(&text);
     let sum = |syscall: &str| -> u64 { of(&lines, syscall).iter().map(|l| l.value).sum() };
@@ -155,25 +155,12 @@ fn calls_are_counted_exactly_with_the_count_weight() {
 /// own frames, user and kernel.
 #[test]
 fn stacks_that_collide_in_the_map_keep_their_frames() {
-    let out = temp_path("stacks-collide.folded");
-    let mut cmd = syslat(&[
-        "record",
-        "--stacks",
-        "--stacks-weight",
-        "count",
-        "-f",
-        "folded",
-        "-o",
-        out.to_str().expect("utf-8"),
-        "--",
-        HELPER,
-    ]);
-    let o = cmd
-        .env("SYSLAT_STACK_MAP_ENTRIES", "2")
-        .output()
-        .expect("syslat runs");
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-    let text = std::fs::read_to_string(&out).expect("folded output");
+    let text = record_helper(
+        "stacks-collide.folded",
+        &["--stacks", "--stacks-weight", "count", "-f", "folded"],
+        None,
+        &[("SYSLAT_STACK_MAP_ENTRIES", "2")],
+    );
     assert!(!text.contains("lost"), "{text}");
     let lines = parse_folded(&text);
     let ppids = of(&lines, "getppid");
@@ -203,24 +190,12 @@ fn a_process_gone_before_its_stacks_are_read_keeps_its_names() {
     // Five rounds: the helper lives about 50 ms, and nothing wakes syslat before it exits
     // (no slow-call log, the call logs far from full), so its calls are drained after its
     // end; its mappings were read at its exec, when the programs said it had exec'd.
-    let out = temp_path("stacks-gone.folded");
-    let o = syslat(&[
-        "record",
-        "--stacks",
-        "--stacks-weight",
-        "count",
-        "-f",
-        "folded",
-        "-o",
-        out.to_str().expect("utf-8"),
-        "--",
-        HELPER,
-        "5",
-    ])
-    .output()
-    .expect("syslat runs");
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-    let text = std::fs::read_to_string(&out).expect("folded output");
+    let text = record_helper(
+        "stacks-gone.folded",
+        &["--stacks", "--stacks-weight", "count", "-f", "folded"],
+        Some("5"),
+        &[],
+    );
     let lines = parse_folded(&text);
     let sleeps = of(&lines, "clock_nanosleep");
     let (under, total) = share_under(&sleeps, "slow_path_a");
@@ -230,9 +205,11 @@ fn a_process_gone_before_its_stacks_are_read_keeps_its_names() {
 
 #[test]
 fn a_threshold_keeps_only_slow_calls() {
-    let text = record_folded(
+    let text = record_helper(
         "stacks-slow.folded",
-        &["--stacks=5ms", "--stacks-weight", "count"],
+        &["--stacks=5ms", "--stacks-weight", "count", "-f", "folded"],
+        None,
+        &[],
     );
     let lines = parse_folded(&text);
     let mut by: BTreeMap<&str, u64> = BTreeMap::new();
@@ -341,24 +318,12 @@ fn report_draws_a_flame_graph_and_writes_folded_lines() {
 
 #[test]
 fn the_slow_log_shows_each_slow_calls_frames() {
-    let out = temp_path("stacks-slow.txt");
-    let o = syslat(&[
-        "record",
-        "--stacks",
-        "--slow",
-        "5ms",
-        "-s",
-        "clock_nanosleep",
-        "-o",
-        out.to_str().expect("utf-8"),
-        "--",
-        HELPER,
-        "5",
-    ])
-    .output()
-    .expect("syslat runs");
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-    let text = std::fs::read_to_string(&out).expect("output");
+    let text = record_helper(
+        "stacks-slow.txt",
+        &["--stacks", "--slow", "5ms", "-s", "clock_nanosleep"],
+        Some("5"),
+        &[],
+    );
     let lines: Vec<&str> = text.lines().collect();
     let slow: Vec<usize> = (0..lines.len())
         .filter(|&i| lines[i].starts_with("SLOW ") && lines[i].contains("clock_nanosleep("))

@@ -13,8 +13,8 @@ use std::{
 };
 
 use tests::{
-    Reaped, cgroup_v2_root, count, fails_with, record_json, rows, run, start_tracing, summary,
-    temp_path, workload,
+    Reaped, Record, Signal, cgroup_v2_root, count, fails_with, record_workload, rows, signal,
+    summary, temp_path, wait_for_exit, workload,
 };
 
 fn gated(bin: &str, steps: &[&str]) -> Reaped {
@@ -33,33 +33,19 @@ fn release(c: &mut Child) {
     assert!(c.wait().unwrap().success());
 }
 
-/// Starts `syslat record -f json -o OUT ARGS` and waits until it traces.
-fn recording(out: &std::path::Path, args: &[&str]) -> Reaped {
-    let mut a = vec!["record", "-f", "json", "-o", out.to_str().unwrap()];
-    a.extend_from_slice(args);
-    start_tracing(&a)
-}
-
 fn stop(mut rec: Reaped) {
-    // SAFETY: kill(2) on our own child.
-    unsafe { libc::kill(rec.id() as i32, libc::SIGINT) };
+    signal(&rec, Signal::SIGINT);
     assert_eq!(rec.wait().unwrap().code(), Some(130));
 }
 
 /// Waits for a recording of `-p`/`-t` targets that have all exited to end by itself, as it
 /// must at once (each target's pidfd says when it is gone): exit 0 within a second.
 fn ends_with_its_targets(mut rec: Reaped) {
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(1);
-    let status = loop {
-        if let Some(st) = rec.try_wait().unwrap() {
-            break st;
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "syslat still runs 1 s after its targets exited"
-        );
-        std::thread::sleep(std::time::Duration::from_millis(10));
-    };
+    let status = wait_for_exit(
+        &mut rec,
+        std::time::Duration::from_secs(1),
+        "syslat still runs 1 s after its targets exited",
+    );
     assert_eq!(status.code(), Some(0));
 }
 
@@ -75,7 +61,7 @@ fn renamed(name: &str) -> PathBuf {
 fn tid_traces_only_that_thread() {
     let mut w = gated(workload(), &["mixed", "3000", "5000"]);
     let out = temp_path("tid.json");
-    let rec = recording(&out, &["-t", &w.id().to_string()]);
+    let rec = Record::json(&out, &["-t", &w.id().to_string()]).start();
     release(&mut w);
     ends_with_its_targets(rec);
     let s = summary(&out);
@@ -97,7 +83,7 @@ fn a_running_process_is_traced_from_attach() {
     );
     std::thread::sleep(std::time::Duration::from_millis(300));
     let out = temp_path("running.json");
-    let mut rec = recording(&out, &["-p", &w.id().to_string(), "-d", "1s"]);
+    let mut rec = Record::json(&out, &["-p", &w.id().to_string(), "-d", "1s"]).start();
     assert!(rec.wait().unwrap().success());
     w.kill().unwrap();
     let n = count(&summary(&out), "getppid");
@@ -111,7 +97,7 @@ fn comm_picks_up_matching_processes_old_and_new() {
     let (bin, other_bin) = (renamed(&name), renamed(&other));
     let mut before = gated(bin.to_str().unwrap(), &["getppid", "1000"]);
     let out = temp_path("comm.json");
-    let rec = recording(&out, &["-c", &name, "--by", "process"]);
+    let rec = Record::json(&out, &["-c", &name, "--by", "process"]).start();
     release(&mut before);
     // Started after syslat: picked up at exec.
     assert!(
@@ -156,10 +142,11 @@ fn cgroup_traces_its_processes_only() {
     let mut outside = gated(workload(), &["getppid", "7000"]);
     std::fs::write(dir.join("cgroup.procs"), inside.id().to_string()).unwrap();
     let out = temp_path("cgroup.json");
-    let rec = recording(
+    let rec = Record::json(
         &out,
         &["--cgroup", dir.to_str().unwrap(), "--by", "process"],
-    );
+    )
+    .start();
     release(&mut outside);
     release(&mut inside);
     stop(rec);
@@ -173,16 +160,13 @@ fn cgroup_traces_its_processes_only() {
     assert_eq!(count(&s, "clone"), 2);
 }
 
-fn record_cmd(extra: &[&str], steps: &[&str]) -> serde_json::Value {
-    let out = temp_path(&format!("f-{}.json", extra.join("")));
-    let mut cmd = vec![workload()];
-    cmd.extend_from_slice(steps);
-    record_json(&out, extra, &cmd)
-}
-
 #[test]
 fn syscall_filter_keeps_only_the_named_calls() {
-    let s = record_cmd(&["-s", "getppid"], &["getppid", "500", "enoent", "20"]);
+    let s = record_workload(
+        &temp_path("filter-getppid.json"),
+        &["-s", "getppid"],
+        &["getppid", "500", "enoent", "20"],
+    );
     let names: Vec<&str> = s["rows"]
         .as_array()
         .unwrap()
@@ -192,7 +176,11 @@ fn syscall_filter_keeps_only_the_named_calls() {
     assert_eq!(names, vec!["getppid"]);
     assert_eq!(count(&s, "getppid"), 500);
     assert_eq!(s["unpaired_events"], 0, "filtered calls are not losses");
-    let s = record_cmd(&["-s", "%file"], &["getppid", "500", "enoent", "20"]);
+    let s = record_workload(
+        &temp_path("filter-file.json"),
+        &["-s", "%file"],
+        &["getppid", "500", "enoent", "20"],
+    );
     assert_eq!(count(&s, "getppid"), 0);
     assert!(count(&s, "openat") >= 20);
     assert!(rows(&s, "openat")[0]["errnos"]["ENOENT"].as_u64().unwrap() >= 20);
@@ -200,12 +188,20 @@ fn syscall_filter_keeps_only_the_named_calls() {
 
 #[test]
 fn errors_only_counts_failures() {
-    let s = record_cmd(&["--errors-only"], &["enoent", "300", "getppid", "1000"]);
+    let s = record_workload(
+        &temp_path("errors-only.json"),
+        &["--errors-only"],
+        &["enoent", "300", "getppid", "1000"],
+    );
     assert_eq!(count(&s, "getppid"), 0);
     for r in s["rows"].as_array().unwrap() {
         assert_eq!(r["errors"], r["count"], "{r}");
     }
-    let base = record_cmd(&["--errors-only"], &["enoent", "0"]);
+    let base = record_workload(
+        &temp_path("errors-only-base.json"),
+        &["--errors-only"],
+        &["enoent", "0"],
+    );
     assert_eq!(count(&s, "openat") - count(&base, "openat"), 300);
 }
 
@@ -251,7 +247,11 @@ fn bad_filters_fail_with_one_line() {
 
 #[test]
 fn by_thread_rows_match_each_threads_calls() {
-    let s = record_cmd(&["--by", "thread"], &["mixed", "3000", "5000"]);
+    let s = record_workload(
+        &temp_path("by-thread.json"),
+        &["--by", "thread"],
+        &["mixed", "3000", "5000"],
+    );
     let mut per_thread: Vec<u64> = rows(&s, "getppid")
         .iter()
         .map(|r| r["count"].as_u64().unwrap())
@@ -269,8 +269,13 @@ fn by_thread_rows_match_each_threads_calls() {
 #[test]
 fn max_keys_folds_with_exact_totals() {
     // 40 children, each making a few syscalls of their own, capped at 5 keys.
-    let full = record_cmd(&["--by", "process"], &["forks", "40", "getppid", "100"]);
-    let capped = record_cmd(
+    let full = record_workload(
+        &temp_path("keys-all.json"),
+        &["--by", "process"],
+        &["forks", "40", "getppid", "100"],
+    );
+    let capped = record_workload(
+        &temp_path("keys-5.json"),
         &["--by", "process", "--max-keys", "5"],
         &["forks", "40", "getppid", "100"],
     );
@@ -288,7 +293,11 @@ fn max_keys_folds_with_exact_totals() {
     assert_eq!(keys(&full).len(), 41, "the parent and its 40 children");
     assert_eq!(capped["folded_keys"], 36);
     assert_eq!(full["folded_keys"], 0);
-    let none = record_cmd(&["--by", "process", "--max-keys", "0"], &["forks", "3"]);
+    let none = record_workload(
+        &temp_path("keys-0.json"),
+        &["--by", "process", "--max-keys", "0"],
+        &["forks", "3"],
+    );
     assert!(keys(&none).is_empty());
     assert_eq!(none["folded_keys"], 4);
     assert_eq!(capped["calls"], full["calls"], "folding loses no call");
@@ -315,26 +324,9 @@ fn max_keys_folds_with_exact_totals() {
 #[test]
 fn slow_log_has_exactly_the_slow_calls() {
     let out = temp_path("slow.json");
-    let o = run(&[
-        "record",
-        "-f",
-        "json",
-        "--slow",
-        "5ms",
-        "-o",
-        out.to_str().unwrap(),
-        "--",
-        workload(),
-        "sleep",
-        "4",
-        "10",
-        "sleep",
-        "20",
-        "1",
-        "getppid",
-        "1000",
-    ]);
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    Record::json(&out, &["--slow", "5ms"])
+        .workload(&["sleep", "4", "10", "sleep", "20", "1", "getppid", "1000"])
+        .run();
     let text = std::fs::read_to_string(&out).unwrap();
     let lines: Vec<serde_json::Value> = text
         .lines()
@@ -378,7 +370,7 @@ fn by_cgroup_rows_carry_the_cgroup() {
     std::fs::write(b_dir.join("cgroup.procs"), b.id().to_string()).unwrap();
     let out = temp_path("bycgroup.json");
     let pids = format!("{},{}", a.id(), b.id());
-    let rec = recording(&out, &["-p", &pids, "--by", "cgroup"]);
+    let rec = Record::json(&out, &["-p", &pids, "--by", "cgroup"]).start();
     release(&mut a);
     release(&mut b);
     ends_with_its_targets(rec);
@@ -410,22 +402,9 @@ fn by_cgroup_rows_carry_the_cgroup() {
 #[test]
 fn slow_log_reads_paths_of_open_like_calls() {
     let out = temp_path("slowpath.json");
-    let o = run(&[
-        "record",
-        "-f",
-        "json",
-        "-s",
-        "openat",
-        "--slow",
-        "1ns",
-        "-o",
-        out.to_str().unwrap(),
-        "--",
-        workload(),
-        "enoent",
-        "5",
-    ]);
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    Record::json(&out, &["-s", "openat", "--slow", "1ns"])
+        .workload(&["enoent", "5"])
+        .run();
     let text = std::fs::read_to_string(&out).unwrap();
     let ours: Vec<serde_json::Value> = text
         .lines()
