@@ -1245,11 +1245,7 @@ fn syscount_bin() -> &'static str {
 /// Installs the peers with apt when missing; returns those available. Classic tracepoints
 /// (bpftrace, perf) need tracefs, which may not be mounted.
 fn install_peers() -> Vec<Setup> {
-    if !Path::new("/sys/kernel/tracing/events").exists() {
-        let _ = Command::new("mount")
-            .args(["-t", "tracefs", "tracefs", "/sys/kernel/tracing"])
-            .status();
-    }
+    let _ = crate::mount_tracefs();
     let wanted = [
         (Setup::Bpftrace, "bpftrace", "/usr/bin/bpftrace"),
         (Setup::Syscount, "libbpf-tools", "/usr/sbin/syscount"),

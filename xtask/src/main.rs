@@ -153,6 +153,9 @@ fn test(root: &Path) -> Result<()> {
     if !nix_is_root() {
         bail!("the integration tests load eBPF programs: run `cargo xtask test` as root");
     }
+    // bpftrace, the anatomy test's oracle, attaches to classic sched tracepoints, which need
+    // tracefs; a fresh machine may not have it mounted.
+    mount_tracefs()?;
     // One test at a time: the kernel is shared state (aya's integration tests do the same).
     sh(cargo(root)
         .args([
@@ -173,6 +176,20 @@ fn test(root: &Path) -> Result<()> {
         .env("SYSLAT_BIN", root.join("target/release/syslat"))
         .env("SYSLAT_FORCE_FALLBACK", "1")
         .args(["--", "--test-threads=1"]))
+}
+
+/// Mounts tracefs at /sys/kernel/tracing unless it is there.
+pub(crate) fn mount_tracefs() -> Result<()> {
+    if Path::new("/sys/kernel/tracing/events").exists() {
+        return Ok(());
+    }
+    eprintln!("xtask: mounting tracefs at /sys/kernel/tracing");
+    sh(std::process::Command::new("mount").args([
+        "-t",
+        "tracefs",
+        "tracefs",
+        "/sys/kernel/tracing",
+    ]))
 }
 
 fn lint(root: &Path) -> Result<()> {
