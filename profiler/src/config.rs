@@ -7,7 +7,11 @@ use std::{fs::File, path::PathBuf, time::Duration};
 use crate::{
     aggregate::{GroupBy, SortKey, stacks::Weight},
     cli::{By, RecordArgs, Sort, StacksWeight, TargetArgs},
-    collect::{cgroup, launch, target},
+    collect::{
+        cgroup, container, launch,
+        scope::{Filters, Targets},
+        target,
+    },
     output::Format,
 };
 
@@ -72,129 +76,83 @@ pub enum ConfigError {
     },
 }
 
-/// What to trace.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Targets {
-    /// Every process.
-    All,
-    /// These processes and their descendants.
-    Pids(Vec<u32>),
-    /// These threads only.
-    Tids(Vec<u32>),
-    /// Processes with these names (now and at every exec).
-    Comms(Vec<String>),
-    /// A cgroup v2 subtree.
-    Cgroup(CgroupTarget),
-    /// A command to start.
-    Command(Vec<String>),
-}
-
-/// A resolved cgroup v2 directory (defined where it is resolved).
-pub use crate::collect::cgroup::CgroupTarget;
-
-impl Targets {
-    /// Validates the target flags (at most one kind of target).
-    pub fn from_args(t: &TargetArgs) -> Result<Self, ConfigError> {
-        let kinds = [
-            !t.pids.is_empty(),
-            !t.tids.is_empty(),
-            !t.comms.is_empty(),
-            t.cgroup.is_some(),
-            t.container.is_some(),
-            !t.command.is_empty(),
-        ];
-        if kinds.iter().filter(|k| **k).count() > 1 {
-            return Err(ConfigError::TooManyTargets);
-        }
-        if !t.pids.is_empty() {
-            for &p in &t.pids {
-                if !target::alive(p) {
-                    return Err(ConfigError::NoSuchProcess(p));
-                }
-                if !target::is_process(p) {
-                    return Err(ConfigError::NotAProcess(p));
-                }
-                if target::is_kernel_thread(p) {
-                    return Err(ConfigError::KernelThread(p));
-                }
-            }
-            return Ok(Targets::Pids(t.pids.clone()));
-        }
-        if !t.tids.is_empty() {
-            for &tid in &t.tids {
-                if !target::alive(tid) {
-                    return Err(ConfigError::NoSuchThread(tid));
-                }
-            }
-            return Ok(Targets::Tids(t.tids.clone()));
-        }
-        if !t.comms.is_empty() {
-            for c in &t.comms {
-                if c.is_empty() || c.len() > 15 {
-                    return Err(ConfigError::CommLength(c.clone()));
-                }
-            }
-            return Ok(Targets::Comms(t.comms.clone()));
-        }
-        if let Some(path) = &t.cgroup {
-            return cgroup::resolve(path)
-                .map(Targets::Cgroup)
-                .map_err(ConfigError::Cgroup);
-        }
-        if let Some(id) = &t.container {
-            let path = crate::collect::container::cgroup_of(id).map_err(ConfigError::Cgroup)?;
-            return cgroup::resolve(&path)
-                .map(Targets::Cgroup)
-                .map_err(ConfigError::Cgroup);
-        }
-        if !t.command.is_empty() {
-            launch::resolve(&t.command[0]).map_err(|e| ConfigError::Command(e.to_string()))?;
-            return Ok(Targets::Command(t.command.clone()));
-        }
-        Ok(Targets::All)
+/// Validates the target flags (at most one kind of target).
+pub fn targets(t: &TargetArgs) -> Result<Targets, ConfigError> {
+    let kinds = [
+        !t.pids.is_empty(),
+        !t.tids.is_empty(),
+        !t.comms.is_empty(),
+        t.cgroup.is_some(),
+        t.container.is_some(),
+        !t.command.is_empty(),
+    ];
+    if kinds.iter().filter(|k| **k).count() > 1 {
+        return Err(ConfigError::TooManyTargets);
     }
-}
-
-/// Which calls of the targets are counted.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Filters {
-    /// Only these syscall numbers (`-s`).
-    pub syscalls: Option<Vec<u32>>,
-    /// Only failed calls.
-    pub errors_only: bool,
-    /// Log calls at least this slow, with their arguments (`record --slow`).
-    pub slow: Option<Duration>,
-    /// Events carry their cgroup (`--by cgroup`).
-    pub by_cgroup: bool,
-    /// Events carry their cgroup, mapped to containers by collection (`--by container`).
-    pub by_container: bool,
-    /// Size of the per-CPU event buffers in bytes, all CPUs together, if not the default.
-    pub ring_bytes: Option<u32>,
-    /// With a command: SIGKILL it this long after the first signal passed on to it.
-    pub kill_after: Option<Duration>,
-    /// `--stacks[=DURATION]`: take the stacks of calls at least this slow (zero: every
-    /// call).
-    pub stacks: Option<Duration>,
-}
-
-impl Filters {
-    /// Validates `-s` and `--errors-only`.
-    pub fn from_args(t: &TargetArgs) -> Result<Self, ConfigError> {
-        let syscalls = match &t.syscalls {
-            Some(list) => Some(crate::syscalls::parse_list(list).map_err(ConfigError::Syscalls)?),
-            None => None,
-        };
-        Ok(Filters {
-            syscalls,
-            errors_only: t.errors_only,
-            slow: None,
-            by_cgroup: false,
-            by_container: false,
-            ring_bytes: t.ring_buffer,
-            kill_after: t.kill_after,
-            stacks: None,
-        })
+    if !t.pids.is_empty() {
+        for &p in &t.pids {
+            if !target::alive(p) {
+                return Err(ConfigError::NoSuchProcess(p));
+            }
+            if !target::is_process(p) {
+                return Err(ConfigError::NotAProcess(p));
+            }
+            if target::is_kernel_thread(p) {
+                return Err(ConfigError::KernelThread(p));
+            }
+        }
+        return Ok(Targets::Pids(t.pids.clone()));
     }
+    if !t.tids.is_empty() {
+        for &tid in &t.tids {
+            if !target::alive(tid) {
+                return Err(ConfigError::NoSuchThread(tid));
+            }
+        }
+        return Ok(Targets::Tids(t.tids.clone()));
+    }
+    if !t.comms.is_empty() {
+        for c in &t.comms {
+            if c.is_empty() || c.len() > 15 {
+                return Err(ConfigError::CommLength(c.clone()));
+            }
+        }
+        return Ok(Targets::Comms(t.comms.clone()));
+    }
+    if let Some(path) = &t.cgroup {
+        return cgroup::resolve(path)
+            .map(Targets::Cgroup)
+            .map_err(ConfigError::Cgroup);
+    }
+    if let Some(id) = &t.container {
+        let path = container::cgroup_of(id).map_err(ConfigError::Cgroup)?;
+        return cgroup::resolve(&path)
+            .map(Targets::Cgroup)
+            .map_err(ConfigError::Cgroup);
+    }
+    if !t.command.is_empty() {
+        launch::resolve(&t.command[0]).map_err(|e| ConfigError::Command(e.to_string()))?;
+        return Ok(Targets::Command(t.command.clone()));
+    }
+    Ok(Targets::All)
+}
+
+/// Validates `-s` and `--errors-only`.
+pub fn filters(t: &TargetArgs) -> Result<Filters, ConfigError> {
+    let syscalls = match &t.syscalls {
+        Some(list) => Some(crate::syscalls::parse_list(list).map_err(ConfigError::Syscalls)?),
+        None => None,
+    };
+    Ok(Filters {
+        syscalls,
+        errors_only: t.errors_only,
+        slow: None,
+        by_cgroup: false,
+        by_container: false,
+        ring_bytes: t.ring_buffer,
+        kill_after: t.kill_after,
+        stacks: None,
+    })
 }
 
 /// Where the output goes.
@@ -250,11 +208,11 @@ pub fn sort_key(s: Sort) -> SortKey {
 impl RecordConfig {
     /// Validates `record`'s flags.
     pub fn from_args(a: &RecordArgs) -> Result<Self, ConfigError> {
-        let targets = Targets::from_args(&a.target)?;
+        let targets = targets(&a.target)?;
         if a.repeat == 0 || (a.repeat > 1 && a.target.command.is_empty()) {
             return Err(ConfigError::Repeat);
         }
-        let mut filters = Filters::from_args(&a.target)?;
+        let mut filters = filters(&a.target)?;
         filters.slow = a.slow;
         filters.by_cgroup = a.by == By::Cgroup;
         filters.by_container = a.by == By::Container;
@@ -370,11 +328,11 @@ impl ServeConfig {
             cgroup::v2_root().map_err(|e| ConfigError::Cgroup(format!("--by container: {e}")))?;
         }
         Ok(ServeConfig {
-            targets: Targets::from_args(&a.target)?,
+            targets: targets(&a.target)?,
             filters: Filters {
                 by_cgroup: false,
                 by_container,
-                ..Filters::from_args(&a.target)?
+                ..filters(&a.target)?
             },
             listen,
             group: group_by(a.by.into()),

@@ -15,7 +15,8 @@ use super::trace::{Event, Trace, monotonic_to_unix_offset, unix_ns};
 use crate::{
     aggregate::{Aggregator, GroupBy, LossCounters, Snapshot, SortKey, StackRef, stacks::StackSet},
     cli::RecordArgs,
-    config::{RecordConfig, Sink, Targets},
+    collect::scope::Targets,
+    config::{RecordConfig, Sink},
     output::{
         Format, hdrlog, jsonl,
         slow::{RateLimit, SlowCall, suppressed_line},

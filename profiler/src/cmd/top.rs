@@ -17,15 +17,16 @@ use super::trace::{Event, Trace};
 use crate::{
     aggregate::{Aggregator, GroupBy, LossCounters, stacks::StackSet},
     cli::TopArgs,
-    config::{Filters, Targets},
+    collect::scope::Targets,
+    config,
     output::{stacks, text},
     tui::{Frame, app::App, input, terminal::TerminalGuard, view},
 };
 
 /// Runs `top`; returns the exit status (the command's, when one was traced).
 pub async fn run(args: &TopArgs) -> anyhow::Result<i32> {
-    let targets = Targets::from_args(&args.target)?;
-    let mut filters = Filters::from_args(&args.target)?;
+    let targets = config::targets(&args.target)?;
+    let mut filters = config::filters(&args.target)?;
     filters.stacks = args.stacks;
     if args.interval.is_zero() {
         bail!("invalid interval: must be greater than zero");

@@ -32,10 +32,15 @@ use tokio::{
 use crate::{
     aggregate::{self, ContainerInfo, GroupBy, LossCounters, comm_name},
     collect::{
-        Filter, LoadOptions, Probe, cgroup, container_index::ContainerIndex, exits::Exits, launch,
-        procinfo::Comms, stacks::Stacks, target,
+        Filter, LoadOptions, Probe, cgroup,
+        container_index::ContainerIndex,
+        exits::Exits,
+        launch,
+        procinfo::Comms,
+        scope::{Filters, Targets},
+        stacks::Stacks,
+        target,
     },
-    config::{Filters, Targets},
 };
 
 /// The shortest time between two drains: a wake-up from the programs sooner than this

@@ -9,16 +9,7 @@ use std::{
     path::{Path, PathBuf},
 };
 
-/// A resolved cgroup v2 directory: what `--cgroup` and `--container` target.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct CgroupTarget {
-    /// The directory.
-    pub path: PathBuf,
-    /// Its cgroup id (the directory's inode number).
-    pub id: u64,
-    /// Its depth below the cgroup v2 root (the root is 0).
-    pub level: u32,
-}
+pub use super::scope::CgroupTarget;
 
 /// The cgroup v2 mount point.
 pub fn v2_root() -> Result<PathBuf, String> {

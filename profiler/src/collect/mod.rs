@@ -15,6 +15,7 @@ pub mod loader;
 pub mod privileges;
 pub mod procinfo;
 pub mod runtime_api;
+pub mod scope;
 pub mod stacks;
 pub mod target;
 
