@@ -13,11 +13,13 @@ use anyhow::{Context as _, bail};
 use ratatui::crossterm::event::{self, Event as TermEvent, KeyEventKind};
 use tokio::sync::watch;
 
-use super::trace::{Event, Trace};
 use crate::{
     aggregate::{Aggregator, GroupBy, LossCounters, stacks::StackSet},
     cli::TopArgs,
-    collect::scope::Targets,
+    collect::{
+        scope::Targets,
+        session::{Event, Trace},
+    },
     config,
     output::{stacks, text},
     tui::{Frame, app::App, input, terminal::TerminalGuard, view},

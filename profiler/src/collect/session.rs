@@ -1,4 +1,4 @@
-//! A tracing session shared by `record`, `top` and `serve`: load and attach the programs,
+//! A collection session, shared by `record`, `top` and `serve`: load and attach the programs,
 //! set up the targets (processes, or a command started parked), then deliver drain ticks
 //! and end conditions (command exit, `-d` elapsed, SIGINT/SIGTERM, every `-p` target gone).
 //!
