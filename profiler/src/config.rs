@@ -16,7 +16,7 @@ use crate::{
 };
 
 /// A bad flag value.
-#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     /// `-p` of a pid that does not exist.
     #[error("no such process: {0}")]
@@ -36,15 +36,21 @@ pub enum ConfigError {
     /// `-c` with a bad name.
     #[error("invalid process name '{0}': the kernel's names are 1 to 15 characters")]
     CommLength(String),
-    /// `--cgroup`/`--container` problems.
-    #[error("{0}")]
-    Cgroup(String),
+    /// `--cgroup` problems.
+    #[error(transparent)]
+    Cgroup(#[from] cgroup::CgroupError),
+    /// `--container` problems.
+    #[error(transparent)]
+    Container(#[from] container::ContainerError),
+    /// `--by container` without a cgroup v2 hierarchy.
+    #[error("--by container")]
+    ByContainer(#[source] cgroup::CgroupError),
     /// `-s` problems.
     #[error("{0}")]
     Syscalls(String),
     /// `-- CMD` that cannot be run.
-    #[error("{0}")]
-    Command(String),
+    #[error(transparent)]
+    Command(#[from] launch::LaunchError),
     /// Zero duration.
     #[error("invalid duration: must be greater than zero")]
     ZeroDuration,
@@ -67,12 +73,13 @@ pub enum ConfigError {
     #[error("--stacks needs -f text, json or folded (an hdrlog file holds histograms only)")]
     StacksHdrlog,
     /// The output cannot be written.
-    #[error("cannot write {path}: {err}")]
+    #[error("cannot write {}", .path.display())]
     Output {
         /// The path.
-        path: String,
+        path: PathBuf,
         /// The OS error.
-        err: String,
+        #[source]
+        source: std::io::Error,
     },
 }
 
@@ -120,18 +127,14 @@ pub fn targets(t: &TargetArgs) -> Result<Targets, ConfigError> {
         return Ok(Targets::Comms(t.comms.clone()));
     }
     if let Some(path) = &t.cgroup {
-        return cgroup::resolve(path)
-            .map(Targets::Cgroup)
-            .map_err(ConfigError::Cgroup);
+        return Ok(Targets::Cgroup(cgroup::resolve(path)?));
     }
     if let Some(id) = &t.container {
-        let path = container::cgroup_of(id).map_err(ConfigError::Cgroup)?;
-        return cgroup::resolve(&path)
-            .map(Targets::Cgroup)
-            .map_err(ConfigError::Cgroup);
+        let path = container::cgroup_of(id)?;
+        return Ok(Targets::Cgroup(cgroup::resolve(&path)?));
     }
     if !t.command.is_empty() {
-        launch::resolve(&t.command[0]).map_err(|e| ConfigError::Command(e.to_string()))?;
+        launch::resolve(&t.command[0])?;
         return Ok(Targets::Command(t.command.clone()));
     }
     Ok(Targets::All)
@@ -217,7 +220,7 @@ impl RecordConfig {
         filters.by_cgroup = a.by == By::Cgroup;
         filters.by_container = a.by == By::Container;
         if filters.by_container {
-            cgroup::v2_root().map_err(|e| ConfigError::Cgroup(format!("--by container: {e}")))?;
+            cgroup::v2_root().map_err(ConfigError::ByContainer)?;
         }
         if a.duration == Some(Duration::ZERO)
             || a.interval == Some(Duration::ZERO)
@@ -325,7 +328,7 @@ impl ServeConfig {
         }
         let by_container = a.by == crate::cli::ServeBy::Container;
         if by_container {
-            cgroup::v2_root().map_err(|e| ConfigError::Cgroup(format!("--by container: {e}")))?;
+            cgroup::v2_root().map_err(ConfigError::ByContainer)?;
         }
         Ok(ServeConfig {
             targets: targets(&a.target)?,
@@ -371,9 +374,9 @@ pub fn open_output(path: &std::path::Path, append: bool) -> Result<File, ConfigE
     } else {
         opts.truncate(true);
     }
-    opts.open(path).map_err(|e| ConfigError::Output {
-        path: path.display().to_string(),
-        err: e.to_string(),
+    opts.open(path).map_err(|source| ConfigError::Output {
+        path: path.to_path_buf(),
+        source,
     })
 }
 
@@ -409,26 +412,26 @@ mod tests {
 
     #[test]
     fn bad_inputs() {
-        assert_eq!(
+        assert!(matches!(
             record(&["-p", "4000000000"]).unwrap_err(),
             ConfigError::NoSuchProcess(4_000_000_000)
-        );
-        assert_eq!(
+        ));
+        assert!(matches!(
             record(&["-p", "1", "--", "true"]).unwrap_err(),
             ConfigError::TooManyTargets
-        );
-        assert_eq!(
+        ));
+        assert!(matches!(
             record(&["-c", "a", "-t", "1"]).unwrap_err(),
             ConfigError::TooManyTargets
-        );
-        assert_eq!(
+        ));
+        assert!(matches!(
             record(&["-c", "sixteen-chars-xx"]).unwrap_err(),
-            ConfigError::CommLength("sixteen-chars-xx".into())
-        );
-        assert_eq!(
+            ConfigError::CommLength(ref v) if v == "sixteen-chars-xx"
+        ));
+        assert!(matches!(
             record(&["-t", "3999998"]).unwrap_err(),
             ConfigError::NoSuchThread(3_999_998)
-        );
+        ));
         assert!(matches!(
             record(&["-s", "opnat"]).unwrap_err(),
             ConfigError::Syscalls(_)
@@ -443,17 +446,16 @@ mod tests {
             record(&["--", "no-such-cmd-xyz"]).unwrap_err().to_string(),
             "command not found: no-such-cmd-xyz"
         );
-        assert_eq!(
+        assert!(matches!(
             record(&["-d", "0s"]).unwrap_err(),
             ConfigError::ZeroDuration
-        );
-        let e = record(&["-o", "/nonexistent-dir/x.json"])
-            .unwrap_err()
-            .to_string();
-        assert!(
-            e.starts_with("cannot write /nonexistent-dir/x.json: "),
-            "{e}"
-        );
+        ));
+        let e = record(&["-o", "/nonexistent-dir/x.json"]).unwrap_err();
+        assert_eq!(e.to_string(), "cannot write /nonexistent-dir/x.json");
+        assert!(matches!(
+            e,
+            ConfigError::Output { ref source, .. } if source.kind() == std::io::ErrorKind::NotFound
+        ));
     }
 
     fn serve(args: &[&str]) -> Result<ServeConfig, ConfigError> {
@@ -477,14 +479,14 @@ mod tests {
             serve(&["--listen", "[::1]:80"]).unwrap().listen.to_string(),
             "[::1]:80"
         );
-        assert_eq!(
+        assert!(matches!(
             serve(&["--listen", "nope"]).unwrap_err(),
-            ConfigError::Listen("nope".into())
-        );
-        assert_eq!(
+            ConfigError::Listen(ref v) if v == "nope"
+        ));
+        assert!(matches!(
             serve(&["--max-series", "0"]).unwrap_err(),
             ConfigError::MaxSeries
-        );
+        ));
     }
 
     #[test]

@@ -148,7 +148,7 @@ impl Trace {
             },
         };
         let containers = if filters.by_container {
-            Some(ContainerIndex::new().map_err(anyhow::Error::msg)?)
+            Some(ContainerIndex::new()?)
         } else {
             None
         };
