@@ -16,7 +16,7 @@ pub use super::scope::CgroupTarget;
 pub enum CgroupError {
     /// The mount table could not be read.
     #[error("cannot read /proc/self/mounts")]
-    Mounts(#[source] std::io::Error),
+    Mounts(#[source] procfs::ProcError),
     /// No cgroup2 file system in the mount table.
     #[error("no cgroup v2 hierarchy is mounted")]
     NoV2,
@@ -57,12 +57,11 @@ pub enum CgroupError {
 
 /// The cgroup v2 mount point.
 pub fn v2_root() -> Result<PathBuf, CgroupError> {
-    let mounts = std::fs::read_to_string("/proc/self/mounts").map_err(CgroupError::Mounts)?;
-    mounts
-        .lines()
-        .map(|l| l.split_whitespace().collect::<Vec<_>>())
-        .find(|f| f.len() > 2 && f[2] == "cgroup2")
-        .map(|f| PathBuf::from(f[1]))
+    procfs::mounts()
+        .map_err(CgroupError::Mounts)?
+        .into_iter()
+        .find(|m| m.fs_vfstype == "cgroup2")
+        .map(|m| PathBuf::from(m.fs_file))
         .ok_or(CgroupError::NoV2)
 }
 
