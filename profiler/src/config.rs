@@ -6,12 +6,16 @@ use std::{fs::File, path::PathBuf, time::Duration};
 
 use crate::{
     aggregate::{GroupBy, SortKey, stacks::Weight},
-    cli::{By, RecordArgs, Sort, StacksWeight, TargetArgs},
+    cli::{
+        By, CompareArgs, RecordArgs, ReportArgs, ReportFormat, Sort, StacksWeight, TargetArgs,
+        TopArgs,
+    },
     collect::{
         cgroup, container, launch,
         scope::{Filters, Targets},
         target,
     },
+    compare::Thresholds,
     output::Format,
 };
 
@@ -72,6 +76,24 @@ pub enum ConfigError {
     /// `--stacks` with `-f hdrlog`.
     #[error("--stacks needs -f text, json or folded (an hdrlog file holds histograms only)")]
     StacksHdrlog,
+    /// `top -i 0`.
+    #[error("invalid interval: must be greater than zero")]
+    ZeroInterval,
+    /// `top -n 0`.
+    #[error("invalid count: must be at least 1")]
+    ZeroCount,
+    /// `report --plot` without `-f svg`.
+    #[error("--plot chooses the plot of -f svg: add -f svg, or leave --plot out")]
+    PlotWithoutSvg,
+    /// `report --percentiles` with a value outside (0, 100].
+    #[error("invalid percentile '{0}': give numbers in (0, 100], e.g. 50,99,99.9")]
+    Percentile(String),
+    /// `compare` given neither two files nor `--base` and `--new`.
+    #[error("give BASE NEW, or --base FILE.. --new FILE..")]
+    CompareFiles,
+    /// `compare --threshold` problems.
+    #[error("{0}")]
+    Thresholds(String),
     /// The output cannot be written.
     #[error("cannot write {}", .path.display())]
     Output {
@@ -142,10 +164,7 @@ pub fn targets(t: &TargetArgs) -> Result<Targets, ConfigError> {
 
 /// Validates `-s` and `--errors-only`.
 pub fn filters(t: &TargetArgs) -> Result<Filters, ConfigError> {
-    let syscalls = match &t.syscalls {
-        Some(list) => Some(crate::syscalls::parse_list(list).map_err(ConfigError::Syscalls)?),
-        None => None,
-    };
+    let syscalls = syscall_list(t.syscalls.as_deref())?;
     Ok(Filters {
         syscalls,
         errors_only: t.errors_only,
@@ -345,6 +364,123 @@ impl ServeConfig {
     }
 }
 
+/// Validated `top` settings.
+#[derive(Debug)]
+pub struct TopConfig {
+    /// What to trace.
+    pub targets: Targets,
+    /// Which calls (with `--stacks`).
+    pub filters: Filters,
+    /// Time between frames.
+    pub interval: Duration,
+    /// With `-b`: stop after this many frames.
+    pub count: Option<u64>,
+}
+
+impl TopConfig {
+    /// Validates `top`'s flags.
+    pub fn from_args(a: &TopArgs) -> Result<Self, ConfigError> {
+        let targets = targets(&a.target)?;
+        let mut filters = filters(&a.target)?;
+        filters.stacks = a.stacks;
+        if a.interval.is_zero() {
+            return Err(ConfigError::ZeroInterval);
+        }
+        if a.count == Some(0) {
+            return Err(ConfigError::ZeroCount);
+        }
+        Ok(TopConfig {
+            targets,
+            filters,
+            interval: a.interval,
+            count: a.count,
+        })
+    }
+}
+
+/// Validated `report` settings (the rest of its flags need no check).
+#[derive(Debug)]
+pub struct ReportConfig {
+    /// The percentile columns of the text table.
+    pub percentiles: Vec<f64>,
+    /// Only these syscall numbers (`-s`).
+    pub only: Option<Vec<u32>>,
+    /// `-o`'s file, created while validating; `None` for stdout.
+    pub output: Option<File>,
+}
+
+impl ReportConfig {
+    /// Validates `report`'s flags.
+    pub fn from_args(a: &ReportArgs) -> Result<Self, ConfigError> {
+        let percentiles = parse_percentiles(&a.percentiles)?;
+        if a.plot.is_some() && a.format != ReportFormat::Svg {
+            return Err(ConfigError::PlotWithoutSvg);
+        }
+        let only = syscall_list(a.syscalls.as_deref())?;
+        let output = match &a.output {
+            Some(p) => Some(open_output(p, false)?),
+            None => None,
+        };
+        Ok(ReportConfig {
+            percentiles,
+            only,
+            output,
+        })
+    }
+}
+
+/// Validated `compare` settings (the rest of its flags need no check).
+#[derive(Debug)]
+pub struct CompareConfig {
+    /// The base recordings.
+    pub base: Vec<PathBuf>,
+    /// The new recordings.
+    pub new: Vec<PathBuf>,
+    /// The thresholds (`--threshold` over the defaults).
+    pub thresholds: Thresholds,
+    /// Only these syscall numbers (`-s`).
+    pub only: Option<Vec<u32>>,
+}
+
+impl CompareConfig {
+    /// Validates `compare`'s flags.
+    pub fn from_args(a: &CompareArgs) -> Result<Self, ConfigError> {
+        let (base, new) = match (a.files.as_slice(), a.base.is_empty(), a.new.is_empty()) {
+            ([b, n], true, true) => (vec![b.clone()], vec![n.clone()]),
+            ([], false, false) => (a.base.clone(), a.new.clone()),
+            _ => return Err(ConfigError::CompareFiles),
+        };
+        let thresholds = match &a.threshold {
+            Some(t) => Thresholds::parse(t).map_err(ConfigError::Thresholds)?,
+            None => Thresholds::default(),
+        };
+        Ok(CompareConfig {
+            base,
+            new,
+            thresholds,
+            only: syscall_list(a.syscalls.as_deref())?,
+        })
+    }
+}
+
+/// `-s LIST` as syscall numbers, if given.
+fn syscall_list(list: Option<&str>) -> Result<Option<Vec<u32>>, ConfigError> {
+    list.map(|l| crate::syscalls::parse_list(l).map_err(ConfigError::Syscalls))
+        .transpose()
+}
+
+/// `--percentiles`: each in (0, 100].
+fn parse_percentiles(list: &[String]) -> Result<Vec<f64>, ConfigError> {
+    let mut out = Vec::new();
+    for s in list {
+        match s.trim().parse::<f64>() {
+            Ok(p) if p > 0.0 && p <= 100.0 => out.push(p),
+            _ => return Err(ConfigError::Percentile(s.clone())),
+        }
+    }
+    Ok(out)
+}
+
 /// Opens `path` for writing: appending (interval dumps), or created afresh.
 /// How many recordings (runs) the file at `path` already holds: its summaries, or one if it
 /// has content but no summary line (a recording cut short). A missing file holds none.
@@ -387,10 +523,15 @@ mod tests {
     use super::*;
     use crate::cli::{Cli, Command};
 
+    /// The subcommand `pre` followed by `args` parses to.
+    fn command(pre: &[&str], args: &[&str]) -> Command {
+        Cli::try_parse_from([pre, args].concat())
+            .expect("parses")
+            .command
+    }
+
     fn record(args: &[&str]) -> Result<RecordConfig, ConfigError> {
-        let mut argv = vec!["syslat", "record"];
-        argv.extend_from_slice(args);
-        let Command::Record(r) = Cli::try_parse_from(argv).expect("parses").command else {
+        let Command::Record(r) = command(&["syslat", "record"], args) else {
             panic!("not record")
         };
         RecordConfig::from_args(&r)
@@ -459,9 +600,7 @@ mod tests {
     }
 
     fn serve(args: &[&str]) -> Result<ServeConfig, ConfigError> {
-        let mut argv = vec!["syslat", "serve"];
-        argv.extend_from_slice(args);
-        let Command::Serve(s) = Cli::try_parse_from(argv).expect("parses").command else {
+        let Command::Serve(s) = command(&["syslat", "serve"], args) else {
             panic!("not serve")
         };
         ServeConfig::from_args(&s)
@@ -489,6 +628,65 @@ mod tests {
         ));
     }
 
+    fn top(args: &[&str]) -> Result<TopConfig, ConfigError> {
+        let Command::Top(t) = command(&["syslat", "top"], args) else {
+            panic!("not top")
+        };
+        TopConfig::from_args(&t)
+    }
+
+    fn report(args: &[&str]) -> Result<ReportConfig, ConfigError> {
+        let Command::Report(r) = command(&["syslat", "report", "x.json"], args) else {
+            panic!("not report")
+        };
+        ReportConfig::from_args(&r)
+    }
+
+    fn compare(args: &[&str]) -> Result<CompareConfig, ConfigError> {
+        let Command::Compare(c) = command(&["syslat", "compare"], args) else {
+            panic!("not compare")
+        };
+        CompareConfig::from_args(&c)
+    }
+
+    #[test]
+    fn top_report_compare_settings() {
+        assert!(matches!(top(&["-i", "0s"]), Err(ConfigError::ZeroInterval)));
+        assert!(matches!(
+            top(&["-b", "-n", "0"]),
+            Err(ConfigError::ZeroCount)
+        ));
+        assert!(matches!(
+            report(&["--plot", "heatmap"]),
+            Err(ConfigError::PlotWithoutSvg)
+        ));
+        assert_eq!(
+            report(&["--percentiles", "50,0"]).unwrap_err().to_string(),
+            "invalid percentile '0': give numbers in (0, 100], e.g. 50,99,99.9"
+        );
+        for bad in ["x", "101"] {
+            assert!(matches!(
+                report(&["--percentiles", bad]),
+                Err(ConfigError::Percentile(ref v)) if v == bad
+            ));
+        }
+        assert_eq!(
+            report(&["--percentiles", "50,99.99"]).unwrap().percentiles,
+            vec![50.0, 99.99]
+        );
+        for args in [&["a.json"][..], &["a", "--base", "b", "--new", "c"]] {
+            assert!(
+                matches!(compare(args), Err(ConfigError::CompareFiles)),
+                "{args:?}"
+            );
+        }
+        let c = compare(&["a", "b"]).unwrap();
+        assert_eq!(
+            (c.base, c.new),
+            (vec![PathBuf::from("a")], vec![PathBuf::from("b")])
+        );
+    }
+
     #[test]
     fn sizes() {
         use crate::cli::parse_size;
@@ -510,6 +708,12 @@ mod tests {
             vec!["syslat", "record", "-p", "abc"],
             vec!["syslat", "record", "-f", "xml"],
             vec!["syslat", "record", "--by", "color"],
+            // serve labels by syscall, process or container; compare by syscall or process.
+            vec!["syslat", "serve", "--by", "thread"],
+            vec!["syslat", "serve", "--by", "cgroup"],
+            vec!["syslat", "compare", "a", "b", "--by", "thread"],
+            vec!["syslat", "compare", "a", "b", "--by", "cgroup"],
+            vec!["syslat", "compare", "a", "b", "--by", "container"],
         ] {
             assert!(Cli::try_parse_from(&args).is_err(), "{args:?}");
         }

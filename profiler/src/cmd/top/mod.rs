@@ -8,31 +8,23 @@ mod collector;
 
 use std::{io::IsTerminal, sync::Arc};
 
-use anyhow::{Context as _, bail};
+use anyhow::Context as _;
 use tokio::sync::watch;
 
 use self::collector::Collector;
 use crate::{
     cli::TopArgs,
     collect::{scope::Targets, session::Trace},
-    config,
+    config::TopConfig,
     tui::{self, Frame},
 };
 
 /// Runs `top`; returns the exit status (the command's, when one was traced).
 pub async fn run(args: &TopArgs) -> anyhow::Result<i32> {
-    let targets = config::targets(&args.target)?;
-    let mut filters = config::filters(&args.target)?;
-    filters.stacks = args.stacks;
-    if args.interval.is_zero() {
-        bail!("invalid interval: must be greater than zero");
-    }
-    if args.count == Some(0) {
-        bail!("invalid count: must be at least 1");
-    }
+    let cfg = TopConfig::from_args(args)?;
     let batch = args.batch || !std::io::stdout().is_terminal();
-    let trace = Trace::start_with(&targets, &filters, None, false)?;
-    let desc = describe(&targets);
+    let trace = Trace::start_with(&cfg.targets, &cfg.filters, None, false)?;
+    let desc = describe(&cfg.targets);
     let (frame_tx, frame_rx) = watch::channel::<Option<Arc<Frame>>>(None);
     let (quit_tx, quit_rx) = watch::channel(false);
     let (stop_tx, stop_rx) = watch::channel(false);
@@ -43,8 +35,8 @@ pub async fn run(args: &TopArgs) -> anyhow::Result<i32> {
             tui::run::run(frame_rx, stop_rx, quit_tx)
         }))
     };
-    let limit = if batch { args.count } else { None };
-    let mut collector = Collector::new(trace, desc, args.interval, batch, limit);
+    let limit = if batch { cfg.count } else { None };
+    let mut collector = Collector::new(trace, desc, cfg.interval, batch, limit);
     let code = collector.run(&frame_tx, quit_rx).await;
     let _ = stop_tx.send(true);
     if let Some(ui) = ui {
