@@ -534,7 +534,7 @@ impl Ctx<'_> {
                 return Err(e);
             }
         };
-        let before = tracer.as_ref().map(|t| cpu_ticks(t.id()));
+        let before = tracer.as_ref().map(|t| cpu_ms(t.id()));
         let mut gate = w.stdin.take().context("stdin")?;
         // One byte: each gate reads one.
         gate.write_all(b"g")?;
@@ -556,7 +556,7 @@ impl Ctx<'_> {
                     | Setup::SyslatServe
             ) && step == "time-getppid";
             if is_syslat {
-                let cpu_ms = (cpu_ticks(t.id()) - before.unwrap_or(0)) as f64 * 10.0;
+                let cpu_ms = cpu_ms(t.id()) - before.unwrap_or(0.0);
                 cost = Some((cpu_ms / calls as f64 * 1e6, peak_rss_kib(t.id())));
             }
         }
@@ -1091,26 +1091,20 @@ unsafe fn libc_kill(pid: u32, sig: i32) {
     unsafe { kill(pid as i32, sig) };
 }
 
-/// utime + stime of `pid`, in clock ticks (10 ms each on Linux).
-fn cpu_ticks(pid: u32) -> u64 {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-    let rest = stat.rsplit_once(')').map(|(_, r)| r).unwrap_or("");
-    let f: Vec<&str> = rest.split_whitespace().collect();
-    // Fields after the comm start at state (field 3); utime is 14, stime 15.
-    let get = |i: usize| {
-        f.get(i - 3)
-            .and_then(|v| v.parse::<u64>().ok())
-            .unwrap_or(0)
-    };
-    get(14) + get(15)
+/// utime + stime of `pid`, in ms (0 if it cannot be read).
+fn cpu_ms(pid: u32) -> f64 {
+    procfs::process::Process::new(pid as i32)
+        .and_then(|p| p.stat())
+        .map(|s| (s.utime + s.stime) as f64 * 1000.0 / procfs::ticks_per_second() as f64)
+        .unwrap_or(0.0)
 }
 
+/// The peak resident set size of `pid` (`VmHWM`), in KiB (0 if it cannot be read).
 fn peak_rss_kib(pid: u32) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmHWM:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+    procfs::process::Process::new(pid as i32)
+        .and_then(|p| p.status())
+        .ok()
+        .and_then(|s| s.vmhwm)
         .unwrap_or(0)
 }
 

@@ -3,35 +3,24 @@
 
 use std::io::Write as _;
 
-use anyhow::{Context as _, bail};
+use anyhow::Context as _;
 
 use crate::{
     cli::{ByName, CompareArgs, CompareFormat},
-    compare::{self, Settings, Thresholds},
+    compare::{self, Settings},
+    config::CompareConfig,
     output::compare as out,
     recording::{self, Part, Recording},
-    syscalls,
 };
 
 /// Runs `compare`; returns 0 (no regression) or 1 (regression).
 pub fn run(args: &CompareArgs) -> anyhow::Result<i32> {
-    let (base_files, new_files) = match (
-        args.files.as_slice(),
-        args.base.is_empty(),
-        args.new.is_empty(),
-    ) {
-        ([b, n], true, true) => (vec![b.clone()], vec![n.clone()]),
-        ([], false, false) => (args.base.clone(), args.new.clone()),
-        _ => bail!("give BASE NEW, or --base FILE.. --new FILE.."),
-    };
-    let thresholds = match &args.threshold {
-        Some(t) => Thresholds::parse(t).map_err(anyhow::Error::msg)?,
-        None => Thresholds::default(),
-    };
-    let only = match &args.syscalls {
-        Some(list) => Some(syscalls::parse_list(list).map_err(anyhow::Error::msg)?),
-        None => None,
-    };
+    let CompareConfig {
+        base: base_files,
+        new: new_files,
+        thresholds,
+        only,
+    } = CompareConfig::from_args(args)?;
     let read = |files: &[std::path::PathBuf]| -> anyhow::Result<Vec<Recording>> {
         files
             .iter()

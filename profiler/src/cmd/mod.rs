@@ -9,7 +9,6 @@ pub mod record;
 pub mod report;
 pub mod serve;
 pub mod top;
-pub mod trace;
 
 use crate::cli::{Cli, Command};
 

@@ -11,11 +11,14 @@ use std::{
 
 use anyhow::Context as _;
 
-use super::trace::{Event, Trace, monotonic_to_unix_offset, unix_ns};
 use crate::{
     aggregate::{Aggregator, GroupBy, LossCounters, Snapshot, SortKey, StackRef, stacks::StackSet},
     cli::RecordArgs,
-    config::{RecordConfig, Sink, Targets},
+    collect::{
+        scope::Targets,
+        session::{Event, Trace, monotonic_to_unix_offset, unix_ns},
+    },
+    config::{RecordConfig, Sink},
     output::{
         Format, hdrlog, jsonl,
         slow::{RateLimit, SlowCall, suppressed_line},

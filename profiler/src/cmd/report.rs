@@ -10,7 +10,7 @@ use std::collections::BTreeMap;
 use crate::{
     aggregate::{GroupBy, LatencyHist, Snapshot, stacks::StackSet},
     cli::{Plot, ReportArgs, ReportFormat},
-    config::{group_by, stacks_weight},
+    config::{ReportConfig, group_by, stacks_weight},
     output::{
         flame,
         heatmap::{Heatmap, Hover, Timeline},
@@ -19,26 +19,15 @@ use crate::{
         stacks, text,
     },
     recording::{self, MergeKey, Part, Recording},
-    syscalls,
 };
 
 /// Runs `report`; returns the exit status.
 pub fn run(args: &ReportArgs) -> anyhow::Result<i32> {
-    let percentiles = parse_percentiles(&args.percentiles)?;
-    if args.plot.is_some() && args.format != ReportFormat::Svg {
-        bail!("--plot chooses the plot of -f svg: add -f svg, or leave --plot out");
-    }
-    let only = match &args.syscalls {
-        Some(list) => Some(syscalls::parse_list(list).map_err(anyhow::Error::msg)?),
-        None => None,
-    };
-    // Validate the output path before the work.
-    let mut file = match &args.output {
-        Some(p) => Some(
-            std::fs::File::create(p).with_context(|| format!("cannot write {}", p.display()))?,
-        ),
-        None => None,
-    };
+    let ReportConfig {
+        percentiles,
+        only,
+        output: mut file,
+    } = ReportConfig::from_args(args)?;
     let mut recordings = Vec::new();
     for f in &args.files {
         let r = recording::read(f)?;
@@ -299,33 +288,4 @@ fn heatmap_svg(
         &format!("{title}: latency over time"),
         Hover::Titles,
     ))
-}
-
-fn parse_percentiles(list: &[String]) -> anyhow::Result<Vec<f64>> {
-    let mut out = Vec::new();
-    for s in list {
-        match s.trim().parse::<f64>() {
-            Ok(p) if p > 0.0 && p <= 100.0 => out.push(p),
-            _ => bail!("invalid percentile '{s}': give numbers in (0, 100], e.g. 50,99,99.9"),
-        }
-    }
-    Ok(out)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn percentiles() {
-        let p =
-            |v: &[&str]| parse_percentiles(&v.iter().map(|s| s.to_string()).collect::<Vec<_>>());
-        assert_eq!(p(&["50", "99.99"]).unwrap(), vec![50.0, 99.99]);
-        assert_eq!(
-            p(&["0"]).unwrap_err().to_string(),
-            "invalid percentile '0': give numbers in (0, 100], e.g. 50,99,99.9"
-        );
-        assert!(p(&["x"]).is_err());
-        assert!(p(&["101"]).is_err());
-    }
 }

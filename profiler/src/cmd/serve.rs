@@ -20,10 +20,10 @@ use tokio::{
     sync::{mpsc, watch},
 };
 
-use super::trace::{Event, Trace};
 use crate::{
     aggregate::{Aggregator, GroupBy, LossCounters, RowKey, Snapshot},
     cli::ServeArgs,
+    collect::session::{Event, Trace},
     config::ServeConfig,
     output::prometheus::{self, Format, SelfStats},
 };

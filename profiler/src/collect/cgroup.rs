@@ -9,50 +9,82 @@ use std::{
     path::{Path, PathBuf},
 };
 
-/// A resolved cgroup v2 directory: what `--cgroup` and `--container` target.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct CgroupTarget {
-    /// The directory.
-    pub path: PathBuf,
-    /// Its cgroup id (the directory's inode number).
-    pub id: u64,
-    /// Its depth below the cgroup v2 root (the root is 0).
-    pub level: u32,
+pub use super::scope::CgroupTarget;
+
+/// Why a cgroup v2 directory could not be found or resolved.
+#[derive(Debug, thiserror::Error)]
+pub enum CgroupError {
+    /// The mount table could not be read.
+    #[error("cannot read /proc/self/mounts")]
+    Mounts(#[source] procfs::ProcError),
+    /// No cgroup2 file system in the mount table.
+    #[error("no cgroup v2 hierarchy is mounted")]
+    NoV2,
+    /// The directory cannot be opened.
+    #[error("cannot open cgroup {}", .path.display())]
+    Open {
+        /// The directory as given.
+        path: PathBuf,
+        /// The OS error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The directory is outside the v2 hierarchy.
+    #[error(
+        "{} is not a cgroup v2 directory (the v2 hierarchy is at {})",
+        .path.display(),
+        .root.display()
+    )]
+    OutsideV2 {
+        /// The directory as given.
+        path: PathBuf,
+        /// The v2 mount point.
+        root: PathBuf,
+    },
+    /// The directory has no `cgroup.procs`.
+    #[error("{} is not a cgroup v2 directory (no cgroup.procs)", .0.display())]
+    NoProcs(PathBuf),
+    /// The directory cannot be stat'ed.
+    #[error("cannot stat {}", .path.display())]
+    Stat {
+        /// The directory.
+        path: PathBuf,
+        /// The OS error.
+        #[source]
+        source: std::io::Error,
+    },
 }
 
 /// The cgroup v2 mount point.
-pub fn v2_root() -> Result<PathBuf, String> {
-    let mounts = std::fs::read_to_string("/proc/self/mounts")
-        .map_err(|e| format!("cannot read /proc/self/mounts: {e}"))?;
-    mounts
-        .lines()
-        .map(|l| l.split_whitespace().collect::<Vec<_>>())
-        .find(|f| f.len() > 2 && f[2] == "cgroup2")
-        .map(|f| PathBuf::from(f[1]))
-        .ok_or_else(|| "no cgroup v2 hierarchy is mounted".to_string())
+pub fn v2_root() -> Result<PathBuf, CgroupError> {
+    procfs::mounts()
+        .map_err(CgroupError::Mounts)?
+        .into_iter()
+        .find(|m| m.fs_vfstype == "cgroup2")
+        .map(|m| PathBuf::from(m.fs_file))
+        .ok_or(CgroupError::NoV2)
 }
 
 /// Resolves a cgroup v2 directory to its id and depth.
-pub fn resolve(path: &Path) -> Result<CgroupTarget, String> {
+pub fn resolve(path: &Path) -> Result<CgroupTarget, CgroupError> {
     let root = v2_root()?;
-    let canon = path
-        .canonicalize()
-        .map_err(|e| format!("cannot open cgroup {}: {e}", path.display()))?;
-    let rel = canon.strip_prefix(&root).map_err(|_| {
-        format!(
-            "{} is not a cgroup v2 directory (the v2 hierarchy is at {})",
-            path.display(),
-            root.display()
-        )
+    let canon = path.canonicalize().map_err(|source| CgroupError::Open {
+        path: path.to_path_buf(),
+        source,
     })?;
+    let Ok(rel) = canon.strip_prefix(&root) else {
+        return Err(CgroupError::OutsideV2 {
+            path: path.to_path_buf(),
+            root,
+        });
+    };
     if !canon.join("cgroup.procs").exists() {
-        return Err(format!(
-            "{} is not a cgroup v2 directory (no cgroup.procs)",
-            path.display()
-        ));
+        return Err(CgroupError::NoProcs(path.to_path_buf()));
     }
-    let meta =
-        std::fs::metadata(&canon).map_err(|e| format!("cannot stat {}: {e}", canon.display()))?;
+    let meta = std::fs::metadata(&canon).map_err(|source| CgroupError::Stat {
+        path: canon.clone(),
+        source,
+    })?;
     Ok(CgroupTarget {
         path: canon.clone(),
         id: meta.ino(),
@@ -110,15 +142,15 @@ mod tests {
         let t = t.unwrap();
         assert_eq!(t.level, 1);
         assert!(t.id > 1);
-        assert!(
-            resolve(Path::new("/tmp"))
-                .unwrap_err()
-                .contains("not a cgroup v2 directory")
-        );
-        assert!(
-            crate::collect::container::cgroup_of("ffffffffffff")
-                .unwrap_err()
-                .starts_with("no running container")
-        );
+        assert!(matches!(
+            resolve(Path::new("/tmp")),
+            Err(CgroupError::OutsideV2 { .. })
+        ));
+        let e = resolve(Path::new("/nonexistent-cgroup")).unwrap_err();
+        assert_eq!(e.to_string(), "cannot open cgroup /nonexistent-cgroup");
+        assert!(matches!(
+            e,
+            CgroupError::Open { ref source, .. } if source.kind() == std::io::ErrorKind::NotFound
+        ));
     }
 }

@@ -18,7 +18,10 @@
 
 use std::path::{Path, PathBuf};
 
-use super::runtime_api::{self, Api, Endpoint};
+use super::{
+    cgroup::CgroupError,
+    runtime_api::{self, Api, Endpoint},
+};
 
 /// Hex digits of a container id.
 pub const ID_LEN: usize = 64;
@@ -146,11 +149,58 @@ fn matching<'a>(cgroups: impl Iterator<Item = &'a str>, prefix: &str) -> Vec<(St
     found
 }
 
+/// Why the container a flag names has no cgroup to trace.
+#[derive(Debug, thiserror::Error)]
+pub enum ContainerError {
+    /// Neither a name nor an id (the value is shown escaped).
+    #[error(
+        "invalid container '{0}': give its name, its id, or at least {MIN_PREFIX} hex digits of \
+         the id"
+    )]
+    Invalid(String),
+    /// /proc could not be listed.
+    #[error("cannot read /proc")]
+    Proc(#[source] std::io::Error),
+    /// No process's cgroup names the id.
+    #[error("no running container with id {0} (no process's cgroup names it)")]
+    NotRunning(String),
+    /// The prefix names several containers (their short ids).
+    #[error("container id prefix {id} is ambiguous: {}", .matches.join(", "))]
+    Ambiguous {
+        /// The prefix.
+        id: String,
+        /// The short ids it matches.
+        matches: Vec<String>,
+    },
+    /// The cgroup v2 hierarchy was not found.
+    #[error(transparent)]
+    Cgroup(#[from] CgroupError),
+    /// A name, and no runtime socket to ask for its id.
+    #[error(
+        "no container named '{name}': no container runtime socket to ask ({}); give its id",
+        .sockets.join(", ")
+    )]
+    NoSocket {
+        /// The name.
+        name: String,
+        /// The sockets looked for.
+        sockets: Vec<String>,
+    },
+    /// No runtime asked knows the name (what each said).
+    #[error("no container named '{name}' ({})", .tried.join("; "))]
+    NotFound {
+        /// The name.
+        name: String,
+        /// Each socket's answer.
+        tried: Vec<String>,
+    },
+}
+
 /// The v2 cgroup path of every running process.
-fn process_cgroups() -> Result<Vec<String>, String> {
+fn process_cgroups() -> Result<Vec<String>, ContainerError> {
     let mut out = Vec::new();
     for entry in std::fs::read_dir("/proc")
-        .map_err(|e| format!("cannot read /proc: {e}"))?
+        .map_err(ContainerError::Proc)?
         .flatten()
     {
         let Ok(text) = std::fs::read_to_string(entry.path().join("cgroup")) else {
@@ -164,34 +214,27 @@ fn process_cgroups() -> Result<Vec<String>, String> {
 }
 
 /// The cgroup v2 directory of the container `arg` names.
-pub fn cgroup_of(arg: &str) -> Result<PathBuf, String> {
+pub fn cgroup_of(arg: &str) -> Result<PathBuf, ContainerError> {
     let hex = arg.bytes().all(|b| b.is_ascii_hexdigit());
     let id = if hex && (MIN_PREFIX..=ID_LEN).contains(&arg.len()) {
         arg.to_ascii_lowercase()
     } else if valid_name(arg) {
         id_of_name(arg, &SOCKETS)?
     } else {
-        return Err(format!(
-            "invalid container '{}': give its name, its id, or at least {MIN_PREFIX} hex \
-             digits of the id",
-            crate::output::text::escape(arg)
-        ));
+        return Err(ContainerError::Invalid(crate::output::text::escape(arg)));
     };
     let cgroups = process_cgroups()?;
     let mut found = matching(cgroups.iter().map(String::as_str), &id);
     match found.len() {
-        0 => Err(format!(
-            "no running container with id {id} (no process's cgroup names it)"
-        )),
+        0 => Err(ContainerError::NotRunning(id)),
         1 => Ok(super::cgroup::v2_root()?.join(found.remove(0).1)),
-        _ => Err(format!(
-            "container id prefix {id} is ambiguous: {}",
-            found
+        _ => Err(ContainerError::Ambiguous {
+            matches: found
                 .iter()
-                .map(|(f, _)| &f[..MIN_PREFIX])
-                .collect::<Vec<_>>()
-                .join(", ")
-        )),
+                .map(|(f, _)| f[..MIN_PREFIX].to_string())
+                .collect(),
+            id,
+        }),
     }
 }
 
@@ -205,7 +248,7 @@ fn valid_name(s: &str) -> bool {
 }
 
 /// The full id of container `name`, from the first API socket in `sockets` that answers.
-fn id_of_name(name: &str, sockets: &[&str]) -> Result<String, String> {
+fn id_of_name(name: &str, sockets: &[&str]) -> Result<String, ContainerError> {
     let mut tried = Vec::new();
     for sock in sockets {
         if !Path::new(sock).exists() {
@@ -225,15 +268,15 @@ fn id_of_name(name: &str, sockets: &[&str]) -> Result<String, String> {
         }
     }
     if tried.is_empty() {
-        return Err(format!(
-            "no container named '{name}': no container runtime socket to ask ({}); give its id",
-            sockets.join(", ")
-        ));
+        return Err(ContainerError::NoSocket {
+            name: name.to_string(),
+            sockets: sockets.iter().map(|s| s.to_string()).collect(),
+        });
     }
-    Err(format!(
-        "no container named '{name}' ({})",
-        tried.join("; ")
-    ))
+    Err(ContainerError::NotFound {
+        name: name.to_string(),
+        tried,
+    })
 }
 
 #[cfg(test)]
@@ -258,7 +301,14 @@ mod tests {
             "/user.slice/user-0.slice/session-1.scope",
         ];
         // "dock" is no id at all; and no prefix of a service name matches.
-        assert!(cgroup_of("dock!").is_err());
+        assert!(matches!(
+            cgroup_of("dock!"),
+            Err(ContainerError::Invalid(_))
+        ));
+        assert!(matches!(
+            cgroup_of("ffffffffffff"),
+            Err(ContainerError::NotRunning(_))
+        ));
         assert!(matching(paths.iter().copied(), "docker").is_empty());
         let one = matching(paths.iter().copied(), &A[..16]);
         assert_eq!(one.len(), 1);
@@ -455,10 +505,12 @@ mod tests {
         });
         let s = sock.to_str().unwrap();
         assert_eq!(id_of_name("web", &[s]).unwrap(), A);
-        let e = id_of_name("nope", &[s]).unwrap_err();
+        let e = id_of_name("nope", &[s]).unwrap_err().to_string();
         assert!(e.starts_with("no container named 'nope'"), "{e}");
         server.join().unwrap();
-        let e = id_of_name("web", &["/nonexistent/docker.sock"]).unwrap_err();
+        let e = id_of_name("web", &["/nonexistent/docker.sock"])
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("no container runtime socket"), "{e}");
         assert!(valid_name("my-app_1.2") && !valid_name("-x") && !valid_name("a/b"));
         let _ = std::fs::remove_dir_all(&dir);

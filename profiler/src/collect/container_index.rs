@@ -62,7 +62,7 @@ pub struct ContainerIndex {
 impl ContainerIndex {
     /// An empty index over the cgroup v2 hierarchy and this machine's runtimes, watching
     /// the hierarchy for cgroups made from now on.
-    pub fn new() -> Result<Self, String> {
+    pub fn new() -> Result<Self, cgroup::CgroupError> {
         let mut index = Self::with_paths(cgroup::v2_root()?, PathBuf::from("/proc"), None);
         index.watch(true);
         Ok(index)

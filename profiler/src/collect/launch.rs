@@ -43,11 +43,12 @@ pub enum LaunchError {
     #[error("argument contains a NUL byte: {0:?}")]
     Nul(String),
     /// fork/mmap failed.
-    #[error("failed to start {cmd}: {err}")]
+    #[error("failed to start {cmd}")]
     Sys {
         /// The command.
         cmd: String,
         /// The error.
+        #[source]
         err: nix::Error,
     },
     /// The child never reached its start gate.

@@ -1,6 +1,7 @@
 //! Collection: everything that talks to the kernel. Loading and attaching the programs,
 //! draining the call logs and the ring buffer, reading the loss counters, resolving targets in /proc, and
-//! starting a command under tracing. The rest of syslat sees plain data only.
+//! starting a command under tracing, and the session ([`session`]) that runs them for a
+//! subcommand. The rest of syslat sees plain data only.
 
 pub mod calllog;
 pub mod cgroup;
@@ -16,6 +17,8 @@ pub mod privileges;
 pub mod procinfo;
 pub mod prog_stats;
 pub mod runtime_api;
+pub mod scope;
+pub mod session;
 pub mod stacks;
 pub mod target;
 

@@ -15,6 +15,7 @@ pub mod slow;
 pub mod stacks;
 pub mod svg;
 pub mod text;
+pub mod top;
 
 /// Output formats of `record`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]

@@ -5,6 +5,7 @@
 
 pub mod app;
 pub mod input;
+pub mod run;
 pub mod terminal;
 pub mod view;
 

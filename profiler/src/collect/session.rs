@@ -1,4 +1,4 @@
-//! A tracing session shared by `record`, `top` and `serve`: load and attach the programs,
+//! A collection session, shared by `record`, `top` and `serve`: load and attach the programs,
 //! set up the targets (processes, or a command started parked), then deliver drain ticks
 //! and end conditions (command exit, `-d` elapsed, SIGINT/SIGTERM, every `-p` target gone).
 //!
@@ -32,10 +32,15 @@ use tokio::{
 use crate::{
     aggregate::{self, ContainerInfo, GroupBy, LossCounters, comm_name},
     collect::{
-        Filter, LoadOptions, Probe, cgroup, container_index::ContainerIndex, exits::Exits, launch,
-        procinfo::Comms, stacks::Stacks, target,
+        Filter, LoadOptions, Probe, cgroup,
+        container_index::ContainerIndex,
+        exits::Exits,
+        launch,
+        procinfo::Comms,
+        scope::{Filters, Targets},
+        stacks::Stacks,
+        target,
     },
-    config::{Filters, Targets},
 };
 
 /// The shortest time between two drains: a wake-up from the programs sooner than this
@@ -143,7 +148,7 @@ impl Trace {
             },
         };
         let containers = if filters.by_container {
-            Some(ContainerIndex::new().map_err(anyhow::Error::msg)?)
+            Some(ContainerIndex::new()?)
         } else {
             None
         };
