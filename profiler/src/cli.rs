@@ -406,7 +406,7 @@ pub struct CompareArgs {
     pub min_delta: Duration,
     /// With one run on a side, latency changes smaller than this share of the base's
     /// on-CPU time per call are noise: a whole run's CPU-bound calls drift together.
-    #[arg(long, value_parser = parse_percent, default_value = "50%", value_name = "PERCENT")]
+    #[arg(long, value_parser = parse_percent, default_value = "100%", value_name = "PERCENT")]
     pub run_drift: f64,
     /// Compare per syscall, or per process name and syscall.
     #[arg(long, value_enum, default_value_t = ByName::Syscall)]
