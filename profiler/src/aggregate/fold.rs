@@ -117,6 +117,15 @@ struct Parked {
     nrs: Vec<u32>,
 }
 
+/// The per-syscall series of syscall `nr`, created on first use.
+fn syscall_series(by_syscall: &mut Vec<Option<Series>>, nr: u16) -> &mut Series {
+    let idx = usize::from(nr);
+    if by_syscall.len() <= idx {
+        by_syscall.resize_with(idx + 1, || None);
+    }
+    by_syscall[idx].get_or_insert_with(Series::default)
+}
+
 /// Records one call into a series.
 #[inline]
 fn put(s: &mut Series, ev: &SyscallEvent, anatomy: &Anatomy) {
@@ -202,11 +211,7 @@ impl Aggregator {
             };
             let run = 1 + events[i + 1..].iter().take_while(|ev| same(ev)).count();
             let key = self.key_of(call);
-            let idx = usize::from(call.nr);
-            if self.by_syscall.len() <= idx {
-                self.by_syscall.resize_with(idx + 1, || None);
-            }
-            let total = self.by_syscall[idx].get_or_insert_with(Series::default);
+            let total = syscall_series(&mut self.by_syscall, call.nr);
             let series = self.keyed.entry(key).or_default();
             for ev in &events[i..i + run] {
                 if let Some((c, a)) = ev.as_call() {
@@ -272,15 +277,7 @@ impl Aggregator {
             return;
         }
         self.events += 1;
-        let idx = nr as usize;
-        if self.by_syscall.len() <= idx {
-            self.by_syscall.resize_with(idx + 1, || None);
-        }
-        put(
-            self.by_syscall[idx].get_or_insert_with(Series::default),
-            ev,
-            anatomy,
-        );
+        put(syscall_series(&mut self.by_syscall, ev.nr), ev, anatomy);
         if self.group == GroupBy::Syscall {
             return;
         }

@@ -216,6 +216,28 @@ fn probe_one(f: Feature) -> Result<bool, ProbeError> {
     }
 }
 
+/// `bpf(cmd, attr, sizeof *attr)`, for the commands aya does not expose; its result, or the
+/// errno.
+///
+/// # Safety
+/// `attr` must be the `union bpf_attr` head that `cmd` reads, zero-padded, and every
+/// pointer in it valid for the kernel to read (or write) for the call's duration.
+pub(super) unsafe fn sys_bpf<T>(cmd: libc::c_long, attr: &T) -> std::io::Result<i64> {
+    // SAFETY: the caller vouches for `attr`; the kernel reads `size_of::<T>()` bytes of it.
+    let r = unsafe {
+        libc::syscall(
+            libc::SYS_bpf,
+            cmd,
+            std::ptr::from_ref(attr),
+            std::mem::size_of::<T>(),
+        )
+    };
+    if r < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    Ok(r)
+}
+
 /// The head of `union bpf_attr` for `BPF_PROG_LOAD` (linux/bpf.h), zero-padded: the kernel
 /// requires every byte it does not know to be zero.
 #[repr(C)]
@@ -293,19 +315,14 @@ fn atomic_or_loads() -> bool {
         _rest: [0; 8],
     };
     // SAFETY: `attr` is a valid, fully initialised `BPF_PROG_LOAD` attribute whose pointers
-    // (instructions, license) outlive the call; the kernel reads `size_of_val(&attr)` bytes.
-    let fd = unsafe {
-        libc::syscall(
-            libc::SYS_bpf,
-            BPF_PROG_LOAD,
-            &raw const attr,
-            std::mem::size_of_val(&attr),
-        )
+    // (instructions, license) outlive the call.
+    let fd = match unsafe { sys_bpf(BPF_PROG_LOAD, &attr) } {
+        Ok(fd) => fd,
+        Err(e) => {
+            log::debug!("atomic or probe: {e}");
+            return false;
+        }
     };
-    if fd < 0 {
-        log::debug!("atomic or probe: {}", std::io::Error::last_os_error());
-        return false;
-    }
     // SAFETY: a successful BPF_PROG_LOAD returns a new fd that nothing else owns.
     drop(unsafe { OwnedFd::from_raw_fd(fd as i32) });
     true

@@ -532,7 +532,7 @@ impl Probe {
             self.received += n as u64;
             total += n;
             if n > 0 {
-                if buf.iter().any(names_inline_stack) {
+                if self.frames.is_some() && buf.iter().any(names_inline_stack) {
                     self.drain_frames();
                 }
                 fold(buf, &self.inline);

@@ -37,16 +37,6 @@ pub fn recursion_misses(fd: BorrowedFd<'_>) -> std::io::Result<u64> {
     // SAFETY: `attr` is a valid, fully initialised attribute whose `info` points to a
     // writable `bpf_prog_info` of `info_len` bytes that outlives the call; the kernel
     // writes at most that many bytes (fewer on older kernels, leaving the rest zero).
-    let r = unsafe {
-        libc::syscall(
-            libc::SYS_bpf,
-            BPF_OBJ_GET_INFO_BY_FD,
-            &raw const attr,
-            std::mem::size_of_val(&attr),
-        )
-    };
-    if r < 0 {
-        return Err(std::io::Error::last_os_error());
-    }
+    unsafe { super::features::sys_bpf(BPF_OBJ_GET_INFO_BY_FD, &attr) }?;
     Ok(info.recursion_misses)
 }

@@ -370,7 +370,7 @@ impl Stacks {
             return f;
         }
         let Some(addrs) = self.trace(id) else {
-            return self.note(missing(id, "user"));
+            return self.note(&missing(id, "user"));
         };
         let mut maps = self.proc(tgid).maps.clone();
         if let Some(m) = &maps
@@ -473,7 +473,7 @@ impl Stacks {
             return f;
         }
         let Some(addrs) = self.trace(id) else {
-            return self.note(missing(id, "kernel"));
+            return self.note(&missing(id, "kernel"));
         };
         if self.kernel_syms.len() >= MAX_SYMBOLS {
             self.kernel_syms.clear();
@@ -531,13 +531,12 @@ impl Stacks {
     }
 }
 
-/// Why stack `id` has no frames to read.
-fn missing(id: i32, which: &str) -> &'static str {
-    match (is_inline(id), which) {
-        (true, "user") => "[user stack lost: its frames were not received]",
-        (true, _) => "[kernel stack lost: its frames were not received]",
-        (false, "user") => "[user stack lost: not in the map]",
-        (false, _) => "[kernel stack lost: not in the map]",
+/// Why stack `id` (`which`: user or kernel) has no frames to read.
+fn missing(id: i32, which: &str) -> String {
+    if is_inline(id) {
+        format!("[{which} stack lost: its frames were not received]")
+    } else {
+        format!("[{which} stack lost: not in the map]")
     }
 }
 
