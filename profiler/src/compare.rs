@@ -718,7 +718,7 @@ mod tests {
                         syscall: name.to_string(),
                         nr: *nr,
                         key: crate::aggregate::RowKey::Syscall,
-                        series: s,
+                        series: s.into(),
                     }
                 })
                 .collect(),

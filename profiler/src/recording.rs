@@ -241,7 +241,7 @@ fn row_of(r: &JsonRow) -> Result<Row, String> {
         nr,
         syscall: syscall.clone(),
         key: r.key(),
-        series,
+        series: series.into(),
     })
 }
 
@@ -323,7 +323,7 @@ fn parse_hdrlog(name: &str, text: &str) -> Result<Recording, RecordingError> {
             syscall,
             nr,
             key,
-            series,
+            series: series.into(),
         });
     }
     if parts.is_empty() {
@@ -409,12 +409,12 @@ pub fn merge(
                 nr: r.nr,
                 syscall: r.syscall.clone(),
                 key: key.clone(),
-                series: Series::default(),
+                series: Series::default().into(),
             });
             // The names (a process's, a container's from its runtime) from whichever part
             // has them.
             row.key.absorb(&key);
-            row.series.merge(&r.series);
+            std::sync::Arc::make_mut(&mut row.series).merge(&r.series);
         }
     }
     let start = parts.iter().map(|p| p.start_unix_ns).min().unwrap_or(0);

@@ -95,6 +95,9 @@ enum Setup {
     Base,
     Floor,
     SchedFloor,
+    /// The clock floor of the context-switch row: the clock read on sys_enter, sys_exit
+    /// and sched_switch, an empty sched_wakeup.
+    SchedClock,
     Clock,
     SyslatAll,
     SyslatPid,
@@ -119,6 +122,9 @@ impl Setup {
             Setup::Floor => "floor: empty raw_tp programs",
             Setup::SchedFloor => {
                 "floor: empty programs on sys_enter/sys_exit and sched_switch/sched_wakeup"
+            }
+            Setup::SchedClock => {
+                "clock floor: bpf_ktime_get_ns on sys_enter/sys_exit and sched_switch, empty sched_wakeup"
             }
             Setup::Clock => "clock floor: raw_tp programs that only read bpf_ktime_get_ns",
             Setup::SyslatAll => "`syslat record` (all processes)",
@@ -492,7 +498,13 @@ impl Ctx<'_> {
             }
             Setup::SchedFloor => {
                 let mut f = load_floor(self.floor, "floor")?;
-                attach_sched_floor(&mut f)?;
+                attach_sched_floor(&mut f, "floor_switch")?;
+                floor = Some(f);
+                None
+            }
+            Setup::SchedClock => {
+                let mut f = load_floor(self.floor, "clock")?;
+                attach_sched_floor(&mut f, "clock_switch")?;
                 floor = Some(f);
                 None
             }
@@ -736,6 +748,7 @@ fn pingpong_table(ctx: &Ctx<'_>, args: &BenchArgs) -> Result<String> {
         Setup::Base,
         Setup::Floor,
         Setup::SchedFloor,
+        Setup::SchedClock,
         Setup::SyslatPid,
         Setup::SyslatOther,
     ];
@@ -748,27 +761,30 @@ fn pingpong_table(ctx: &Ctx<'_>, args: &BenchArgs) -> Result<String> {
     let mut t = String::from(
         "\n\nContext switches: a pipe ping-pong between two threads on one CPU \
          (per round trip: 2 switches, 2 writes, 2 reads; CPU ns of the two threads)\n\n\
-         | setup | ns/round trip | added ns | added / scheduler floor's |\n|---|---:|---:|---:|\n",
+         | setup | ns/round trip | added ns | added / scheduler floor's | added / clock floor's |\n\
+         |---|---:|---:|---:|---:|\n",
     );
-    // The floor of everything syslat hooks on this path: the goal is at most 1.5x its
-    // added cost.
+    // The floor of everything syslat hooks on this path (the goal is at most 1.5x its
+    // added cost), and the floor of any exact latency-anatomy tool: the clock read at each
+    // end of every call and at each switch.
     let sched_floor = added(&samples[2], &samples[0]);
+    let clock_floor = added(&samples[3], &samples[0]);
+    let over = |add: f64, floor: Option<f64>, s: Setup| match floor {
+        Some(f) if f > 0.0 && s != Setup::Base => format!("{:.2}x", add / f),
+        _ => String::new(),
+    };
     for (s, row) in setups.iter().zip(&samples) {
         match (
             median(row.iter().flatten().copied().collect()),
             added(row, &samples[0]),
         ) {
-            (Some(ns), Some(add)) => {
-                let ratio = match sched_floor {
-                    Some(f) if f > 0.0 && *s != Setup::Base => format!("{:.2}x", add / f),
-                    _ => String::new(),
-                };
-                t.push_str(&format!(
-                    "| {} | {ns:.0} | {add:+.0} | {ratio} |\n",
-                    s.label()
-                ))
-            }
-            _ => t.push_str(&format!("| {} | failed | | |\n", s.label())),
+            (Some(ns), Some(add)) => t.push_str(&format!(
+                "| {} | {ns:.0} | {add:+.0} | {} | {} |\n",
+                s.label(),
+                over(add, sched_floor, *s),
+                over(add, clock_floor, *s),
+            )),
+            _ => t.push_str(&format!("| {} | failed | | | |\n", s.label())),
         }
     }
     Ok(t)
@@ -1053,12 +1069,11 @@ fn peer(cmd: &mut Command) -> Result<Child> {
 
 /// Loads and attaches the `{kind}_enter` / `{kind}_exit` pair of the floor object.
 /// Attaches the empty scheduler programs of the floor object.
-fn attach_sched_floor(ebpf: &mut Ebpf) -> Result<()> {
+/// Attaches `switch` (`floor_switch` or `clock_switch`) to sched_switch and the empty
+/// program to sched_wakeup.
+fn attach_sched_floor(ebpf: &mut Ebpf, switch: &'static str) -> Result<()> {
     let btf = aya::Btf::from_sys_fs().context("kernel BTF")?;
-    for (name, tp) in [
-        ("floor_switch", "sched_switch"),
-        ("floor_wakeup", "sched_wakeup"),
-    ] {
+    for (name, tp) in [(switch, "sched_switch"), ("floor_wakeup", "sched_wakeup")] {
         let p: &mut aya::programs::BtfTracePoint =
             ebpf.program_mut(name).context(name)?.try_into()?;
         p.load(tp, &btf)?;

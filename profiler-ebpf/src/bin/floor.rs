@@ -4,7 +4,9 @@
 //!   uses (context switches, wake-ups): the floor of the context-switch row.
 //! - `clock_*`: programs that only read `bpf_ktime_get_ns` (and keep the value, so the read
 //!   is not optimised away). No syscall *latency* tool can cost less than this either: it
-//!   needs a timestamp at both ends of every call.
+//!   needs a timestamp at both ends of every call. `clock_switch` reads it at each context
+//!   switch too: a tool that splits a call's time at its switches (latency anatomy) needs
+//!   the time the task left the CPU, so with it the clock floor of the context-switch row.
 #![no_std]
 #![no_main]
 
@@ -56,6 +58,11 @@ fn clock_enter(_ctx: RawTracePointContext) -> i32 {
 
 #[raw_tracepoint(tracepoint = "sys_exit")]
 fn clock_exit(_ctx: RawTracePointContext) -> i32 {
+    clock()
+}
+
+#[btf_tracepoint(function = "sched_switch")]
+fn clock_switch(_ctx: BtfTracePointContext) -> i32 {
     clock()
 }
 

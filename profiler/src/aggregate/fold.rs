@@ -16,7 +16,10 @@
 //! generations and names go with them. The per-syscall series are never dropped: they
 //! hold every call.
 
-use std::collections::{HashMap as StdHashMap, HashSet as StdHashSet};
+use std::{
+    collections::{HashMap as StdHashMap, HashSet as StdHashSet},
+    sync::Arc,
+};
 
 /// The maps of the hot path hash with foldhash, not SipHash: their keys are pids and
 /// syscall numbers (no untrusted input picks them to collide), and SipHash was half the
@@ -75,7 +78,8 @@ pub struct Aggregator {
     group: GroupBy,
     max_keys: usize,
     by_syscall: Vec<Option<Series>>,
-    keyed: HashMap<Key, Series>,
+    /// Shared with the snapshots taken since a series last changed (copy on write).
+    keyed: HashMap<Key, Arc<Series>>,
     /// The keys admitted under the cap: processes (tgid, generation), threads, or cgroups,
     /// each with as many syscall rows as it makes (`--max-keys` counts these, not rows).
     admitted: HashSet<(u32, u32, u32)>,
@@ -124,6 +128,16 @@ fn syscall_series(by_syscall: &mut Vec<Option<Series>>, nr: u16) -> &mut Series 
         by_syscall.resize_with(idx + 1, || None);
     }
     by_syscall[idx].get_or_insert_with(Series::default)
+}
+
+/// A series for a snapshot: shared, or a settled copy when its histograms of time off CPU
+/// still owe calls that never switched.
+fn shared(s: &Arc<Series>) -> Arc<Series> {
+    if s.off_cpu.unsettled() {
+        Arc::new(Series::clone(s))
+    } else {
+        Arc::clone(s)
+    }
 }
 
 /// Records one call into a series.
@@ -212,7 +226,7 @@ impl Aggregator {
             let run = 1 + events[i + 1..].iter().take_while(|ev| same(ev)).count();
             let key = self.key_of(call);
             let total = syscall_series(&mut self.by_syscall, call.nr);
-            let series = self.keyed.entry(key).or_default();
+            let series = Arc::make_mut(self.keyed.entry(key).or_default());
             for ev in &events[i..i + run] {
                 if let Some((c, a)) = ev.as_call() {
                     put(total, c, a);
@@ -282,7 +296,11 @@ impl Aggregator {
             return;
         }
         let key = self.key_of(ev);
-        put(self.keyed.entry(key).or_default(), ev, anatomy);
+        put(
+            Arc::make_mut(self.keyed.entry(key).or_default()),
+            ev,
+            anatomy,
+        );
     }
 
     /// The key to record under: `key` itself, or its syscall's `other` key when its
@@ -338,7 +356,7 @@ impl Aggregator {
         }
         if !r.exited.is_empty() {
             let gone: HashSet<(u32, u32)> = r.exited.drain(..).collect();
-            let moved: Vec<(Key, Series)> = self
+            let moved: Vec<(Key, Arc<Series>)> = self
                 .keyed
                 .extract_if(|k, _| {
                     k.tgid != OTHER
@@ -373,7 +391,7 @@ impl Aggregator {
                     tid: 0,
                     nr: k.nr,
                 };
-                self.keyed.entry(key).or_default().merge(&s);
+                Arc::make_mut(self.keyed.entry(key).or_default()).merge(&s);
             }
             self.admitted.retain(|w| !gone.contains(&(w.0, w.1)));
             self.folded.retain(|w| !gone.contains(&(w.0, w.1)));
@@ -466,7 +484,7 @@ impl Aggregator {
         keys.sort_unstable_by_key(|k| (k.tgid == OTHER, **k));
         for k in keys {
             let key = self.admit(*k);
-            self.keyed.entry(key).or_default().merge(&other.keyed[k]);
+            Arc::make_mut(self.keyed.entry(key).or_default()).merge(&other.keyed[k]);
         }
         self.folded.extend(other.folded.iter().copied());
         for (k, v) in &other.generations {
@@ -508,7 +526,7 @@ impl Aggregator {
         loss: LossCounters,
     ) -> Snapshot {
         let mut rows = self.syscall_rows();
-        rows.sort_by(|a, b| {
+        rows.sort_unstable_by(|a, b| {
             b.series
                 .total_ns
                 .cmp(&a.series.total_ns)
@@ -564,7 +582,7 @@ impl Aggregator {
                             path: name(k.tgid).unwrap_or_else(|| format!("cgroup#{}", k.tgid)),
                         }
                     };
-                    Row::new(k.nr, key, s.clone())
+                    Row::new(k.nr, key, shared(s))
                 })
                 .collect(),
             GroupBy::Process | GroupBy::Thread => self
@@ -572,7 +590,7 @@ impl Aggregator {
                 .iter()
                 .map(|(k, s)| {
                     if k.tgid == OTHER {
-                        return Row::new(k.nr, RowKey::Other, s.clone());
+                        return Row::new(k.nr, RowKey::Other, shared(s));
                     }
                     let comm = self
                         .names
@@ -595,11 +613,11 @@ impl Aggregator {
                     } else {
                         RowKey::Process { pid, comm }
                     };
-                    Row::new(k.nr, key, s.clone())
+                    Row::new(k.nr, key, shared(s))
                 })
                 .collect(),
         };
-        rows.sort_by(|a, b| {
+        rows.sort_unstable_by(|a, b| {
             b.series
                 .total_ns
                 .cmp(&a.series.total_ns)

@@ -135,8 +135,14 @@ impl OffCpu {
         self.voluntary + self.involuntary
     }
 
+    /// Whether calls that never switched are still to be added to the histograms (a
+    /// clone adds them).
+    pub fn unsettled(&self) -> bool {
+        self.hists.as_ref().is_some_and(|h| h.zeros > 0)
+    }
+
     /// Per-call run-queue and blocked histograms over every call, when a call switched.
-    /// Exact on a copy (a snapshot's series); the aggregator's own may lag behind by the
+    /// Exact on a snapshot's series (settled); the aggregator's own may lag behind by the
     /// calls that never switched.
     pub fn hists(&self) -> Option<(&LatencyHist, &LatencyHist)> {
         self.hists.as_ref().map(|h| (&h.runq, &h.blocked))

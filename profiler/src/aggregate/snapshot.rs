@@ -1,6 +1,6 @@
 //! The immutable result presenters read: rows of series plus the loss accounting.
 
-use std::collections::BTreeMap;
+use std::{collections::BTreeMap, sync::Arc};
 
 use super::{GroupBy, KeyId, RowKey, Series};
 use crate::syscalls;
@@ -140,18 +140,19 @@ pub struct Row {
     pub syscall: String,
     /// Whose calls.
     pub key: RowKey,
-    /// The data.
-    pub series: Series,
+    /// The data, shared with the aggregator until either side changes it (a snapshot of a
+    /// series nothing wrote since costs a reference count, not a copy).
+    pub series: Arc<Series>,
 }
 
 impl Row {
     /// A row of syscall `nr`'s calls made by `key`.
-    pub fn new(nr: u32, key: RowKey, series: Series) -> Self {
+    pub fn new(nr: u32, key: RowKey, series: impl Into<Arc<Series>>) -> Self {
         Self {
             nr,
             syscall: syscalls::name(nr),
             key,
-            series,
+            series: series.into(),
         }
     }
 

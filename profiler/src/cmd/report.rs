@@ -198,7 +198,7 @@ fn columns(
             by_key
                 .entry(recording::row_key(&row))
                 .or_default()
-                .push((c, row.series.hist));
+                .push((c, std::sync::Arc::unwrap_or_clone(row.series).hist));
         }
     }
     Ok(Some((timeline, by_key)))

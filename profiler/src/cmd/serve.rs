@@ -84,7 +84,10 @@ pub async fn run(args: &ServeArgs) -> anyhow::Result<i32> {
                         |r| !matches!(&r.key, RowKey::Container(c) if pending.contains(&c.id)),
                     );
                 }
-                tx.send_replace(Arc::new(snap));
+                drop(tx.send_replace(Arc::new(snap)));
+                // What expired and the previous snapshot go back to the kernel, so the
+                // resident set follows the retention, not the highest churn seen.
+                crate::collect::memory::give_back();
             }
             Event::End(code) => break code,
         }

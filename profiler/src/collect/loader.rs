@@ -311,6 +311,7 @@ impl Probe {
         } else {
             1
         };
+        let (by_cgroup, log_wake) = (u32::from(opts.by_cgroup), slots / WAKE_FRACTION);
         let mut loader = EbpfLoader::new();
         if flavor == Flavor::Legacy {
             loader.map_max_entries("ENTER", LEGACY_ENTER_ENTRIES);
@@ -337,10 +338,10 @@ impl Probe {
             .override_global("CGROUP_ID", &cgroup_id, true)
             .override_global("CGROUP_LEVEL", &cgroup_level, true)
             .override_global("SLOW_NS", &opts.slow_ns, true)
-            .override_global("BY_CGROUP", &u32::from(opts.by_cgroup), true)
+            .override_global("BY_CGROUP", &by_cgroup, true)
             .override_global("OFF_ARGS", &offsets.args, true)
             .override_global("LOG_SLOTS", &slots, true)
-            .override_global("LOG_WAKE", &(slots / WAKE_FRACTION), true)
+            .override_global("LOG_WAKE", &log_wake, true)
             .override_global("STACKS_NS", &stacks_ns, true)
             .map_max_entries("STACKS", stack_entries)
             .map_max_entries("TGID_BITS", words)
@@ -357,6 +358,10 @@ impl Probe {
             )
             .load(object)
             .map_err(LoadError::Object)?;
+        // The loader holds its own parse of the kernel's BTF (about 12 MiB here):
+        // freed before `load_programs` parses it again for the tp_btf programs, so the
+        // two copies are never resident at once.
+        drop(loader);
         fill_filters(&mut ebpf, opts)?;
         if let (Flavor::Legacy, Filter::Cgroup { path, .. }) = (flavor, &opts.filter) {
             set_target_cgroup(&mut ebpf, path)?;
@@ -421,6 +426,8 @@ impl Probe {
             ebpf,
         };
         probe.load_programs()?;
+        // Both parses of the BTF are freed now.
+        super::memory::give_back();
         Ok(probe)
     }
 

@@ -13,6 +13,7 @@ pub mod features;
 pub mod kernel_btf;
 pub mod launch;
 pub mod loader;
+pub mod memory;
 pub mod privileges;
 pub mod procinfo;
 pub mod prog_stats;

@@ -184,7 +184,7 @@ impl Trace {
             comms: Comms::default(),
             containers,
             keyed: Vec::new(),
-            buf: Vec::with_capacity(1 << 16),
+            buf: Vec::with_capacity(crate::collect::loader::DRAIN_BATCH),
             stacks,
             child: None,
             exits,

@@ -601,7 +601,7 @@ mod tests {
             }
             h
         };
-        r.series.off_cpu = OffCpu::restore(
+        std::sync::Arc::make_mut(&mut r.series).off_cpu = OffCpu::restore(
             [300, 200, 4, 2],
             Some((hist(&[0, 0, 100, 200]), hist(&[0, 0, 0, 200]))),
         );
