@@ -53,7 +53,12 @@ fn main() -> ExitCode {
             // capabilities; ENOENT: what is missing) after the answer itself.
             let hint = err
                 .chain()
-                .find_map(|e| e.downcast_ref::<profiler::collect::LoadError>())
+                .find_map(|e| {
+                    e.downcast_ref::<profiler::collect::LoadError>().or_else(|| {
+                        e.downcast_ref::<profiler::collect::session::SessionError>()
+                            .and_then(profiler::collect::session::SessionError::load)
+                    })
+                })
                 .and_then(profiler::collect::LoadError::hint)
                 .map(|h| format!(" ({h})"))
                 .unwrap_or_default();

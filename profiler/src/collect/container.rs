@@ -203,11 +203,8 @@ fn process_cgroups() -> Result<Vec<String>, ContainerError> {
         .map_err(ContainerError::Proc)?
         .flatten()
     {
-        let Ok(text) = std::fs::read_to_string(entry.path().join("cgroup")) else {
-            continue;
-        };
-        if let Some(rel) = text.lines().find_map(|l| l.strip_prefix("0::")) {
-            out.push(rel.to_string());
+        if let Some(rel) = super::procinfo::cgroup_v2_path(entry.path()) {
+            out.push(rel);
         }
     }
     Ok(out)

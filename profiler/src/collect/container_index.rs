@@ -190,11 +190,7 @@ impl ContainerIndex {
 
     /// The v2 line of `/proc/PID/cgroup`.
     fn proc_path(&self, tgid: u32) -> Option<String> {
-        let bytes = std::fs::read(self.proc.join(tgid.to_string()).join("cgroup")).ok()?;
-        let text = String::from_utf8_lossy(&bytes);
-        text.lines()
-            .find_map(|l| l.strip_prefix("0::"))
-            .map(str::to_string)
+        super::procinfo::cgroup_v2_path(self.proc.join(tgid.to_string()))
     }
 
     /// Waits up to `wait` for the runtimes' answers still due; whether none is due now.

@@ -3,9 +3,10 @@
 //! /proc could be read. The name of a process that exited is forgotten at the next drain
 //! ([`Comms::sweep`]): the aggregator keeps exited processes' names itself, so the cache
 //! holds the live processes (and the last drain's exits), not every process ever seen.
+//! Also a process's cgroup v2 path, which container and cgroup naming read.
 #![forbid(unsafe_code)]
 
-use std::collections::HashMap;
+use std::{collections::HashMap, path::PathBuf};
 
 /// A bounded cache of process names by tgid.
 #[derive(Debug, Default)]
@@ -82,9 +83,31 @@ pub fn read_comm(pid: u32) -> Option<String> {
         .map(|s| s.comm)
 }
 
+/// The cgroup v2 path (relative to the hierarchy's root, with a leading `/`) of the
+/// process whose /proc directory is `dir`: the `0::` line of its `cgroup` file, read with
+/// procfs. `None` when the process is gone, has no v2 line, or the path is not UTF-8
+/// (cgroup names may hold any byte; callers then walk the hierarchy instead).
+pub fn cgroup_v2_path(dir: PathBuf) -> Option<String> {
+    procfs::process::Process::new_with_root(dir)
+        .ok()?
+        .cgroups()
+        .ok()?
+        .into_iter()
+        .find(|c| c.hierarchy == 0 && c.controllers.is_empty())
+        .map(|c| c.pathname)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn reads_own_cgroup_v2_path() {
+        let text = std::fs::read_to_string("/proc/self/cgroup").unwrap();
+        let want = text.lines().find_map(|l| l.strip_prefix("0::")).map(String::from);
+        assert_eq!(cgroup_v2_path(PathBuf::from("/proc/self")), want);
+        assert_eq!(cgroup_v2_path(PathBuf::from("/proc/0")), None);
+    }
 
     #[test]
     fn reads_own_comm() {

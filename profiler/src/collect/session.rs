@@ -22,7 +22,6 @@ use std::{
     time::{Duration, Instant, SystemTime, UNIX_EPOCH},
 };
 
-use anyhow::Context as _;
 use tokio::{
     signal::unix::{Signal, SignalKind, signal},
     task::JoinHandle,
@@ -32,7 +31,7 @@ use tokio::{
 use crate::{
     aggregate::{self, ContainerInfo, GroupBy, LossCounters, comm_name},
     collect::{
-        Filter, LoadOptions, Probe, cgroup,
+        Filter, LoadError, LoadOptions, Probe, cgroup,
         container_index::ContainerIndex,
         exits::Exits,
         launch,
@@ -104,13 +103,53 @@ pub struct Trace {
     started: Instant,
 }
 
+/// Why a tracing session could not start or go on. The kernel's and the command's errors
+/// pass through unchanged (their lines are the user's), the rest say what failed.
+#[derive(Debug, thiserror::Error)]
+pub enum SessionError {
+    /// Loading, attaching or targeting the programs.
+    #[error(transparent)]
+    Load(#[from] LoadError),
+    /// `--by container`: the cgroup hierarchy could not be read.
+    #[error(transparent)]
+    Containers(#[from] cgroup::CgroupError),
+    /// The command could not be started.
+    #[error(transparent)]
+    Launch(#[from] launch::LaunchError),
+    /// A signal handler could not be installed.
+    #[error("failed to handle {name}")]
+    Signal {
+        /// The signal's name.
+        name: &'static str,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The task waiting for the command failed.
+    #[error("failed to wait for the command")]
+    WaitTask(#[source] tokio::task::JoinError),
+    /// waitpid(2) failed.
+    #[error("failed to wait for the command")]
+    Wait(#[source] std::io::Error),
+}
+
+impl SessionError {
+    /// The load error inside, if that is what this is (for its hint).
+    pub fn load(&self) -> Option<&LoadError> {
+        match self {
+            SessionError::Load(e) => Some(e),
+            _ => None,
+        }
+    }
+}
+
 impl Trace {
     /// [`Trace::start_with`] without call filters.
     pub fn start(
         targets: &Targets,
         duration: Option<Duration>,
         announce: bool,
-    ) -> anyhow::Result<Self> {
+    ) -> Result<Self, SessionError> {
         Self::start_with(targets, &Filters::default(), duration, announce)
     }
 
@@ -121,7 +160,7 @@ impl Trace {
         filters: &Filters,
         duration: Option<Duration>,
         announce: bool,
-    ) -> anyhow::Result<Self> {
+    ) -> Result<Self, SessionError> {
         let filter = match targets {
             Targets::All => Filter::All,
             Targets::Tids(_) => Filter::Tids,
@@ -178,7 +217,7 @@ impl Trace {
             .take_stacks()
             .map(|map| Stacks::new(map, crate::aggregate::stacks::DEFAULT_MAX_STACKS));
         probe.attach()?;
-        let sig = |k, name| signal(k).with_context(|| format!("failed to handle {name}"));
+        let sig = |k, name| signal(k).map_err(|source| SessionError::Signal { name, source });
         let mut trace = Trace {
             probe,
             comms: Comms::default(),
@@ -258,7 +297,7 @@ impl Trace {
     }
 
     /// Waits for the next tick or end condition. Cancel-safe.
-    pub async fn next(&mut self) -> anyhow::Result<Event> {
+    pub async fn next(&mut self) -> Result<Event, SessionError> {
         let had_targets = !self.exits.all_gone();
         let deadline = async {
             match self.deadline.as_mut() {
@@ -314,8 +353,9 @@ impl Trace {
             }
             status = child => {
                 self.child = None;
-                let code = status.context("failed to wait for the command")?
-                    .context("failed to wait for the command")?;
+                let code = status
+                    .map_err(SessionError::WaitTask)?
+                    .map_err(SessionError::Wait)?;
                 return Ok(Event::End(code));
             }
             _ = deadline => return Ok(Event::End(0)),
