@@ -54,10 +54,11 @@ fn main() -> ExitCode {
             let hint = err
                 .chain()
                 .find_map(|e| {
-                    e.downcast_ref::<profiler::collect::LoadError>().or_else(|| {
-                        e.downcast_ref::<profiler::collect::session::SessionError>()
-                            .and_then(profiler::collect::session::SessionError::load)
-                    })
+                    e.downcast_ref::<profiler::collect::LoadError>()
+                        .or_else(|| {
+                            e.downcast_ref::<profiler::collect::session::SessionError>()
+                                .and_then(profiler::collect::session::SessionError::load)
+                        })
                 })
                 .and_then(profiler::collect::LoadError::hint)
                 .map(|h| format!(" ({h})"))

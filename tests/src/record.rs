@@ -22,6 +22,12 @@ impl Record {
     pub fn to(out: impl AsRef<Path>, args: &[&str]) -> Self {
         let out = out.as_ref().to_path_buf();
         let mut cmd = Command::new(syslat_bin());
+        // cargo (and `cargo xtask`, through `cargo run`) put their library directories in
+        // LD_LIBRARY_PATH; the dynamic loader of a traced command would probe each of them
+        // and their hwcaps subdirectories for libgcc_s: 120 failed openat on a machine with
+        // AVX-512, enough to fill the slow-call log's budget before the test's own calls.
+        // syslat and the commands it starts need none of it.
+        cmd.env_remove("LD_LIBRARY_PATH");
         cmd.arg("record").arg("-o").arg(&out).args(args);
         Self { cmd, out }
     }

@@ -391,7 +391,16 @@ impl Aggregator {
                     tid: 0,
                     nr: k.nr,
                 };
-                Arc::make_mut(self.keyed.entry(key).or_default()).merge(&s);
+                match self.keyed.entry(key) {
+                    // The name's first exited process with this syscall: its series moves
+                    // as it is (no copy beside the original, however many exit at once).
+                    std::collections::hash_map::Entry::Vacant(v) => {
+                        v.insert(s);
+                    }
+                    std::collections::hash_map::Entry::Occupied(mut o) => {
+                        Arc::make_mut(o.get_mut()).merge(&s)
+                    }
+                }
             }
             self.admitted.retain(|w| !gone.contains(&(w.0, w.1)));
             self.folded.retain(|w| !gone.contains(&(w.0, w.1)));

@@ -117,20 +117,22 @@ impl CallLogs {
             };
             // The slot is inside the mapping; the producer finished writing it before
             // publishing `head` (acquire above) and does not touch it again until we
-            // publish a tail past it. Slots are 32-byte aligned in a page-aligned mapping;
+            // publish a tail past it, so nothing writes it while we read: a plain read (which
+            // the compiler may widen) is enough, no volatile one (which it copies field by
+            // field). Slots are 32-byte aligned in a page-aligned mapping;
             // `SyscallEvent` and `Anatomy` are 32-byte repr(C) structs of integers
             // (asserted in profiler-common), so every bit pattern is valid.
             let call = |seq| {
                 // SAFETY: see above.
-                unsafe { std::ptr::read_volatile(slot(seq).cast::<SyscallEvent>()) }
+                unsafe { std::ptr::read(slot(seq).cast::<SyscallEvent>()) }
             };
             let anatomy = |seq| {
                 // SAFETY: see above.
-                unsafe { std::ptr::read_volatile(slot(seq).cast::<Anatomy>()) }
+                unsafe { std::ptr::read(slot(seq).cast::<Anatomy>()) }
             };
             let stack = |seq| {
                 // SAFETY: see above (`StackIds` is 32 bytes of integers too).
-                unsafe { std::ptr::read_volatile(slot(seq).cast::<StackIds>()) }
+                unsafe { std::ptr::read(slot(seq).cast::<StackIds>()) }
             };
             let mut seq = from;
             while seq < head && out.len() - before < max {

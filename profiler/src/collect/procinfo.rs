@@ -104,7 +104,10 @@ mod tests {
     #[test]
     fn reads_own_cgroup_v2_path() {
         let text = std::fs::read_to_string("/proc/self/cgroup").unwrap();
-        let want = text.lines().find_map(|l| l.strip_prefix("0::")).map(String::from);
+        let want = text
+            .lines()
+            .find_map(|l| l.strip_prefix("0::"))
+            .map(String::from);
         assert_eq!(cgroup_v2_path(PathBuf::from("/proc/self")), want);
         assert_eq!(cgroup_v2_path(PathBuf::from("/proc/0")), None);
     }
