@@ -3,9 +3,9 @@
 //! glibc's allocator keeps freed memory for reuse, and it returns pages only from the top
 //! of the heap. A long-running syslat frees much memory at two points: after loading,
 //! when the kernel's BTF (parsed by aya's loader, then again for the tp_btf programs) is
-//! freed, and when `serve` drops the series of
-//! processes that exited. Without a trim, that memory stays in the resident set. With
-//! one, the resident set follows what is live.
+//! freed, and when `serve` drops the series of processes that exited. Without a trim,
+//! that memory stays in the resident set. With one, the resident set follows what is
+//! live.
 
 /// Returns the free pages of the heap to the kernel: whole free pages anywhere in the
 /// heap, not only at its top. This costs a walk of the allocator's free lists, which is
