@@ -94,9 +94,17 @@ pub fn cgroup_v2_root() -> PathBuf {
     PathBuf::from(line[1])
 }
 
-/// A `Command` for `syslat` with `args`.
+/// A `Command` for `syslat` with `args`, which every test that starts syslat builds on.
+///
+/// cargo (and `cargo xtask`, through `cargo run`) put their library directories in
+/// LD_LIBRARY_PATH; the dynamic loader of a command syslat starts would probe each of them
+/// and their hwcaps subdirectories for libgcc_s: 120 failed openat on a machine with
+/// AVX-512 and a different number on another, enough to fill the slow-call log's budget
+/// and to make two runs of one command differ in their call counts. syslat and the
+/// commands it starts need none of it.
 pub fn syslat(args: &[&str]) -> Command {
     let mut c = Command::new(syslat_bin());
+    c.env_remove("LD_LIBRARY_PATH");
     c.args(args);
     c
 }

@@ -9,7 +9,7 @@ use std::{
     process::{Command, Output},
 };
 
-use crate::{Reaped, start_tracing_with, summary, syslat_bin, workload};
+use crate::{Reaped, start_tracing_with, summary, workload};
 
 /// A `syslat record -o OUT ARGS [-- CMD]` to run, with the environment it runs in.
 pub struct Record {
@@ -21,13 +21,8 @@ impl Record {
     /// `syslat record -o OUT ARGS` (ARGS: flags and targets, the format among them).
     pub fn to(out: impl AsRef<Path>, args: &[&str]) -> Self {
         let out = out.as_ref().to_path_buf();
-        let mut cmd = Command::new(syslat_bin());
-        // cargo (and `cargo xtask`, through `cargo run`) put their library directories in
-        // LD_LIBRARY_PATH; the dynamic loader of a traced command would probe each of them
-        // and their hwcaps subdirectories for libgcc_s: 120 failed openat on a machine with
-        // AVX-512, enough to fill the slow-call log's budget before the test's own calls.
-        // syslat and the commands it starts need none of it.
-        cmd.env_remove("LD_LIBRARY_PATH");
+        // Built on `syslat()`, which keeps cargo's LD_LIBRARY_PATH from the traced command.
+        let mut cmd = crate::syslat(&[]);
         cmd.arg("record").arg("-o").arg(&out).args(args);
         Self { cmd, out }
     }
