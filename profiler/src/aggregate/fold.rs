@@ -205,17 +205,29 @@ impl Aggregator {
     pub fn fold(&mut self, events: &[Event]) {
         let mut i = 0;
         while i < events.len() {
-            let (call, anatomy) = match &events[i] {
-                Event::Call(call, anatomy) | Event::CallStack(call, anatomy, _) => (call, anatomy),
+            let call = match &events[i] {
+                Event::Call(call, _) | Event::CallStack(call, ..) => call,
                 Event::Exit(exit) => {
                     self.retire(exit.tgid, &exit.comm);
                     i += 1;
                     continue;
                 }
             };
-            if self.group == GroupBy::Syscall || u32::from(call.nr) >= MAX_SYSCALLS {
-                self.record_call(call, anatomy);
+            if u32::from(call.nr) >= MAX_SYSCALLS {
                 i += 1;
+                continue;
+            }
+            if self.group == GroupBy::Syscall {
+                let same = |ev: &Event| ev.as_call().is_some_and(|(c, _)| c.nr == call.nr);
+                let run = 1 + events[i + 1..].iter().take_while(|ev| same(ev)).count();
+                let total = syscall_series(&mut self.by_syscall, call.nr);
+                for ev in &events[i..i + run] {
+                    if let Some((c, a)) = ev.as_call() {
+                        put(total, c, a);
+                    }
+                }
+                self.events += run as u64;
+                i += run;
                 continue;
             }
             let caller = self.caller(call);

@@ -135,9 +135,19 @@ impl CallLogs {
                 unsafe { std::ptr::read(slot(seq).cast::<StackIds>()) }
             };
             let mut seq = from;
-            while seq < head && out.len() - before < max {
+            // At most this many more calls from this CPU: the loop below checks this bound,
+            // not the vector's length, and pushes without growing it.
+            let room = max - (out.len() - before);
+            out.reserve(room.min((head - seq) as usize));
+            let stop = out.len() + room;
+            while seq < head && out.len() < stop {
                 let ev = call(seq);
                 seq += 1;
+                // The usual record: a call that neither left its CPU nor took stacks.
+                if ev.kind == kind::CALL && ev.flags & flag::STACK == 0 {
+                    out.push(Event::call(ev));
+                    continue;
+                }
                 let switched = match ev.kind {
                     kind::CALL => false,
                     kind::CALL_SWITCHED => true,
