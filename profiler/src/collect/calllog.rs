@@ -138,7 +138,7 @@ impl CallLogs {
             // At most this many more calls from this CPU: the loop below checks this bound,
             // not the vector's length, and pushes without growing it.
             let room = max - (out.len() - before);
-            out.reserve(room.min((head - seq) as usize));
+            out.reserve(room.min(head.saturating_sub(seq) as usize));
             let stop = out.len() + room;
             while seq < head && out.len() < stop {
                 let ev = call(seq);
