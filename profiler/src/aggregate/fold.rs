@@ -198,10 +198,10 @@ impl Aggregator {
         });
     }
 
-    /// Folds one batch of events. A run of calls of one syscall from one caller (the
-    /// usual case: a CPU's log holds a thread's calls in order) finds its series once and
-    /// records into it directly; the result is the same as [`Aggregator::record_call`] on
-    /// each.
+    /// Folds one batch of events. A run of calls of one syscall (from one caller, unless
+    /// by syscall; the usual case: a CPU's log holds a thread's calls in order) finds its
+    /// series once and records into it directly; the result is the same as
+    /// [`Aggregator::record_call`] on each.
     pub fn fold(&mut self, events: &[Event]) {
         let mut i = 0;
         while i < events.len() {
@@ -217,32 +217,23 @@ impl Aggregator {
                 i += 1;
                 continue;
             }
-            if self.group == GroupBy::Syscall {
-                let same = |ev: &Event| ev.as_call().is_some_and(|(c, _)| c.nr == call.nr);
-                let run = 1 + events[i + 1..].iter().take_while(|ev| same(ev)).count();
-                let total = syscall_series(&mut self.by_syscall, call.nr);
-                for ev in &events[i..i + run] {
-                    if let Some((c, a)) = ev.as_call() {
-                        put(total, c, a);
-                    }
-                }
-                self.events += run as u64;
-                i += run;
-                continue;
-            }
+            // By syscall a run is one syscall's; otherwise one caller's too.
+            let keyed = self.group != GroupBy::Syscall;
             let caller = self.caller(call);
             let same = |ev: &Event| {
                 ev.as_call()
-                    .is_some_and(|(c, _)| c.nr == call.nr && self.caller(c) == caller)
+                    .is_some_and(|(c, _)| c.nr == call.nr && (!keyed || self.caller(c) == caller))
             };
             let run = 1 + events[i + 1..].iter().take_while(|ev| same(ev)).count();
-            let key = self.key_of(call);
+            let key = keyed.then(|| self.key_of(call));
             let total = syscall_series(&mut self.by_syscall, call.nr);
-            let series = Arc::make_mut(self.keyed.entry(key).or_default());
+            let mut series = key.map(|k| Arc::make_mut(self.keyed.entry(k).or_default()));
             for ev in &events[i..i + run] {
                 if let Some((c, a)) = ev.as_call() {
                     put(total, c, a);
-                    put(series, c, a);
+                    if let Some(s) = series.as_deref_mut() {
+                        put(s, c, a);
+                    }
                 }
             }
             self.events += run as u64;

@@ -96,9 +96,10 @@ impl CallLogs {
     /// frees their slots. Returns how many calls: fewer than `max` when the logs are empty.
     pub fn drain(&mut self, out: &mut Vec<Event>, max: usize) -> usize {
         let before = out.len();
+        let stop = before + max;
         let mask = u64::from(self.slots) - 1;
         for cpu in 0..self.cpus {
-            if out.len() - before >= max {
+            if out.len() >= stop {
                 break;
             }
             let head = self.word(cpu, LOG_HEAD_OFFSET).load(Ordering::Acquire);
@@ -135,11 +136,6 @@ impl CallLogs {
                 unsafe { std::ptr::read(slot(seq).cast::<StackIds>()) }
             };
             let mut seq = from;
-            // At most this many more calls from this CPU: the loop below checks this bound,
-            // not the vector's length, and pushes without growing it.
-            let room = max - (out.len() - before);
-            out.reserve(room.min(head.saturating_sub(seq) as usize));
-            let stop = out.len() + room;
             while seq < head && out.len() < stop {
                 let ev = call(seq);
                 seq += 1;
