@@ -47,8 +47,8 @@ enum Task {
     Dist,
     /// Fuzz the readers of recordings (cargo fuzz, libFuzzer) for a bounded time.
     Fuzz(fuzz::FuzzArgs),
-    /// Boot Debian's kernels (5.10, 6.1, 6.12, 6.12-rt) under qemu with a static syslat and
-    /// run a smoke suite in each guest.
+    /// Boot Debian's kernels (5.10 to 7.1, PREEMPT_RT among them) under qemu with a static
+    /// syslat and run a smoke suite in each guest.
     VmTest(vm::VmTestArgs),
 }
 

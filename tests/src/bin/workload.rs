@@ -6,6 +6,12 @@
 //! - `sleep N MS`: N clock_nanosleep calls of MS milliseconds;
 //! - `sleep-us N US`: N clock_nanosleep calls of US microseconds;
 //! - `pipe N MS`: N blocking reads on a pipe, each woken by another thread after MS ms;
+//! - `timed-sleep N MS`, `timed-pipe N MS`: as `sleep` and `pipe`, each call bracketed by
+//!   two reads of CLOCK_MONOTONIC (the clock syslat's eBPF reads), then print those
+//!   durations in ns on one line, in call order. Every call's time in the kernel lies
+//!   inside its bracket, so syslat's percentiles of the same calls can be no larger (but
+//!   for its histogram's 0.1 % rounding): an oracle for latency checks that holds however
+//!   slow the machine is;
 //! - `enoent N`: N openat calls on a missing path (ENOENT);
 //! - `forks K`: K children that exit at once (via fork + _exit), each reaped;
 //! - `named-children N K`: N children one after another, child `i` renamed `c<i>` (prctl
@@ -54,29 +60,60 @@ fn getppid(n: u64) {
 }
 
 fn sleep(n: u64, ms: u64) {
-    sleep_us(n, ms * 1000);
+    sleep_us(n, ms * 1000, None);
 }
 
-fn sleep_us(n: u64, us: u64) {
+/// CLOCK_MONOTONIC now, ns.
+fn monotonic_ns() -> u64 {
+    let mut t = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: a valid clock id and a timespec to write.
+    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut t) };
+    t.tv_sec as u64 * 1_000_000_000 + t.tv_nsec as u64
+}
+
+/// Runs `call`, pushing its duration (CLOCK_MONOTONIC, ns) to `times` when given.
+fn timed(times: &mut Option<&mut Vec<u64>>, call: impl FnOnce()) {
+    match times {
+        None => call(),
+        Some(times) => {
+            let t0 = monotonic_ns();
+            call();
+            times.push(monotonic_ns() - t0);
+        }
+    }
+}
+
+/// Prints `times` on one line, separated by spaces.
+fn print_times(times: &[u64]) {
+    let line: Vec<String> = times.iter().map(u64::to_string).collect();
+    println!("{}", line.join(" "));
+}
+
+fn sleep_us(n: u64, us: u64, mut times: Option<&mut Vec<u64>>) {
     let ts = libc::timespec {
         tv_sec: (us / 1_000_000) as _,
         tv_nsec: ((us % 1_000_000) * 1000) as _,
     };
     for _ in 0..n {
-        // SAFETY: valid timespec pointer, null remainder.
-        unsafe {
-            libc::syscall(
-                libc::SYS_clock_nanosleep,
-                libc::CLOCK_MONOTONIC,
-                0,
-                &ts,
-                std::ptr::null_mut::<libc::timespec>(),
-            )
-        };
+        timed(&mut times, || {
+            // SAFETY: valid timespec pointer, null remainder.
+            unsafe {
+                libc::syscall(
+                    libc::SYS_clock_nanosleep,
+                    libc::CLOCK_MONOTONIC,
+                    0,
+                    &ts,
+                    std::ptr::null_mut::<libc::timespec>(),
+                )
+            };
+        });
     }
 }
 
-fn pipe_reads(n: u64, ms: u64) {
+fn pipe_reads(n: u64, ms: u64, mut times: Option<&mut Vec<u64>>) {
     let mut fds = [0i32; 2];
     // SAFETY: fds has room for two descriptors.
     if unsafe { libc::pipe(fds.as_mut_ptr()) } != 0 {
@@ -94,8 +131,10 @@ fn pipe_reads(n: u64, ms: u64) {
     });
     let mut b = [0u8; 1];
     for _ in 0..n {
-        // SAFETY: valid fd and 1-byte buffer.
-        unsafe { libc::syscall(libc::SYS_read, r, b.as_mut_ptr(), 1) };
+        timed(&mut times, || {
+            // SAFETY: valid fd and 1-byte buffer.
+            unsafe { libc::syscall(libc::SYS_read, r, b.as_mut_ptr(), 1) };
+        });
     }
     writer.join().expect("writer thread");
 }
@@ -311,7 +350,7 @@ fn starve(n: u64, us: u64, spin_ms: u64, idle_ms: u64) -> (i64, u64) {
     // SAFETY: gettid takes no arguments.
     let tid = unsafe { libc::syscall(libc::SYS_gettid) };
     let before = run_delay();
-    sleep_us(n, us);
+    sleep_us(n, us, None);
     let after = run_delay();
     DONE.store(true, Ordering::Relaxed);
     hog.join().expect("hog thread");
@@ -547,11 +586,23 @@ fn main() {
                 i += 3;
             }
             "sleep-us" => {
-                sleep_us(num(i + 1), num(i + 2));
+                sleep_us(num(i + 1), num(i + 2), None);
                 i += 3;
             }
             "pipe" => {
-                pipe_reads(num(i + 1), num(i + 2));
+                pipe_reads(num(i + 1), num(i + 2), None);
+                i += 3;
+            }
+            "timed-sleep" => {
+                let mut times = Vec::new();
+                sleep_us(num(i + 1), num(i + 2) * 1000, Some(&mut times));
+                print_times(&times);
+                i += 3;
+            }
+            "timed-pipe" => {
+                let mut times = Vec::new();
+                pipe_reads(num(i + 1), num(i + 2), Some(&mut times));
+                print_times(&times);
                 i += 3;
             }
             "enoent" => {
