@@ -1,7 +1,9 @@
 //! Running `syslat record` in the tests: [`Record`] puts the command line together (`record
 //! -o OUT`, flags and targets, `-- CMD`) and its environment, then runs it to its end with
 //! the exit status expected, or starts it and waits until it traces; [`record_json`] and
-//! [`record_workload`] are its commonest use, a JSON recording's summary.
+//! [`record_workload`] are its commonest use, a JSON recording's summary; [`record_timed`]
+//! also returns the workload's own durations of the calls it timed, an oracle for latency
+//! checks ([`own_at_p50`]).
 
 use std::{
     ffi::OsStr,
@@ -101,4 +103,29 @@ pub fn record_json(out: &Path, args: &[&str], cmd: &[&str]) -> serde_json::Value
 /// summary.
 pub fn record_workload(out: &Path, args: &[&str], steps: &[&str]) -> serde_json::Value {
     Record::json(out, args).workload(steps).summary()
+}
+
+/// `syslat record -f json -o OUT ARGS -- WORKLOAD STEPS` of a `timed-sleep` or `timed-pipe`
+/// step, asserting success; returns OUT's summary and the workload's own durations (ns,
+/// sorted) of the calls it timed, each bracketed by two reads of the clock the programs
+/// read.
+pub fn record_timed(out: &Path, args: &[&str], steps: &[&str]) -> (serde_json::Value, Vec<u64>) {
+    let o = Record::json(out, args).workload(steps).run();
+    let mut own: Vec<u64> = String::from_utf8_lossy(&o.stdout)
+        .split_whitespace()
+        .map(|t| t.parse().expect("the workload prints durations"))
+        .collect();
+    own.sort_unstable();
+    (summary(out), own)
+}
+
+/// The workload's own duration (of `own`, sorted) that bounds the p50 of a row holding
+/// those calls and `fast` more that are faster than any of them (a process's start-up
+/// reads): the row's p50 is its ⌈n/2⌉-th smallest call (HDR's definition), at most the
+/// matching timed call's bracket, since every call's time in the kernel, and any part of
+/// it, lies inside its bracket (so the row's p50 can exceed it only by the histogram's
+/// 0.1 % rounding).
+pub fn own_at_p50(own: &[u64], fast: usize) -> u64 {
+    let nth = (own.len() + fast).div_ceil(2) - fast;
+    own[nth - 1]
 }

@@ -14,8 +14,8 @@ use std::{
 };
 
 use tests::{
-    Reaped, Record, Signal, count, fails_with, our_program_ids, record_workload, rows, signal,
-    summary, syslat, temp_path, wait_for_exit, workload,
+    Reaped, Record, Signal, count, fails_with, our_program_ids, own_at_p50, record_timed,
+    record_workload, rows, signal, summary, syslat, temp_path, wait_for_exit, workload,
 };
 
 fn p50_ms(s: &serde_json::Value, syscall: &str) -> f64 {
@@ -51,32 +51,14 @@ fn threads_counted_exactly() {
     );
 }
 
-/// Records `timed-STEP N MS` and returns the summary with the workload's own durations
-/// (ns, sorted) of the same calls, each bracketed by two reads of the clock syslat's eBPF
-/// reads.
-fn record_timed(name: &str, steps: &[&str]) -> (serde_json::Value, Vec<u64>) {
-    let out = temp_path(name);
-    let o = Record::json(&out, &[]).workload(steps).run();
-    let mut own: Vec<u64> = String::from_utf8_lossy(&o.stdout)
-        .split_whitespace()
-        .map(|t| t.parse().unwrap())
-        .collect();
-    own.sort_unstable();
-    (summary(&out), own)
-}
-
-/// syslat's p50 of a row against the workload's own durations of its slow calls, `fast`
-/// more calls of the row being faster than any of them (a process's start-up reads): the
-/// row's p50 is its ⌈n/2⌉-th smallest call (HDR's definition), so it is no larger than
-/// the matching call's own bracket (every call's time in the kernel lies inside it; 0.1 %
-/// for the histogram's rounding), and not smaller by more than the bracket's own cost
-/// could explain (10 %). Holds however loaded the machine.
+/// syslat's p50 of a row against the workload's own bracket of the matching call
+/// ([`own_at_p50`]): no larger (0.1 % for the histogram's rounding), and not smaller by
+/// more than the bracket's own cost could explain (10 %). Holds however loaded the machine.
 fn assert_p50_matches_own(s: &serde_json::Value, syscall: &str, own: &[u64], fast: usize) {
     let r = rows(s, syscall);
     assert_eq!(r.len(), 1, "one {syscall} row");
     let p50 = r[0]["p50_ns"].as_u64().unwrap();
-    let nth = (own.len() + fast).div_ceil(2) - fast;
-    let own = own[nth - 1];
+    let own = own_at_p50(own, fast);
     assert!(
         (own - own / 10..=own + own / 1000 + 1).contains(&p50),
         "{syscall} p50 {p50} ns, the workload's own {own} ns"
@@ -85,7 +67,7 @@ fn assert_p50_matches_own(s: &serde_json::Value, syscall: &str, own: &[u64], fas
 
 #[test]
 fn sleeps_have_the_right_latency() {
-    let (s, own) = record_timed("sleeps.json", &["timed-sleep", "20", "10"]);
+    let (s, own) = record_timed(&temp_path("sleeps.json"), &[], &["timed-sleep", "20", "10"]);
     assert_eq!(count(&s, "clock_nanosleep"), 20);
     // A 10 ms sleep takes at least 10 ms; the rest is the machine's and the oracle's.
     assert!(p50_ms(&s, "clock_nanosleep") >= 10.0);
@@ -97,7 +79,7 @@ fn blocking_reads_pair_across_cpus() {
     // The reader blocks and is woken by another thread, often on the other CPU.
     // The thread start-up reads a few files itself; a run with 0 pipe reads gives that base.
     let base = record_workload(&temp_path("pipe-base.json"), &[], &["pipe", "0", "5"]);
-    let (s, own) = record_timed("pipe.json", &["timed-pipe", "20", "5"]);
+    let (s, own) = record_timed(&temp_path("pipe.json"), &[], &["timed-pipe", "20", "5"]);
     let fast = count(&base, "read");
     assert_eq!(count(&s, "read") - fast, 20);
     assert_eq!(own.len(), 20);

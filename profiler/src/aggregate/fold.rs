@@ -140,6 +140,17 @@ fn shared(s: &Arc<Series>) -> Arc<Series> {
     }
 }
 
+/// The caller a call's row is keyed by under `group`, before generations and the cap:
+/// (tgid or cgroup, tid or 0).
+#[inline]
+fn caller_of(group: GroupBy, ev: &SyscallEvent) -> (u32, u32) {
+    match group {
+        GroupBy::Cgroup | GroupBy::Container => (ev.cgroup, 0),
+        GroupBy::Thread => (ev.tgid, ev.tid),
+        _ => (ev.tgid, 0),
+    }
+}
+
 /// Records one call into a series.
 #[inline]
 fn put(s: &mut Series, ev: &SyscallEvent, anatomy: &Anatomy) {
@@ -203,6 +214,9 @@ impl Aggregator {
     /// series once and records into it directly; the result is the same as
     /// [`Aggregator::record_call`] on each.
     pub fn fold(&mut self, events: &[Event]) {
+        let group = self.group;
+        // By syscall a run is one syscall's; otherwise one caller's too.
+        let keyed = group != GroupBy::Syscall;
         let mut i = 0;
         while i < events.len() {
             let call = match &events[i] {
@@ -217,44 +231,31 @@ impl Aggregator {
                 i += 1;
                 continue;
             }
-            // By syscall a run is one syscall's; otherwise one caller's too.
-            let keyed = self.group != GroupBy::Syscall;
-            let caller = self.caller(call);
-            let same = |ev: &Event| {
-                ev.as_call()
-                    .is_some_and(|(c, _)| c.nr == call.nr && (!keyed || self.caller(c) == caller))
-            };
-            let run = 1 + events[i + 1..].iter().take_while(|ev| same(ev)).count();
+            let caller = caller_of(group, call);
             let key = keyed.then(|| self.key_of(call));
             let total = syscall_series(&mut self.by_syscall, call.nr);
             let mut series = key.map(|k| Arc::make_mut(self.keyed.entry(k).or_default()));
-            for ev in &events[i..i + run] {
-                if let Some((c, a)) = ev.as_call() {
-                    put(total, c, a);
-                    if let Some(s) = series.as_deref_mut() {
-                        put(s, c, a);
-                    }
+            // One pass: the run ends at the first event that is not a call of this syscall
+            // (from this caller).
+            let start = i;
+            while let Some((c, a)) = events.get(i).and_then(Event::as_call) {
+                if c.nr != call.nr || (keyed && caller_of(group, c) != caller) {
+                    break;
                 }
+                put(total, c, a);
+                if let Some(s) = series.as_deref_mut() {
+                    put(s, c, a);
+                }
+                i += 1;
             }
-            self.events += run as u64;
-            i += run;
-        }
-    }
-
-    /// The caller a call's row is keyed by, before generations and the cap: (tgid or
-    /// cgroup, tid or 0).
-    fn caller(&self, ev: &SyscallEvent) -> (u32, u32) {
-        match self.group {
-            GroupBy::Cgroup | GroupBy::Container => (ev.cgroup, 0),
-            GroupBy::Thread => (ev.tgid, ev.tid),
-            _ => (ev.tgid, 0),
+            self.events += (i - start) as u64;
         }
     }
 
     /// The row key of a call (not by syscall): its caller's current generation, admitted
     /// under the cap or folded into `other`; remembered for a run of calls from one caller.
     fn key_of(&mut self, ev: &SyscallEvent) -> Key {
-        let caller = self.caller(ev);
+        let caller = caller_of(self.group, ev);
         let (tgid, generation, tid) = match self.last {
             Some((c, who)) if c == caller => who,
             _ => {
