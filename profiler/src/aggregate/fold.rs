@@ -6,6 +6,12 @@
 //! `other` row per syscall. A process-exit record retires its pid: a later process that
 //! reuses the number gets a new generation, so two processes never merge.
 //!
+//! Grouped by anything but syscall, the per-syscall series are kept beside the keyed ones
+//! only when asked ([`Aggregator::keep_syscall_totals`], `top`'s cumulative view): a call
+//! then costs one histogram record, not two. Without them, [`Aggregator::syscall_snapshot`]
+//! derives the per-syscall rows from the keyed series, and [`Aggregator::merge`] into an
+//! aggregator that keeps them adds the keyed series by syscall: O(the part merged), once.
+//!
 //! State stays bounded for an agent that runs for months. [`Aggregator::take`] moves the
 //! pid generations on rather than copying them, and the taken part keeps only the names
 //! and generations of its own keys. With a retention ([`Aggregator::retain_exited`],
@@ -13,7 +19,7 @@
 //! that exited into one set of rows per name (the rows a name labels keep the same sums, so
 //! no counter goes down), and drops a name's rows once they have been in `snapshots`
 //! snapshots since they last changed and no live process has the name; their pids'
-//! generations and names go with them. The per-syscall series are never dropped: they
+//! generations and names go with them. Kept per-syscall series are never dropped: they
 //! hold every call.
 
 use std::{
@@ -77,7 +83,12 @@ struct Key {
 pub struct Aggregator {
     group: GroupBy,
     max_keys: usize,
+    /// The per-syscall series: by syscall, the rows; keyed with `syscall_totals`, every
+    /// call again; keyed without, the calls of keyed rows since dropped (by
+    /// [`Aggregator::expire`]), which with the keyed rows make up every call.
     by_syscall: Vec<Option<Series>>,
+    /// Keyed: whether `by_syscall` is kept (see [`Aggregator::keep_syscall_totals`]).
+    syscall_totals: bool,
     /// Shared with the snapshots taken since a series last changed (copy on write).
     keyed: HashMap<Key, Arc<Series>>,
     /// The keys admitted under the cap: processes (tgid, generation), threads, or cgroups,
@@ -187,6 +198,7 @@ impl Aggregator {
             group,
             max_keys,
             by_syscall: Vec::new(),
+            syscall_totals: false,
             keyed: HashMap::default(),
             admitted: HashSet::default(),
             generations: HashMap::default(),
@@ -196,6 +208,19 @@ impl Aggregator {
             last: None,
             retention: None,
         }
+    }
+
+    /// Grouped by anything but syscall: also keeps one series per syscall of every call,
+    /// so [`Aggregator::syscall_snapshot`] costs O(syscalls) instead of O(keyed rows) and
+    /// holds every call even after keyed rows are dropped. Costs a second histogram record
+    /// per folded call; [`Aggregator::merge`] of a part that does not keep them costs none.
+    pub fn keep_syscall_totals(&mut self) {
+        self.syscall_totals = true;
+    }
+
+    /// Whether the per-syscall series are kept: by syscall they are the rows.
+    fn keeps_syscall_series(&self) -> bool {
+        self.group == GroupBy::Syscall || self.syscall_totals
     }
 
     /// Keeps the series of an exited process (by process or thread) for `snapshots`
@@ -233,7 +258,8 @@ impl Aggregator {
             }
             let caller = caller_of(group, call);
             let key = keyed.then(|| self.key_of(call));
-            let total = syscall_series(&mut self.by_syscall, call.nr);
+            let keep = self.keeps_syscall_series();
+            let mut total = keep.then(|| syscall_series(&mut self.by_syscall, call.nr));
             let mut series = key.map(|k| Arc::make_mut(self.keyed.entry(k).or_default()));
             // One pass: the run ends at the first event that is not a call of this syscall
             // (from this caller).
@@ -242,7 +268,9 @@ impl Aggregator {
                 if c.nr != call.nr || (keyed && caller_of(group, c) != caller) {
                     break;
                 }
-                put(total, c, a);
+                if let Some(t) = total.as_deref_mut() {
+                    put(t, c, a);
+                }
                 if let Some(s) = series.as_deref_mut() {
                     put(s, c, a);
                 }
@@ -295,7 +323,9 @@ impl Aggregator {
             return;
         }
         self.events += 1;
-        put(syscall_series(&mut self.by_syscall, ev.nr), ev, anatomy);
+        if self.keeps_syscall_series() {
+            put(syscall_series(&mut self.by_syscall, ev.nr), ev, anatomy);
+        }
         if self.group == GroupBy::Syscall {
             return;
         }
@@ -446,12 +476,17 @@ impl Aggregator {
             }
             if let Some(p) = r.parked.remove(&label) {
                 for nr in p.nrs {
-                    self.keyed.remove(&Key {
+                    let gone = self.keyed.remove(&Key {
                         tgid: p.id,
                         generation: PARKED,
                         tid: 0,
                         nr,
                     });
+                    // Without kept totals, the per-syscall series hold the dropped rows'
+                    // calls (the rows by syscall still count every call).
+                    if let Some(gone) = gone.filter(|_| !self.syscall_totals) {
+                        syscall_series(&mut self.by_syscall, nr as u16).merge(&gone);
+                    }
                 }
                 self.names.remove(&(p.id, PARKED));
             }
@@ -466,6 +501,7 @@ impl Aggregator {
     /// each one lands in exactly one taken part.
     pub fn take(&mut self) -> Aggregator {
         let mut next = Aggregator::with_max_keys(self.group, self.max_keys);
+        next.syscall_totals = self.syscall_totals;
         next.generations = std::mem::take(&mut self.generations);
         let mut part = std::mem::replace(self, next);
         let tgids = part.keyed.keys().map(|k| k.tgid);
@@ -478,17 +514,27 @@ impl Aggregator {
         part
     }
 
-    /// Adds every series of `other` (same grouping) into `self`.
+    /// Adds every series of `other` (same grouping) into `self`. When `self` keeps
+    /// per-syscall series and `other` does not, `other`'s keyed series are added to them by
+    /// syscall.
     pub fn merge(&mut self, other: &Aggregator) {
         self.last = None;
-        if self.by_syscall.len() < other.by_syscall.len() {
-            self.by_syscall.resize_with(other.by_syscall.len(), || None);
+        if other.keeps_syscall_series() && !self.keeps_syscall_series() {
+            // Its per-syscall series hold its keyed rows' calls too: keep ours from here on
+            // (adding our keyed rows to ours once) and add its.
+            for (k, s) in &self.keyed {
+                syscall_series(&mut self.by_syscall, k.nr as u16).merge(s);
+            }
+            self.syscall_totals = true;
         }
         for (nr, s) in other.by_syscall.iter().enumerate() {
             if let Some(s) = s {
-                self.by_syscall[nr]
-                    .get_or_insert_with(Series::default)
-                    .merge(s);
+                syscall_series(&mut self.by_syscall, nr as u16).merge(s);
+            }
+        }
+        if self.keeps_syscall_series() && !other.keeps_syscall_series() {
+            for (k, s) in &other.keyed {
+                syscall_series(&mut self.by_syscall, k.nr as u16).merge(s);
             }
         }
         // Real keys in a stable order, so which keys survive a cap does not depend on
@@ -520,9 +566,21 @@ impl Aggregator {
         self.events
     }
 
-    /// One row per syscall (unsorted).
+    /// One row per syscall (unsorted): the per-syscall series, or when they are not kept
+    /// the keyed series added up by syscall (with those of dropped rows).
     fn syscall_rows(&self) -> Vec<Row> {
-        let rows = self.by_syscall.iter().enumerate();
+        let derived;
+        let series = if self.keeps_syscall_series() {
+            &self.by_syscall
+        } else {
+            let mut sums = self.by_syscall.clone();
+            for (k, s) in &self.keyed {
+                syscall_series(&mut sums, k.nr as u16).merge(s);
+            }
+            derived = sums;
+            &derived
+        };
+        let rows = series.iter().enumerate();
         rows.filter_map(|(nr, s)| {
             s.as_ref()
                 .map(|s| Row::new(nr as u32, RowKey::Syscall, s.clone()))
@@ -530,8 +588,9 @@ impl Aggregator {
         .collect()
     }
 
-    /// A snapshot keyed by syscall only, whatever the grouping (the per-syscall series are
-    /// always kept).
+    /// A snapshot keyed by syscall only, whatever the grouping: from the per-syscall
+    /// series, or when they are not kept (see [`Aggregator::keep_syscall_totals`]) from the
+    /// keyed series, O(keyed rows).
     pub fn syscall_snapshot(
         &self,
         start_unix_ns: u64,
@@ -701,8 +760,9 @@ mod tests {
     /// A batch folded at once gives what recording its calls one by one gives, in every
     /// grouping: runs of one caller and syscall, interleavings, exits (a pid reused) and
     /// calls that switched, under a cap that folds some keys.
-    #[test]
-    fn folding_a_batch_equals_recording_each_call() {
+    /// 3,000 runs of calls from 5 processes (2 threads, 3 cgroups each) of 3 syscalls, some
+    /// failing, some switched out, with a process exit now and then.
+    fn mixed_events() -> Vec<Event> {
         let mut events = Vec::new();
         let mut x = 7u64;
         for i in 0..3000u64 {
@@ -732,6 +792,91 @@ mod tests {
                 events.push(exit(tgid, b"gone"));
             }
         }
+        events
+    }
+
+    /// Every keyed grouping.
+    const KEYED: [GroupBy; 4] = [
+        GroupBy::Process,
+        GroupBy::Thread,
+        GroupBy::Cgroup,
+        GroupBy::Container,
+    ];
+
+    /// A snapshot's rows by syscall, each with its counts, sums, extremes, percentiles and
+    /// time off CPU (not the histogram's representation, which merging may change).
+    fn syscall_rows_of(a: &Aggregator) -> Vec<String> {
+        let s = a.syscall_snapshot(0, 0, LossCounters::default());
+        let mut rows: Vec<String> = s
+            .rows
+            .iter()
+            .map(|r| {
+                let x = &r.series;
+                let p = [50.0, 90.0, 99.0, 99.9].map(|q| x.hist.percentile(q));
+                format!(
+                    "{} n={} sum={} min={} max={} err={} {:?} p={p:?} off={:?}",
+                    r.syscall,
+                    x.count(),
+                    x.total_ns,
+                    x.min_ns,
+                    x.max_ns,
+                    x.errors,
+                    x.errnos,
+                    x.off_cpu
+                )
+            })
+            .collect();
+        rows.sort();
+        rows
+    }
+
+    #[test]
+    fn syscall_rows_kept_derived_or_merged_are_the_same() {
+        let events = mixed_events();
+        let mut by_syscall = Aggregator::new(GroupBy::Syscall);
+        by_syscall.fold(&events);
+        let want = syscall_rows_of(&by_syscall);
+        assert_eq!(want.len(), 3);
+        for group in KEYED {
+            // Derived from the keyed rows (a cap of 3 keys: the `other` rows count too).
+            let mut derived = Aggregator::with_max_keys(group, 3);
+            derived.fold(&events);
+            assert_eq!(syscall_rows_of(&derived), want, "{group:?} derived");
+            // Kept beside them.
+            let mut kept = Aggregator::with_max_keys(group, 3);
+            kept.keep_syscall_totals();
+            kept.fold(&events);
+            assert_eq!(syscall_rows_of(&kept), want, "{group:?} kept");
+            // `top`: parts that do not keep them, merged into a total that does.
+            let mut total = Aggregator::with_max_keys(group, 3);
+            total.keep_syscall_totals();
+            let mut cur = Aggregator::with_max_keys(group, 3);
+            let mut unkept = Aggregator::with_max_keys(group, 3);
+            for chunk in events.chunks(500) {
+                cur.fold(chunk);
+                let part = cur.take();
+                assert!(part.by_syscall.is_empty(), "a part records each call once");
+                total.merge(&part);
+                unkept.merge(&part);
+            }
+            assert_eq!(syscall_rows_of(&total), want, "{group:?} merged");
+            assert_eq!(syscall_rows_of(&unkept), want, "{group:?} merged, not kept");
+            // A part that keeps them, merged into one that does not: it keeps them from then.
+            let mut half = Aggregator::with_max_keys(group, 3);
+            let (a, b) = events.split_at(events.len() / 2);
+            half.fold(a);
+            let mut rest = Aggregator::with_max_keys(group, 3);
+            rest.keep_syscall_totals();
+            rest.fold(b);
+            half.merge(&rest);
+            assert!(half.syscall_totals);
+            assert_eq!(syscall_rows_of(&half), want, "{group:?} a kept part merged");
+        }
+    }
+
+    #[test]
+    fn folding_a_batch_equals_recording_each_call() {
+        let events = mixed_events();
         for group in [
             GroupBy::Syscall,
             GroupBy::Process,

@@ -50,6 +50,10 @@ impl Collector {
         batch: bool,
         limit: Option<u64>,
     ) -> Self {
+        // The interval's per-syscall rows are derived from its per-process ones (a call
+        // is recorded once); the total keeps its own, added up from each interval's.
+        let mut total = Aggregator::new(GroupBy::Process);
+        total.keep_syscall_totals();
         Collector {
             trace,
             desc,
@@ -57,7 +61,7 @@ impl Collector {
             batch,
             limit,
             cur: Aggregator::new(GroupBy::Process),
-            total: Aggregator::new(GroupBy::Process),
+            total,
             loss_before: LossCounters::default(),
             interval_start: Instant::now(),
             cpu_before: self_cpu_seconds(),
