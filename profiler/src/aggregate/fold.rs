@@ -516,7 +516,8 @@ impl Aggregator {
 
     /// Adds every series of `other` (same grouping) into `self`. When `self` keeps
     /// per-syscall series and `other` does not, `other`'s keyed series are added to them by
-    /// syscall.
+    /// syscall; when `other` keeps them and `self` does not, `self` keeps them from then on
+    /// (its own keyed series added to them once).
     pub fn merge(&mut self, other: &Aggregator) {
         self.last = None;
         if other.keeps_syscall_series() && !self.keeps_syscall_series() {
