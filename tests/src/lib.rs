@@ -8,7 +8,9 @@ pub mod prometheus;
 mod record;
 
 pub use nix::sys::signal::Signal;
-pub use record::{Record, own_at_p50, record_json, record_timed, record_workload};
+pub use record::{
+    Record, own_at_p50, own_durations, own_range, record_json, record_timed, record_workload,
+};
 
 use std::{
     path::PathBuf,

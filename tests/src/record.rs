@@ -111,12 +111,18 @@ pub fn record_workload(out: &Path, args: &[&str], steps: &[&str]) -> serde_json:
 /// read.
 pub fn record_timed(out: &Path, args: &[&str], steps: &[&str]) -> (serde_json::Value, Vec<u64>) {
     let o = Record::json(out, args).workload(steps).run();
+    (summary(out), own_durations(&o))
+}
+
+/// The durations (ns, sorted) a run of the workload's `timed-sleep` or `timed-pipe` step
+/// printed on its stdout.
+pub fn own_durations(o: &Output) -> Vec<u64> {
     let mut own: Vec<u64> = String::from_utf8_lossy(&o.stdout)
         .split_whitespace()
         .map(|t| t.parse().expect("the workload prints durations"))
         .collect();
     own.sort_unstable();
-    (summary(out), own)
+    own
 }
 
 /// The workload's own duration (of `own`, sorted) that bounds the p50 of a row holding
@@ -128,4 +134,11 @@ pub fn record_timed(out: &Path, args: &[&str], steps: &[&str]) -> (serde_json::V
 pub fn own_at_p50(own: &[u64], fast: usize) -> u64 {
     let nth = (own.len() + fast).div_ceil(2) - fast;
     own[nth - 1]
+}
+
+/// Where a p50 of the calls whose matching bracket is `own` ([`own_at_p50`]) may lie: no
+/// larger than it but for the histogram's 0.1 % rounding, and not smaller by more than the
+/// bracket's own cost could explain (10 %). Holds however loaded the machine.
+pub fn own_range(own: u64) -> std::ops::RangeInclusive<u64> {
+    own - own / 10..=own + own / 1000 + 1
 }

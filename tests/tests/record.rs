@@ -14,8 +14,9 @@ use std::{
 };
 
 use tests::{
-    Reaped, Record, Signal, count, fails_with, our_program_ids, own_at_p50, record_timed,
-    record_workload, rows, signal, summary, syslat, temp_path, wait_for_exit, workload,
+    Reaped, Record, Signal, count, fails_with, our_program_ids, own_at_p50, own_range,
+    record_timed, record_workload, rows, signal, summary, syslat, temp_path, wait_for_exit,
+    workload,
 };
 
 fn p50_ms(s: &serde_json::Value, syscall: &str) -> f64 {
@@ -52,15 +53,14 @@ fn threads_counted_exactly() {
 }
 
 /// syslat's p50 of a row against the workload's own bracket of the matching call
-/// ([`own_at_p50`]): no larger (0.1 % for the histogram's rounding), and not smaller by
-/// more than the bracket's own cost could explain (10 %). Holds however loaded the machine.
+/// ([`own_at_p50`], [`own_range`]).
 fn assert_p50_matches_own(s: &serde_json::Value, syscall: &str, own: &[u64], fast: usize) {
     let r = rows(s, syscall);
     assert_eq!(r.len(), 1, "one {syscall} row");
     let p50 = r[0]["p50_ns"].as_u64().unwrap();
     let own = own_at_p50(own, fast);
     assert!(
-        (own - own / 10..=own + own / 1000 + 1).contains(&p50),
+        own_range(own).contains(&p50),
         "{syscall} p50 {p50} ns, the workload's own {own} ns"
     );
 }
