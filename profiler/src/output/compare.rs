@@ -90,13 +90,33 @@ pub fn verdict(c: &Comparison) -> String {
     }
 }
 
-/// `; N rows not judged: fewer than M calls`, when there are such rows.
+/// `; N rows not judged: fewer than M calls`, when there are such rows, and `; the on-CPU
+/// tails of N rows not judged: one run per side`, when there are such tails.
 fn not_judged(c: &Comparison) -> String {
-    match c.not_judged {
-        0 => String::new(),
-        1 => format!("; 1 row not judged: fewer than {} calls", c.min_count),
-        n => format!("; {n} rows not judged: fewer than {} calls", c.min_count),
+    let rows = |n: usize| {
+        if n == 1 {
+            "1 row".to_string()
+        } else {
+            format!("{n} rows")
+        }
+    };
+    let mut s = String::new();
+    if c.not_judged > 0 {
+        let _ = write!(
+            s,
+            "; {} not judged: fewer than {} calls",
+            rows(c.not_judged),
+            c.min_count
+        );
     }
+    if c.tails_not_judged > 0 {
+        let _ = write!(
+            s,
+            "; the on-CPU tails of {} not judged: one run per side",
+            rows(c.tails_not_judged)
+        );
+    }
+    s
 }
 
 /// Text table; the verdict is the last line.
@@ -215,6 +235,7 @@ mod tests {
             base_runs: 1,
             new_runs: 1,
             not_judged: 0,
+            tails_not_judged: 0,
             min_count: 5,
             regressed: status == Status::Regressed,
             rows: vec![RowResult {
@@ -260,6 +281,15 @@ mod tests {
         );
         c.not_judged = 1;
         assert!(verdict(&c).ends_with("; 1 row not judged: fewer than 5 calls"));
+        c.tails_not_judged = 3;
+        assert!(
+            verdict(&c).ends_with(
+                "; 1 row not judged: fewer than 5 calls; \
+                 the on-CPU tails of 3 rows not judged: one run per side"
+            ),
+            "{}",
+            verdict(&c)
+        );
     }
 
     #[test]
