@@ -15,25 +15,37 @@
 //! # When the programs run (the one place this is stated)
 //! - `sched_switch` runs with the run queue locked and interrupts off (kernel/sched/core.c),
 //!   so never preempted, on every kernel.
-//! - `sys_enter`/`sys_exit` run with preemption disabled up to 7.1: the syscall
-//!   tracepoints became faultable in 6.14, but up to 7.1 the BPF probe stub still disabled
-//!   preemption around the program (disassembled `__bpf_trace_sys_enter` of Debian's
-//!   7.1.13: `incl %gs:__preempt_count; call bpf_trace_run2; decl ...`). From 7.2 it does
-//!   not (7.2.12: `jmp bpf_trace_run2`; include/trace/bpf_probe.h
+//! - `sys_enter`/`sys_exit` (raw tracepoints) run with preemption disabled up to 7.1: the
+//!   syscall tracepoints became faultable in 6.14, but up to 7.1 the BPF probe stub still
+//!   disabled preemption around the program (disassembled `__bpf_trace_sys_enter` of
+//!   Debian's 7.1.13: `incl %gs:__preempt_count; call bpf_trace_run2; decl ...`). From 7.2
+//!   it does not (7.2.12: `jmp bpf_trace_run2`; include/trace/bpf_probe.h
 //!   `__BPF_DECLARE_TRACE_SYSCALL` only `might_fault()`, kernel/trace/bpf_trace.c
 //!   `__bpf_trace_run` only `rcu_read_lock_dont_migrate()`): a non-sleepable program there
-//!   runs with migration disabled but may be preempted. What still holds: the program
-//!   stays on its CPU; the same program never nests on a CPU
-//!   (`bpf_prog_get_recursion_context`). What does not: (1) `sched_switch` may run while a
-//!   preempted `sys_enter`/`sys_exit` is half-way through this CPU's `open` slot or memo.
-//!   So `sched_switch` bumps [`CpuState::switches`] and each syscall program reads it
-//!   before and after its run: `sys_enter` writes the slot again whole when a switch ran
-//!   between (`regs`, the slot's "in use" mark, is stored last), `sys_exit` copies it
-//!   again, and both identify the task again. (2) Not fixable from inside the program:
-//!   while one task is preempted inside `sys_enter` or `sys_exit`, every other task's run
-//!   of that program on the CPU is skipped (the program's `recursion_misses`): on 7.2 and
-//!   7.3 most calls of threads sharing a CPU are lost that way (README, "Kernels"); their
-//!   exits and enters show as `unpaired` and `stale`.
+//!   runs with migration disabled but may be preempted, and while one task is preempted
+//!   inside it, the kernel skips every other task's run of it on that CPU
+//!   (`bpf_prog_get_recursion_context`, counted in the program's `recursion_misses`): on
+//!   7.3.4 most calls of threads sharing a CPU were lost that way.
+//! - `sys_enter_tp`/`sys_exit_tp`, the same code on the same events through perf's
+//!   tracepoint handler, are what user space attaches from 7.2 (`features::SyscallHook`):
+//!   perf's handler for the syscall event class disables preemption around the program on
+//!   every kernel, faultable tracepoints included (include/trace/perf.h,
+//!   `DECLARE_EVENT_SYSCALL_CLASS`: `might_fault(); guard(preempt_notrace)()`, because
+//!   perf's per-CPU buffers need it), and then `trace_call_bpf` runs it. Measured on
+//!   7.3.4: 0 skipped runs, the 16-threads-on-one-CPU stress exact.
+//! - So on every kernel syslat attaches to, a syscall program is never preempted. The
+//!   code still holds if it were (`SYSLAT_SYSCALL_HOOK=raw` on 7.2+): the program stays on
+//!   its CPU; the same program never nests on a CPU. What could happen: `sched_switch`
+//!   running while a preempted `sys_enter`/`sys_exit` is half-way through this CPU's
+//!   `open` slot or memo. So `sched_switch` bumps [`CpuState::switches`] and each syscall
+//!   program reads it before and after its run: `sys_enter` writes the slot again whole
+//!   when a switch ran between (`regs`, the slot's "in use" mark, is stored last),
+//!   `sys_exit` copies it again, and both identify the task again. The skipped runs are
+//!   then reported (`skipped_runs`), not silent.
+//! - Memory order: every access to this state is made by programs on its own CPU, one at a
+//!   time, and a CPU sees its own stores in program order on any architecture, so only the
+//!   compiler's order matters here (`compiler_fence`). The call log, read by user space on
+//!   another CPU, is the one place with a cross-CPU order (`calllog.rs`).
 
 use profiler_common::Anatomy;
 

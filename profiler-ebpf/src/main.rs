@@ -41,8 +41,10 @@ use aya_ebpf::{
         bpf_probe_read_kernel,
         generated::{bpf_get_smp_processor_id, bpf_get_stack},
     },
-    macros::{btf_tracepoint, raw_tracepoint},
-    programs::{BtfTracePointContext, RawTracePointContext, tracing::StackIdContext},
+    macros::{btf_tracepoint, raw_tracepoint, tracepoint},
+    programs::{
+        BtfTracePointContext, RawTracePointContext, TracePointContext, tracing::StackIdContext,
+    },
 };
 use aya_log_ebpf::debug;
 use cpu::{SWITCHED, this_cpu};
@@ -80,36 +82,101 @@ fn is_exec(id: i64) -> bool {
     nr == constant(&EXEC_NRS[0]) || nr == constant(&EXEC_NRS[1])
 }
 
-/// `raw_syscalls:sys_enter(struct pt_regs *regs, long id)`.
+/// `raw_syscalls:sys_enter(struct pt_regs *regs, long id)` as a raw tracepoint, the
+/// cheapest hook: used where the kernel runs it with preemption disabled (up to 7.1,
+/// `cpu.rs`). The caller is told apart by `regs`, and the arguments are read from it.
 #[raw_tracepoint(tracepoint = "sys_enter")]
 fn sys_enter(ctx: RawTracePointContext) -> i32 {
     let regs: u64 = ctx.arg(0);
+    syscall_enter(regs, ctx.arg(1), || regs_args(regs));
+    0
+}
+
+/// The same tracepoint through perf's handler (`tracepoint/raw_syscalls/sys_enter`), which
+/// keeps preemption disabled around the program on 7.2 and later too (`cpu.rs`). Its
+/// context is the event record ([`tp`]); the caller is told apart by its task pointer,
+/// which like `regs` is unique among live tasks and fixed for a task's lifetime.
+#[tracepoint(category = "raw_syscalls", name = "sys_enter")]
+fn sys_enter_tp(ctx: TracePointContext) -> u32 {
+    // SAFETY: helper with no arguments.
+    let task = unsafe { bpf_get_current_task() };
+    syscall_enter(task, tp::field(&ctx, tp::ID) as i64, || {
+        [0, 1, 2].map(|i| tp::field(&ctx, tp::ARGS + 8 * i))
+    });
+    0
+}
+
+/// The first three syscall arguments, from the task's saved user registers (`regs`).
+#[inline(always)]
+fn regs_args(regs: u64) -> [u64; 3] {
+    let p = regs as *const u8;
+    let mut args = [0u64; 3];
+    for (arg, off) in args.iter_mut().zip(OFF_ARGS.iter()) {
+        // SAFETY: `off` points into `OFF_ARGS`, a valid, aligned static; read_volatile
+        // keeps the loader's values from being folded away.
+        let off = unsafe { core::ptr::read_volatile(off) };
+        *arg = read_kernel::<u64>(p, off).unwrap_or(0);
+    }
+    args
+}
+
+/// Fields of the `raw_syscalls` events' records, the context of the perf-handled programs
+/// (`events/raw_syscalls/sys_{enter,exit}/format`, the same on every kernel since 3.x;
+/// user space checks them before loading).
+mod tp {
+    use aya_ebpf::{EbpfContext as _, programs::TracePointContext};
+
+    /// `long id` (both events), after the 8-byte common header.
+    pub(crate) const ID: usize = 8;
+    /// `unsigned long args[6]` (sys_enter).
+    pub(crate) const ARGS: usize = 16;
+    /// `long ret` (sys_exit).
+    pub(crate) const RET: usize = 16;
+
+    /// The 8-byte field at `offset` of the record.
+    #[inline(always)]
+    pub(crate) fn field(ctx: &TracePointContext, offset: usize) -> u64 {
+        // SAFETY: the context is the event record, readable by direct loads up to its size,
+        // and `offset` is one of the constants above (8-aligned, inside both records).
+        unsafe { ctx.as_ptr().cast::<u8>().add(offset).cast::<u64>().read() }
+    }
+}
+
+/// Opens the call `id` of the task identified by `regs` when it is targeted; `args` gives
+/// its first three arguments (read only with the slow-call log).
+#[inline(always)]
+fn syscall_enter(regs: u64, id: i64, args: impl Fn() -> [u64; 3]) {
     let Some(cpu) = this_cpu() else {
-        return 0;
+        return;
     };
-    let id: i64 = ctx.arg(1);
     let switches = cpu::switches(cpu);
     compiler_fence(Ordering::SeqCst);
-    if !enter(cpu, regs, id, true) {
-        return 0;
+    if !enter(cpu, regs, id, true, &args) {
+        return;
     }
     compiler_fence(Ordering::SeqCst);
     if cpu::switches(cpu) != switches {
-        // Preempted meanwhile (possible from 7.2, see `cpu.rs`): the memo may be another
-        // task's, and a switch out and back may have moved a half-written slot and put it
-        // back. Identify the task again and write the slot again whole; the call starts now.
+        // Preempted meanwhile (the raw tracepoint from 7.2, see `cpu.rs`): the memo may be
+        // another task's, and a switch out and back may have moved a half-written slot and
+        // put it back. Identify the task again and write the slot again whole; the call
+        // starts now.
         identity::forget(cpu);
-        if !enter(cpu, regs, id, false) && cpu.open.regs == regs {
+        if !enter(cpu, regs, id, false, &args) && cpu.open.regs == regs {
             cpu.open.regs = 0;
         }
     }
-    0
 }
 
 /// Opens the call of the current task (its `regs`) on this CPU when the task is targeted;
 /// false when it is not. `first`: the program's first attempt (not a retry).
 #[inline(always)]
-fn enter(cpu: &mut cpu::CpuState, regs: u64, id: i64, first: bool) -> bool {
+fn enter(
+    cpu: &mut cpu::CpuState,
+    regs: u64,
+    id: i64,
+    first: bool,
+    args: &impl Fn() -> [u64; 3],
+) -> bool {
     let pid_tgid = match targeted_task(cpu, regs) {
         Some(p) => p,
         // With `--comm`, an exec may bring this process into the target set: time the
@@ -122,13 +189,13 @@ fn enter(cpu: &mut cpu::CpuState, regs: u64, id: i64, first: bool) -> bool {
         // another task's call would be lost here).
         bump(counter::STALE);
     }
-    open_call(cpu, regs, id, pid_tgid as u32);
+    open_call(cpu, regs, id, pid_tgid as u32, args);
     true
 }
 
 /// Writes the open call of `id` by thread `tid` into this CPU's slot, `regs` last.
 #[inline(always)]
-fn open_call(cpu: &mut cpu::CpuState, regs: u64, id: i64, tid: u32) {
+fn open_call(cpu: &mut cpu::CpuState, regs: u64, id: i64, tid: u32, args: &impl Fn() -> [u64; 3]) {
     let open = &mut cpu.open;
     open.tid = tid;
     if !syscall_wanted(id) {
@@ -141,13 +208,7 @@ fn open_call(cpu: &mut cpu::CpuState, regs: u64, id: i64, tid: u32) {
     }
     open.nr = id as u32;
     if constant64(&SLOW_NS) != 0 {
-        let p = regs as *const u8;
-        for (arg, off) in open.args.iter_mut().zip(OFF_ARGS.iter()) {
-            // SAFETY: `off` points into `OFF_ARGS`, a valid, aligned static; read_volatile
-            // keeps the loader's values from being folded away.
-            let off = unsafe { core::ptr::read_volatile(off) };
-            *arg = read_kernel::<u64>(p, off).unwrap_or(0);
-        }
+        open.args = args();
     }
     // SAFETY: helper with no arguments.
     open.ts = unsafe { bpf_ktime_get_ns() };
@@ -158,12 +219,29 @@ fn open_call(cpu: &mut cpu::CpuState, regs: u64, id: i64, tid: u32) {
     open.regs = regs;
 }
 
-/// `raw_syscalls:sys_exit(struct pt_regs *regs, long ret)`.
+/// `raw_syscalls:sys_exit(struct pt_regs *regs, long ret)` as a raw tracepoint (see
+/// [`sys_enter`]).
 #[raw_tracepoint(tracepoint = "sys_exit")]
 fn sys_exit(ctx: RawTracePointContext) -> i32 {
-    let regs: u64 = ctx.arg(0);
+    syscall_exit(&ctx, ctx.arg(0), || ctx.arg(1));
+    0
+}
+
+/// The same through perf's handler (see [`sys_enter_tp`]).
+#[tracepoint(category = "raw_syscalls", name = "sys_exit")]
+fn sys_exit_tp(ctx: TracePointContext) -> u32 {
+    // SAFETY: helper with no arguments.
+    let task = unsafe { bpf_get_current_task() };
+    syscall_exit(&ctx, task, || tp::field(&ctx, tp::RET) as i64);
+    0
+}
+
+/// Closes the call of the task identified by `regs` (as at its enter) and publishes it;
+/// `ret` gives its return value.
+#[inline(always)]
+fn syscall_exit<C: StackIdContext>(ctx: &C, regs: u64, ret: impl Fn() -> i64) {
     let Some(cpu) = this_cpu() else {
-        return 0;
+        return;
     };
     let switches = cpu::switches(cpu);
     compiler_fence(Ordering::SeqCst);
@@ -173,7 +251,7 @@ fn sys_exit(ctx: RawTracePointContext) -> i32 {
             // (it failed, or the new name is not one of the names): not a call of ours.
             cpu.open.regs = 0;
         }
-        return 0;
+        return;
     };
     // SAFETY: helper with no arguments.
     let now = unsafe { bpf_ktime_get_ns() };
@@ -187,7 +265,7 @@ fn sys_exit(ctx: RawTracePointContext) -> i32 {
         // again and copy again.
         identity::forget(cpu);
         let Some(p) = targeted_task(cpu, regs) else {
-            return 0;
+            return;
         };
         pid_tgid = p;
         here = cpu.open.regs == regs;
@@ -204,7 +282,7 @@ fn sys_exit(ctx: RawTracePointContext) -> i32 {
         // A new task's fork marker, or a call that began before tracing.
         let Some(found) = moved::take_current(pid_tgid) else {
             bump(counter::UNPAIRED);
-            return 0;
+            return;
         };
         (found.ts, found.nr, found.args, found.anatomy)
     };
@@ -218,14 +296,14 @@ fn sys_exit(ctx: RawTracePointContext) -> i32 {
         if nr != NR_FORK_CHILD && nr != NR_IGNORED {
             bump(counter::UNPAIRED);
         }
-        return 0;
+        return;
     }
     if nr >= MAX_SYSCALLS {
-        return 0;
+        return;
     }
-    let ret: i64 = ctx.arg(1);
+    let ret = ret();
     if constant(&ERRORS_ONLY) != 0 && !(-4095..0).contains(&ret) {
-        return 0;
+        return;
     }
     let duration_ns = now.saturating_sub(ts);
     if switched {
@@ -259,7 +337,7 @@ fn sys_exit(ctx: RawTracePointContext) -> i32 {
         // beside the rest of this program's locals.
         let Some(mut entry) = EVENTS.reserve_untyped::<SlowEvent>(0) else {
             bump(counter::DROPPED);
-            return 0;
+            return;
         };
         let ev = entry.as_mut_ptr();
         // SAFETY: `ev` points to a reserved ring-buffer record of a `SlowEvent`'s size,
@@ -273,7 +351,7 @@ fn sys_exit(ctx: RawTracePointContext) -> i32 {
             (&raw mut (*ev).args).write(args);
             (&raw mut (*ev).exit_ns).write(now);
             (&raw mut (*ev).stack).write(match wants_stacks(duration_ns) {
-                true => stack_ids(&ctx, switched, &anatomy),
+                true => stack_ids(ctx, switched, &anatomy),
                 false => StackIds::default(),
             });
             (&raw mut (*ev).path).write_bytes(0, 1);
@@ -298,15 +376,15 @@ fn sys_exit(ctx: RawTracePointContext) -> i32 {
         // (at most once per drain), so slow calls are logged as they happen.
         entry.submit(0);
         bump(counter::EMITTED);
-        return 0;
+        return;
     }
     if wants_stacks(duration_ns) {
         // Apart from the path below, so that without `--stacks` it is what it was.
-        let ids = stack_ids(&ctx, switched, &anatomy);
+        let ids = stack_ids(ctx, switched, &anatomy);
         anatomy.kind = kind::ANATOMY;
         call.flags = flag::STACK;
         calllog::append_with_stack(call, switched.then_some(anatomy), ids);
-        return 0;
+        return;
     }
     if switched {
         anatomy.kind = kind::ANATOMY;
@@ -314,7 +392,6 @@ fn sys_exit(ctx: RawTracePointContext) -> i32 {
     } else {
         calllog::append(call);
     }
-    0
 }
 
 /// Whether a call that took `duration_ns` has its stacks taken (`--stacks`). The constant
@@ -332,7 +409,7 @@ fn wants_stacks(duration_ns: u64) -> bool {
 /// only show the exit path). The user stack is walked by frame pointers from the registers
 /// saved at syscall entry, so code built without them yields a short or wrong chain.
 #[inline(always)]
-fn stack_ids(ctx: &RawTracePointContext, switched: bool, anatomy: &Anatomy) -> StackIds {
+fn stack_ids<C: StackIdContext>(ctx: &C, switched: bool, anatomy: &Anatomy) -> StackIds {
     StackIds {
         user: stack_id(ctx, u64::from(BPF_F_USER_STACK)),
         kernel: if switched {
@@ -346,19 +423,25 @@ fn stack_ids(ctx: &RawTracePointContext, switched: bool, anatomy: &Anatomy) -> S
 
 /// `bpf_get_stackid` into `STACKS`: the id, or the helper's negative errno. When the
 /// stack's bucket holds another stack (`EEXIST`: the map is a hash without chaining, and a
-/// few hundred distinct stacks already collide in several percent of runs), the frames go
-/// to the ring buffer instead, under an id of their own ([`inline_stack`]).
+/// few hundred distinct stacks already collide in several percent of runs) or no bucket is
+/// free (`ENOMEM`), the frames go to the ring buffer instead, under an id of their own ([`inline_stack`]).
 #[inline(always)]
 fn stack_id<C: StackIdContext>(ctx: &C, flags: u64) -> i32 {
     match ctx.get_stackid(&STACKS, flags) {
         Ok(id) => id as i32,
-        Err(errno) if errno == -EEXIST => inline_stack(ctx, flags).unwrap_or(errno),
+        // Or when the map had no free bucket to give (`ENOMEM`: a map too small for the
+        // session's stacks, or its per-CPU free list empty on this CPU for a moment).
+        Err(errno) if errno == -EEXIST || errno == -ENOMEM => {
+            inline_stack(ctx, flags).unwrap_or(errno)
+        }
         Err(errno) => errno,
     }
 }
 
 /// `EEXIST`, as the helpers return it negated.
 const EEXIST: i32 = 17;
+/// `ENOMEM`: the stack map had no free bucket.
+const ENOMEM: i32 = 12;
 /// `ENOSPC`: the stack's bucket was taken and the `FRAMES` ring buffer full.
 const ENOSPC: i32 = 28;
 

@@ -374,8 +374,9 @@ t_sigkill() {
 	kill -KILL $spid
 	wait $spid
 	ok=0
+	# The raw tracepoint programs, or perf's (`_tp`, 7.2 and later).
 	for p in sys_enter sys_exit; do
-		case " $during" in *" $p "*) ;; *)
+		case " $during" in *" $p "* | *" ${p}_tp "*) ;; *)
 			detail="$detail while tracing, no $p program listed: [$during]"
 			ok=1
 			;;
@@ -431,8 +432,18 @@ t_doctor() {
 	[ $rc = 0 ] || { detail=$(why $rc); return 1; }
 	object=$(sed -n 's/^eBPF object  \([a-z]*\).*/\1/p' doctor.out)
 	btf=$(sed -n 's/^kernel BTF   \([a-z]*\).*/\1/p' doctor.out)
-	detail="object=$object btf=$btf"
-	[ -n "$object" ] && [ -n "$btf" ]
+	hook=$(sed -n 's/^syscalls     \([a-z]*\).*/\1/p' doctor.out)
+	# From 7.2 the raw syscall tracepoints run programs preemptible: perf's must be used.
+	want=raw
+	release=$(uname -r)
+	major=${release%%.*}
+	minor=${release#*.}
+	minor=${minor%%[!0-9]*}
+	if [ "$major" -gt 7 ] || { [ "$major" = 7 ] && [ "$minor" -ge 2 ]; }; then
+		want=perf
+	fi
+	detail="object=$object btf=$btf hook=$hook (want $want)"
+	[ -n "$object" ] && [ -n "$btf" ] && [ "$hook" = "$want" ]
 }
 
 check doctor t_doctor

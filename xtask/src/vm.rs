@@ -121,9 +121,8 @@ const KERNELS: &[Kernel] = &[
         cmdline: "preempt=full",
     },
     // A kernel of trixie-backports from after 6.14 (faultable syscall tracepoints), as
-    // shipped (PREEMPT_DYNAMIC, lazy preemption by default). Pinned to 7.1: from 7.2 the
-    // syscall programs run preemptible and the kernel skips them for other tasks meanwhile,
-    // so syslat loses calls there (README, "Not yet exact"), which is not fixed yet.
+    // shipped (PREEMPT_DYNAMIC, lazy preemption by default): the last whose raw syscall
+    // tracepoints run programs with preemption disabled (syslat's raw hook).
     Kernel {
         name: "7.1",
         suite: "trixie-backports",
@@ -143,20 +142,28 @@ const KERNELS: &[Kernel] = &[
         min_version: (6, 14),
         cmdline: "preempt=full",
     },
+    // The newest kernel of trixie-backports (7.2 and later: 7.3.4 on 2026-12-03), whose
+    // raw syscall tracepoints run programs preemptible: syslat's perf hook
+    // (`features::SyscallHook`). As shipped, and with full preemption.
+    Kernel {
+        name: "newest",
+        suite: "trixie-backports",
+        meta: "linux-image-amd64",
+        prefix: "linux-image-",
+        suffix: "+deb13-amd64",
+        min_version: (7, 2),
+        cmdline: "",
+    },
+    Kernel {
+        name: "newest-full",
+        suite: "trixie-backports",
+        meta: "linux-image-amd64",
+        prefix: "linux-image-",
+        suffix: "+deb13-amd64",
+        min_version: (7, 2),
+        cmdline: "preempt=full",
+    },
 ];
-
-/// Kernels outside the matrix, booted only when `--kernel` names them: the newest of
-/// trixie-backports (7.2 and later), where syslat is known to lose calls (README, "Not yet
-/// exact"); its checks show how many, and `skipped_runs` that the loss is reported.
-const EXTRA_KERNELS: &[Kernel] = &[Kernel {
-    name: "newest",
-    suite: "trixie-backports",
-    meta: "linux-image-amd64",
-    prefix: "linux-image-",
-    suffix: "+deb13-amd64",
-    min_version: (7, 2),
-    cmdline: "",
-}];
 
 /// Where busybox-static comes from (any suite would do; the host's is bookworm).
 const BUSYBOX_SUITE: &str = "bookworm";
@@ -173,7 +180,7 @@ const BASE_CMDLINE: &str = "console=ttyS0 panic=-1 softlockup_panic=1 quiet";
 #[derive(Args)]
 pub(crate) struct VmTestArgs {
     /// Kernels to boot, comma-separated: 5.10, 6.1, 6.12, 6.12-rt, 6.12-rt-full, 7.1,
-    /// 7.1-full (default: all).
+    /// 7.1-full, newest, newest-full (default: all).
     #[arg(long, value_delimiter = ',')]
     kernel: Vec<String>,
     /// Guests running at once (each takes one host CPU).
@@ -295,7 +302,7 @@ fn select(names: &[String]) -> Result<Vec<&'static Kernel>> {
     if names.is_empty() {
         return Ok(KERNELS.iter().collect());
     }
-    let all = || KERNELS.iter().chain(EXTRA_KERNELS);
+    let all = || KERNELS.iter();
     for n in names {
         if !all().any(|k| k.name == n.trim()) {
             let known: Vec<&str> = all().map(|k| k.name).collect();

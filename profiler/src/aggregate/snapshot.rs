@@ -25,7 +25,7 @@ pub struct LossCounters {
     /// Child processes followed at fork.
     pub forks_followed: u64,
     /// Runs of the syscall and switch programs the kernel skipped because a run of the
-    /// same program was in progress on that CPU (preempted: Linux 7.2 and later); each is
+    /// same program was in progress on that CPU (preempted: the raw hook on Linux 7.2 and later); each is
     /// a call lost or mis-timed.
     pub skipped: u64,
 }

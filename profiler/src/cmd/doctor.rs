@@ -7,7 +7,10 @@ use std::io::Write as _;
 use anyhow::Context as _;
 
 use crate::{
-    collect::{features::KernelFeatures, kernel_btf, privileges},
+    collect::{
+        features::{KernelFeatures, SYSCALL_HOOK_ENV, SyscallHook},
+        kernel_btf, privileges,
+    },
     output::doctor::{DoctorReport, render},
 };
 
@@ -23,6 +26,8 @@ pub fn run() -> anyhow::Result<i32> {
             .map_err(|e| format!("{e:#}")),
         flavor: kernel.flavor().map_err(|e| e.to_string()),
         forced: kernel.forced,
+        hook: SyscallHook::current().map_err(|e| e.to_string()),
+        hook_forced: std::env::var_os(SYSCALL_HOOK_ENV).is_some_and(|v| !v.is_empty()),
         features: kernel
             .found
             .into_iter()

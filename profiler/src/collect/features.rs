@@ -22,6 +22,73 @@ pub fn fallback_forced() -> bool {
     std::env::var_os(FORCE_FALLBACK_ENV).is_some_and(|v| !v.is_empty() && v != "0")
 }
 
+/// The environment variable that picks the syscall hook on any kernel: `raw` or
+/// `perf` (for tests and the bench; see [`SyscallHook`]).
+pub const SYSCALL_HOOK_ENV: &str = "SYSLAT_SYSCALL_HOOK";
+
+/// How the `raw_syscalls` tracepoints run syslat's syscall programs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SyscallHook {
+    /// As raw tracepoints (`raw_tp/sys_enter`): the cheapest, and run with preemption
+    /// disabled up to 7.1.
+    Raw,
+    /// Through perf's tracepoint handler (`tracepoint/raw_syscalls/sys_enter`): a few
+    /// tens of ns dearer per call, but perf keeps preemption disabled around the program
+    /// on 7.2 and later, where a raw tracepoint program may be preempted and the kernel
+    /// then skips every other task's run of it on that CPU (`profiler-ebpf/src/cpu.rs`).
+    Perf,
+}
+
+/// A [`SYSCALL_HOOK_ENV`] value that is neither `raw` nor `perf`.
+#[derive(Debug, thiserror::Error)]
+#[error("{SYSCALL_HOOK_ENV} must be raw or perf, not {0:?}")]
+pub struct BadHook(pub String);
+
+impl SyscallHook {
+    /// The first kernel (major, minor) whose raw syscall tracepoints run programs
+    /// preemptible.
+    pub const PREEMPTIBLE_RAW_SINCE: (u32, u32) = (7, 2);
+
+    /// The hook for a kernel of this `release` (`/proc/sys/kernel/osrelease`), unless
+    /// `forced` (the value of [`SYSCALL_HOOK_ENV`]) says otherwise. A release that does
+    /// not parse gets the raw hook.
+    pub fn choose(release: &str, forced: Option<&str>) -> Result<Self, BadHook> {
+        match forced {
+            Some("raw") => return Ok(SyscallHook::Raw),
+            Some("perf") => return Ok(SyscallHook::Perf),
+            Some("") | None => {}
+            Some(other) => return Err(BadHook(other.to_string())),
+        }
+        Ok(match release_version(release) {
+            Some(v) if v >= Self::PREEMPTIBLE_RAW_SINCE => SyscallHook::Perf,
+            _ => SyscallHook::Raw,
+        })
+    }
+
+    /// The hook for the running kernel and the environment.
+    pub fn current() -> Result<Self, BadHook> {
+        let release = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default();
+        let forced = std::env::var(SYSCALL_HOOK_ENV).ok();
+        Self::choose(release.trim(), forced.as_deref())
+    }
+
+    /// Its name in `doctor`.
+    pub fn name(self) -> &'static str {
+        match self {
+            SyscallHook::Raw => "raw tracepoints (raw_tp/sys_enter, raw_tp/sys_exit)",
+            SyscallHook::Perf => "perf tracepoints (tracepoint/raw_syscalls/sys_{enter,exit})",
+        }
+    }
+}
+
+/// (major, minor) of a kernel release such as `7.3.4+deb13-amd64`.
+fn release_version(release: &str) -> Option<(u32, u32)> {
+    let mut parts = release.split(|c: char| !c.is_ascii_digit());
+    let major = parts.next()?.parse().ok()?;
+    let minor = parts.next()?.parse().ok()?;
+    Some((major, minor))
+}
+
 /// One kernel feature syslat may use.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Feature {
@@ -326,4 +393,35 @@ fn atomic_or_loads() -> bool {
     // SAFETY: a successful BPF_PROG_LOAD returns a new fd that nothing else owns.
     drop(unsafe { OwnedFd::from_raw_fd(fd as i32) });
     true
+}
+
+#[cfg(test)]
+mod hook_tests {
+    use super::{SyscallHook, release_version};
+
+    #[test]
+    fn releases_parse() {
+        assert_eq!(release_version("7.3.4+deb13-amd64"), Some((7, 3)));
+        assert_eq!(release_version("6.18.44-fc-v1045"), Some((6, 18)));
+        assert_eq!(release_version("5.10.0-35-amd64"), Some((5, 10)));
+        assert_eq!(release_version("garbage"), None);
+    }
+
+    #[test]
+    fn the_hook_follows_the_kernel_unless_forced() {
+        let choose = |r, f| SyscallHook::choose(r, f).unwrap();
+        assert_eq!(choose("7.1.13+deb13-amd64", None), SyscallHook::Raw);
+        assert_eq!(choose("7.2.12+deb13-amd64", None), SyscallHook::Perf);
+        assert_eq!(choose("8.0.1", None), SyscallHook::Perf);
+        assert_eq!(choose("6.18.44", None), SyscallHook::Raw);
+        assert_eq!(choose("6.18.44", Some("perf")), SyscallHook::Perf);
+        assert_eq!(choose("7.3.4", Some("raw")), SyscallHook::Raw);
+        assert_eq!(choose("7.3.4", Some("")), SyscallHook::Perf);
+        assert_eq!(choose("", None), SyscallHook::Raw);
+        let err = SyscallHook::choose("6.1", Some("kprobe")).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "SYSLAT_SYSCALL_HOOK must be raw or perf, not \"kprobe\""
+        );
+    }
 }

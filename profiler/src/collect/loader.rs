@@ -9,7 +9,7 @@
 use aya::{
     Btf, Ebpf, EbpfLoader,
     maps::{Array, MapData, PerCpuArray, RingBuf, StackTraceMap},
-    programs::{BtfTracePoint, ProgramError, RawTracePoint},
+    programs::{BtfTracePoint, ProgramError, RawTracePoint, TracePoint},
 };
 use profiler_common::{
     CONTROL_RING_BYTES, DEFAULT_LOG_BYTES, FRAMES_RING_BYTES, INLINE_STACK_BASE, MAX_COMMS,
@@ -19,7 +19,7 @@ use profiler_common::{
 
 use super::{
     calllog::{CallLogs, Generation, slots_per_cpu},
-    features::{self, Flavor, KernelFeatures},
+    features::{self, Flavor, KernelFeatures, SyscallHook},
     kernel_btf, privileges,
     stacks::InlineStack,
 };
@@ -98,6 +98,12 @@ pub enum LoadError {
     /// The kernel lacks something no fallback replaces.
     #[error(transparent)]
     Unsupported(#[from] features::Unsupported),
+    /// `SYSLAT_SYSCALL_HOOK` names no hook.
+    #[error(transparent)]
+    Hook(#[from] features::BadHook),
+    /// The perf-handled syscall programs cannot read this kernel's event records.
+    #[error(transparent)]
+    Format(#[from] super::tracepoint_format::FormatError),
     /// aya could not read the kernel's BTF for the tp_btf programs.
     #[error("cannot read the kernel's BTF for the sched programs")]
     AyaBtf(#[source] aya::BtfError),
@@ -251,6 +257,8 @@ pub struct Probe {
     /// Stacks read from it, until handed on with the next batch.
     inline: Vec<InlineStack>,
     _logger: Option<tokio::task::JoinHandle<()>>,
+    /// How the syscall programs are hooked.
+    hook: SyscallHook,
     ebpf: Ebpf,
 }
 
@@ -288,6 +296,11 @@ impl Probe {
         }
         let flavor = kernel.flavor()?;
         log::debug!("loading the {} eBPF object", flavor.name());
+        let hook = SyscallHook::current()?;
+        log::debug!("syscall programs on {}", hook.name());
+        if hook == SyscallHook::Perf {
+            super::tracepoint_format::check()?;
+        }
         let (offsets, _) = kernel_btf::offsets(kernel.forced)?;
         let words = pid_max().div_ceil(64).max(1);
         let (mode, cgroup_id, cgroup_level) = match opts.filter {
@@ -423,6 +436,7 @@ impl Probe {
             frames,
             inline: Vec::new(),
             _logger: logger,
+            hook,
             ebpf,
         };
         probe.load_programs()?;
@@ -433,12 +447,20 @@ impl Probe {
 
     fn load_programs(&mut self) -> Result<(), LoadError> {
         let btf = Btf::from_sys_fs().map_err(LoadError::AyaBtf)?;
-        for name in [
-            "sys_enter",
-            "sys_exit",
-            "sched_process_exit",
-            "sched_process_exec",
-        ] {
+        if self.hook == SyscallHook::Perf {
+            for name in ["sys_enter_tp", "sys_exit_tp"] {
+                let prog: &mut TracePoint = self.program(name)?;
+                prog.load().map_err(|e| verifier_error(name, e))?;
+            }
+        }
+        let raw: &[&'static str] = match self.hook {
+            SyscallHook::Raw => &["sys_enter", "sys_exit"],
+            SyscallHook::Perf => &[],
+        };
+        for &name in raw
+            .iter()
+            .chain(&["sched_process_exit", "sched_process_exec"])
+        {
             let prog: &mut RawTracePoint = self.program(name)?;
             prog.load().map_err(|e| verifier_error(name, e))?;
         }
@@ -475,12 +497,36 @@ impl Probe {
             let p: &mut BtfTracePoint = self.program(name)?;
             p.attach().map_err(|e| attach_err(name, hook, e))?;
         }
-        for (name, hook) in [
-            ("sys_exit", "raw_tp/sys_exit"),
-            ("sys_enter", "raw_tp/sys_enter"),
+        // sys_exit before sys_enter: a call opened must find its exit hooked.
+        let raw: &[(&'static str, &'static str)] = match self.hook {
+            SyscallHook::Raw => &[
+                ("sys_exit", "raw_tp/sys_exit"),
+                ("sys_enter", "raw_tp/sys_enter"),
+            ],
+            SyscallHook::Perf => {
+                for (name, event, hook) in [
+                    (
+                        "sys_exit_tp",
+                        "sys_exit",
+                        "tracepoint/raw_syscalls/sys_exit",
+                    ),
+                    (
+                        "sys_enter_tp",
+                        "sys_enter",
+                        "tracepoint/raw_syscalls/sys_enter",
+                    ),
+                ] {
+                    let p: &mut TracePoint = self.program(name)?;
+                    p.attach("raw_syscalls", event)
+                        .map_err(|e| attach_err(name, hook, e))?;
+                }
+                &[]
+            }
+        };
+        for &(name, hook) in raw.iter().chain(&[
             ("sched_process_exit", "raw_tp/sched_process_exit"),
             ("sched_process_exec", "raw_tp/sched_process_exec"),
-        ] {
+        ]) {
             let p: &mut RawTracePoint = self.program(name)?;
             p.attach(name).map_err(|e| attach_err(name, hook, e))?;
         }
@@ -646,15 +692,21 @@ impl Probe {
     /// Runs of the syscall and switch programs the kernel skipped (see
     /// [`super::prog_stats`]), summed.
     fn skipped_runs(&self) -> u64 {
-        ["sys_enter", "sys_exit", "sched_switch"]
-            .iter()
-            .filter_map(|name| {
-                let fd = self.ebpf.program(name)?.fd().ok()?;
-                super::prog_stats::recursion_misses(std::os::fd::AsFd::as_fd(fd))
-                    .map_err(|e| log::debug!("recursion misses of {name}: {e}"))
-                    .ok()
-            })
-            .sum()
+        [
+            "sys_enter",
+            "sys_exit",
+            "sys_enter_tp",
+            "sys_exit_tp",
+            "sched_switch",
+        ]
+        .iter()
+        .filter_map(|name| {
+            let fd = self.ebpf.program(name)?.fd().ok()?;
+            super::prog_stats::recursion_misses(std::os::fd::AsFd::as_fd(fd))
+                .map_err(|e| log::debug!("recursion misses of {name}: {e}"))
+                .ok()
+        })
+        .sum()
     }
 
     /// The loss counters, summed over CPUs, and the count received so far.

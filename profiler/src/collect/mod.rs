@@ -22,5 +22,6 @@ pub mod scope;
 pub mod session;
 pub mod stacks;
 pub mod target;
+pub mod tracepoint_format;
 
 pub use loader::{Filter, LoadError, LoadOptions, Probe};

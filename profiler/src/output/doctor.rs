@@ -6,7 +6,7 @@
 use std::fmt::Write as _;
 
 use crate::collect::{
-    features::{Feature, Flavor},
+    features::{Feature, Flavor, SyscallHook},
     kernel_btf::BtfAccess,
 };
 
@@ -27,12 +27,16 @@ pub struct DoctorReport {
     pub flavor: Result<Flavor, String>,
     /// Whether `SYSLAT_FORCE_FALLBACK` is set.
     pub forced: bool,
+    /// How the syscall programs would be hooked, or why `SYSLAT_SYSCALL_HOOK` is refused.
+    pub hook: Result<SyscallHook, String>,
+    /// Whether `SYSLAT_SYSCALL_HOOK` is set.
+    pub hook_forced: bool,
 }
 
 impl DoctorReport {
     /// Whether syslat can trace on this machine.
     pub fn ok(&self) -> bool {
-        self.missing_caps.is_none() && self.btf.is_ok() && self.flavor.is_ok()
+        self.missing_caps.is_none() && self.btf.is_ok() && self.flavor.is_ok() && self.hook.is_ok()
     }
 }
 
@@ -93,6 +97,25 @@ pub fn render(r: &DoctorReport) -> String {
             let _ = writeln!(s, "eBPF object  none: {e}");
         }
     }
+    let since = SyscallHook::PREEMPTIBLE_RAW_SINCE;
+    let _ = match &r.hook {
+        Ok(hook) if r.hook_forced => {
+            writeln!(
+                s,
+                "syscalls     {} (forced by SYSLAT_SYSCALL_HOOK)",
+                hook.name()
+            )
+        }
+        Ok(hook @ SyscallHook::Perf) => writeln!(
+            s,
+            "syscalls     {} (from {}.{} a raw tracepoint program may be preempted)",
+            hook.name(),
+            since.0,
+            since.1
+        ),
+        Ok(hook) => writeln!(s, "syscalls     {}", hook.name()),
+        Err(e) => writeln!(s, "syscalls     none: {e}"),
+    };
     let _ = writeln!(
         s,
         "cost         a call that returns on its CPU without a switch: the same on both \
@@ -135,7 +158,25 @@ mod tests {
                 .collect(),
             flavor,
             forced: false,
+            hook: Ok(SyscallHook::Raw),
+            hook_forced: false,
         }
+    }
+
+    #[test]
+    fn the_syscall_hook_says_why() {
+        let mut r = report(Ok(Flavor::Default));
+        assert!(render(&r).contains("syscalls     raw tracepoints (raw_tp/sys_enter"));
+        r.hook = Ok(SyscallHook::Perf);
+        assert!(render(&r).contains(
+            "syscalls     perf tracepoints (tracepoint/raw_syscalls/sys_{enter,exit}) (from 7.2 \
+             a raw tracepoint program may be preempted)"
+        ));
+        r.hook_forced = true;
+        assert!(render(&r).contains("(forced by SYSLAT_SYSCALL_HOOK)"));
+        r.hook = Err("SYSLAT_SYSCALL_HOOK must be raw or perf, not \"x\"".into());
+        assert!(!r.ok());
+        assert!(render(&r).contains("syscalls     none: SYSLAT_SYSCALL_HOOK must be raw or perf"));
     }
 
     #[test]

@@ -315,7 +315,7 @@ pub struct JsonLine<'a> {
     #[serde(default)]
     pub unfinished_calls: u64,
     /// Runs of syslat's programs the kernel skipped (a run of the same program was in
-    /// progress on that CPU: Linux 7.2 and later); each a call lost or mis-timed.
+    /// progress on that CPU: the raw hook on Linux 7.2 and later); each a call lost or mis-timed.
     #[serde(default)]
     pub skipped_runs: u64,
     /// Keys folded into the `other` rows.

@@ -147,7 +147,7 @@ pub fn render_percentiles(snap: &Snapshot, limit: usize, percentiles: &[f64]) ->
     if l.skipped > 0 {
         let _ = writeln!(
             out,
-            "WARNING: the kernel skipped syslat's programs {} times (a run was in progress on the same CPU, preempted: Linux 7.2 and later); as many calls are missing or mis-timed (README, \"Not yet exact\")",
+            "WARNING: the kernel skipped syslat's programs {} times (a run was in progress on the same CPU, preempted: the raw hook on Linux 7.2 and later, SYSLAT_SYSCALL_HOOK=raw); as many calls are missing or mis-timed (README, \"Linux 7.2 and later\")",
             l.skipped
         );
     }
