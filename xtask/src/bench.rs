@@ -26,7 +26,10 @@ use std::{
 };
 
 use anyhow::{Context, Result, bail};
-use aya::{Ebpf, programs::RawTracePoint};
+use aya::{
+    Ebpf,
+    programs::{RawTracePoint, TracePoint},
+};
 
 /// Flags of `cargo xtask bench`.
 #[derive(clap::Args)]
@@ -80,6 +83,8 @@ pub(crate) enum Part {
     Memory,
     /// The context-switch rows (the pipe ping-pong) alone.
     Pingpong,
+    /// The two syscall hooks (raw tracepoints, perf's tracepoints) against their floors.
+    Hooks,
 }
 
 /// The goal for syslat's CPU time per traced call in every mode, ns.
@@ -99,8 +104,14 @@ enum Setup {
     /// and sched_switch, an empty sched_wakeup.
     SchedClock,
     Clock,
+    /// Empty programs on sys_enter/sys_exit through perf's tracepoint handler.
+    PerfFloor,
+    /// The same that read the clock.
+    PerfClock,
     SyslatAll,
     SyslatPid,
+    /// `record -p` of the loop on perf's tracepoints (`SYSLAT_SYSCALL_HOOK=perf`).
+    SyslatPidPerf,
     SyslatOther,
     SyslatStacks,
     /// `record --by process -p` of the loop.
@@ -127,6 +138,11 @@ impl Setup {
                 "clock floor: bpf_ktime_get_ns on sys_enter/sys_exit and sched_switch, empty sched_wakeup"
             }
             Setup::Clock => "clock floor: raw_tp programs that only read bpf_ktime_get_ns",
+            Setup::PerfFloor => "floor: empty tracepoint programs (perf's handler)",
+            Setup::PerfClock => {
+                "clock floor: tracepoint programs (perf's handler) that only read bpf_ktime_get_ns"
+            }
+            Setup::SyslatPidPerf => "`SYSLAT_SYSCALL_HOOK=perf syslat record -p` (the loop)",
             Setup::SyslatAll => "`syslat record` (all processes)",
             Setup::SyslatPid => "`syslat record -p` (the loop)",
             Setup::SyslatOther => "untargeted (`syslat record -p` of another process)",
@@ -199,12 +215,17 @@ pub(crate) fn run(root: &Path, args: &BenchArgs) -> Result<()> {
             println!("{}", pingpong_table(&ctx, args)?);
             return Ok(());
         }
+        Some(Part::Hooks) => {
+            println!("{}", hooks_table(&ctx, args));
+            return Ok(());
+        }
         None => {}
     }
     let samples = rounds(&ctx, &setups, args.rounds, "time-getppid", |s| {
         s.calls(args.calls)
     });
     let mut table = render(&setups, &samples);
+    table.push_str(&hooks_table(&ctx, args));
     if args.pingpong > 0 {
         table.push_str(&pingpong_table(&ctx, args)?);
     }
@@ -512,6 +533,15 @@ impl Ctx<'_> {
                 floor = Some(load_floor(self.floor, "clock")?);
                 None
             }
+            Setup::PerfFloor => {
+                floor = Some(load_floor(self.floor, "ptfloor")?);
+                None
+            }
+            Setup::PerfClock => {
+                floor = Some(load_floor(self.floor, "ptclock")?);
+                None
+            }
+            Setup::SyslatPidPerf => Some(self.syslat_env(&["-p", &pid], ("SYSLAT_SYSCALL_HOOK", "perf"))?),
             Setup::SyslatAll => Some(self.syslat(&[])?),
             Setup::SyslatPid => Some(self.syslat(&["-p", &pid])?),
             Setup::SyslatStacks => Some(self.syslat(&["-p", &pid, "--stacks"])?),
@@ -562,6 +592,7 @@ impl Ctx<'_> {
                 setup,
                 Setup::SyslatAll
                     | Setup::SyslatPid
+                    | Setup::SyslatPidPerf
                     | Setup::SyslatStacks
                     | Setup::SyslatByProcess
                     | Setup::SyslatTop
@@ -630,7 +661,17 @@ impl Ctx<'_> {
     }
 
     fn syslat(&self, args: &[&str]) -> Result<Child> {
-        let mut c = Command::new(self.syslat)
+        self.syslat_env(args, ("SYSLAT_SYSCALL_HOOK", ""))
+    }
+
+    /// [`Ctx::syslat`] with one variable set in its environment (none when its value is
+    /// empty).
+    fn syslat_env(&self, args: &[&str], (key, value): (&str, &str)) -> Result<Child> {
+        let mut c = Command::new(self.syslat);
+        if !value.is_empty() {
+            c.env(key, value);
+        }
+        let mut c = c
             .args(["record", "-o", "/dev/null"])
             .args(args)
             .stderr(Stdio::piped())
@@ -743,6 +784,62 @@ fn scrape_cost(syslat: &Path, workload: &Path) -> Result<String> {
 
 /// The context-switch cost: a pipe ping-pong between two threads pinned to one CPU (each
 /// round trip: two switches, two writes, two reads), interleaved like the main table.
+/// The two syscall hooks side by side, each against its own floors: raw tracepoints (up
+/// to Linux 7.1) and perf's tracepoint handler (from 7.2, where the kernel runs raw
+/// tracepoint programs preemptible), with syslat on each.
+fn hooks_table(ctx: &Ctx<'_>, args: &BenchArgs) -> String {
+    let setups = [
+        Setup::Base,
+        Setup::Floor,
+        Setup::Clock,
+        Setup::SyslatPid,
+        Setup::PerfFloor,
+        Setup::PerfClock,
+        Setup::SyslatPidPerf,
+    ];
+    let samples: Vec<Vec<Option<f64>>> =
+        rounds(ctx, &setups, args.rounds, "time-getppid", |_| args.calls)
+            .into_iter()
+            .map(|row| row.into_iter().map(|x| x.map(|x| x.ns)).collect())
+            .collect();
+    let mut t = String::from(
+        "\n\nThe syscall hooks: raw tracepoints (up to Linux 7.1) and perf's tracepoint \
+         handler (from 7.2), each against its own floors (a getppid loop)\n\n\
+         | setup | ns/syscall | added ns | added / its hook's floor's | added / its hook's clock floor's |\n\
+         |---|---:|---:|---:|---:|\n",
+    );
+    let add = |i: usize| added(&samples[i], &samples[0]);
+    let floors = |s: Setup| match s {
+        Setup::Floor | Setup::Clock | Setup::SyslatPid => (add(1), add(2)),
+        _ => (add(4), add(5)),
+    };
+    let over = |a: f64, floor: Option<f64>| match floor {
+        Some(f) if f > 0.0 => format!("{:.2}x", a / f),
+        _ => String::new(),
+    };
+    for (s, row) in setups.iter().zip(&samples) {
+        match (
+            median(row.iter().flatten().copied().collect()),
+            added(row, &samples[0]),
+        ) {
+            (Some(ns), Some(a)) if *s == Setup::Base => {
+                t.push_str(&format!("| {} | {ns:.0} | {a:+.0} | | |\n", s.label()));
+            }
+            (Some(ns), Some(a)) => {
+                let (floor, clock) = floors(*s);
+                t.push_str(&format!(
+                    "| {} | {ns:.0} | {a:+.0} | {} | {} |\n",
+                    s.label(),
+                    over(a, floor),
+                    over(a, clock),
+                ));
+            }
+            _ => t.push_str(&format!("| {} | failed | | | |\n", s.label())),
+        }
+    }
+    t
+}
+
 fn pingpong_table(ctx: &Ctx<'_>, args: &BenchArgs) -> Result<String> {
     let setups = [
         Setup::Base,
@@ -1082,13 +1179,22 @@ fn attach_sched_floor(ebpf: &mut Ebpf, switch: &'static str) -> Result<()> {
     Ok(())
 }
 
+/// Loads and attaches the floor programs `KIND_enter` and `KIND_exit`: raw tracepoints, or
+/// perf's tracepoints for the kinds starting `pt`.
 fn load_floor(path: &Path, kind: &str) -> Result<Ebpf> {
     let mut ebpf = Ebpf::load_file(path).context("loading the floor programs")?;
     for tp in ["sys_enter", "sys_exit"] {
         let name = format!("{kind}_{}", &tp[4..]);
-        let p: &mut RawTracePoint = ebpf.program_mut(&name).context(name)?.try_into()?;
-        p.load()?;
-        p.attach(tp)?;
+        let prog = ebpf.program_mut(&name).context(name)?;
+        if kind.starts_with("pt") {
+            let p: &mut TracePoint = prog.try_into()?;
+            p.load()?;
+            p.attach("raw_syscalls", tp)?;
+        } else {
+            let p: &mut RawTracePoint = prog.try_into()?;
+            p.load()?;
+            p.attach(tp)?;
+        }
     }
     Ok(ebpf)
 }

@@ -7,14 +7,16 @@
 //!   needs a timestamp at both ends of every call. `clock_switch` reads it at each context
 //!   switch too: a tool that splits a call's time at its switches (latency anatomy) needs
 //!   the time the task left the CPU, so with it the clock floor of the context-switch row.
+//! - `ptfloor_*` and `ptclock_*`: the same two on the same tracepoints through perf's
+//!   handler (`tracepoint/raw_syscalls/*`), the hook syslat uses from Linux 7.2: its floors.
 #![no_std]
 #![no_main]
 
 use aya_ebpf::{
     btf_maps::PerCpuArray,
     helpers::bpf_ktime_get_ns,
-    macros::{btf_map, btf_tracepoint, raw_tracepoint},
-    programs::{BtfTracePointContext, RawTracePointContext},
+    macros::{btf_map, btf_tracepoint, raw_tracepoint, tracepoint},
+    programs::{BtfTracePointContext, RawTracePointContext, TracePointContext},
 };
 
 /// Where the clock programs leave their reading.
@@ -64,6 +66,26 @@ fn clock_exit(_ctx: RawTracePointContext) -> i32 {
 #[btf_tracepoint(function = "sched_switch")]
 fn clock_switch(_ctx: BtfTracePointContext) -> i32 {
     clock()
+}
+
+#[tracepoint(category = "raw_syscalls", name = "sys_enter")]
+fn ptfloor_enter(_ctx: TracePointContext) -> u32 {
+    0
+}
+
+#[tracepoint(category = "raw_syscalls", name = "sys_exit")]
+fn ptfloor_exit(_ctx: TracePointContext) -> u32 {
+    0
+}
+
+#[tracepoint(category = "raw_syscalls", name = "sys_enter")]
+fn ptclock_enter(_ctx: TracePointContext) -> u32 {
+    clock() as u32
+}
+
+#[tracepoint(category = "raw_syscalls", name = "sys_exit")]
+fn ptclock_exit(_ctx: TracePointContext) -> u32 {
+    clock() as u32
 }
 
 #[cfg(not(test))]
