@@ -120,12 +120,15 @@ fn ctrl_c_ends_a_flooded_recording_at_once() {
     assert!(count(&s, "getppid") > 0);
 }
 
-/// Peak RSS (kB) of a running syslat, polled until it exits.
-fn peak_rss_while_running(mut child: Reaped) -> (u64, std::process::ExitStatus) {
-    let mut peak = 0;
+/// Peak RSS (kB) of a running syslat, polled until it exits, with what its
+/// `/proc/PID/status` said of its memory at that peak and when (for the failure message:
+/// anonymous memory is syslat's heap, file and shared memory its mapped maps and binary).
+fn peak_rss_while_running(mut child: Reaped) -> (u64, String, std::process::ExitStatus) {
+    let started = std::time::Instant::now();
+    let (mut peak, mut at_peak) = (0, String::new());
     loop {
         if let Some(st) = child.try_wait().unwrap() {
-            return (peak, st);
+            return (peak, at_peak, st);
         }
         let status =
             std::fs::read_to_string(format!("/proc/{}/status", child.id())).unwrap_or_default();
@@ -133,8 +136,15 @@ fn peak_rss_while_running(mut child: Reaped) -> (u64, std::process::ExitStatus) 
             .lines()
             .find_map(|l| l.strip_prefix("VmHWM:"))
             .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+            && kb > peak
         {
-            peak = peak.max(kb);
+            peak = kb;
+            let memory: Vec<String> = status
+                .lines()
+                .filter(|l| l.starts_with("VmRSS") || l.starts_with("Rss"))
+                .map(|l| l.split_whitespace().collect::<Vec<_>>().join(" "))
+                .collect();
+            at_peak = format!("at {:?}: {}", started.elapsed(), memory.join(", "));
         }
         std::thread::sleep(Duration::from_millis(20));
     }
@@ -150,11 +160,11 @@ fn memory_stays_bounded_with_many_short_lived_processes() {
             .spawn()
             .unwrap(),
     );
-    let (peak_kb, st) = peak_rss_while_running(child);
+    let (peak_kb, at_peak, st) = peak_rss_while_running(child);
     assert!(st.success());
     assert!(
         peak_kb > 0 && peak_kb < 64 * 1024,
-        "peak RSS {peak_kb} kB with 20,000 processes"
+        "peak RSS {peak_kb} kB with 20,000 processes ({at_peak})"
     );
     let s = summary(&out);
     assert_eq!(count(&s, "clone"), 20_000);
