@@ -219,6 +219,9 @@ pub struct MetricChange {
     pub regressed: bool,
     /// Whether it improved significantly.
     pub improved: bool,
+    /// Not judged: a tail of calls on CPU, with one run on a side ([`on_cpu_tail`]).
+    #[serde(skip)]
+    pub on_cpu_tail: bool,
 }
 
 /// One compared key.
@@ -351,16 +354,6 @@ pub fn compare(base: &[&Part], new: &[&Part], s: &Settings) -> Comparison {
         if !sizes.counts {
             not_judged += 1;
         }
-        let single_run = base_runs.len() < 2 || new_runs.len() < 2;
-        if sizes.latencies
-            && single_run
-            && let (Some(b), Some(n)) = (b, n)
-            && Metric::ALL
-                .iter()
-                .any(|&m| s.thresholds.0.contains_key(&m) && on_cpu_tail(m, b) && on_cpu_tail(m, n))
-        {
-            tails_not_judged += 1;
-        }
         for m in Metric::ALL {
             let mc = metric_change(
                 m,
@@ -376,6 +369,9 @@ pub fn compare(base: &[&Part], new: &[&Part], s: &Settings) -> Comparison {
                     .push(format!("{} {}", m.name(), fmt_pct(mc.change_pct)));
             }
             row.metrics.push(mc);
+        }
+        if row.metrics.iter().any(|m| m.on_cpu_tail) {
+            tails_not_judged += 1;
         }
         row.status = match (b, n) {
             (None, Some(n)) => {
@@ -521,6 +517,7 @@ fn metric_change(
         change_pct: change.map(|c| c * 100.0),
         regressed: false,
         improved: false,
+        on_cpu_tail: false,
     };
     let (Some(limit), Some(change)) = (s.thresholds.0.get(&m).copied(), change) else {
         return mc;
@@ -560,6 +557,7 @@ fn metric_change(
             };
             let single_run = b_runs.len() < 2 || n_runs.len() < 2;
             if single_run && on_cpu_tail(m, b) && on_cpu_tail(m, n) {
+                mc.on_cpu_tail = true;
                 return mc;
             }
             // A factor either way: a run up to (1 + run_drift) times slower on CPU, or as

@@ -26,10 +26,7 @@ use std::{
 };
 
 use anyhow::{Context, Result, bail};
-use aya::{
-    Ebpf,
-    programs::{RawTracePoint, TracePoint},
-};
+use aya::{Ebpf, programs::Program};
 
 /// Flags of `cargo xtask bench`.
 #[derive(clap::Args)]
@@ -541,7 +538,9 @@ impl Ctx<'_> {
                 floor = Some(load_floor(self.floor, "ptclock")?);
                 None
             }
-            Setup::SyslatPidPerf => Some(self.syslat_env(&["-p", &pid], ("SYSLAT_SYSCALL_HOOK", "perf"))?),
+            Setup::SyslatPidPerf => {
+                Some(self.syslat_env(&["-p", &pid], &[("SYSLAT_SYSCALL_HOOK", "perf")])?)
+            }
             Setup::SyslatAll => Some(self.syslat(&[])?),
             Setup::SyslatPid => Some(self.syslat(&["-p", &pid])?),
             Setup::SyslatStacks => Some(self.syslat(&["-p", &pid, "--stacks"])?),
@@ -661,17 +660,13 @@ impl Ctx<'_> {
     }
 
     fn syslat(&self, args: &[&str]) -> Result<Child> {
-        self.syslat_env(args, ("SYSLAT_SYSCALL_HOOK", ""))
+        self.syslat_env(args, &[])
     }
 
-    /// [`Ctx::syslat`] with one variable set in its environment (none when its value is
-    /// empty).
-    fn syslat_env(&self, args: &[&str], (key, value): (&str, &str)) -> Result<Child> {
-        let mut c = Command::new(self.syslat);
-        if !value.is_empty() {
-            c.env(key, value);
-        }
-        let mut c = c
+    /// [`Ctx::syslat`] with `env` set in its environment.
+    fn syslat_env(&self, args: &[&str], env: &[(&str, &str)]) -> Result<Child> {
+        let mut c = Command::new(self.syslat)
+            .envs(env.iter().copied())
             .args(["record", "-o", "/dev/null"])
             .args(args)
             .stderr(Stdio::piped())
@@ -782,8 +777,47 @@ fn scrape_cost(syslat: &Path, workload: &Path) -> Result<String> {
     result
 }
 
-/// The context-switch cost: a pipe ping-pong between two threads pinned to one CPU (each
-/// round trip: two switches, two writes, two reads), interleaved like the main table.
+/// The ns per iteration of each round's sample.
+fn ns_only(samples: Vec<Vec<Option<Sample>>>) -> Vec<Vec<Option<f64>>> {
+    samples
+        .into_iter()
+        .map(|row| row.into_iter().map(|x| x.map(|x| x.ns)).collect())
+        .collect()
+}
+
+/// Table rows of `setups` (the first the base) with their ns, the ns each adds to the
+/// base, and that added cost over two floors' added costs, which `floors` gives per setup
+/// (`None`: no ratio, as for the base).
+fn rows_over_floors(
+    setups: &[Setup],
+    samples: &[Vec<Option<f64>>],
+    floors: impl Fn(Setup) -> (Option<f64>, Option<f64>),
+) -> String {
+    let over = |add: f64, floor: Option<f64>| match floor {
+        Some(f) if f > 0.0 => format!("{:.2}x", add / f),
+        _ => String::new(),
+    };
+    let mut t = String::new();
+    for (s, row) in setups.iter().zip(samples) {
+        match (
+            median(row.iter().flatten().copied().collect()),
+            added(row, &samples[0]),
+        ) {
+            (Some(ns), Some(add)) => {
+                let (a, b) = floors(*s);
+                t.push_str(&format!(
+                    "| {} | {ns:.0} | {add:+.0} | {} | {} |\n",
+                    s.label(),
+                    over(add, a),
+                    over(add, b),
+                ));
+            }
+            _ => t.push_str(&format!("| {} | failed | | | |\n", s.label())),
+        }
+    }
+    t
+}
+
 /// The two syscall hooks side by side, each against its own floors: raw tracepoints (up
 /// to Linux 7.1) and perf's tracepoint handler (from 7.2, where the kernel runs raw
 /// tracepoint programs preemptible), with syslat on each.
@@ -797,49 +831,26 @@ fn hooks_table(ctx: &Ctx<'_>, args: &BenchArgs) -> String {
         Setup::PerfClock,
         Setup::SyslatPidPerf,
     ];
-    let samples: Vec<Vec<Option<f64>>> =
-        rounds(ctx, &setups, args.rounds, "time-getppid", |_| args.calls)
-            .into_iter()
-            .map(|row| row.into_iter().map(|x| x.map(|x| x.ns)).collect())
-            .collect();
+    let samples = ns_only(rounds(ctx, &setups, args.rounds, "time-getppid", |_| {
+        args.calls
+    }));
+    let add = |i: usize| added(&samples[i], &samples[0]);
     let mut t = String::from(
         "\n\nThe syscall hooks: raw tracepoints (up to Linux 7.1) and perf's tracepoint \
          handler (from 7.2), each against its own floors (a getppid loop)\n\n\
          | setup | ns/syscall | added ns | added / its hook's floor's | added / its hook's clock floor's |\n\
          |---|---:|---:|---:|---:|\n",
     );
-    let add = |i: usize| added(&samples[i], &samples[0]);
-    let floors = |s: Setup| match s {
+    t.push_str(&rows_over_floors(&setups, &samples, |s| match s {
+        Setup::Base => (None, None),
         Setup::Floor | Setup::Clock | Setup::SyslatPid => (add(1), add(2)),
         _ => (add(4), add(5)),
-    };
-    let over = |a: f64, floor: Option<f64>| match floor {
-        Some(f) if f > 0.0 => format!("{:.2}x", a / f),
-        _ => String::new(),
-    };
-    for (s, row) in setups.iter().zip(&samples) {
-        match (
-            median(row.iter().flatten().copied().collect()),
-            added(row, &samples[0]),
-        ) {
-            (Some(ns), Some(a)) if *s == Setup::Base => {
-                t.push_str(&format!("| {} | {ns:.0} | {a:+.0} | | |\n", s.label()));
-            }
-            (Some(ns), Some(a)) => {
-                let (floor, clock) = floors(*s);
-                t.push_str(&format!(
-                    "| {} | {ns:.0} | {a:+.0} | {} | {} |\n",
-                    s.label(),
-                    over(a, floor),
-                    over(a, clock),
-                ));
-            }
-            _ => t.push_str(&format!("| {} | failed | | | |\n", s.label())),
-        }
-    }
+    }));
     t
 }
 
+/// The context-switch cost: a pipe ping-pong between two threads pinned to one CPU (each
+/// round trip: two switches, two writes, two reads), interleaved like the main table.
 fn pingpong_table(ctx: &Ctx<'_>, args: &BenchArgs) -> Result<String> {
     let setups = [
         Setup::Base,
@@ -849,12 +860,9 @@ fn pingpong_table(ctx: &Ctx<'_>, args: &BenchArgs) -> Result<String> {
         Setup::SyslatPid,
         Setup::SyslatOther,
     ];
-    let samples: Vec<Vec<Option<f64>>> = rounds(ctx, &setups, args.rounds, "time-pingpong", |_| {
+    let samples = ns_only(rounds(ctx, &setups, args.rounds, "time-pingpong", |_| {
         args.pingpong
-    })
-    .into_iter()
-    .map(|row| row.into_iter().map(|x| x.map(|x| x.ns)).collect())
-    .collect();
+    }));
     let mut t = String::from(
         "\n\nContext switches: a pipe ping-pong between two threads on one CPU \
          (per round trip: 2 switches, 2 writes, 2 reads; CPU ns of the two threads)\n\n\
@@ -866,24 +874,10 @@ fn pingpong_table(ctx: &Ctx<'_>, args: &BenchArgs) -> Result<String> {
     // end of every call and at each switch.
     let sched_floor = added(&samples[2], &samples[0]);
     let clock_floor = added(&samples[3], &samples[0]);
-    let over = |add: f64, floor: Option<f64>, s: Setup| match floor {
-        Some(f) if f > 0.0 && s != Setup::Base => format!("{:.2}x", add / f),
-        _ => String::new(),
-    };
-    for (s, row) in setups.iter().zip(&samples) {
-        match (
-            median(row.iter().flatten().copied().collect()),
-            added(row, &samples[0]),
-        ) {
-            (Some(ns), Some(add)) => t.push_str(&format!(
-                "| {} | {ns:.0} | {add:+.0} | {} | {} |\n",
-                s.label(),
-                over(add, sched_floor, *s),
-                over(add, clock_floor, *s),
-            )),
-            _ => t.push_str(&format!("| {} | failed | | | |\n", s.label())),
-        }
-    }
+    t.push_str(&rows_over_floors(&setups, &samples, |s| match s {
+        Setup::Base => (None, None),
+        _ => (sched_floor, clock_floor),
+    }));
     Ok(t)
 }
 
@@ -1179,21 +1173,22 @@ fn attach_sched_floor(ebpf: &mut Ebpf, switch: &'static str) -> Result<()> {
     Ok(())
 }
 
-/// Loads and attaches the floor programs `KIND_enter` and `KIND_exit`: raw tracepoints, or
-/// perf's tracepoints for the kinds starting `pt`.
+/// Loads and attaches the floor programs `KIND_enter` and `KIND_exit`, raw tracepoints or
+/// perf's tracepoints as the object declares them.
 fn load_floor(path: &Path, kind: &str) -> Result<Ebpf> {
     let mut ebpf = Ebpf::load_file(path).context("loading the floor programs")?;
     for tp in ["sys_enter", "sys_exit"] {
         let name = format!("{kind}_{}", &tp[4..]);
-        let prog = ebpf.program_mut(&name).context(name)?;
-        if kind.starts_with("pt") {
-            let p: &mut TracePoint = prog.try_into()?;
-            p.load()?;
-            p.attach("raw_syscalls", tp)?;
-        } else {
-            let p: &mut RawTracePoint = prog.try_into()?;
-            p.load()?;
-            p.attach(tp)?;
+        match ebpf.program_mut(&name).context(name.clone())? {
+            Program::RawTracePoint(p) => {
+                p.load()?;
+                p.attach(tp)?;
+            }
+            Program::TracePoint(p) => {
+                p.load()?;
+                p.attach("raw_syscalls", tp)?;
+            }
+            _ => bail!("{name} is neither a raw tracepoint nor a tracepoint program"),
         }
     }
     Ok(ebpf)

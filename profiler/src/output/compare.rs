@@ -230,6 +230,7 @@ mod tests {
             change_pct: Some((n - b) / b * 100.0),
             regressed: r,
             improved: false,
+            on_cpu_tail: false,
         };
         Comparison {
             base_runs: 1,
