@@ -35,7 +35,9 @@ type HashSet<K> = StdHashSet<K, foldhash::fast::RandomState>;
 
 use profiler_common::{Anatomy, MAX_SYSCALLS, SyscallEvent};
 
-use super::{ContainerInfo, Event, LossCounters, Row, RowKey, Series, Snapshot, comm_name};
+use super::event::Record;
+
+use super::{Batch, ContainerInfo, Event, LossCounters, Row, RowKey, Series, Snapshot, comm_name};
 use crate::syscalls;
 
 /// The aggregation key of the rows.
@@ -170,7 +172,7 @@ fn caller_of(group: GroupBy, ev: &SyscallEvent) -> (u32, u32) {
 }
 
 /// Records one call into a series.
-#[inline]
+#[inline(always)]
 fn put(s: &mut Series, ev: &SyscallEvent, anatomy: &Anatomy) {
     let errno = syscalls::errno_of(ev.ret);
     if anatomy.voluntary != 0 || anatomy.involuntary != 0 {
@@ -246,44 +248,70 @@ impl Aggregator {
     /// series once and records into it directly; the result is the same as
     /// [`Aggregator::record_call`] on each.
     pub fn fold(&mut self, events: &[Event]) {
+        self.fold_records(Batch::Events(events));
+    }
+
+    /// Folds a batch: decoded events as [`Aggregator::fold`], or call-log slots read in
+    /// place, with the same result as folding them decoded.
+    pub fn fold_batch(&mut self, batch: Batch<'_>) {
+        // Each arm inlines the loop for its kind of batch, so neither tests the kind per
+        // record.
+        match batch {
+            Batch::Events(e) => self.fold_records(Batch::Events(e)),
+            Batch::Slots(s) => self.fold_records(Batch::Slots(s)),
+        }
+    }
+
+    #[inline(always)]
+    fn fold_records(&mut self, batch: Batch<'_>) {
         let group = self.group;
         // By syscall a run is one syscall's; otherwise one caller's too.
         let keyed = group != GroupBy::Syscall;
         let keep = self.keeps_syscall_series();
+        let len = batch.len();
         let mut i = 0;
-        while i < events.len() {
-            let call = match &events[i] {
-                Event::Call(call, _) | Event::CallStack(call, ..) => call,
-                Event::Exit(exit) => {
+        while i < len {
+            let (call, mut next) = match batch.at(i) {
+                (Record::Call(call, ..), _) => (call, i),
+                (Record::Exit(exit), next) => {
                     self.retire(exit.tgid, &exit.comm);
-                    i += 1;
+                    i = next;
+                    continue;
+                }
+                (Record::Skip, next) => {
+                    i = next;
                     continue;
                 }
             };
             if u32::from(call.nr) >= MAX_SYSCALLS {
-                i += 1;
+                i = batch.at(i).1;
                 continue;
             }
-            let caller = caller_of(group, call);
-            let key = keyed.then(|| self.key_of(call));
+            let caller = caller_of(group, &call);
+            let key = keyed.then(|| self.key_of(&call));
             let mut total = keep.then(|| syscall_series(&mut self.by_syscall, call.nr));
             let mut series = key.map(|k| Arc::make_mut(self.keyed.entry(k).or_default()));
-            // One pass: the run ends at the first event that is not a call of this syscall
-            // (from this caller).
-            let start = i;
-            while let Some((c, a)) = events.get(i).and_then(Event::as_call) {
-                if c.nr != call.nr || (keyed && caller_of(group, c) != caller) {
+            // One pass: the run ends at the first record that is not a call of this
+            // syscall (from this caller).
+            let mut n = 0;
+            while next < len {
+                let (Record::Call(c, a, _), after) = batch.at(next) else {
+                    break;
+                };
+                if c.nr != call.nr || (keyed && caller_of(group, &c) != caller) {
                     break;
                 }
                 if let Some(t) = total.as_deref_mut() {
-                    put(t, c, a);
+                    put(t, &c, &a);
                 }
                 if let Some(s) = series.as_deref_mut() {
-                    put(s, c, a);
+                    put(s, &c, &a);
                 }
-                i += 1;
+                n += 1;
+                next = after;
             }
-            self.events += (i - start) as u64;
+            self.events += n;
+            i = next;
         }
     }
 
@@ -877,7 +905,8 @@ mod tests {
 
     /// A batch folded at once gives what recording its calls one by one gives, in every
     /// grouping: runs of one caller and syscall, interleavings, exits (a pid reused) and
-    /// calls that switched, under a cap that folds some keys.
+    /// calls that switched, under a cap that folds some keys; and so does folding the
+    /// calls as call-log slots.
     #[test]
     fn folding_a_batch_equals_recording_each_call() {
         let events = mixed_events();
@@ -891,6 +920,46 @@ mod tests {
                     Event::Exit(e) => each.retire(e.tgid, &e.comm),
                 }
             }
+            // The calls as call-log slots, read in place; the exits as events between them.
+            let mut slots = Aggregator::with_max_keys(group, 3);
+            let mut run: Vec<super::super::Slot> = Vec::new();
+            for ev in &events {
+                match ev {
+                    Event::Call(c, a) | Event::CallStack(c, a, _) => {
+                        let switched = a.voluntary + a.involuntary != 0;
+                        let stack = matches!(ev, Event::CallStack(..));
+                        let c = SyscallEvent {
+                            kind: if switched {
+                                profiler_common::kind::CALL_SWITCHED
+                            } else {
+                                profiler_common::kind::CALL
+                            },
+                            flags: if stack {
+                                profiler_common::flag::STACK
+                            } else {
+                                0
+                            },
+                            ..*c
+                        };
+                        run.push(super::super::call_slot(&c));
+                        if switched {
+                            run.push(super::super::anatomy_slot(a));
+                        }
+                        if let Event::CallStack(_, _, r) = ev {
+                            run.push(super::super::stack_slot(&profiler_common::StackIds {
+                                user: r.user,
+                                kernel: r.kernel,
+                                ..profiler_common::StackIds::default()
+                            }));
+                        }
+                    }
+                    Event::Exit(_) => {
+                        slots.fold_batch(Batch::Slots(&std::mem::take(&mut run)));
+                        slots.fold_batch(Batch::Events(std::slice::from_ref(ev)));
+                    }
+                }
+            }
+            slots.fold_batch(Batch::Slots(&run));
             let rows = |a: &Aggregator| -> Vec<String> {
                 let s = a.snapshot(0, 0, LossCounters::default(), &|p| Some(format!("p{p}")));
                 s.rows
@@ -900,6 +969,8 @@ mod tests {
             };
             assert_eq!(batch.events(), each.events(), "{group:?}");
             assert_eq!(rows(&batch), rows(&each), "{group:?}");
+            assert_eq!(slots.events(), each.events(), "{group:?}");
+            assert_eq!(rows(&slots), rows(&each), "{group:?}");
         }
     }
 

@@ -85,7 +85,7 @@ async fn run_once(
         trace.wake_by(next_dump);
         match trace.next().await? {
             Event::Tick => {
-                trace.drain(names, |evs| cur.agg.fold(evs));
+                trace.drain(names, |b| cur.agg.fold_batch(b));
                 slow.write(&mut trace, out)?;
                 if let Some(at) = next_dump.filter(|at| Instant::now() >= *at) {
                     next_dump = cfg.interval.map(|i| at + i);
@@ -93,14 +93,14 @@ async fn run_once(
                 }
             }
             Event::DumpRequested => {
-                trace.drain(names, |evs| cur.agg.fold(evs));
+                trace.drain(names, |b| cur.agg.fold_batch(b));
                 slow.write(&mut trace, out)?;
                 cur.dump(&mut trace, &mut total, out)?;
             }
             Event::End(code) => break code,
         }
     };
-    trace.drain(names, |evs| cur.agg.fold(evs));
+    trace.drain(names, |b| cur.agg.fold_batch(b));
     slow.write(&mut trace, out)?;
     slow.flush_suppressed(out)?;
     if cfg.interval.is_some() || cur.dumped_any {

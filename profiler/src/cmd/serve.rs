@@ -62,9 +62,9 @@ pub async fn run(args: &ServeArgs) -> anyhow::Result<i32> {
             Some(()) = want_rx.recv() => Event::DumpRequested,
         };
         match ev {
-            Event::Tick => trace.drain(names, |evs| agg.fold(evs)),
+            Event::Tick => trace.drain(names, |b| agg.fold_batch(b)),
             Event::DumpRequested => {
-                trace.drain(names, |evs| agg.fold(evs));
+                trace.drain(names, |b| agg.fold_batch(b));
                 let names = trace.namer(cfg.group);
                 // Pending first: an answer that comes in between only holds a row back.
                 let pending = trace.containers_pending();

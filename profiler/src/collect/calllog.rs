@@ -5,8 +5,8 @@
 //! followed by its [`Anatomy`] when the call was switched out, then by its [`StackIds`]
 //! when its stacks were taken); its [`LogPos`]
 //! holds the producer's `head` and our `tail` (records ever written / consumed). A drain
-//! loads `head` (acquire: the records before it are complete), copies the records out and
-//! stores `tail` (release: the programs reuse those slots only after we are done).
+//! loads `head` (acquire: the records before it are complete), hands the records on in
+//! place and stores `tail` (release: the programs reuse those slots only after we are done).
 
 use std::{
     os::fd::{AsFd, AsRawFd},
@@ -16,11 +16,10 @@ use std::{
 use aya::maps::{Array, MapData};
 use memmap2::{MmapOptions, MmapRaw};
 use profiler_common::{
-    Anatomy, LOG_HEAD_OFFSET, LOG_TAIL_OFFSET, LogPos, MIN_LOG_SLOTS, StackIds, SyscallEvent, flag,
-    kind,
+    LOG_HEAD_OFFSET, LOG_TAIL_OFFSET, LogPos, MIN_LOG_SLOTS, SyscallEvent, kind,
 };
 
-use crate::aggregate::{Event, StackRef};
+use crate::aggregate::{Slot, slot_width};
 
 /// Records per CPU for a total log size of `bytes` over `cpus` CPUs: the largest power of
 /// two that fits, at least [`MIN_LOG_SLOTS`].
@@ -92,95 +91,41 @@ impl CallLogs {
         unsafe { &*self.positions.as_ptr().add(at).cast::<AtomicU64>() }
     }
 
-    /// Appends up to `max` calls written since the last drain to `out`, CPU by CPU, and
-    /// frees their slots. Returns how many calls: fewer than `max` when the logs are empty.
-    pub fn drain(&mut self, out: &mut Vec<Event>, max: usize) -> usize {
-        let before = out.len();
-        let stop = before + max;
-        let mask = u64::from(self.slots) - 1;
+    /// Hands the slots written since the last drain to `each`, CPU by CPU, in pieces of at
+    /// most `max` slots (and a piece of a call whose slots wrap around the end of the
+    /// ring) that start at a call and end after a call's last slot, and frees each
+    /// piece's slots once `each` has returned. The pieces are views of the mapping: no
+    /// slot is copied. Returns how many calls.
+    pub fn drain(&mut self, max: usize, mut each: impl FnMut(&[Slot])) -> usize {
+        let slots = u64::from(self.slots);
+        let (mut calls, mut extras) = (0, 0);
         for cpu in 0..self.cpus {
-            if out.len() >= stop {
-                break;
-            }
             let head = self.word(cpu, LOG_HEAD_OFFSET).load(Ordering::Acquire);
             let tail = self.word(cpu, LOG_TAIL_OFFSET).load(Ordering::Relaxed);
             // A well-behaved producer never runs ahead by more than `slots`; clamp anyway so
             // a corrupt head cannot make us loop for ever.
-            let from = tail.max(head.saturating_sub(u64::from(self.slots)));
-            let slot = |seq: u64| -> *const u8 {
-                let index = u64::from(cpu) * u64::from(self.slots) + (seq & mask);
-                // SAFETY: `index < cpus * slots`: the slot is inside the mapping.
-                unsafe {
-                    self.records
-                        .as_ptr()
-                        .add(index as usize * size_of::<SyscallEvent>())
-                }
-            };
-            // The slot is inside the mapping; the producer finished writing it before
-            // publishing `head` (acquire above) and does not touch it again until we
-            // publish a tail past it, so nothing writes it while we read: a plain read (which
-            // the compiler may widen) is enough, no volatile one (which it copies field by
-            // field). Slots are 32-byte aligned in a page-aligned mapping;
-            // `SyscallEvent` and `Anatomy` are 32-byte repr(C) structs of integers
-            // (asserted in profiler-common), so every bit pattern is valid.
-            let call = |seq| {
-                // SAFETY: see above.
-                unsafe { std::ptr::read(slot(seq).cast::<SyscallEvent>()) }
-            };
-            let anatomy = |seq| {
-                // SAFETY: see above.
-                unsafe { std::ptr::read(slot(seq).cast::<Anatomy>()) }
-            };
-            let stack = |seq| {
-                // SAFETY: see above (`StackIds` is 32 bytes of integers too).
-                unsafe { std::ptr::read(slot(seq).cast::<StackIds>()) }
-            };
-            let mut seq = from;
-            while seq < head && out.len() < stop {
-                let ev = call(seq);
-                seq += 1;
-                // The usual record: a call that neither left its CPU nor took stacks.
-                if ev.kind == kind::CALL && ev.flags & flag::STACK == 0 {
-                    out.push(Event::call(ev));
-                    continue;
-                }
-                let switched = match ev.kind {
-                    kind::CALL => false,
-                    kind::CALL_SWITCHED => true,
-                    // An anatomy or stack slot without its call (the clamp above cut
-                    // between them), or a kind this build does not know: skipped.
-                    _ => continue,
-                };
-                // The anatomy and stack slots were published with their call, after it.
-                let has_stack = ev.flags & flag::STACK != 0;
-                let extra = u64::from(switched) + u64::from(has_stack);
-                if head - seq < extra {
-                    continue;
-                }
-                let a = if switched {
-                    anatomy(seq)
-                } else {
-                    Anatomy::default()
-                };
-                let s = has_stack.then(|| stack(seq + u64::from(switched)));
-                seq += extra;
-                self.extra_slots += extra;
-                out.push(match s {
-                    Some(s) if s.kind == kind::STACK => Event::CallStack(
-                        ev,
-                        a,
-                        StackRef {
-                            user: s.user,
-                            kernel: s.kernel,
-                        },
-                    ),
-                    _ => Event::Call(ev, a),
-                });
-            }
-            self.word(cpu, LOG_TAIL_OFFSET)
-                .store(seq.max(tail), Ordering::Release);
+            let from = tail.max(head.saturating_sub(slots));
+            let (n, extra) = drain_ring(self.ring(cpu), from, head, max, &mut each, |seq| {
+                self.word(cpu, LOG_TAIL_OFFSET)
+                    .store(seq, Ordering::Release)
+            });
+            calls += n;
+            extras += extra;
         }
-        out.len() - before
+        self.extra_slots += extras;
+        calls as usize
+    }
+
+    /// CPU `cpu`'s ring of slots.
+    fn ring(&self, cpu: u32) -> Ring<'_> {
+        let len = self.slots as usize;
+        Ring {
+            // SAFETY: `cpu < cpus`: the ring's `slots` slots of 32 bytes are inside the
+            // mapping, which lives as long as the borrow of `self`.
+            base: unsafe { self.records.as_ptr().cast::<Slot>().add(cpu as usize * len) },
+            len,
+            _mapping: std::marker::PhantomData,
+        }
     }
 
     /// Calls written by the programs on all CPUs since loading (kept or not yet drained):
@@ -192,6 +137,97 @@ impl CallLogs {
             .sum();
         slots.saturating_sub(self.extra_slots)
     }
+}
+
+/// One CPU's ring of call-log slots, in the shared mapping (or, in tests, in memory we
+/// own). The programs write the slots past the head while we read, so the ring is never
+/// borrowed whole: [`Ring::slots`] lends just the slots asked for.
+#[derive(Clone, Copy)]
+struct Ring<'a> {
+    base: *const Slot,
+    len: usize,
+    _mapping: std::marker::PhantomData<&'a [Slot]>,
+}
+
+impl<'a> Ring<'a> {
+    /// The `n` slots from slot `at`, which must lie between the consumer's tail and the
+    /// head it loaded.
+    fn slots(&self, at: usize, n: usize) -> &'a [Slot] {
+        assert!(
+            at + n <= self.len,
+            "slots {at}+{n} past a ring of {}",
+            self.len
+        );
+        // SAFETY: inside the ring (asserted), 8-byte aligned (page-aligned mapping), and a
+        // slot is four plain words, so every bit pattern is valid. The programs write a
+        // slot only while it is free (after our tail passed it and before their head
+        // does); `drain_ring` asks only for slots between the tail and the head loaded
+        // with acquire, which nothing writes until we publish a tail past them.
+        unsafe { std::slice::from_raw_parts(self.base.add(at), n) }
+    }
+}
+
+/// Hands `ring`'s records from `seq` to `head` (sequence numbers: slot `seq % len`) to
+/// `each` in pieces of at most `max` slots that start at a call and end after a call's
+/// last slot (a call whose slots wrap around the ring's end is copied out whole and
+/// handed on alone; one that reaches past `head` is skipped), calling `publish` with the
+/// sequence number after each piece once `each` has returned. Returns the calls and the
+/// anatomy and stack slots handed on.
+fn drain_ring(
+    ring: Ring<'_>,
+    mut seq: u64,
+    head: u64,
+    max: usize,
+    mut each: impl FnMut(&[Slot]),
+    mut publish: impl FnMut(u64),
+) -> (u64, u64) {
+    let slots = ring.len as u64;
+    // A piece holds at least one whole call.
+    let max = (max as u64).max(3);
+    let (mut calls, mut extras) = (0, 0);
+    while seq < head {
+        let at = (seq % slots) as usize;
+        // A piece ends at the head, after `max` slots, or at the end of the ring.
+        let limit = (head - seq).min(max).min(slots - at as u64) as usize;
+        let piece = ring.slots(at, limit);
+        // Walk the piece call by call: it ends after the last whole call in it.
+        let (mut i, mut n, mut extra) = (0, 0, 0);
+        while i < limit {
+            let w = &piece[i];
+            let width = slot_width(w);
+            if i + width > limit {
+                break;
+            }
+            if matches!(w[0] as u8, kind::CALL | kind::CALL_SWITCHED) {
+                n += 1;
+                extra += width as u64 - 1;
+            }
+            i += width;
+        }
+        if i > 0 {
+            each(&piece[..i]);
+            seq += i as u64;
+        } else {
+            // The call at `seq` does not fit: its slots wrap around the ring's end, or
+            // reach past the head (cut by a clamp, or written by a broken producer).
+            let width = slot_width(&piece[0]) as u64;
+            if seq + width <= head {
+                let mut call = [[0u64; 4]; 3];
+                for (k, slot) in call.iter_mut().enumerate().take(width as usize) {
+                    *slot = ring.slots(((seq + k as u64) % slots) as usize, 1)[0];
+                }
+                each(&call[..width as usize]);
+                (n, extra) = (1, width - 1);
+                seq += width;
+            } else {
+                seq = head;
+            }
+        }
+        calls += n;
+        extras += extra;
+        publish(seq);
+    }
+    (calls, extras)
 }
 
 /// The target-set generation, shared with the programs (their `.bss`).
@@ -226,6 +262,129 @@ impl Generation {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::aggregate::{Batch, Event, StackRef, anatomy_slot, call_slot, stack_slot};
+    use profiler_common::{Anatomy, StackIds, flag};
+
+    /// The slots of a call: the call, its anatomy when switched, its stack ids when taken.
+    fn call_slots(i: u32, switched: bool, stack: bool) -> (Vec<Slot>, Event) {
+        let call = SyscallEvent {
+            kind: if switched {
+                kind::CALL_SWITCHED
+            } else {
+                kind::CALL
+            },
+            flags: if stack { flag::STACK } else { 0 },
+            nr: (i % 7) as u16,
+            cgroup: i ^ 0xdead_0000,
+            duration_ns: 100 + u64::from(i),
+            ret: -(i64::from(i) % 3),
+            tgid: 1000 + i % 3,
+            tid: 2000 + i,
+        };
+        let anatomy = Anatomy {
+            kind: kind::ANATOMY,
+            voluntary: i % 4 + 1,
+            involuntary: i % 2,
+            kstack: -(i as i32),
+            runq_ns: u64::from(i) * 3,
+            blocked_ns: u64::from(i) * 5,
+            ..Anatomy::default()
+        };
+        let ids = StackIds {
+            user: i as i32,
+            kernel: -(i as i32) - 1,
+            ..StackIds::default()
+        };
+        let mut slots = vec![call_slot(&call)];
+        if switched {
+            slots.push(anatomy_slot(&anatomy));
+        }
+        if stack {
+            slots.push(stack_slot(&ids));
+        }
+        let anatomy = if switched {
+            anatomy
+        } else {
+            Anatomy::default()
+        };
+        let event = if stack {
+            Event::CallStack(
+                call,
+                anatomy,
+                StackRef {
+                    user: ids.user,
+                    kernel: ids.kernel,
+                },
+            )
+        } else {
+            Event::Call(call, anatomy)
+        };
+        (slots, event)
+    }
+
+    proptest::proptest! {
+        /// Whatever the ring's size, the records' kinds, where the ring wraps and the
+        /// largest piece, the pieces hand on every call once, in order, with its anatomy
+        /// and stacks; the counts add up; and the tail is published after each piece,
+        /// ending at the head.
+        #[test]
+        fn pieces_hand_on_every_call_in_order(
+            len in 3usize..24,
+            start in 0u64..100,
+            kinds in proptest::collection::vec(0u8..4, 0..40),
+            max in 1usize..10,
+        ) {
+            let mut ring = vec![[0u64; 4]; len];
+            let (mut seq, mut expected, mut extras) = (start, Vec::new(), 0);
+            for (i, k) in kinds.iter().enumerate() {
+                let (slots, event) = call_slots(i as u32, k & 1 != 0, k & 2 != 0);
+                if seq + slots.len() as u64 - start > len as u64 {
+                    break;
+                }
+                for w in &slots {
+                    ring[(seq % len as u64) as usize] = *w;
+                    seq += 1;
+                }
+                extras += slots.len() as u64 - 1;
+                expected.push(event);
+            }
+            let head = seq;
+            let view = Ring {
+                base: ring.as_ptr(),
+                len,
+                _mapping: std::marker::PhantomData,
+            };
+            let (mut got, mut published) = (Vec::new(), vec![start]);
+            let (calls, extra) = drain_ring(
+                view,
+                start,
+                head,
+                max,
+                |piece| got.extend(Batch::Slots(piece).events()),
+                |tail| published.push(tail),
+            );
+            proptest::prop_assert_eq!(&got, &expected);
+            proptest::prop_assert_eq!(calls, expected.len() as u64);
+            proptest::prop_assert_eq!(extra, extras);
+            proptest::prop_assert!(published.windows(2).all(|w| w[0] < w[1]));
+            proptest::prop_assert_eq!(*published.last().unwrap(), head);
+        }
+    }
+
+    #[test]
+    fn a_call_cut_by_the_head_is_skipped() {
+        // A switched call whose anatomy slot is past the head (a broken producer).
+        let (slots, _) = call_slots(1, true, false);
+        let ring = vec![slots[0], [0; 4], [0; 4], [0; 4]];
+        let view = Ring {
+            base: ring.as_ptr(),
+            len: ring.len(),
+            _mapping: std::marker::PhantomData,
+        };
+        let (mut pieces, mut tail) = (0, 0);
+        let (calls, _) = drain_ring(view, 0, 1, 8, |_| pieces += 1, |t| tail = t);
+        assert_eq!((calls, pieces, tail), (0, 0, 1));
+    }
 
     #[test]
     fn slots_are_powers_of_two_within_bounds() {

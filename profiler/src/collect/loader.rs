@@ -23,7 +23,7 @@ use super::{
     kernel_btf, privileges,
     stacks::InlineStack,
 };
-use crate::aggregate::{Event, LossCounters, StackRef};
+use crate::aggregate::{Batch, Event, LossCounters, StackRef};
 
 /// The eBPF object built by `build.rs`.
 static OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/syslat.bpf.o"));
@@ -557,48 +557,38 @@ impl Probe {
         Ok(())
     }
 
-    /// Hands every completed call and process-exit record waiting to `fold`, in batches of
-    /// at most [`DRAIN_BATCH`] through `buf` (so memory stays bounded whatever the rate),
-    /// each with the stacks sent in the ring buffer since the batch before (`--stacks`):
-    /// every inline stack a batch's calls name is among those or handed on earlier.
-    /// Returns how many.
+    /// Hands every completed call and process-exit record waiting to `fold`: the calls as
+    /// pieces of the call logs read in place, at most [`DRAIN_BATCH`] slots each (so the
+    /// programs get their slots back early whatever the rate), each with the stacks sent
+    /// in the ring buffer since the piece before (`--stacks`): every inline stack a
+    /// piece's calls name is among those or handed on earlier. Returns how many.
     ///
     /// The ring buffer (process exits, slow calls) is read first and handed on last: a
     /// process's calls are in the call logs before its exit record is in the ring buffer,
-    /// so every call read here comes before the exit record of its process. A batch that
+    /// so every call read here comes before the exit record of its process. A piece that
     /// names an inline stack reads the `FRAMES` ring first: the frames were submitted
     /// before the call was published, so they are there by now.
-    pub fn drain(
-        &mut self,
-        buf: &mut Vec<Event>,
-        mut fold: impl FnMut(&[Event], &[InlineStack]),
-    ) -> usize {
+    pub fn drain(&mut self, mut fold: impl FnMut(Batch<'_>, &[InlineStack])) -> usize {
         let mut rare = std::mem::take(&mut self.rare);
         rare.clear();
         self.drain_ring(&mut rare);
         // After the ring: a slow call's frames were sent before it.
-        self.drain_frames();
-        let mut total = rare.len();
-        loop {
-            buf.clear();
-            let n = self.logs.drain(buf, DRAIN_BATCH);
-            self.received += n as u64;
-            total += n;
-            if n > 0 {
-                if self.frames.is_some() && buf.iter().any(names_inline_stack) {
-                    self.drain_frames();
-                }
-                fold(buf, &self.inline);
-                self.inline.clear();
+        read_frames(&mut self.frames, &mut self.inline);
+        let (frames, inline) = (&mut self.frames, &mut self.inline);
+        let n = self.logs.drain(DRAIN_BATCH, |slots| {
+            let batch = Batch::Slots(slots);
+            if frames.is_some() && batch.events().any(|e| names_inline_stack(&e)) {
+                read_frames(frames, inline);
             }
-            if n < DRAIN_BATCH {
-                break;
-            }
-        }
+            fold(batch, inline);
+            inline.clear();
+        });
+        self.received += n as u64;
         if !rare.is_empty() || !self.inline.is_empty() {
-            fold(&rare, &self.inline);
+            fold(Batch::Events(&rare), &self.inline);
             self.inline.clear();
         }
+        let total = rare.len() + n;
         self.rare = rare;
         total
     }
@@ -648,27 +638,6 @@ impl Probe {
                 }
                 _ => {}
             }
-        }
-    }
-
-    /// Reads the `FRAMES` ring (`--stacks`): stacks sent there because their bucket in the
-    /// stack-trace map was taken, handed on with the next batch.
-    fn drain_frames(&mut self) {
-        let Some(ring) = self.frames.as_mut() else {
-            return;
-        };
-        while let Some(item) = ring.next() {
-            if item.first() != Some(&kind::FRAMES) || item.len() < size_of::<StackFrames>() {
-                continue;
-            }
-            // SAFETY: the record holds a StackFrames, written by the programs as one
-            // (repr(C), every bit pattern valid); read_unaligned copes with any alignment.
-            let rec = unsafe { std::ptr::read_unaligned(item.as_ptr().cast::<StackFrames>()) };
-            let n = (rec.len as usize / 8).min(STACK_DEPTH);
-            self.inline.push(InlineStack {
-                id: rec.id,
-                ips: rec.ips[..n].iter().copied().filter(|&ip| ip != 0).collect(),
-            });
         }
     }
 
@@ -908,6 +877,27 @@ fn stack_map_entries() -> u32 {
         .ok()
         .and_then(|v| v.parse::<u32>().ok())
         .map_or(STACK_MAP_ENTRIES, |n| n.clamp(1, STACK_MAP_ENTRIES))
+}
+
+/// Reads the `FRAMES` ring (`--stacks`): stacks sent there because their bucket in the
+/// stack-trace map was taken, handed on with the next batch.
+fn read_frames(frames: &mut Option<RingBuf<MapData>>, inline: &mut Vec<InlineStack>) {
+    let Some(ring) = frames.as_mut() else {
+        return;
+    };
+    while let Some(item) = ring.next() {
+        if item.first() != Some(&kind::FRAMES) || item.len() < size_of::<StackFrames>() {
+            continue;
+        }
+        // SAFETY: the record holds a StackFrames, written by the programs as one
+        // (repr(C), every bit pattern valid); read_unaligned copes with any alignment.
+        let rec = unsafe { std::ptr::read_unaligned(item.as_ptr().cast::<StackFrames>()) };
+        let n = (rec.len as usize / 8).min(STACK_DEPTH);
+        inline.push(InlineStack {
+            id: rec.id,
+            ips: rec.ips[..n].iter().copied().filter(|&ip| ip != 0).collect(),
+        });
+    }
 }
 
 /// Whether `ev` is a call with a stack sent in the ring buffer (see

@@ -30,6 +30,16 @@ impl Comms {
         Some(name)
     }
 
+    /// Caches `tgid`'s name from /proc, unless one is known (a caller seen while it still
+    /// exists).
+    pub fn see(&mut self, tgid: u32) {
+        if !self.names.contains_key(&tgid)
+            && let Some(name) = read_comm(tgid)
+        {
+            self.insert(tgid, name);
+        }
+    }
+
     /// Records a name learned elsewhere (a process-exit record), unless one is known.
     pub fn learn(&mut self, tgid: u32, name: String) {
         if !self.names.contains_key(&tgid) {

@@ -74,7 +74,6 @@ pub struct Trace {
     containers: Option<ContainerIndex>,
     /// With `--by container`: a batch with container keys in place of cgroup ids.
     keyed: Vec<aggregate::Event>,
-    buf: Vec<aggregate::Event>,
     /// With `--stacks`: the stacks of the calls, resolved as they are drained.
     stacks: Option<Stacks>,
     child: Option<(u32, JoinHandle<std::io::Result<i32>>)>,
@@ -223,7 +222,6 @@ impl Trace {
             comms: Comms::default(),
             containers,
             keyed: Vec::new(),
-            buf: Vec::with_capacity(crate::collect::loader::DRAIN_BATCH),
             stacks,
             child: None,
             exits,
@@ -414,7 +412,7 @@ impl Trace {
     /// into `fold`. With `names`, reads the name of each new process from /proc while it
     /// still exists. With `--by container`, each call's `cgroup` field is replaced by its
     /// container's key (see [`Trace::container_infos`]), found while the cgroup exists.
-    pub fn drain(&mut self, names: bool, mut fold: impl FnMut(&[aggregate::Event])) {
+    pub fn drain(&mut self, names: bool, mut fold: impl FnMut(aggregate::Batch<'_>)) {
         let comms = &mut self.comms;
         comms.sweep();
         // The last caller whose name is known: a run of calls from one process looks the
@@ -425,26 +423,36 @@ impl Trace {
             s.begin_drain();
         }
         let (containers, keyed) = (&mut self.containers, &mut self.keyed);
-        self.probe.drain(&mut self.buf, |batch, inline| {
+        self.probe.drain(|batch, inline| {
             if let Some(s) = stacks.as_mut() {
                 s.add_inline(inline);
                 s.observe(batch);
             }
-            for ev in batch {
-                match ev {
-                    aggregate::Event::Exit(exit) => {
-                        comms.exited(exit.tgid, comm_name(&exit.comm));
-                        named = None;
-                    }
-                    aggregate::Event::Call(call, _) | aggregate::Event::CallStack(call, ..)
-                        if names && named != Some(call.tgid) =>
-                    {
-                        if !comms.contains(call.tgid) {
-                            let _ = comms.get(call.tgid);
-                        }
+            match batch {
+                aggregate::Batch::Slots(_) if names => batch.each_call(|call| {
+                    if named != Some(call.tgid) {
+                        comms.see(call.tgid);
                         named = Some(call.tgid);
                     }
-                    aggregate::Event::Call(..) | aggregate::Event::CallStack(..) => {}
+                }),
+                aggregate::Batch::Slots(_) => {}
+                aggregate::Batch::Events(events) => {
+                    for ev in events {
+                        match ev {
+                            aggregate::Event::Exit(exit) => {
+                                comms.exited(exit.tgid, comm_name(&exit.comm));
+                                named = None;
+                            }
+                            aggregate::Event::Call(call, _)
+                            | aggregate::Event::CallStack(call, ..)
+                                if names && named != Some(call.tgid) =>
+                            {
+                                comms.see(call.tgid);
+                                named = Some(call.tgid);
+                            }
+                            aggregate::Event::Call(..) | aggregate::Event::CallStack(..) => {}
+                        }
+                    }
                 }
             }
             let Some(index) = containers.as_mut() else {
@@ -453,7 +461,7 @@ impl Trace {
             };
             index.begin_batch();
             keyed.clear();
-            keyed.extend(batch.iter().map(|ev| match *ev {
+            keyed.extend(batch.events().map(|ev| match ev {
                 aggregate::Event::Call(mut call, anatomy) => {
                     call.cgroup = index.key(call.cgroup, call.tgid);
                     aggregate::Event::Call(call, anatomy)
@@ -464,7 +472,7 @@ impl Trace {
                 }
                 other => other,
             }));
-            fold(keyed);
+            fold(aggregate::Batch::Events(keyed));
         });
         if let Some(s) = self.stacks.as_mut() {
             for tgid in self.probe.take_execs() {

@@ -34,7 +34,7 @@ use profiler_common::SyscallEvent;
 
 use super::procinfo::read_comm;
 use crate::aggregate::{
-    Event, StackRef,
+    Batch, Event, StackRef,
     stacks::{Frames, SHORT_STACK, StackSet, StackTable},
 };
 
@@ -182,15 +182,15 @@ impl Stacks {
     /// Folds one batch of drained records: every call makes its process known (its
     /// mappings read now), every call with stacks is resolved and counted, an exec drops
     /// what was known of the old image, an exit record names calls waiting for a name.
-    pub fn observe(&mut self, batch: &[Event]) {
-        for ev in batch {
+    pub fn observe(&mut self, batch: Batch<'_>) {
+        for ev in batch.events() {
             match ev {
                 Event::Call(call, _) => {
                     self.proc(call.tgid);
-                    self.after_call(call);
+                    self.after_call(&call);
                 }
                 Event::CallStack(call, _, ids) => {
-                    let (user, kernel) = self.resolve(call.tgid, *ids);
+                    let (user, kernel) = self.resolve(call.tgid, ids);
                     let nr = u32::from(call.nr);
                     let room = self.pending < MAX_PENDING;
                     let p = self.proc(call.tgid);
@@ -205,7 +205,7 @@ impl Stacks {
                             self.table.add(comm, user, kernel, nr, call.duration_ns);
                         }
                     }
-                    self.after_call(call);
+                    self.after_call(&call);
                 }
                 Event::Exit(exit) => {
                     if let Some(p) = self.procs.get_mut(&exit.tgid) {

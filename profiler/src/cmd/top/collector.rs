@@ -84,7 +84,7 @@ impl Collector {
             match ev {
                 Event::Tick | Event::DumpRequested => {
                     let cur = &mut self.cur;
-                    self.trace.drain(true, |evs| cur.fold(evs));
+                    self.trace.drain(true, |b| cur.fold_batch(b));
                     if self.interval_start.elapsed() >= self.every {
                         self.publish(tx, None)?;
                         if self.limit.is_some_and(|n| self.printed >= n) {
@@ -94,7 +94,7 @@ impl Collector {
                 }
                 Event::End(code) => {
                     let cur = &mut self.cur;
-                    self.trace.drain(true, |evs| cur.fold(evs));
+                    self.trace.drain(true, |b| cur.fold_batch(b));
                     let finished = self.trace.command_exited().then_some(code);
                     self.publish(tx, finished)?;
                     if finished.is_some() && !self.batch {
