@@ -375,7 +375,7 @@ mod tests {
     fn a_call_cut_by_the_head_is_skipped() {
         // A switched call whose anatomy slot is past the head (a broken producer).
         let (slots, _) = call_slots(1, true, false);
-        let ring = vec![slots[0], [0; 4], [0; 4], [0; 4]];
+        let ring = [slots[0], [0; 4], [0; 4], [0; 4]];
         let view = Ring {
             base: ring.as_ptr(),
             len: ring.len(),
