@@ -150,10 +150,11 @@ fn add_by_syscall(by_syscall: &mut Vec<Option<Series>>, keyed: &HashMap<Key, Arc
     }
 }
 
-/// A series for a snapshot: shared, or a settled copy when its histograms of time off CPU
-/// still owe calls that never switched.
+/// A series for a snapshot: shared, or a settled copy when its latency histogram still
+/// holds fast values apart, or its histograms of time off CPU still owe calls that never
+/// switched (a snapshot's queries then read the histograms as they are).
 fn shared(s: &Arc<Series>) -> Arc<Series> {
-    if s.off_cpu.unsettled() {
+    if s.hist.unsettled() || s.off_cpu.unsettled() {
         Arc::new(Series::clone(s))
     } else {
         Arc::clone(s)

@@ -104,6 +104,79 @@ const SPARSE_BUCKETS: usize = 128;
 /// a histogram's constant-time record, not a search in the list, for nearly all its calls.
 const SPARSE_CALLS: u64 = 4096;
 
+/// Values below this are counted by value before they reach the HdrHistogram: at 3
+/// significant digits each of them is a bucket of its own (the histogram is exact below
+/// 2,048 ns), so a count by value is the histogram's count, kept for an increment instead
+/// of a record (most calls of a busy series are that fast).
+const DENSE: usize = 2048;
+
+/// A histogram, with the counts of its fast values not yet added to it.
+#[derive(Debug)]
+struct Full {
+    h: Histogram<u64>,
+    /// Counts by value below [`DENSE`] (allocated at the first such value).
+    dense: Option<Box<[u32; DENSE]>>,
+    /// Values counted in `dense`.
+    pending: u64,
+}
+
+impl Full {
+    fn new(h: Histogram<u64>) -> Box<Self> {
+        Box::new(Full {
+            h,
+            dense: None,
+            pending: 0,
+        })
+    }
+
+    #[inline]
+    fn record(&mut self, v: u64) {
+        if v < DENSE as u64 {
+            let dense = self.dense.get_or_insert_with(|| Box::new([0; DENSE]));
+            let c = &mut dense[v as usize];
+            *c += 1;
+            self.pending += 1;
+            if *c == u32::MAX {
+                let n = std::mem::take(c);
+                self.pending -= u64::from(n);
+                // Cannot fail: auto-resize is on and the value is clamped.
+                let _ = self.h.record_n(v, u64::from(n));
+            }
+        } else {
+            // Cannot fail: auto-resize is on and the value is clamped.
+            let _ = self.h.record(v);
+        }
+    }
+
+    /// The histogram with every count.
+    fn settled(&self) -> Cow<'_, Histogram<u64>> {
+        match &self.dense {
+            Some(dense) if self.pending > 0 => {
+                let mut h = self.h.clone();
+                for (v, &n) in dense.iter().enumerate() {
+                    if n > 0 {
+                        // Cannot fail: auto-resize is on.
+                        let _ = h.record_n(v as u64, u64::from(n));
+                    }
+                }
+                Cow::Owned(h)
+            }
+            _ => Cow::Borrowed(&self.h),
+        }
+    }
+}
+
+/// A copy holds every count in its histogram.
+impl Clone for Full {
+    fn clone(&self) -> Self {
+        Full {
+            h: self.settled().into_owned(),
+            dense: None,
+            pending: 0,
+        }
+    }
+}
+
 #[derive(Clone, Debug)]
 enum Repr {
     /// Up to [`SMALL`] values, as recorded (already clamped).
@@ -112,7 +185,7 @@ enum Repr {
     /// with their total.
     Sparse(Vec<(u64, u64)>, u64),
     /// The histogram.
-    Full(Box<Histogram<u64>>),
+    Full(Box<Full>),
 }
 
 /// A latency histogram in nanoseconds. It starts as a short list of values, becomes a
@@ -160,8 +233,7 @@ impl LatencyHist {
         let v = ns.min(MAX_TRACKED_NS);
         match &mut self.repr {
             Repr::Small(vals) if vals.len() < SMALL => vals.push(v),
-            // Recording cannot fail: auto-resize is on and the value is clamped.
-            Repr::Full(h) => drop(h.record(v)),
+            Repr::Full(f) => f.record(v),
             _ => self.record_n(v, 1),
         }
     }
@@ -190,7 +262,7 @@ impl LatencyHist {
                 self.settle();
             }
             // Cannot fail: auto-resize is on and the value is clamped.
-            Repr::Full(h) => drop(h.record_n(v, n)),
+            Repr::Full(f) => drop(f.h.record_n(v, n)),
         }
     }
 
@@ -200,7 +272,7 @@ impl LatencyHist {
             && (counts.len() > SPARSE_BUCKETS || *total > SPARSE_CALLS)
         {
             let h = self.histogram().into_owned();
-            self.repr = Repr::Full(Box::new(h));
+            self.repr = Repr::Full(Full::new(h));
         }
     }
 
@@ -218,10 +290,16 @@ impl LatencyHist {
                 }
             }
             Repr::Full(b) => {
+                let theirs = b.settled();
+                if let Repr::Full(f) = &mut self.repr {
+                    // Cannot fail: auto-resize is on.
+                    let _ = f.h.add(&*theirs);
+                    return;
+                }
                 let mut h = self.histogram().into_owned();
                 // Cannot fail: auto-resize is on.
-                let _ = h.add(&**b);
-                self.repr = Repr::Full(Box::new(h));
+                let _ = h.add(&*theirs);
+                self.repr = Repr::Full(Full::new(h));
             }
         }
     }
@@ -229,7 +307,7 @@ impl LatencyHist {
     /// The values as an HdrHistogram (built on the fly while the list is short).
     pub fn histogram(&self) -> Cow<'_, Histogram<u64>> {
         match &self.repr {
-            Repr::Full(h) => Cow::Borrowed(h),
+            Repr::Full(f) => f.settled(),
             Repr::Small(vals) => {
                 let mut h = empty_histogram();
                 for v in vals {
@@ -247,12 +325,18 @@ impl LatencyHist {
         }
     }
 
+    /// Whether fast values are still to be added to the histogram itself (a clone adds
+    /// them; queries see them either way).
+    pub fn unsettled(&self) -> bool {
+        matches!(&self.repr, Repr::Full(f) if f.pending > 0)
+    }
+
     /// Number of values recorded.
     pub fn count(&self) -> u64 {
         match &self.repr {
             Repr::Small(v) => v.len() as u64,
             Repr::Sparse(_, total) => *total,
-            Repr::Full(h) => h.len(),
+            Repr::Full(f) => f.h.len() + f.pending,
         }
     }
 
@@ -305,7 +389,7 @@ impl LatencyHist {
             .map_err(|e| HistError::Decode(format!("{e:?}")))?;
         h.auto(true);
         Ok(Self {
-            repr: Repr::Full(Box::new(h)),
+            repr: Repr::Full(Full::new(h)),
         })
     }
 
@@ -314,7 +398,11 @@ impl LatencyHist {
         match &self.repr {
             Repr::Small(v) => v.capacity() * 8,
             Repr::Sparse(c, _) => c.capacity() * 16,
-            Repr::Full(h) => h.distinct_values() * 8 + std::mem::size_of::<Histogram<u64>>(),
+            Repr::Full(f) => {
+                f.h.distinct_values() * 8
+                    + std::mem::size_of::<Full>()
+                    + f.dense.as_ref().map_or(0, |_| DENSE * 4)
+            }
         }
     }
 }
@@ -349,6 +437,22 @@ mod tests {
         assert!((p99 - 990_000.0).abs() / 990_000.0 < 0.001, "{p99}");
     }
 
+    /// `values` in an HdrHistogram, in one [`LatencyHist`], and split at `split` in two.
+    fn recorded(
+        values: &[u64],
+        split: usize,
+    ) -> (Histogram<u64>, LatencyHist, LatencyHist, LatencyHist) {
+        let mut reference = empty_histogram();
+        let (mut whole, mut a, mut b) =
+            (LatencyHist::new(), LatencyHist::new(), LatencyHist::new());
+        for (i, &v) in values.iter().enumerate() {
+            let _ = reference.record(v);
+            whole.record(v);
+            if i < split { a.record(v) } else { b.record(v) }
+        }
+        (reference, whole, a, b)
+    }
+
     proptest::proptest! {
         /// Through the list, the sparse counts and the histogram, every answer is that of
         /// an HdrHistogram of the same values, also after merges.
@@ -357,13 +461,7 @@ mod tests {
             values in proptest::collection::vec(0u64..10_000_000_000, 0..6000),
             split in 0usize..6000,
         ) {
-            let mut reference = empty_histogram();
-            let (mut whole, mut a, mut b) = (LatencyHist::new(), LatencyHist::new(), LatencyHist::new());
-            for (i, &v) in values.iter().enumerate() {
-                let _ = reference.record(v);
-                whole.record(v);
-                if i < split { a.record(v) } else { b.record(v) }
-            }
+            let (reference, whole, mut a, b) = recorded(&values, split);
             a.merge(&b);
             for h in [&whole, &a] {
                 proptest::prop_assert_eq!(h.count(), reference.len());
@@ -525,6 +623,37 @@ mod tests {
             LatencyHist::from_base64(&h.to_base64()).unwrap().count(),
             5000
         );
+    }
+
+    proptest::proptest! {
+        /// Fast values (below 2,048 ns, counted by value in a busy histogram) and slow ones
+        /// mixed: every answer, every merge (of busy into busy, busy into short, short into
+        /// busy), every copy and every encoding is that of an HdrHistogram of the same
+        /// values.
+        #[test]
+        fn fast_values_are_counted_like_any_other(
+            values in proptest::collection::vec(
+                proptest::prop_oneof![4 => 0u64..2048, 1 => 2048u64..100_000_000],
+                4000..12000,
+            ),
+            split in 0usize..12000,
+        ) {
+            let (reference, whole, a, b) = recorded(&values, split);
+            let (mut ab, mut ba) = (a.clone(), b.clone());
+            ab.merge(&b);
+            ba.merge(&a);
+            let copy = whole.clone();
+            proptest::prop_assert!(!copy.unsettled());
+            let decoded = LatencyHist::from_base64(&whole.to_base64()).unwrap();
+            for h in [&whole, &ab, &ba, &copy, &decoded] {
+                proptest::prop_assert_eq!(h.count(), reference.len());
+                proptest::prop_assert_eq!(&*h.histogram(), &reference);
+                proptest::prop_assert_eq!((h.min(), h.max()), (reference.min(), reference.max()));
+                for p in [0.0, 50.0, 99.0, 100.0] {
+                    proptest::prop_assert_eq!(h.percentile(p), reference.value_at_percentile(p));
+                }
+            }
+        }
     }
 
     proptest::proptest! {
