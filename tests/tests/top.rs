@@ -70,8 +70,13 @@ fn live_view_in_a_terminal() {
     t.keys("5");
     t.wait_for("the sort marker on P99", |s| s.contains("P99▼"));
     t.keys("Enter");
+    // The whole frame: a capture can catch the terminal between two writes of one frame
+    // (the chart drawn, the process table below not yet).
     let s = t.wait_for("the drill-down", |s| {
         s.contains("clock_nanosleep: calls by latency")
+            && s.split("processes making clock_nanosleep")
+                .nth(1)
+                .is_some_and(|table| table.contains("workload"))
     });
     assert!(
         s.contains("≥ 8.39ms"),
