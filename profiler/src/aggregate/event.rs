@@ -84,7 +84,7 @@ pub(crate) enum Record<'a> {
 
 /// The call a slot holds.
 #[inline]
-pub fn slot_call(w: &Slot) -> SyscallEvent {
+fn slot_call(w: &Slot) -> SyscallEvent {
     SyscallEvent {
         kind: w[0] as u8,
         flags: (w[0] >> 8) as u8,
@@ -99,7 +99,7 @@ pub fn slot_call(w: &Slot) -> SyscallEvent {
 
 /// The anatomy a slot holds.
 #[inline]
-pub fn slot_anatomy(w: &Slot) -> Anatomy {
+fn slot_anatomy(w: &Slot) -> Anatomy {
     Anatomy {
         kind: w[0] as u8,
         _pad: [0; 3],
@@ -113,7 +113,7 @@ pub fn slot_anatomy(w: &Slot) -> Anatomy {
 
 /// The stack ids a slot holds.
 #[inline]
-pub fn slot_stack(w: &Slot) -> StackIds {
+fn slot_stack(w: &Slot) -> StackIds {
     StackIds {
         kind: w[0] as u8,
         user: (w[0] >> 32) as i32,
@@ -123,6 +123,7 @@ pub fn slot_stack(w: &Slot) -> StackIds {
 }
 
 /// A call as its slot: the inverse of [`slot_call`].
+#[cfg(test)]
 pub fn call_slot(c: &SyscallEvent) -> Slot {
     [
         u64::from(c.kind)
@@ -136,6 +137,7 @@ pub fn call_slot(c: &SyscallEvent) -> Slot {
 }
 
 /// An anatomy as its slot: the inverse of [`slot_anatomy`].
+#[cfg(test)]
 pub fn anatomy_slot(a: &Anatomy) -> Slot {
     [
         u64::from(a.kind) | u64::from(a.voluntary) << 32,
@@ -146,6 +148,7 @@ pub fn anatomy_slot(a: &Anatomy) -> Slot {
 }
 
 /// Stack ids as their slot: the inverse of [`slot_stack`].
+#[cfg(test)]
 pub fn stack_slot(s: &StackIds) -> Slot {
     [
         u64::from(s.kind) | u64::from(s.user as u32) << 32,
@@ -246,12 +249,6 @@ impl<'a> Batch<'a> {
             }
             None
         })
-    }
-}
-
-impl<'a> From<&'a [Event]> for Batch<'a> {
-    fn from(e: &'a [Event]) -> Self {
-        Batch::Events(e)
     }
 }
 

@@ -11,10 +11,9 @@ mod series;
 mod snapshot;
 pub mod stacks;
 
-pub use event::{
-    Batch, Event, Slot, StackRef, anatomy_slot, call_slot, comm_name, slot_anatomy, slot_call,
-    slot_stack, slot_width, stack_slot,
-};
+pub use event::{Batch, Event, Slot, StackRef, comm_name, slot_width};
+#[cfg(test)]
+pub use event::{anatomy_slot, call_slot, stack_slot};
 pub use fold::{Aggregator, DEFAULT_MAX_KEYS, GroupBy, OTHER_KEY};
 pub use hist::{HistError, LatencyHist, MAX_TRACKED_NS};
 pub use key::{KeyId, RowKey};
