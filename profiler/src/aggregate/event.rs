@@ -84,7 +84,7 @@ pub(crate) enum Record<'a> {
 
 /// The call a slot holds.
 #[inline]
-fn slot_call(w: &Slot) -> SyscallEvent {
+pub(super) fn slot_call(w: &Slot) -> SyscallEvent {
     SyscallEvent {
         kind: w[0] as u8,
         flags: (w[0] >> 8) as u8,

@@ -35,9 +35,11 @@ type HashSet<K> = StdHashSet<K, foldhash::fast::RandomState>;
 
 use profiler_common::{Anatomy, MAX_SYSCALLS, SyscallEvent};
 
-use super::event::Record;
+use super::event::{Record, Slot, slot_call};
 
-use super::{Batch, ContainerInfo, Event, LossCounters, Row, RowKey, Series, Snapshot, comm_name};
+use super::{
+    Batch, ContainerInfo, Event, LossCounters, Row, RowKey, Series, Snapshot, comm_name, slot_width,
+};
 use crate::syscalls;
 
 /// The aggregation key of the rows.
@@ -259,7 +261,53 @@ impl Aggregator {
         // record.
         match batch {
             Batch::Events(e) => self.fold_records(Batch::Events(e)),
-            Batch::Slots(s) => self.fold_records(Batch::Slots(s)),
+            Batch::Slots(s) => self.fold_slots(s),
+        }
+    }
+
+    /// Folds call-log slots. A run of slots that are plain calls (never switched, no
+    /// stacks) of one syscall from one caller is told by two masked compares per slot
+    /// and recorded as a run ([`Series::record_run`]); any other record goes through
+    /// [`Aggregator::fold_records`].
+    fn fold_slots(&mut self, slots: &[Slot]) {
+        let group = self.group;
+        let keyed = group != GroupBy::Syscall;
+        let keep = self.keeps_syscall_series();
+        // What a run shares: in the first word kind and flags (a plain call: both zero)
+        // and the syscall, with the cgroup when grouped by it; in the last the caller.
+        let (mask0, mask3) = match group {
+            GroupBy::Syscall => (0xffff_ffff, 0),
+            GroupBy::Process => (0xffff_ffff, 0xffff_ffff),
+            GroupBy::Thread => (0xffff_ffff, u64::MAX),
+            GroupBy::Cgroup | GroupBy::Container => (u64::MAX, 0),
+        };
+        let mut i = 0;
+        while i < slots.len() {
+            let w = &slots[i];
+            let nr = (w[0] >> 16) as u16;
+            if w[0] as u16 != 0 || u32::from(nr) >= MAX_SYSCALLS {
+                // Not a plain call: decoded and folded on its own.
+                let width = slot_width(w).min(slots.len() - i);
+                self.fold_records(Batch::Slots(&slots[i..i + width]));
+                i += width;
+                continue;
+            }
+            let (first0, first3) = (w[0] & mask0, w[3] & mask3);
+            let len = slots[i + 1..]
+                .iter()
+                .position(|s| s[0] & mask0 != first0 || s[3] & mask3 != first3)
+                .map_or(slots.len() - i, |n| n + 1);
+            let run = &slots[i..i + len];
+            let calls = run.iter().map(|s| (s[1], s[2] as i64));
+            if keep {
+                syscall_series(&mut self.by_syscall, nr).record_run(calls.clone());
+            }
+            if keyed {
+                let key = self.key_of_caller(caller_of(group, &slot_call(w)), nr);
+                Arc::make_mut(self.keyed.entry(key).or_default()).record_run(calls);
+            }
+            self.events += len as u64;
+            i += len;
         }
     }
 
@@ -319,7 +367,11 @@ impl Aggregator {
     /// The row key of a call (not by syscall): its caller's current generation, admitted
     /// under the cap or folded into `other`; remembered for a run of calls from one caller.
     fn key_of(&mut self, ev: &SyscallEvent) -> Key {
-        let caller = caller_of(self.group, ev);
+        self.key_of_caller(caller_of(self.group, ev), ev.nr)
+    }
+
+    /// [`Aggregator::key_of`] of a call of syscall `nr` from `caller`.
+    fn key_of_caller(&mut self, caller: (u32, u32), nr: u16) -> Key {
         let (tgid, generation, tid) = match self.last {
             Some((c, who)) if c == caller => who,
             _ => {
@@ -331,7 +383,7 @@ impl Aggregator {
                     tgid: caller.0,
                     generation,
                     tid: caller.1,
-                    nr: u32::from(ev.nr),
+                    nr: u32::from(nr),
                 });
                 let who = (key.tgid, key.generation, key.tid);
                 self.last = Some((caller, who));
@@ -342,7 +394,7 @@ impl Aggregator {
             tgid,
             generation,
             tid,
-            nr: u32::from(ev.nr),
+            nr: u32::from(nr),
         }
     }
 
@@ -795,7 +847,9 @@ mod tests {
     fn mixed_events() -> Vec<Event> {
         let mut events = Vec::new();
         let mut x = 7u64;
-        for i in 0..3000u64 {
+        // Enough calls that the busiest series become full histograms, some of them
+        // slower than the values a histogram counts apart.
+        for i in 0..6000u64 {
             x = x
                 .wrapping_mul(6364136223846793005)
                 .wrapping_add(1442695040888963407);
@@ -804,7 +858,12 @@ mod tests {
             // Runs: the same caller and syscall repeat for a while.
             let repeat = 1 + (r >> 8) % 7;
             for _ in 0..repeat {
-                let mut c = call(tgid, (r >> 4) as u16 % 3, 100 + i % 37, -((r % 3) as i64));
+                let ns = if r.is_multiple_of(13) {
+                    5000 + i
+                } else {
+                    100 + i % 37
+                };
+                let mut c = call(tgid, (r >> 4) as u16 % 3, ns, -((r % 3) as i64));
                 c.tid = tgid * 10 + (r >> 12) as u32 % 2;
                 c.cgroup = 100 + tgid % 3;
                 let anatomy = if r.is_multiple_of(11) {

@@ -238,6 +238,41 @@ impl LatencyHist {
         }
     }
 
+    /// Records every value of `values` (as [`LatencyHist::record`] on each). A busy
+    /// histogram takes the run in a loop that keeps its count of fast values in a register
+    /// and finds its counts by value once.
+    #[inline]
+    pub fn record_all(&mut self, values: impl Iterator<Item = u64>) {
+        let Repr::Full(f) = &mut self.repr else {
+            for v in values {
+                self.record(v);
+            }
+            return;
+        };
+        let dense = f.dense.get_or_insert_with(|| Box::new([0; DENSE]));
+        // Added to `f.pending` at the end, so it may wrap below zero meanwhile (a count
+        // spilled to the histogram can be older than the run).
+        let mut pending: u64 = 0;
+        for ns in values {
+            let v = ns.min(MAX_TRACKED_NS);
+            if v < DENSE as u64 {
+                let c = &mut dense[v as usize];
+                *c += 1;
+                pending = pending.wrapping_add(1);
+                if *c == u32::MAX {
+                    let n = std::mem::take(c);
+                    pending = pending.wrapping_sub(u64::from(n));
+                    // Cannot fail: auto-resize is on and the value is clamped.
+                    let _ = f.h.record_n(v, u64::from(n));
+                }
+            } else {
+                // Cannot fail: auto-resize is on and the value is clamped.
+                let _ = f.h.record(v);
+            }
+        }
+        f.pending = f.pending.wrapping_add(pending);
+    }
+
     /// Records `n` calls of `ns` nanoseconds at once.
     pub fn record_n(&mut self, ns: u64, n: u64) {
         if n == 0 {
@@ -653,6 +688,49 @@ mod tests {
                     proptest::prop_assert_eq!(h.percentile(p), reference.value_at_percentile(p));
                 }
             }
+        }
+    }
+
+    proptest::proptest! {
+        /// Values recorded in runs (`record_all`, from the first call, through the short
+        /// forms, and into a busy histogram one of whose counts by value is about to
+        /// overflow) answer as the same values recorded one by one.
+        #[test]
+        fn a_run_is_recorded_like_its_calls(
+            values in proptest::collection::vec(
+                proptest::prop_oneof![4 => 1000u64..1004, 1 => 2048u64..100_000_000],
+                1..9000,
+            ),
+            cuts in proptest::collection::vec(0usize..9000, 0..8),
+            near in 0u32..3,
+        ) {
+            let mut cuts: Vec<usize> =
+                cuts.into_iter().filter(|&c| c < values.len()).collect();
+            cuts.push(values.len());
+            cuts.sort_unstable();
+            let (mut reference, mut runs) = (empty_histogram(), LatencyHist::new());
+            let mut from = 0;
+            for to in cuts {
+                runs.record_all(values[from..to].iter().copied());
+                for &v in &values[from..to] {
+                    let _ = reference.record(v);
+                }
+                from = to;
+                // Once busy: one count by value so close to overflow that the run spills it.
+                if let Repr::Full(f) = &mut runs.repr
+                    && let Some(d) = &mut f.dense
+                    && d[1001] == 0
+                {
+                    let n = u32::MAX - 1 - near;
+                    d[1001] = n;
+                    f.pending += u64::from(n);
+                    let _ = reference.record_n(1001, u64::from(n));
+                }
+            }
+            proptest::prop_assert_eq!(runs.count(), reference.len());
+            proptest::prop_assert_eq!(&*runs.histogram(), &reference);
+            let copy = runs.clone();
+            proptest::prop_assert_eq!(&*copy.histogram(), &reference);
         }
     }
 

@@ -249,6 +249,29 @@ impl Series {
         self.record_call(duration_ns, errno);
     }
 
+    /// Records a run of calls that never left their CPU, each as its duration and its raw
+    /// return value (as [`Series::record`] on each, with the errno of the value): the
+    /// totals stay in registers over the run and the histogram takes it whole.
+    #[inline]
+    pub fn record_run(&mut self, calls: impl Iterator<Item = (u64, i64)> + Clone) {
+        let (mut total, mut min, mut max, mut n) = (self.total_ns, self.min_ns, self.max_ns, 0);
+        for (d, ret) in calls.clone() {
+            total = total.saturating_add(d);
+            min = min.min(d);
+            max = max.max(d);
+            n += 1;
+            if let Some(e) = crate::syscalls::errno_of(ret) {
+                self.errors += 1;
+                *self.errnos.entry(e).or_default() += 1;
+            }
+        }
+        (self.total_ns, self.min_ns, self.max_ns) = (total, min, max);
+        if let Some(h) = &mut self.off_cpu.hists {
+            h.zeros += n;
+        }
+        self.hist.record_all(calls.map(|(d, _)| d));
+    }
+
     /// Records one call that was switched out: `runq_ns` waiting for a CPU, `blocked_ns`
     /// sleeping (kept within the call's duration, so the parts always sum to it), with
     /// `voluntary` and `involuntary` switches.
