@@ -219,16 +219,30 @@ impl<'a> Batch<'a> {
         }
     }
 
-    /// Calls `f` with each call of the batch, in order.
-    #[inline]
-    pub fn each_call(self, mut f: impl FnMut(&SyscallEvent)) {
-        let mut i = 0;
-        while i < self.len() {
-            let (r, next) = self.at(i);
-            if let Record::Call(c, ..) = r {
-                f(&c);
+    /// Calls `f` with the process (tgid) of each call, once for a run of calls from one
+    /// process: for the slots, a look at two words of each.
+    pub fn each_caller(self, mut f: impl FnMut(u32)) {
+        // No process has this id (pids are below 2^22).
+        let mut last = u32::MAX;
+        match self {
+            Batch::Slots(slots) => {
+                for w in slots {
+                    let tgid = w[3] as u32;
+                    // Only a call's first slot has one of these kinds.
+                    if tgid != last && matches!(w[0] as u8, kind::CALL | kind::CALL_SWITCHED) {
+                        f(tgid);
+                        last = tgid;
+                    }
+                }
             }
-            i = next;
+            Batch::Events(events) => {
+                for (call, _) in events.iter().filter_map(Event::as_call) {
+                    if call.tgid != last {
+                        f(call.tgid);
+                        last = call.tgid;
+                    }
+                }
+            }
         }
     }
 

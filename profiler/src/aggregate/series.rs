@@ -250,26 +250,27 @@ impl Series {
     }
 
     /// Records a run of calls that never left their CPU, each as its duration and its raw
-    /// return value (as [`Series::record`] on each, with the errno of the value): the
-    /// totals stay in registers over the run and the histogram takes it whole.
+    /// return value (as [`Series::record`] on each, with the errno of the value), in one
+    /// pass: the totals stay in registers over the run and the histogram takes it whole.
     #[inline]
-    pub fn record_run(&mut self, calls: impl Iterator<Item = (u64, i64)> + Clone) {
+    pub fn record_run(&mut self, calls: impl Iterator<Item = (u64, i64)>) {
         let (mut total, mut min, mut max, mut n) = (self.total_ns, self.min_ns, self.max_ns, 0);
-        for (d, ret) in calls.clone() {
+        let (errors, errnos) = (&mut self.errors, &mut self.errnos);
+        self.hist.record_all(calls.map(|(d, ret)| {
             total = total.saturating_add(d);
             min = min.min(d);
             max = max.max(d);
             n += 1;
             if let Some(e) = crate::syscalls::errno_of(ret) {
-                self.errors += 1;
-                *self.errnos.entry(e).or_default() += 1;
+                *errors += 1;
+                *errnos.entry(e).or_default() += 1;
             }
-        }
+            d
+        }));
         (self.total_ns, self.min_ns, self.max_ns) = (total, min, max);
         if let Some(h) = &mut self.off_cpu.hists {
             h.zeros += n;
         }
-        self.hist.record_all(calls.map(|(d, _)| d));
     }
 
     /// Records one call that was switched out: `runq_ns` waiting for a CPU, `blocked_ns`

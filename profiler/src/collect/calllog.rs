@@ -194,6 +194,18 @@ fn drain_ring(
         let (mut i, mut n, mut extra) = (0, 0, 0);
         while i < limit {
             let w = &piece[i];
+            // The usual slot: a call that never switched and has no stacks, one slot.
+            if w[0] as u16 == 0 {
+                // Once a cache line (two slots): ask for the line 1.5 KiB ahead, which the
+                // writing CPU most likely still holds (the walk is the first to read it).
+                #[cfg(target_arch = "x86_64")]
+                if i % 2 == 0 {
+                    prefetch(piece.as_ptr().wrapping_add(i + 48));
+                }
+                n += 1;
+                i += 1;
+                continue;
+            }
             let width = slot_width(w);
             if i + width > limit {
                 break;
@@ -228,6 +240,15 @@ fn drain_ring(
         publish(seq);
     }
     (calls, extras)
+}
+
+/// Hints the CPU to bring the cache line at `p` into L1 (any address: past the mapping
+/// too).
+#[cfg(target_arch = "x86_64")]
+#[inline(always)]
+fn prefetch(p: *const Slot) {
+    // SAFETY: a prefetch is a hint; it never faults, whatever the address.
+    unsafe { std::arch::x86_64::_mm_prefetch(p.cast::<i8>(), std::arch::x86_64::_MM_HINT_T0) };
 }
 
 /// The target-set generation, shared with the programs (their `.bss`).

@@ -225,8 +225,10 @@ fn os_error_in<'a>(err: &'a (dyn std::error::Error + 'static)) -> Option<&'a std
 /// Most exec notices kept between two drains (the rest are read at first sight instead).
 const MAX_EXECS: usize = 1 << 16;
 
-/// The most calls [`Probe::drain`] hands on at once.
-pub const DRAIN_BATCH: usize = 4096;
+/// The most call-log slots [`Probe::drain`] hands on at once: 8 KiB, so a piece read in
+/// place stays in the L1 cache through the passes over it (its calls found, the callers
+/// named, the stacks observed, the fold). 4,096 slots (128 KiB) cost 2-3 ns more per call.
+pub const DRAIN_BATCH: usize = 256;
 
 /// A CPU's append wakes user space when its call log is this fraction full (1/N): early
 /// enough that the rest of the log absorbs a burst while user space wakes up and drains.

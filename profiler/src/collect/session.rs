@@ -429,10 +429,10 @@ impl Trace {
                 s.observe(batch);
             }
             match batch {
-                aggregate::Batch::Slots(_) if names => batch.each_call(|call| {
-                    if named != Some(call.tgid) {
-                        comms.see(call.tgid);
-                        named = Some(call.tgid);
+                aggregate::Batch::Slots(_) if names => batch.each_caller(|tgid| {
+                    if named != Some(tgid) {
+                        comms.see(tgid);
+                        named = Some(tgid);
                     }
                 }),
                 aggregate::Batch::Slots(_) => {}
