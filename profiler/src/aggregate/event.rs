@@ -170,6 +170,21 @@ pub fn slot_width(w: &Slot) -> usize {
     }
 }
 
+/// Calls `f` with the process (tgid) of each call of `slots`, once for a run of calls
+/// from one process: a look at two words of each slot.
+pub fn each_caller(slots: &[Slot], mut f: impl FnMut(u32)) {
+    // No process has this id (pids are below 2^22).
+    let mut last = u32::MAX;
+    for w in slots {
+        let tgid = w[3] as u32;
+        // Only a call's first slot has one of these kinds.
+        if tgid != last && matches!(w[0] as u8, kind::CALL | kind::CALL_SWITCHED) {
+            f(tgid);
+            last = tgid;
+        }
+    }
+}
+
 impl<'a> Batch<'a> {
     /// How many events or slots.
     pub(crate) fn len(&self) -> usize {
@@ -215,33 +230,6 @@ impl<'a> Batch<'a> {
                         kernel: st.kernel,
                     });
                 (Record::Call(call, anatomy, stack), next)
-            }
-        }
-    }
-
-    /// Calls `f` with the process (tgid) of each call, once for a run of calls from one
-    /// process: for the slots, a look at two words of each.
-    pub fn each_caller(self, mut f: impl FnMut(u32)) {
-        // No process has this id (pids are below 2^22).
-        let mut last = u32::MAX;
-        match self {
-            Batch::Slots(slots) => {
-                for w in slots {
-                    let tgid = w[3] as u32;
-                    // Only a call's first slot has one of these kinds.
-                    if tgid != last && matches!(w[0] as u8, kind::CALL | kind::CALL_SWITCHED) {
-                        f(tgid);
-                        last = tgid;
-                    }
-                }
-            }
-            Batch::Events(events) => {
-                for (call, _) in events.iter().filter_map(Event::as_call) {
-                    if call.tgid != last {
-                        f(call.tgid);
-                        last = call.tgid;
-                    }
-                }
             }
         }
     }

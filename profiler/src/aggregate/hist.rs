@@ -131,21 +131,35 @@ impl Full {
 
     #[inline]
     fn record(&mut self, v: u64) {
-        if v < DENSE as u64 {
-            let dense = self.dense.get_or_insert_with(|| Box::new([0; DENSE]));
-            let c = &mut dense[v as usize];
-            *c += 1;
-            self.pending += 1;
-            if *c == u32::MAX {
-                let n = std::mem::take(c);
-                self.pending -= u64::from(n);
+        self.record_all(std::iter::once(v));
+    }
+
+    /// Records every value of `values` (each clamped to [`MAX_TRACKED_NS`]), keeping the
+    /// count of fast values in a register over the run.
+    #[inline]
+    fn record_all(&mut self, values: impl Iterator<Item = u64>) {
+        let dense = self.dense.get_or_insert_with(|| Box::new([0; DENSE]));
+        // Added to `pending` at the end, so it may wrap below zero meanwhile (a count
+        // spilled to the histogram can be older than the run).
+        let mut pending: u64 = 0;
+        for ns in values {
+            let v = ns.min(MAX_TRACKED_NS);
+            if v < DENSE as u64 {
+                let c = &mut dense[v as usize];
+                *c += 1;
+                pending = pending.wrapping_add(1);
+                if *c == u32::MAX {
+                    let n = std::mem::take(c);
+                    pending = pending.wrapping_sub(u64::from(n));
+                    // Cannot fail: auto-resize is on and the value is clamped.
+                    let _ = self.h.record_n(v, u64::from(n));
+                }
+            } else {
                 // Cannot fail: auto-resize is on and the value is clamped.
-                let _ = self.h.record_n(v, u64::from(n));
+                let _ = self.h.record(v);
             }
-        } else {
-            // Cannot fail: auto-resize is on and the value is clamped.
-            let _ = self.h.record(v);
         }
+        self.pending = self.pending.wrapping_add(pending);
     }
 
     /// The histogram with every count.
@@ -249,28 +263,7 @@ impl LatencyHist {
             }
             return;
         };
-        let dense = f.dense.get_or_insert_with(|| Box::new([0; DENSE]));
-        // Added to `f.pending` at the end, so it may wrap below zero meanwhile (a count
-        // spilled to the histogram can be older than the run).
-        let mut pending: u64 = 0;
-        for ns in values {
-            let v = ns.min(MAX_TRACKED_NS);
-            if v < DENSE as u64 {
-                let c = &mut dense[v as usize];
-                *c += 1;
-                pending = pending.wrapping_add(1);
-                if *c == u32::MAX {
-                    let n = std::mem::take(c);
-                    pending = pending.wrapping_sub(u64::from(n));
-                    // Cannot fail: auto-resize is on and the value is clamped.
-                    let _ = f.h.record_n(v, u64::from(n));
-                }
-            } else {
-                // Cannot fail: auto-resize is on and the value is clamped.
-                let _ = f.h.record(v);
-            }
-        }
-        f.pending = f.pending.wrapping_add(pending);
+        f.record_all(values);
     }
 
     /// Records `n` calls of `ns` nanoseconds at once.

@@ -11,7 +11,7 @@ mod series;
 mod snapshot;
 pub mod stacks;
 
-pub use event::{Batch, Event, Slot, StackRef, comm_name, slot_width};
+pub use event::{Batch, Event, Slot, StackRef, comm_name, each_caller, slot_width};
 #[cfg(test)]
 pub use event::{anatomy_slot, call_slot, stack_slot};
 pub use fold::{Aggregator, DEFAULT_MAX_KEYS, GroupBy, OTHER_KEY};

@@ -429,7 +429,7 @@ impl Trace {
                 s.observe(batch);
             }
             match batch {
-                aggregate::Batch::Slots(_) if names => batch.each_caller(|tgid| {
+                aggregate::Batch::Slots(slots) if names => aggregate::each_caller(slots, |tgid| {
                     if named != Some(tgid) {
                         comms.see(tgid);
                         named = Some(tgid);
